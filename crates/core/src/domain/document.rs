@@ -1,0 +1,193 @@
+//! A document: one file that came through a door, and what the pipeline decided about it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{ContentType, DocumentId, FileName, Owner, Sha256, Tags};
+
+/// Where a document is in the pipeline. The data each state needs travels with it: a duplicate
+/// always says which document holds its bytes, a rejection always says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    /// Arrived at a door; not yet verified.
+    Received,
+    /// Verified and stored under `blobs/sha256/<hex>`.
+    Accepted,
+    /// The same owner already has a document with the same bytes.
+    Duplicate { duplicate_of: DocumentId },
+    /// Refused by the intake policy.
+    Rejected { rejection: Rejection },
+    /// Deleted by its owner; its blob is removed downstream once nothing references it.
+    Deleted {
+        #[serde(with = "time::serde::rfc3339")]
+        deleted_at: OffsetDateTime,
+    },
+}
+
+impl Status {
+    pub fn kind(&self) -> StatusKind {
+        match self {
+            Status::Received => StatusKind::Received,
+            Status::Accepted => StatusKind::Accepted,
+            Status::Duplicate { .. } => StatusKind::Duplicate,
+            Status::Rejected { .. } => StatusKind::Rejected,
+            Status::Deleted { .. } => StatusKind::Deleted,
+        }
+    }
+}
+
+/// The status without its data: for filters and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusKind {
+    Received,
+    Accepted,
+    Duplicate,
+    Rejected,
+    Deleted,
+}
+
+impl StatusKind {
+    pub const ALL: [StatusKind; 5] = [
+        StatusKind::Received,
+        StatusKind::Accepted,
+        StatusKind::Duplicate,
+        StatusKind::Rejected,
+        StatusKind::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusKind::Received => "received",
+            StatusKind::Accepted => "accepted",
+            StatusKind::Duplicate => "duplicate",
+            StatusKind::Rejected => "rejected",
+            StatusKind::Deleted => "deleted",
+        }
+    }
+}
+
+impl fmt::Display for StatusKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StatusKind {
+    type Err = crate::Invalid;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StatusKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            crate::Invalid::new("status", "must be one of received, accepted, duplicate, rejected, deleted")
+        })
+    }
+}
+
+/// Why the policy refused a document: a stable code for machines, a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub code: RejectionCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    TypeNotAccepted,
+    TypeMismatch,
+    TooLarge,
+    Empty,
+    Unreadable,
+}
+
+/// Which door a document came through, with what that door knows about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    Http,
+    S3 { key: String },
+    Email { sender: String, subject: Option<String>, message_id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    pub id: DocumentId,
+    pub owner: Owner,
+    pub name: FileName,
+    /// What the sender said the type is.
+    pub declared_type: Option<ContentType>,
+    /// What the bytes say the type is, once sniffed.
+    pub content_type: Option<ContentType>,
+    pub size: Option<u64>,
+    pub sha256: Option<Sha256>,
+    #[serde(default)]
+    pub tags: Tags,
+    pub source: Source,
+    #[serde(flatten)]
+    pub status: Status,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Bumped on every change; writes are conditional on it, so concurrent updates cannot be lost.
+    pub version: u64,
+}
+
+impl Document {
+    pub fn is_deleted(&self) -> bool {
+        matches!(self.status, Status::Deleted { .. })
+    }
+}
+
+/// A change an owner asks for through the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentPatch {
+    pub name: Option<FileName>,
+    pub tags: Option<Tags>,
+}
+
+/// Per-owner counts of documents and bytes by status, kept by the stream function.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub by_status: BTreeMap<StatusKind, StatusCounts>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn status_is_flat_in_json_and_round_trips() {
+        let at = datetime!(2026-11-27 10:00 UTC);
+        let doc = Document {
+            id: DocumentId::from_parts(at, 7),
+            owner: "acme".parse().unwrap(),
+            name: FileName::sanitize("a.pdf").unwrap(),
+            declared_type: Some("application/pdf".parse().unwrap()),
+            content_type: None,
+            size: Some(3),
+            sha256: Some(Sha256::of(b"abc")),
+            tags: Tags::parse(["x"]).unwrap(),
+            source: Source::Http,
+            status: Status::Duplicate { duplicate_of: DocumentId::from_parts(at, 1) },
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        };
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["status"], "duplicate");
+        assert_eq!(json["duplicate_of"], DocumentId::from_parts(at, 1).to_string());
+        assert_eq!(json["source"]["kind"], "http");
+        assert_eq!(serde_json::from_value::<Document>(json).unwrap(), doc);
+    }
+}

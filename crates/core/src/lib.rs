@@ -1,0 +1,14 @@
+//! intake's core: what a document is, what the intake policy allows, and what each door may do
+//! with the catalog and the blob store. It knows nothing of AWS or Lambda: adapters implement
+//! the [`ports`], functions call the [`service`].
+
+pub mod domain;
+pub mod error;
+pub mod memory;
+pub mod policy;
+pub mod ports;
+pub mod service;
+
+pub use domain::*;
+pub use error::{Error, Invalid};
+pub use policy::Policy;

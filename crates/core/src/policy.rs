@@ -1,0 +1,422 @@
+//! The intake policy: what the pipeline accepts, from whom, and what happens to the rest.
+//! Operators write it as TOML (`shared/policy.toml`, shipped in the Lambda layer under `/opt`);
+//! it is parsed once at start-up into a typed value, and any mistake is reported with the name
+//! of the field.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::{ContentType, Owner, Rejection, RejectionCode};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub limits: Limits,
+    pub types: TypeRules,
+    pub rejected: OnReject,
+    pub mail: MailPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_bytes: u64,
+    pub min_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeRules {
+    /// `type/subtype`, `type/*` or `*/*`.
+    pub accepted: Vec<String>,
+    pub on_mismatch: OnMismatch,
+}
+
+/// When the declared type and the type sniffed from the bytes disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMismatch {
+    Reject,
+    /// Catalogue the document under the sniffed type (still subject to `accepted`).
+    TrustContent,
+}
+
+/// What happens to the bytes of a rejected document (its catalog record is always kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnReject {
+    Quarantine,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Spam,
+    Virus,
+    Spf,
+    Dkim,
+    Dmarc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailPolicy {
+    /// Verdicts that must be `PASS` for a message to be ingested.
+    pub require: BTreeSet<Verdict>,
+    pub max_message_bytes: u64,
+    pub max_attachments: u32,
+    pub max_depth: u32,
+    pub routes: Vec<MailRoute>,
+}
+
+/// Mail to `recipient` belongs to `owner`, optionally only from some senders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailRoute {
+    /// `user@domain` or `*@domain`, case-insensitive.
+    pub recipient: String,
+    pub owner: Owner,
+    /// Empty means any sender.
+    pub senders: Vec<String>,
+}
+
+/// A policy that cannot be used, naming the file and field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid intake policy: `{}`: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+impl Policy {
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            field: path.display().to_string(),
+            message: format!("cannot read the policy file: {e}"),
+        })?;
+        Self::from_toml(&text)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        let raw: raw::PolicyFile = toml::from_str(text).map_err(|e| PolicyError {
+            field: e.span().map(|s| field_at(text, s.start)).unwrap_or_else(|| "(document)".into()),
+            message: e.message().to_owned(),
+        })?;
+        raw.validate()
+    }
+
+    pub fn accepts_type(&self, ct: &ContentType) -> bool {
+        self.types.accepted.iter().any(|p| ct.matches(p))
+    }
+
+    /// The checks that can be made before the bytes are read: at the door, from what the
+    /// sender declares. The s3 function applies the full policy to the bytes.
+    pub fn check_declared(&self, declared: Option<&ContentType>, size: Option<u64>) -> Result<(), Rejection> {
+        if let Some(size) = size {
+            if size > self.limits.max_bytes {
+                return Err(Rejection {
+                    code: RejectionCode::TooLarge,
+                    message: format!("{size} bytes exceeds the limit of {} bytes", self.limits.max_bytes),
+                });
+            }
+            if size < self.limits.min_bytes {
+                return Err(Rejection {
+                    code: RejectionCode::Empty,
+                    message: format!("{size} bytes is below the minimum of {} bytes", self.limits.min_bytes),
+                });
+            }
+        }
+        match declared {
+            Some(ct) if !self.accepts_type(ct) => Err(Rejection {
+                code: RejectionCode::TypeNotAccepted,
+                message: format!("{ct} is not an accepted type"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The owner of mail to any of `recipients` from `sender`, by the first matching route.
+    pub fn mail_owner<'a>(&self, recipients: impl IntoIterator<Item = &'a str>, sender: &str) -> Option<&Owner> {
+        let recipients: Vec<&str> = recipients.into_iter().collect();
+        self.mail.routes.iter().find_map(|route| {
+            let to_us = recipients.iter().any(|r| address_matches(&route.recipient, r));
+            let from_ok = route.senders.is_empty() || route.senders.iter().any(|p| address_matches(p, sender));
+            (to_us && from_ok).then_some(&route.owner)
+        })
+    }
+}
+
+fn address_matches(pattern: &str, address: &str) -> bool {
+    match pattern.strip_prefix("*@") {
+        Some(domain) => address
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)),
+        None => pattern.eq_ignore_ascii_case(address),
+    }
+}
+
+/// The dotted path of the key or table header on the line of `offset`, for error messages.
+fn field_at(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let table = before
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('[').map(|t| t.trim_matches(|c| c == '[' || c == ']').trim()))
+        .last();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| !k.starts_with('['));
+    match (table, key) {
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (None, Some(k)) => k.to_owned(),
+        (Some(t), None) => t.to_owned(),
+        (None, None) => "(document)".into(),
+    }
+}
+
+/// A size in bytes, written as a number or as "25 MiB", "500 KB", "1 GiB".
+fn parse_size(raw: &raw::Size, field: &str) -> Result<u64, PolicyError> {
+    let err = |m: &str| PolicyError { field: field.into(), message: m.into() };
+    match raw {
+        raw::Size::Bytes(n) => u64::try_from(*n).map_err(|_| err("must not be negative")),
+        raw::Size::Text(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let (num, unit) = s.split_at(split);
+            let n: u64 = num.parse().map_err(|_| err("must be a number of bytes or a size like \"25 MiB\""))?;
+            let mult: u64 = match unit.trim() {
+                "" | "B" => 1,
+                "KB" => 1_000,
+                "MB" => 1_000_000,
+                "GB" => 1_000_000_000,
+                "KiB" => 1 << 10,
+                "MiB" => 1 << 20,
+                "GiB" => 1 << 30,
+                other => return Err(err(&format!("unknown unit `{other}` (use B, KB, MB, GB, KiB, MiB or GiB)"))),
+            };
+            n.checked_mul(mult).ok_or_else(|| err("is too large"))
+        }
+    }
+}
+
+mod raw {
+    //! The file as written; `validate` turns it into a `Policy`.
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum Size {
+        Bytes(i64),
+        Text(String),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PolicyFile {
+        limits: LimitsFile,
+        types: TypesFile,
+        rejected: RejectedFile,
+        #[serde(default)]
+        mail: MailFile,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct LimitsFile {
+        max_size: Size,
+        #[serde(default)]
+        min_size: Option<Size>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TypesFile {
+        accepted: Vec<String>,
+        on_mismatch: OnMismatch,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RejectedFile {
+        action: OnReject,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct MailFile {
+        #[serde(default)]
+        require: BTreeSet<Verdict>,
+        max_message_size: Option<Size>,
+        max_attachments: Option<u32>,
+        max_depth: Option<u32>,
+        #[serde(default)]
+        routes: Vec<RouteFile>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RouteFile {
+        recipient: String,
+        owner: String,
+        #[serde(default)]
+        senders: Vec<String>,
+    }
+
+    fn check_address_pattern(p: &str, field: String) -> Result<String, PolicyError> {
+        let ok = match p.rsplit_once('@') {
+            Some((local, domain)) => !local.is_empty() && !domain.is_empty() && !domain.contains('*') && (local == "*" || !local.contains('*')),
+            None => false,
+        };
+        if ok {
+            Ok(p.to_owned())
+        } else {
+            Err(PolicyError { field, message: format!("`{p}` must be `user@domain` or `*@domain`") })
+        }
+    }
+
+    impl PolicyFile {
+        pub fn validate(self) -> Result<Policy, PolicyError> {
+            let max_bytes = parse_size(&self.limits.max_size, "limits.max_size")?;
+            let min_bytes = match &self.limits.min_size {
+                Some(s) => parse_size(s, "limits.min_size")?,
+                None => 1,
+            };
+            if max_bytes == 0 || min_bytes > max_bytes {
+                return Err(PolicyError {
+                    field: "limits.max_size".into(),
+                    message: "must be positive and at least limits.min_size".into(),
+                });
+            }
+            if self.types.accepted.is_empty() {
+                return Err(PolicyError { field: "types.accepted".into(), message: "must list at least one type".into() });
+            }
+            for (i, p) in self.types.accepted.iter().enumerate() {
+                let valid = match p.split_once('/') {
+                    Some(("*", "*")) => true,
+                    Some((top, "*")) => top.parse::<ContentType>().is_err() && format!("{top}/x").parse::<ContentType>().is_ok(),
+                    _ => p.parse::<ContentType>().is_ok_and(|ct| ct.as_str() == p.to_ascii_lowercase()),
+                };
+                if !valid {
+                    return Err(PolicyError {
+                        field: format!("types.accepted[{i}]"),
+                        message: format!("`{p}` must be `type/subtype`, `type/*` or `*/*`"),
+                    });
+                }
+            }
+            let mut routes = Vec::with_capacity(self.mail.routes.len());
+            for (i, r) in self.mail.routes.into_iter().enumerate() {
+                let owner = r.owner.parse::<Owner>().map_err(|e| PolicyError {
+                    field: format!("mail.routes[{i}].owner"),
+                    message: e.message,
+                })?;
+                let recipient = check_address_pattern(&r.recipient, format!("mail.routes[{i}].recipient"))?;
+                let senders = r
+                    .senders
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| check_address_pattern(s, format!("mail.routes[{i}].senders[{j}]")))
+                    .collect::<Result<_, _>>()?;
+                routes.push(MailRoute { recipient, owner, senders });
+            }
+            let max_message_bytes = match &self.mail.max_message_size {
+                Some(s) => parse_size(s, "mail.max_message_size")?,
+                None => 40 << 20,
+            };
+            Ok(Policy {
+                limits: Limits { max_bytes, min_bytes },
+                types: TypeRules { accepted: self.types.accepted, on_mismatch: self.types.on_mismatch },
+                rejected: self.rejected.action,
+                mail: MailPolicy {
+                    require: self.mail.require,
+                    max_message_bytes,
+                    max_attachments: self.mail.max_attachments.unwrap_or(20),
+                    max_depth: self.mail.max_depth.unwrap_or(8),
+                    routes,
+                },
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../../shared/policy.toml");
+
+    #[test]
+    fn the_shipped_policy_is_valid() {
+        let p = Policy::from_toml(SHIPPED).unwrap();
+        assert!(p.accepts_type(&"application/pdf".parse().unwrap()));
+        assert!(p.limits.max_bytes >= 1 << 20);
+    }
+
+    #[test]
+    fn sizes_accept_units() {
+        let p = Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = \"2 KiB\"")).unwrap();
+        assert_eq!(p.limits.max_bytes, 2048);
+        let p = Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = 5000")).unwrap();
+        assert_eq!(p.limits.max_bytes, 5000);
+    }
+
+    #[test]
+    fn a_typo_names_the_field() {
+        let e = Policy::from_toml(&SHIPPED.replace("max_size =", "max_sise =")).unwrap_err();
+        assert!(e.message.contains("max_sise"), "{e}");
+        assert!(e.field.starts_with("limits"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_field() {
+        let e = Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = \"100 parsecs\"")).unwrap_err();
+        assert_eq!(e.field, "limits.max_size");
+        let e = Policy::from_toml(&SHIPPED.replace("action = \"quarantine\"", "action = \"shred\"")).unwrap_err();
+        assert_eq!(e.field, "rejected.action", "{e}");
+        let e = Policy::from_toml(&SHIPPED.replace("\"application/pdf\"", "\"pdf\"")).unwrap_err();
+        assert!(e.field.starts_with("types.accepted["), "{e}");
+    }
+
+    #[test]
+    fn declared_type_and_size_are_checked() {
+        let p = Policy::from_toml(SHIPPED).unwrap();
+        let exe: ContentType = "application/x-msdownload".parse().unwrap();
+        assert_eq!(p.check_declared(Some(&exe), Some(10)).unwrap_err().code, RejectionCode::TypeNotAccepted);
+        assert_eq!(p.check_declared(None, Some(u64::MAX)).unwrap_err().code, RejectionCode::TooLarge);
+        assert_eq!(p.check_declared(None, Some(0)).unwrap_err().code, RejectionCode::Empty);
+        assert!(p.check_declared(Some(&"image/png".parse().unwrap()), Some(10)).is_ok());
+    }
+
+    #[test]
+    fn mail_routes_map_recipients_and_restrict_senders() {
+        let p = Policy::from_toml(
+            r#"
+            [limits]
+            max_size = 100
+            [types]
+            accepted = ["*/*"]
+            on_mismatch = "reject"
+            [rejected]
+            action = "delete"
+            [mail]
+            require = ["virus", "spam"]
+            [[mail.routes]]
+            recipient = "invoices@in.example.com"
+            owner = "acme"
+            senders = ["*@acme.com"]
+            [[mail.routes]]
+            recipient = "*@in.example.com"
+            owner = "catchall"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(p.mail_owner(["INVOICES@in.example.com"], "bob@acme.com").unwrap().as_str(), "acme");
+        assert_eq!(p.mail_owner(["invoices@in.example.com"], "eve@evil.com").unwrap().as_str(), "catchall");
+        assert!(p.mail_owner(["x@elsewhere.com"], "bob@acme.com").is_none());
+        assert!(p.mail.require.contains(&Verdict::Virus));
+    }
+}

@@ -1,0 +1,371 @@
+//! The use cases of the HTTP door (and of the operator CLI), written against the ports.
+//! Each method takes an authenticated [`Owner`]; a document of another owner is reported as
+//! not found, never as forbidden, so ids of other tenants cannot be probed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+use crate::ports::*;
+use crate::{
+    ApiToken, ContentType, Document, DocumentId, DocumentPatch, Error, EventType, FileName, Invalid, ObjectKey, Owner,
+    Policy, Rejection, RejectionCode, Sha256, Source, Stats, Status, Tags, TokenId, TokenRecord, Webhook, WebhookId,
+    WebhookSecret, WebhookUrl,
+};
+
+/// Deployment settings the use cases depend on (not policy: these are about the door).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest body `POST /v1/documents` takes; larger files go through `POST /v1/uploads`.
+    /// An ALB hands a Lambda at most 1 MB, including headers and base64 overhead.
+    pub inline_upload_limit: u64,
+    pub upload_url_ttl: Duration,
+    pub download_url_ttl: Duration,
+    /// Allow webhooks to plain-HTTP, loopback and private addresses (local runs only).
+    pub allow_private_webhooks: bool,
+    pub max_webhooks_per_owner: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            inline_upload_limit: 700 * 1024,
+            upload_url_ttl: Duration::from_secs(15 * 60),
+            download_url_ttl: Duration::from_secs(5 * 60),
+            allow_private_webhooks: false,
+            max_webhooks_per_owner: 10,
+        }
+    }
+}
+
+pub struct Intake<C, B> {
+    pub catalog: C,
+    pub blobs: B,
+    pub policy: Arc<Policy>,
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdSource>,
+}
+
+/// A body sent to `POST /v1/documents`.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub body: Bytes,
+    pub name: Option<String>,
+    pub content_type: Option<ContentType>,
+    pub tags: Tags,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// An announced upload for `POST /v1/uploads`: the bytes follow through a presigned PUT.
+#[derive(Debug, Clone)]
+pub struct UploadIntent {
+    pub name: Option<String>,
+    pub content_type: Option<ContentType>,
+    pub size: Option<u64>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub document: Document,
+    /// The same idempotency key was used before with the same bytes: nothing new was created.
+    pub replayed: bool,
+}
+
+/// A client-chosen key that makes retrying `POST /v1/documents` safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl std::str::FromStr for IdempotencyKey {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
+        if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Invalid::new("Idempotency-Key", "must be 1-255 visible ASCII characters"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<EventType>,
+}
+
+impl<C: Catalog, B: BlobStore> Intake<C, B> {
+    fn new_document_id(&self) -> DocumentId {
+        DocumentId::from_parts(self.clock.now(), self.ids.random_bits())
+    }
+
+    /// The owner a bearer token belongs to.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Owner, Error> {
+        let hash = ApiToken::presented(bearer).hash();
+        match self.catalog.find_token(&hash).await? {
+            Some(record) => Ok(record.owner),
+            None => Err(Error::Unauthenticated),
+        }
+    }
+
+    /// Takes a small file through the HTTP door: records it as `received` and writes its bytes
+    /// under `incoming/`, where the s3 function verifies and catalogues it.
+    pub async fn submit(&self, owner: &Owner, upload: Upload) -> Result<Submitted, Error> {
+        let size = upload.body.len() as u64;
+        let limit = self.settings.inline_upload_limit.min(self.policy.limits.max_bytes);
+        if size > limit {
+            return Err(Error::TooLarge { size, limit });
+        }
+        self.policy
+            .check_declared(upload.content_type.as_ref(), Some(size))
+            .map_err(|r| door_error(r, Some(size), limit))?;
+        let sha256 = Sha256::of(&upload.body);
+        let now = self.clock.now();
+
+        let mut id = self.new_document_id();
+        let mut replayed = false;
+        if let Some(key) = &upload.idempotency_key {
+            let claim = IdempotencyRecord { owner: owner.clone(), key: key.0.clone(), document_id: id, sha256, created_at: now };
+            if let Some(first) = self.catalog.claim_idempotency_key(&claim).await? {
+                if first.sha256 != sha256 {
+                    return Err(Error::Conflict("Idempotency-Key was already used with a different body".into()));
+                }
+                id = first.document_id;
+                replayed = true;
+            }
+        }
+
+        let document = Document {
+            id,
+            owner: owner.clone(),
+            name: name_or_unnamed(upload.name.as_deref()),
+            declared_type: upload.content_type,
+            content_type: None,
+            size: Some(size),
+            sha256: Some(sha256),
+            tags: upload.tags,
+            source: Source::Http,
+            status: Status::Received,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let document = match self.catalog.insert_document(&document).await {
+            Ok(()) => document,
+            // A retry of a request that got this far before: carry on with what is stored.
+            Err(StoreError::ConditionFailed) if replayed => {
+                self.catalog.get_document(&id).await?.ok_or(Error::Conflict("retry the request".into()))?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Until the s3 function has moved the document on, (re)writing the same bytes to the same
+        // key is harmless, and it completes an earlier attempt that failed after the catalog write.
+        if document.status == Status::Received {
+            let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
+            self.blobs.put(&key, upload.body, &ObjectMeta::for_document(&document)).await?;
+        }
+        Ok(Submitted { document, replayed })
+    }
+
+    /// Announces a large file: records it as `received` and returns a presigned PUT for its bytes.
+    pub async fn start_upload(&self, owner: &Owner, intent: UploadIntent) -> Result<(Document, PresignedRequest), Error> {
+        let limit = self.policy.limits.max_bytes;
+        self.policy
+            .check_declared(intent.content_type.as_ref(), intent.size)
+            .map_err(|r| door_error(r, intent.size, limit))?;
+        let now = self.clock.now();
+        let document = Document {
+            id: self.new_document_id(),
+            owner: owner.clone(),
+            name: name_or_unnamed(intent.name.as_deref()),
+            declared_type: intent.content_type,
+            content_type: None,
+            size: None,
+            sha256: None,
+            tags: intent.tags,
+            source: Source::Http,
+            status: Status::Received,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.catalog.insert_document(&document).await?;
+        let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
+        let meta = ObjectMeta::for_document(&document);
+        let request = self.blobs.presign_put(&key, &meta, self.settings.upload_url_ttl).await?;
+        Ok((document, request))
+    }
+
+    pub async fn list(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, Error> {
+        if query.limit == 0 || query.limit > ListQuery::MAX_LIMIT {
+            return Err(Invalid::new("limit", format!("must be between 1 and {}", ListQuery::MAX_LIMIT)).into());
+        }
+        if let (Some(since), Some(until)) = (query.since, query.until) {
+            if since > until {
+                return Err(Invalid::new("since", "must not be after `until`").into());
+            }
+        }
+        Ok(self.catalog.list_documents(owner, query).await?)
+    }
+
+    /// A live document of `owner`.
+    pub async fn get(&self, owner: &Owner, id: &DocumentId) -> Result<Document, Error> {
+        match self.catalog.get_document(id).await? {
+            Some(doc) if &doc.owner == owner && !doc.is_deleted() => Ok(doc),
+            _ => Err(Error::NotFound("document")),
+        }
+    }
+
+    /// A short-lived link to the document's bytes.
+    pub async fn download(&self, owner: &Owner, id: &DocumentId) -> Result<PresignedRequest, Error> {
+        let doc = self.get(owner, id).await?;
+        let sha = match (&doc.status, doc.sha256) {
+            (Status::Accepted | Status::Duplicate { .. }, Some(sha)) => sha,
+            (Status::Rejected { rejection }, _) => {
+                return Err(Error::Conflict(format!("the document was rejected: {}", rejection.message)));
+            }
+            _ => return Err(Error::Conflict("the document is still being processed; retry shortly".into())),
+        };
+        let download = DownloadAs { name: doc.name.clone(), content_type: doc.content_type.clone().or(doc.declared_type.clone()) };
+        Ok(self.blobs.presign_get(&ObjectKey::blob(&sha), &download, self.settings.download_url_ttl).await?)
+    }
+
+    pub async fn update(&self, owner: &Owner, id: &DocumentId, patch: DocumentPatch) -> Result<Document, Error> {
+        self.modify(owner, id, |doc, _| {
+            let mut changed = false;
+            if let Some(name) = &patch.name {
+                changed |= &doc.name != name;
+                doc.name = name.clone();
+            }
+            if let Some(tags) = &patch.tags {
+                changed |= &doc.tags != tags;
+                doc.tags = tags.clone();
+            }
+            changed
+        })
+        .await
+    }
+
+    /// Soft delete: the document becomes `deleted`; its blob is removed downstream once no live
+    /// document references it. Deleting twice succeeds.
+    pub async fn delete(&self, owner: &Owner, id: &DocumentId) -> Result<(), Error> {
+        match self.catalog.get_document(id).await? {
+            Some(doc) if &doc.owner == owner && doc.is_deleted() => return Ok(()),
+            _ => {}
+        }
+        self.modify(owner, id, |doc, now| {
+            doc.status = Status::Deleted { deleted_at: now };
+            true
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Read, change, write conditionally on the version read; a few retries absorb concurrent
+    /// writers (the s3 function, another API call) without losing either change.
+    async fn modify(
+        &self,
+        owner: &Owner,
+        id: &DocumentId,
+        change: impl Fn(&mut Document, OffsetDateTime) -> bool,
+    ) -> Result<Document, Error> {
+        for _ in 0..3 {
+            let mut doc = self.get(owner, id).await?;
+            let now = self.clock.now();
+            if !change(&mut doc, now) {
+                return Ok(doc);
+            }
+            let expected = doc.version;
+            doc.version += 1;
+            doc.updated_at = now;
+            match self.catalog.replace_document(&doc, expected).await {
+                Ok(()) => return Ok(doc),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict("the document is being changed concurrently; retry".into()))
+    }
+
+    pub async fn stats(&self, owner: &Owner) -> Result<Stats, Error> {
+        Ok(self.catalog.get_stats(owner).await?)
+    }
+
+    /// Registers a webhook; the returned value holds its signing secret, shown only now.
+    pub async fn create_webhook(&self, owner: &Owner, new: NewWebhook) -> Result<Webhook, Error> {
+        let url = WebhookUrl::parse(&new.url, self.settings.allow_private_webhooks)?;
+        let existing = self.catalog.list_webhooks(owner).await?;
+        if existing.len() >= self.settings.max_webhooks_per_owner {
+            return Err(Error::Conflict(format!(
+                "an owner may register at most {} webhooks",
+                self.settings.max_webhooks_per_owner
+            )));
+        }
+        let mut events = new.events;
+        events.sort();
+        events.dedup();
+        let hook = Webhook {
+            id: WebhookId::from_parts(self.clock.now(), self.ids.random_bits()),
+            owner: owner.clone(),
+            url,
+            events,
+            secret: WebhookSecret::from_bytes(self.ids.secret()),
+            created_at: self.clock.now(),
+        };
+        self.catalog.put_webhook(&hook).await?;
+        Ok(hook)
+    }
+
+    pub async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, Error> {
+        Ok(self.catalog.list_webhooks(owner).await?)
+    }
+
+    pub async fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> Result<(), Error> {
+        match self.catalog.delete_webhook(owner, id).await? {
+            true => Ok(()),
+            false => Err(Error::NotFound("webhook")),
+        }
+    }
+
+    /// Mints an API token for `owner`. The token is returned once; only its hash is stored.
+    pub async fn mint_token(&self, owner: &Owner, label: &str) -> Result<(TokenRecord, ApiToken), Error> {
+        if label.chars().count() > 100 || label.chars().any(char::is_control) {
+            return Err(Invalid::new("label", "must be at most 100 characters without control characters").into());
+        }
+        let token = ApiToken::from_secret(self.ids.secret());
+        let record = TokenRecord {
+            id: TokenId::from_parts(self.clock.now(), self.ids.random_bits()),
+            owner: owner.clone(),
+            hash: token.hash(),
+            label: label.to_owned(),
+            created_at: self.clock.now(),
+        };
+        self.catalog.put_token(&record).await?;
+        Ok((record, token))
+    }
+
+    pub async fn list_tokens(&self, owner: &Owner) -> Result<Vec<TokenRecord>, Error> {
+        Ok(self.catalog.list_tokens(owner).await?)
+    }
+
+    pub async fn revoke_token(&self, owner: &Owner, id: &TokenId) -> Result<(), Error> {
+        match self.catalog.delete_token(owner, id).await? {
+            true => Ok(()),
+            false => Err(Error::NotFound("token")),
+        }
+    }
+}
+
+fn name_or_unnamed(raw: Option<&str>) -> FileName {
+    raw.and_then(FileName::sanitize).unwrap_or_else(FileName::unnamed)
+}
+
+/// A policy refusal at the door, as an answer to the caller.
+fn door_error(r: Rejection, size: Option<u64>, limit: u64) -> Error {
+    match r.code {
+        RejectionCode::TooLarge => Error::TooLarge { size: size.unwrap_or_default(), limit },
+        RejectionCode::TypeNotAccepted | RejectionCode::TypeMismatch => Error::UnsupportedType(r.message),
+        RejectionCode::Empty | RejectionCode::Unreadable => Invalid::new("body", r.message).into(),
+    }
+}
