@@ -1,1 +1,28 @@
+//! intake's ports on AWS: the catalog on one DynamoDB table ([`DynamoCatalog`]) and the blob
+//! store on one S3 bucket ([`S3BlobStore`]). Clients are built by the caller, once per
+//! execution environment, and passed in.
 
+mod dynamo;
+mod error;
+mod s3;
+pub mod schema;
+
+pub use dynamo::DynamoCatalog;
+pub use s3::S3BlobStore;
+
+pub use aws_sdk_dynamodb;
+pub use aws_sdk_s3;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// An S3 client. Path-style addressing is for S3-compatible local servers (moto), which do not
+/// serve virtual-hosted buckets.
+pub fn s3_client(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(force_path_style).build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(sdk)
+}

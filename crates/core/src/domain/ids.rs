@@ -35,6 +35,11 @@ macro_rules! ulid_id {
                 Self::from_parts(at, 0)
             }
 
+            /// The id just before this one in sort order (for exclusive range bounds).
+            pub fn predecessor(&self) -> Option<Self> {
+                u128::from(self.0).checked_sub(1).map(|n| Self(Ulid::from(n)))
+            }
+
             /// The largest id that can be minted at `at` (for time-range queries).
             pub fn highest_at(at: OffsetDateTime) -> Self {
                 Self::from_parts(at, u128::MAX)
@@ -91,6 +96,7 @@ mod tests {
         assert!(a < b);
         assert!(a.to_string() < b.to_string());
         assert_eq!(b.created_at(), datetime!(2026-01-01 00:00:00.001 UTC));
+        assert!(b.predecessor().unwrap() < b && b.predecessor().unwrap() >= a);
     }
 
     #[test]

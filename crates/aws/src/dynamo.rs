@@ -1,0 +1,355 @@
+//! The catalog on one DynamoDB table (layout in [`crate::schema`]). Items are (de)serialised
+//! with `serde_dynamo` from the core's own types; the adapter only adds the key attributes.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use intake_core::ports::{
+    Documents, Idempotency, IdempotencyRecord, ListQuery, Page, StatsReader, StoreError, Tokens, Webhooks,
+};
+use intake_core::{
+    Document, DocumentId, Owner, Stats, StatusCounts, StatusKind, TokenHash, TokenId, TokenRecord, Webhook, WebhookId,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::store_error;
+use crate::schema::{ENTITY, GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How long an `Idempotency-Key` is remembered.
+const IDEMPOTENCY_TTL_SECS: i64 = 24 * 60 * 60;
+
+#[derive(Clone)]
+pub struct DynamoCatalog {
+    client: Client,
+    table: String,
+}
+
+impl DynamoCatalog {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get_item<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Every item of one kind for an owner, following pages.
+    async fn query_owned<T: DeserializeOwned>(&self, owner: &Owner, kind: &str) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", GSI1_PK)
+                .expression_attribute_values(":p", s(owned_key(owner, kind)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn owned_key(owner: &Owner, kind: &str) -> String {
+    format!("OWNER#{owner}#{kind}")
+}
+
+fn to_item<T: Serialize>(value: &T, keys: [(&str, String); 2]) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt {
+        key: keys[0].1.clone(),
+        message: e.to_string(),
+    })?;
+    for (name, value) in keys {
+        item.insert(name.to_owned(), s(value));
+    }
+    Ok(item)
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    let key = item.get(PK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt { key, message: e.to_string() })
+}
+
+fn document_item(doc: &Document) -> Result<Item, StoreError> {
+    let mut item = to_item(doc, [(PK, format!("DOC#{}", doc.id)), (SK, "DOC".into())])?;
+    item.insert(GSI1_PK.into(), s(owned_key(&doc.owner, "DOC")));
+    item.insert(GSI1_SK.into(), s(doc.id.to_string()));
+    item.insert(ENTITY.into(), s("document"));
+    Ok(item)
+}
+
+impl Documents for DynamoCatalog {
+    async fn get_document(&self, id: &DocumentId) -> Result<Option<Document>, StoreError> {
+        self.get_item(format!("DOC#{id}"), "DOC").await
+    }
+
+    async fn insert_document(&self, doc: &Document) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(document_item(doc)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn replace_document(&self, doc: &Document, expected_version: u64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(document_item(doc)?))
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Newest first. Filters run server-side, so a DynamoDB page may hold fewer matches than
+    /// asked for: pages are read until the page is full, and the cursor is the last document
+    /// *returned*, never DynamoDB's own position, so nothing is skipped or repeated.
+    async fn list_documents(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, StoreError> {
+        let want = usize::from(query.limit);
+        let low = query.since.map(|t| DocumentId::lowest_at(t).to_string()).unwrap_or_else(|| "0".into());
+        let mut high = query.until.map(DocumentId::highest_at);
+        if let Some(after) = query.after {
+            // Strictly older than the cursor: the key condition's upper bound, not a filter.
+            let Some(before_cursor) = after.predecessor() else {
+                return Ok(Page { items: Vec::new(), next: None });
+            };
+            high = Some(high.map_or(before_cursor, |h| h.min(before_cursor)));
+        }
+        // ULIDs are Crockford base32: "~" sorts after all of them.
+        let high = high.map(|h| h.to_string()).unwrap_or_else(|| "~".into());
+        if low > high {
+            return Ok(Page { items: Vec::new(), next: None });
+        }
+
+        let mut names = HashMap::from([("#p".to_owned(), GSI1_PK.to_owned()), ("#s".to_owned(), GSI1_SK.to_owned())]);
+        let mut values = HashMap::from([
+            (":p".to_owned(), s(owned_key(owner, "DOC"))),
+            (":lo".to_owned(), s(low)),
+            (":hi".to_owned(), s(high)),
+        ]);
+        let mut filters = Vec::new();
+        names.insert("#status".into(), "status".into());
+        match query.status {
+            Some(kind) => {
+                filters.push("#status = :status");
+                values.insert(":status".into(), s(kind.as_str()));
+            }
+            None => {
+                filters.push("#status <> :deleted");
+                values.insert(":deleted".into(), s(StatusKind::Deleted.as_str()));
+            }
+        }
+        if let Some(tag) = &query.tag {
+            filters.push("contains(#tags, :tag)");
+            names.insert("#tags".into(), "tags".into());
+            values.insert(":tag".into(), s(tag.as_str()));
+        }
+
+        let mut items: Vec<Document> = Vec::with_capacity(want + 1);
+        let mut start = None;
+        loop {
+            // One more than asked for tells whether there is a next page without reading it.
+            let remaining = (want + 1 - items.len()) as i32;
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .select(Select::AllAttributes)
+                .key_condition_expression("#p = :p AND #s BETWEEN :lo AND :hi")
+                .filter_expression(filters.join(" AND "))
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(false)
+                .limit(remaining.max(25))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in page.items.unwrap_or_default() {
+                items.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if items.len() > want || start.is_none() {
+                break;
+            }
+        }
+        let next = if items.len() > want {
+            items.truncate(want);
+            items.last().map(|d| d.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
+
+impl Idempotency for DynamoCatalog {
+    async fn claim_idempotency_key(&self, record: &IdempotencyRecord) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let pk = format!("IDEM#{}#{}", record.owner, record.key);
+        let mut item = to_item(record, [(PK, pk.clone()), (SK, "IDEM".into())])?;
+        let expires = record.created_at.unix_timestamp() + IDEMPOTENCY_TTL_SECS;
+        item.insert(TTL.into(), AttributeValue::N(expires.to_string()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await
+            .map_err(store_error);
+        match put {
+            Ok(_) => Ok(None),
+            Err(StoreError::ConditionFailed) => self.get_item(pk, "IDEM").await,
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Tokens for DynamoCatalog {
+    async fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let mut item = to_item(token, [(PK, format!("TOKEN#{}", token.hash)), (SK, "TOKEN".into())])?;
+        item.insert(GSI1_PK.into(), s(owned_key(&token.owner, "TOKEN")));
+        item.insert(GSI1_SK.into(), s(token.id.to_string()));
+        item.insert(ENTITY.into(), s("token"));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn find_token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.get_item(format!("TOKEN#{hash}"), "TOKEN").await
+    }
+
+    async fn list_tokens(&self, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
+        self.query_owned(owner, "TOKEN").await
+    }
+
+    async fn delete_token(&self, owner: &Owner, id: &TokenId) -> Result<bool, StoreError> {
+        let Some(token) = self.list_tokens(owner).await?.into_iter().find(|t| &t.id == id) else {
+            return Ok(false);
+        };
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("TOKEN#{}", token.hash)))
+            .key(SK, s("TOKEN"))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(true)
+    }
+}
+
+impl Webhooks for DynamoCatalog {
+    async fn put_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
+        let mut item = to_item(hook, [(PK, format!("WEBHOOK#{}", hook.id)), (SK, "WEBHOOK".into())])?;
+        item.insert(GSI1_PK.into(), s(owned_key(&hook.owner, "WEBHOOK")));
+        item.insert(GSI1_SK.into(), s(hook.id.to_string()));
+        item.insert(ENTITY.into(), s("webhook"));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+        self.query_owned(owner, "WEBHOOK").await
+    }
+
+    async fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> Result<bool, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("WEBHOOK#{id}")))
+            .key(SK, s("WEBHOOK"))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .send()
+            .await
+            .map_err(store_error);
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl StatsReader for DynamoCatalog {
+    /// Counters are flat numeric attributes (`accepted_documents`, `accepted_bytes`, ...) so the
+    /// stream function can bump them with one atomic `ADD`.
+    async fn get_stats(&self, owner: &Owner) -> Result<Stats, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("STATS#{owner}")))
+            .key(SK, s("STATS"))
+            .send()
+            .await
+            .map_err(store_error)?;
+        let item = out.item.unwrap_or_default();
+        let number = |name: String| -> u64 {
+            item.get(&name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).map_or(0, |n| n.max(0) as u64)
+        };
+        let by_status = StatusKind::ALL
+            .into_iter()
+            .map(|k| {
+                let counts = StatusCounts {
+                    documents: number(format!("{k}_documents")),
+                    bytes: number(format!("{k}_bytes")),
+                };
+                (k, counts)
+            })
+            .collect();
+        Ok(Stats { by_status })
+    }
+}
