@@ -1,1 +1,281 @@
+//! The HTTP door: intake's API as an ALB target. `Api::handle` turns one request into one
+//! response and never fails: every error becomes a JSON answer with the right status (see
+//! [`reply`]). Routing is in [`routes`]; the rules are in `intake-core`.
 
+pub mod reply;
+pub mod routes;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use intake_core::ports::{BlobStore, Catalog, ListQuery};
+use intake_core::service::{Intake, NewWebhook, Upload, UploadIntent};
+use intake_core::{ContentType, DocumentPatch, EventType, FileName, Invalid, Owner, Tags, Webhook};
+use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use percent_encoding::percent_decode_str;
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::reply::{ApiError, empty, json};
+use crate::routes::Route;
+
+/// The OpenAPI 3 description of this API, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+pub struct Api<C, B> {
+    intake: Intake<C, B>,
+}
+
+impl<C: Catalog, B: BlobStore> Api<C, B> {
+    pub fn new(intake: Intake<C, B>) -> Self {
+        Self { intake }
+    }
+
+    pub fn intake(&self) -> &Intake<C, B> {
+        &self.intake
+    }
+
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let response = self.dispatch(req).await.unwrap_or_else(ApiError::into_response);
+        let status = response.status().as_u16();
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        if status >= 500 {
+            tracing::error!(%method, %path, status, elapsed_ms, "request failed");
+        } else {
+            tracing::info!(%method, %path, status, elapsed_ms, "request");
+        }
+        response
+    }
+
+    async fn dispatch(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let route = routes::route(req.method(), req.uri().path())?;
+        match route {
+            // Unauthenticated and dependency-free: load balancer health checks hit it often.
+            Route::Health => return Ok(json(StatusCode::OK, &json!({ "status": "ok" }))),
+            Route::OpenApi => {
+                let mut resp = Response::new(Body::Text(OPENAPI.into()));
+                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                return Ok(resp);
+            }
+            _ => {}
+        }
+        let owner = self.authenticate(req.headers()).await?;
+        let app = &self.intake;
+        match route {
+            Route::Health | Route::OpenApi => unreachable!("answered above"),
+            Route::SubmitDocument => {
+                let upload = upload_from(&req)?;
+                let submitted = app.submit(&owner, upload).await?;
+                let doc = &submitted.document;
+                let url = format!("/v1/documents/{}", doc.id);
+                let mut resp = json(
+                    StatusCode::ACCEPTED,
+                    &json!({ "id": doc.id, "status": doc.status.kind(), "url": url, "document": doc }),
+                );
+                if let Ok(location) = HeaderValue::from_str(&url) {
+                    resp.headers_mut().insert(header::LOCATION, location);
+                }
+                if submitted.replayed {
+                    resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+                }
+                Ok(resp)
+            }
+            Route::StartUpload => {
+                let body: UploadBody = json_body(&req)?;
+                let intent = UploadIntent {
+                    name: body.name,
+                    content_type: body.content_type.as_deref().map(str::parse).transpose()?,
+                    size: body.size,
+                    tags: Tags::parse(body.tags.unwrap_or_default())?,
+                };
+                let (doc, upload) = app.start_upload(&owner, intent).await?;
+                let url = format!("/v1/documents/{}", doc.id);
+                Ok(json(StatusCode::CREATED, &json!({ "id": doc.id, "url": url, "document": doc, "upload": upload })))
+            }
+            Route::ListDocuments => {
+                let page = app.list(&owner, &list_query(&req)?).await?;
+                Ok(json(StatusCode::OK, &json!({ "items": page.items, "next_cursor": page.next })))
+            }
+            Route::GetDocument(id) => Ok(json(StatusCode::OK, &app.get(&owner, &id).await?)),
+            Route::DownloadDocument(id) => {
+                let link = app.download(&owner, &id).await?;
+                let mut resp = json(StatusCode::FOUND, &json!({ "url": link.url, "expires_at": link.expires_at }));
+                let location = HeaderValue::from_str(&link.url)
+                    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unusable download link"))?;
+                resp.headers_mut().insert(header::LOCATION, location);
+                Ok(resp)
+            }
+            Route::UpdateDocument(id) => {
+                let body: PatchBody = json_body(&req)?;
+                let patch = DocumentPatch {
+                    name: body
+                        .name
+                        .map(|n| FileName::sanitize(&n).ok_or_else(|| Invalid::new("name", "has no usable characters")))
+                        .transpose()?,
+                    tags: body.tags.map(Tags::parse).transpose()?,
+                };
+                Ok(json(StatusCode::OK, &app.update(&owner, &id, patch).await?))
+            }
+            Route::DeleteDocument(id) => {
+                app.delete(&owner, &id).await?;
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            Route::Stats => {
+                let stats = app.stats(&owner).await?;
+                Ok(json(StatusCode::OK, &json!({ "owner": owner, "by_status": stats.by_status })))
+            }
+            Route::ListWebhooks => {
+                let hooks = app.list_webhooks(&owner).await?;
+                let views: Vec<WebhookView> = hooks.iter().map(WebhookView::from).collect();
+                Ok(json(StatusCode::OK, &json!({ "items": views })))
+            }
+            Route::CreateWebhook => {
+                let body: WebhookBody = json_body(&req)?;
+                let hook = app.create_webhook(&owner, NewWebhook { url: body.url, events: body.events }).await?;
+                let mut view = serde_json::to_value(WebhookView::from(&hook)).unwrap_or_default();
+                // The only time the secret is shown.
+                view["secret"] = json!(hook.secret.reveal());
+                Ok(json(StatusCode::CREATED, &view))
+            }
+            Route::DeleteWebhook(id) => {
+                app.delete_webhook(&owner, &id).await?;
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+        }
+    }
+
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Owner, ApiError> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(intake_core::Error::Unauthenticated)?;
+        Ok(self.intake.authenticate(token).await?)
+    }
+}
+
+fn header_str<'a>(req: &'a Request, name: impl header::AsHeaderName) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A JSON body, or a 415/400 that says what is wrong with it.
+fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    if let Some(ct) = header_str(req, header::CONTENT_TYPE) {
+        if ct.parse::<ContentType>().map_or(true, |ct| ct.as_str() != "application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send this request's body as application/json",
+            ));
+        }
+    }
+    let bytes: &[u8] = req.body().as_ref();
+    let bytes = if bytes.is_empty() { b"{}".as_slice() } else { bytes };
+    serde_json::from_slice(bytes).map_err(ApiError::invalid_json)
+}
+
+/// The file name from `?name=` or `Content-Disposition` (`filename*` preferred, RFC 6266).
+fn upload_name(req: &Request) -> Option<String> {
+    if let Some(name) = req.query_string_parameters_ref().and_then(|q| q.first("name")) {
+        return Some(name.to_owned());
+    }
+    let disposition = header_str(req, header::CONTENT_DISPOSITION)?;
+    let params = disposition.split(';').skip(1).filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim()));
+    let mut plain = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "filename*" => {
+                let encoded = value.split_once("''").map_or(value, |(_, v)| v);
+                return Some(percent_decode_str(encoded).decode_utf8_lossy().into_owned());
+            }
+            "filename" => plain = Some(value.trim_matches('"').to_owned()),
+            _ => {}
+        }
+    }
+    plain
+}
+
+fn upload_from(req: &Request) -> Result<Upload, ApiError> {
+    let content_type = header_str(req, header::CONTENT_TYPE).map(str::parse::<ContentType>).transpose()?;
+    let tags = req.query_string_parameters_ref().and_then(|q| q.all("tag")).unwrap_or_default();
+    Ok(Upload {
+        body: Bytes::copy_from_slice(req.body().as_ref()),
+        name: upload_name(req),
+        content_type,
+        tags: Tags::parse(tags)?,
+        idempotency_key: header_str(req, "idempotency-key").map(str::parse).transpose()?,
+    })
+}
+
+fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
+    let q = req.query_string_parameters();
+    let time = |field: &'static str| -> Result<Option<OffsetDateTime>, Invalid> {
+        q.first(field)
+            .map(|v| OffsetDateTime::parse(v, &Rfc3339).map_err(|_| Invalid::new(field, "must be an RFC 3339 time such as 2026-11-27T10:00:00Z")))
+            .transpose()
+    };
+    Ok(ListQuery {
+        status: q.first("status").map(str::parse).transpose()?,
+        tag: q.first("tag").map(str::parse).transpose()?,
+        since: time("since")?,
+        until: time("until")?,
+        after: q
+            .first("cursor")
+            .map(|c| c.parse().map_err(|_| Invalid::new("cursor", "is not a cursor this API returned")))
+            .transpose()?,
+        limit: q
+            .first("limit")
+            .map(|l| l.parse().map_err(|_| Invalid::new("limit", format!("must be between 1 and {}", ListQuery::MAX_LIMIT))))
+            .transpose()?
+            .unwrap_or(ListQuery::DEFAULT_LIMIT),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadBody {
+    name: Option<String>,
+    content_type: Option<String>,
+    size: Option<u64>,
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    name: Option<String>,
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookBody {
+    url: String,
+    #[serde(default)]
+    events: Vec<EventType>,
+}
+
+/// A webhook as listed: everything but its secret.
+#[derive(Serialize)]
+struct WebhookView<'a> {
+    id: String,
+    url: &'a str,
+    events: &'a [EventType],
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+impl<'a> From<&'a Webhook> for WebhookView<'a> {
+    fn from(h: &'a Webhook) -> Self {
+        Self { id: h.id.to_string(), url: h.url.as_str(), events: &h.events, created_at: h.created_at }
+    }
+}

@@ -1,1 +1,31 @@
-fn main() {}
+//! The alb function: intake's HTTP API behind an Application Load Balancer.
+
+use std::sync::Arc;
+
+use intake_alb::Api;
+use intake_core::ports::{OsRandom, SystemClock};
+use intake_core::service::Intake;
+use intake_lambda::{Clients, Config, telemetry};
+use lambda_http::{Error, Request, service_fn};
+use tracing::Instrument;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let policy = config.load_policy().inspect_err(|e| tracing::error!(error = %e, "bad policy"))?;
+    let clients = Clients::new(&config).await;
+    let api = Api::new(Intake {
+        catalog: clients.catalog(&config),
+        blobs: clients.blobs(&config),
+        policy,
+        settings: config.settings.clone(),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(OsRandom),
+    });
+    let api = &api;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(api.handle(req).instrument(telemetry::invocation_span()).await)
+    }))
+    .await
+}

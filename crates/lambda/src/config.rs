@@ -1,0 +1,175 @@
+//! Configuration from environment variables, read once at start-up into typed values. A
+//! missing or malformed variable stops the function with a message that names it.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use intake_core::Policy;
+use intake_core::policy::PolicyError;
+use intake_core::service::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is malformed ({value:?}): {problem}")]
+    Malformed { name: &'static str, value: String, problem: String },
+    #[error("policy file {path}: {source}")]
+    Policy { path: PathBuf, source: PolicyError },
+}
+
+/// Reads variables from a lookup function (the process environment, or a map in tests).
+pub struct Env<F>(F);
+
+impl Env<fn(&str) -> Option<String>> {
+    pub fn process() -> Self {
+        Env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn from_fn(f: F) -> Self {
+        Env(f)
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        (self.0)(name).ok_or(ConfigError::Missing(name))
+    }
+
+    pub fn optional(&self, name: &'static str) -> Option<String> {
+        (self.0)(name)
+    }
+
+    pub fn parse_or<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match (self.0)(name) {
+            None => Ok(default),
+            Some(value) => value.parse().map_err(|e: T::Err| ConfigError::Malformed {
+                name,
+                problem: e.to_string(),
+                value,
+            }),
+        }
+    }
+
+    pub fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match (self.0)(name).as_deref() {
+            None | Some("0" | "false" | "no") => Ok(false),
+            Some("1" | "true" | "yes") => Ok(true),
+            Some(other) => Err(ConfigError::Malformed {
+                name,
+                value: other.to_owned(),
+                problem: "expected true or false".into(),
+            }),
+        }
+    }
+}
+
+/// What every intake function needs to know about its deployment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TABLE_NAME`: the catalog table.
+    pub table_name: String,
+    /// `BUCKET_NAME`: the intake bucket.
+    pub bucket_name: String,
+    /// `TOPIC_ARN`: the events topic, for the functions that publish.
+    pub topic_arn: Option<String>,
+    /// `INTAKE_POLICY_PATH`, default `/opt/policy.toml` (the shared layer).
+    pub policy_path: PathBuf,
+    /// `AWS_ENDPOINT_URL` set means a local AWS API server: S3 then needs path-style requests.
+    pub local_endpoint: bool,
+    /// The HTTP door's settings (`INLINE_UPLOAD_LIMIT_BYTES`, `UPLOAD_URL_TTL_SECONDS`,
+    /// `DOWNLOAD_URL_TTL_SECONDS`, `ALLOW_PRIVATE_WEBHOOKS`, `MAX_WEBHOOKS_PER_OWNER`).
+    pub settings: Settings,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from(&Env::process())
+    }
+
+    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let defaults = Settings::default();
+        let secs = |name, default: Duration| -> Result<Duration, ConfigError> {
+            let n: u64 = env.parse_or(name, default.as_secs())?;
+            if n == 0 || n > 7 * 24 * 3600 {
+                return Err(ConfigError::Malformed {
+                    name,
+                    value: n.to_string(),
+                    problem: "must be between 1 second and 7 days".into(),
+                });
+            }
+            Ok(Duration::from_secs(n))
+        };
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            bucket_name: env.required("BUCKET_NAME")?,
+            topic_arn: env.optional("TOPIC_ARN"),
+            policy_path: env.optional("INTAKE_POLICY_PATH").unwrap_or_else(|| "/opt/policy.toml".into()).into(),
+            local_endpoint: env.optional("AWS_ENDPOINT_URL").is_some(),
+            settings: Settings {
+                inline_upload_limit: env.parse_or("INLINE_UPLOAD_LIMIT_BYTES", defaults.inline_upload_limit)?,
+                upload_url_ttl: secs("UPLOAD_URL_TTL_SECONDS", defaults.upload_url_ttl)?,
+                download_url_ttl: secs("DOWNLOAD_URL_TTL_SECONDS", defaults.download_url_ttl)?,
+                allow_private_webhooks: env.flag("ALLOW_PRIVATE_WEBHOOKS")?,
+                max_webhooks_per_owner: env.parse_or("MAX_WEBHOOKS_PER_OWNER", defaults.max_webhooks_per_owner)?,
+            },
+        })
+    }
+
+    /// Reads and validates the intake policy (a local file read, no network).
+    pub fn load_policy(&self) -> Result<Arc<Policy>, ConfigError> {
+        Policy::load(&self.policy_path)
+            .map(Arc::new)
+            .map_err(|source| ConfigError::Policy { path: self.policy_path.clone(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Env::from_fn(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let e = Config::from(&env(&[("BUCKET_NAME", "b")])).unwrap_err();
+        assert_eq!(e.to_string(), "environment variable TABLE_NAME is required but not set");
+    }
+
+    #[test]
+    fn a_malformed_variable_is_named_with_its_value() {
+        let e = Config::from(&env(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b"), ("UPLOAD_URL_TTL_SECONDS", "soon")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("UPLOAD_URL_TTL_SECONDS"), "{e}");
+        assert!(e.to_string().contains("\"soon\""), "{e}");
+        let e = Config::from(&env(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b"), ("ALLOW_PRIVATE_WEBHOOKS", "maybe")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("ALLOW_PRIVATE_WEBHOOKS"), "{e}");
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from(&env(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b")])).unwrap();
+        assert_eq!(c.policy_path, PathBuf::from("/opt/policy.toml"));
+        assert!(!c.local_endpoint);
+        assert!(!c.settings.allow_private_webhooks);
+    }
+
+    #[test]
+    fn a_bad_policy_file_is_reported_with_its_path() {
+        let c = Config::from(&env(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b"), ("INTAKE_POLICY_PATH", "/nonexistent/p.toml")]))
+            .unwrap();
+        let e = c.load_policy().unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/p.toml"), "{e}");
+    }
+}

@@ -1,0 +1,114 @@
+//! The route table: one list that the router matches against and that a test compares with
+//! `openapi.json`, so the document cannot drift from what the function serves.
+
+use intake_core::{DocumentId, WebhookId};
+use lambda_http::http::Method;
+
+/// A matched route, with its parsed path parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    OpenApi,
+    SubmitDocument,
+    StartUpload,
+    ListDocuments,
+    GetDocument(DocumentId),
+    DownloadDocument(DocumentId),
+    UpdateDocument(DocumentId),
+    DeleteDocument(DocumentId),
+    Stats,
+    ListWebhooks,
+    CreateWebhook,
+    DeleteWebhook(WebhookId),
+}
+
+/// `(method, path pattern)` for every route; `{id}` is a path parameter.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("POST", "/v1/documents"),
+    ("GET", "/v1/documents"),
+    ("POST", "/v1/uploads"),
+    ("GET", "/v1/documents/{id}"),
+    ("PATCH", "/v1/documents/{id}"),
+    ("DELETE", "/v1/documents/{id}"),
+    ("GET", "/v1/documents/{id}/content"),
+    ("GET", "/v1/stats"),
+    ("GET", "/v1/webhooks"),
+    ("POST", "/v1/webhooks"),
+    ("DELETE", "/v1/webhooks/{id}"),
+];
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoRoute {
+    NotFound,
+    MethodNotAllowed { allow: Vec<&'static str> },
+}
+
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut p = pattern.split('/');
+    let mut s = path.split('/');
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return true,
+            (Some("{id}"), Some(seg)) if !seg.is_empty() => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
+    // A trailing slash is the same resource.
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let candidates: Vec<&(&str, &str)> = ROUTES.iter().filter(|(_, p)| matches(p, path)).collect();
+    let Some((_, pattern)) = candidates.iter().find(|(m, _)| *m == method.as_str()) else {
+        return Err(match candidates.is_empty() {
+            true => NoRoute::NotFound,
+            false => NoRoute::MethodNotAllowed { allow: candidates.iter().map(|(m, _)| *m).collect() },
+        });
+    };
+    let param = path.split('/').nth(3).unwrap_or_default();
+    let doc_id = || param.parse::<DocumentId>().map_err(|_| NoRoute::NotFound);
+    Ok(match (method.as_str(), *pattern) {
+        ("GET", "/health") => Route::Health,
+        ("GET", "/openapi.json") => Route::OpenApi,
+        ("POST", "/v1/documents") => Route::SubmitDocument,
+        ("GET", "/v1/documents") => Route::ListDocuments,
+        ("POST", "/v1/uploads") => Route::StartUpload,
+        ("GET", "/v1/documents/{id}") => Route::GetDocument(doc_id()?),
+        ("PATCH", "/v1/documents/{id}") => Route::UpdateDocument(doc_id()?),
+        ("DELETE", "/v1/documents/{id}") => Route::DeleteDocument(doc_id()?),
+        ("GET", "/v1/documents/{id}/content") => Route::DownloadDocument(doc_id()?),
+        ("GET", "/v1/stats") => Route::Stats,
+        ("GET", "/v1/webhooks") => Route::ListWebhooks,
+        ("POST", "/v1/webhooks") => Route::CreateWebhook,
+        ("DELETE", "/v1/webhooks/{id}") => Route::DeleteWebhook(param.parse().map_err(|_| NoRoute::NotFound)?),
+        _ => return Err(NoRoute::NotFound),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pattern_routes() {
+        let id = "01JDZ8Q3M4V9W6X7Y8Z9A0B1C2";
+        for (m, p) in ROUTES {
+            let path = p.replace("{id}", id);
+            assert!(route(&m.parse().unwrap(), &path).is_ok(), "{m} {path}");
+        }
+    }
+
+    #[test]
+    fn unknown_paths_and_methods_are_told_apart() {
+        assert_eq!(route(&Method::GET, "/v2/documents"), Err(NoRoute::NotFound));
+        assert_eq!(route(&Method::GET, "/v1/documents/not-an-id"), Err(NoRoute::NotFound));
+        assert_eq!(
+            route(&Method::PUT, "/v1/documents"),
+            Err(NoRoute::MethodNotAllowed { allow: vec!["POST", "GET"] })
+        );
+        assert_eq!(route(&Method::GET, "/v1/documents/"), Ok(Route::ListDocuments));
+    }
+}

@@ -1,0 +1,403 @@
+//! The HTTP door, driven by the sample ALB events in `events/alb/` (the same files
+//! `sam local invoke -e` takes), against in-memory ports.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use intake_alb::{Api, OPENAPI, routes::ROUTES};
+use intake_core::memory::{MemoryBlobStore, MemoryCatalog, SequentialIds};
+use intake_core::ports::{Documents, SystemClock, Tokens};
+use intake_core::service::{Intake, Settings};
+use intake_core::*;
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+
+const DOC: &str = "01JDZ8Q3M4V9W6X7Y8Z9A0B1C2";
+type TestApi = Api<MemoryCatalog, MemoryBlobStore>;
+
+fn event(name: &str) -> Request {
+    let path = format!("{}/../../events/alb/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{path} is not an ALB event: {e}"))
+}
+
+async fn api() -> TestApi {
+    let app = Intake {
+        catalog: MemoryCatalog::default(),
+        blobs: MemoryBlobStore::default(),
+        policy: Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
+        settings: Settings::default(),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(SequentialIds::default()),
+    };
+    // The sample events carry these placeholder tokens.
+    for (n, owner) in ["acme", "globex"].into_iter().enumerate() {
+        let token = ApiToken::presented(&format!("itk_example_{owner}"));
+        let record = TokenRecord {
+            id: TokenId::from_parts(time::OffsetDateTime::now_utc(), n as u128),
+            owner: owner.parse().unwrap(),
+            hash: token.hash(),
+            label: "tests".into(),
+            created_at: time::OffsetDateTime::now_utc(),
+        };
+        app.catalog.put_token(&record).await.unwrap();
+    }
+    Api::new(app)
+}
+
+/// The sample document `DOC` of acme, in the given status.
+async fn seed(api: &TestApi, status: Status) -> Document {
+    let now = time::OffsetDateTime::now_utc();
+    let doc = Document {
+        id: DOC.parse().unwrap(),
+        owner: "acme".parse().unwrap(),
+        name: FileName::sanitize("invoice.pdf").unwrap(),
+        declared_type: Some("application/pdf".parse().unwrap()),
+        content_type: Some("application/pdf".parse().unwrap()),
+        size: Some(10),
+        sha256: Some(Sha256::of(b"0123456789")),
+        tags: Tags::default(),
+        source: Source::Http,
+        status,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    api.intake().catalog.insert_document(&doc).await.unwrap();
+    doc
+}
+
+fn as_owner(mut req: Request, owner: &str) -> Request {
+    let value = HeaderValue::from_str(&format!("Bearer itk_example_{owner}")).unwrap();
+    req.headers_mut().insert(header::AUTHORIZATION, value);
+    req
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: lambda_http::http::HeaderMap,
+    json: Value,
+}
+
+async fn call(api: &TestApi, req: Request) -> Answer {
+    let resp = api.handle(req).await;
+    let json = match resp.body() {
+        Body::Empty => Value::Null,
+        body => serde_json::from_slice(body.as_ref()).expect("every answer with a body is JSON"),
+    };
+    Answer { status: resp.status(), headers: resp.headers().clone(), json }
+}
+
+fn assert_error(a: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(a.status, status, "{}", a.json);
+    assert_eq!(a.json["error"]["code"], code, "{}", a.json);
+    assert!(a.json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+#[tokio::test]
+async fn health_answers_in_both_header_modes_and_without_a_host_header() {
+    let api = api().await;
+    for name in ["health", "health-no-host", "health-multi-value"] {
+        let a = call(&api, event(name)).await;
+        assert_eq!(a.status, StatusCode::OK, "{name}");
+        assert_eq!(a.json, json!({ "status": "ok" }));
+    }
+}
+
+#[tokio::test]
+async fn openapi_document_describes_exactly_the_served_routes() {
+    let api = api().await;
+    let a = call(&api, event("openapi")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys().filter(|k| *k != "parameters") {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let served: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, served);
+}
+
+#[tokio::test]
+async fn base64_upload_is_accepted_and_written_under_incoming() {
+    let api = api().await;
+    let a = call(&api, event("upload-base64")).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.json);
+    let id = a.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(a.json["status"], "received");
+    assert_eq!(a.json["url"], format!("/v1/documents/{id}"));
+    assert_eq!(a.headers[header::LOCATION], format!("/v1/documents/{id}").as_str());
+    assert_eq!(a.json["document"]["name"], "invoice 2026.pdf");
+    assert_eq!(a.json["document"]["tags"], json!(["invoices"]));
+    let (bytes, meta) = api.intake().blobs.object(&format!("incoming/acme/http/{id}/invoice 2026.pdf")).unwrap();
+    assert!(bytes.starts_with(b"%PDF-1.4"), "the base64 body is stored decoded");
+    assert_eq!(meta.content_type.unwrap().as_str(), "application/pdf");
+
+    let got = call(&api, as_owner(event("get-document"), "acme")).await;
+    assert_eq!(got.status, StatusCode::NOT_FOUND, "the sample id is not this upload's");
+}
+
+#[tokio::test]
+async fn duplicate_upload_with_the_same_idempotency_key_returns_the_existing_document() {
+    let api = api().await;
+    let first = call(&api, event("upload-base64")).await;
+    let again = call(&api, event("upload-base64")).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(first.json["id"], again.json["id"]);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(api.intake().blobs.keys().len(), 1);
+
+    let mut other_body = event("upload-base64");
+    *other_body.body_mut() = Body::Binary(b"%PDF-1.4 different".to_vec());
+    assert_error(&call(&api, other_body).await, StatusCode::CONFLICT, "conflict");
+}
+
+#[tokio::test]
+async fn multi_value_upload_reads_repeated_tags_and_the_rfc_6266_file_name() {
+    let api = api().await;
+    let a = call(&api, event("upload-multi-value")).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.json);
+    assert_eq!(a.json["document"]["name"], "Résumé notes.txt");
+    assert_eq!(a.json["document"]["tags"], json!(["invoices", "q4"]));
+    assert_eq!(a.json["document"]["declared_type"], "text/plain");
+}
+
+#[tokio::test]
+async fn missing_or_wrong_token_is_401() {
+    let api = api().await;
+    let a = call(&api, event("upload-unauthenticated")).await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(a.headers[header::WWW_AUTHENTICATE], "Bearer");
+    let a = call(&api, as_owner(event("list-documents"), "nobody")).await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(api.intake().blobs.keys().is_empty());
+}
+
+#[tokio::test]
+async fn another_owners_document_is_404_on_every_route() {
+    let api = api().await;
+    seed(&api, Status::Accepted).await;
+    for name in ["get-document", "download-document", "update-document", "delete-document"] {
+        let a = call(&api, as_owner(event(name), "globex")).await;
+        assert_error(&a, StatusCode::NOT_FOUND, "not_found");
+    }
+    let still = call(&api, event("get-document")).await;
+    assert_eq!(still.status, StatusCode::OK);
+    assert_eq!(still.json["name"], "invoice.pdf", "globex's PATCH changed nothing");
+}
+
+#[tokio::test]
+async fn the_owner_can_get_download_update_and_delete() {
+    let api = api().await;
+    seed(&api, Status::Accepted).await;
+    let got = call(&api, event("get-document")).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.json["status"], "accepted");
+
+    let dl = call(&api, event("download-document")).await;
+    assert_eq!(dl.status, StatusCode::FOUND);
+    let location = dl.headers[header::LOCATION].to_str().unwrap();
+    assert!(location.contains(&format!("blobs/sha256/{}", Sha256::of(b"0123456789"))), "{location}");
+
+    let up = call(&api, event("update-document")).await;
+    assert_eq!(up.status, StatusCode::OK, "{}", up.json);
+    assert_eq!(up.json["name"], "invoice-2026-001.pdf");
+    assert_eq!(up.json["tags"], json!(["invoices", "paid"]));
+    assert_eq!(up.json["version"], 2);
+
+    assert_eq!(call(&api, event("delete-document")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&api, event("delete-document")).await.status, StatusCode::NO_CONTENT, "delete is idempotent");
+    assert_error(&call(&api, event("get-document")).await, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn content_of_an_unverified_document_is_409() {
+    let api = api().await;
+    seed(&api, Status::Received).await;
+    assert_error(&call(&api, event("download-document")).await, StatusCode::CONFLICT, "conflict");
+}
+
+#[tokio::test]
+async fn oversize_body_is_413() {
+    let api = api().await;
+    let mut req = event("upload-base64");
+    *req.body_mut() = Body::Binary(vec![b'%'; 900 * 1024]);
+    let a = call(&api, req).await;
+    assert_error(&a, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert!(a.json["error"]["message"].as_str().unwrap().contains("/v1/uploads"));
+}
+
+#[tokio::test]
+async fn a_type_the_policy_refuses_is_415() {
+    let api = api().await;
+    let mut req = event("upload-base64");
+    req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-msdownload"));
+    req.headers_mut().remove("idempotency-key");
+    assert_error(&call(&api, req).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn unknown_route_is_404_and_wrong_method_is_405_with_allow() {
+    let api = api().await;
+    assert_error(&call(&api, event("unknown-route")).await, StatusCode::NOT_FOUND, "not_found");
+    let a = call(&api, event("wrong-method")).await;
+    assert_error(&a, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(a.headers[header::ALLOW], "POST, GET");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_a_non_json_body_is_415() {
+    let api = api().await;
+    seed(&api, Status::Accepted).await;
+    assert_error(&call(&api, event("update-document-malformed-json")).await, StatusCode::BAD_REQUEST, "invalid_json");
+
+    let mut unknown_field = event("update-document");
+    *unknown_field.body_mut() = Body::Text(r#"{"nmae": "x.pdf"}"#.into());
+    assert_error(&call(&api, unknown_field).await, StatusCode::BAD_REQUEST, "invalid_json");
+
+    let mut bad_tag = event("update-document");
+    *bad_tag.body_mut() = Body::Text(r#"{"tags": ["no spaces allowed"]}"#.into());
+    let a = call(&api, bad_tag).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(a.json["error"]["field"], "tags");
+
+    let mut form = event("update-document");
+    form.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+    assert_error(&call(&api, form).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_400_naming_the_parameter() {
+    let api = api().await;
+    for (query, field) in [("limit=0", "limit"), ("limit=lots", "limit"), ("cursor=abc", "cursor"), ("status=lost", "status"), ("since=yesterday", "since")] {
+        let mut req = event("list-documents");
+        let (k, v) = query.split_once('=').unwrap();
+        let mut params = std::collections::HashMap::new();
+        params.insert(k.to_owned(), vec![v.to_owned()]);
+        req = lambda_http::RequestExt::with_query_string_parameters(req, params);
+        let a = call(&api, req).await;
+        assert_error(&a, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(a.json["error"]["field"], field, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn listing_pages_through_every_document_once_in_both_header_modes() {
+    let api = api().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut req = event("upload-multi-value");
+        *req.body_mut() = Body::Text(format!("note {i}"));
+        ids.push(call(&api, req).await.json["id"].as_str().unwrap().to_owned());
+    }
+    ids.reverse();
+    for name in ["list-documents-multi-value", "list-documents"] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut req = event(name);
+            let mut params = std::collections::HashMap::new();
+            params.insert("limit".to_owned(), vec!["2".to_owned()]);
+            if let Some(c) = &cursor {
+                params.insert("cursor".to_owned(), vec![c.clone()]);
+            }
+            req = lambda_http::RequestExt::with_query_string_parameters(req, params);
+            let a = call(&api, req).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+            let items = a.json["items"].as_array().unwrap();
+            assert!(items.len() <= 2);
+            seen.extend(items.iter().map(|d| d["id"].as_str().unwrap().to_owned()));
+            match a.json["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids, "{name}");
+    }
+    // The multi-value sample filters by an encoded RFC 3339 time.
+    let a = call(&api, event("list-documents-multi-value")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    assert_eq!(a.json["items"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn presigned_upload_is_issued_for_large_files() {
+    let api = api().await;
+    let a = call(&api, event("create-upload")).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.json);
+    assert_eq!(a.json["upload"]["method"], "PUT");
+    assert_eq!(a.json["document"]["status"], "received");
+    assert_eq!(a.json["upload"]["headers"]["content-type"], "image/tiff");
+}
+
+#[tokio::test]
+async fn webhooks_show_their_secret_once() {
+    let api = api().await;
+    let created = call(&api, event("create-webhook")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    assert!(created.json["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(created.json["events"], json!(["document.accepted", "document.deleted"]));
+    let listed = call(&api, event("list-webhooks")).await;
+    assert_eq!(listed.json["items"].as_array().unwrap().len(), 1);
+    assert!(listed.json["items"][0].get("secret").is_none());
+    assert_error(&call(&api, event("delete-webhook")).await, StatusCode::NOT_FOUND, "not_found");
+
+    let id = created.json["id"].as_str().unwrap();
+    let mut del = event("delete-webhook");
+    *del.uri_mut() = format!("/v1/webhooks/{id}").parse().unwrap();
+    assert_eq!(call(&api, as_owner(del, "globex")).await.status, StatusCode::NOT_FOUND);
+    let mut del = event("delete-webhook");
+    *del.uri_mut() = format!("/v1/webhooks/{id}").parse().unwrap();
+    assert_eq!(call(&api, del).await.status, StatusCode::NO_CONTENT);
+
+    let mut private = event("create-webhook");
+    *private.body_mut() = Body::Text(r#"{"url": "https://169.254.169.254/latest"}"#.into());
+    assert_error(&call(&api, private).await, StatusCode::BAD_REQUEST, "invalid_request");
+}
+
+#[tokio::test]
+async fn stats_are_per_owner() {
+    let api = api().await;
+    let mut stats = Stats::default();
+    stats.by_status.insert(StatusKind::Accepted, StatusCounts { documents: 2, bytes: 20 });
+    api.intake().catalog.set_stats(&"acme".parse().unwrap(), stats);
+    let a = call(&api, event("stats")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json["by_status"]["accepted"], json!({ "documents": 2, "bytes": 20 }));
+    let b = call(&api, as_owner(event("stats"), "globex")).await;
+    assert_eq!(b.json["by_status"], json!({}));
+}
+
+#[test]
+fn a_malformed_event_is_a_deserialisation_error_not_a_panic() {
+    let text = std::fs::read_to_string(format!("{}/../../events/alb/malformed-event.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    assert!(lambda_http::request::from_str(&text).is_err());
+}
+
+#[tokio::test]
+async fn no_input_makes_it_panic() {
+    let api = api().await;
+    seed(&api, Status::Accepted).await;
+    let methods = [Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::PUT, Method::OPTIONS, Method::HEAD];
+    let paths = ["/", "", "/v1", "/v1/documents//content", "/v1/documents/%00", "/v1/../etc/passwd", "/v1/webhooks/x/y", &format!("/v1/documents/{DOC}/content/extra")];
+    let bodies: [&[u8]; 5] = [b"", b"\xff\xfe\x00", b"null", b"[1,2,3]", b"{\"name\": \"\\u0000../..\"}"];
+    for method in &methods {
+        for path in paths.iter().copied().chain(ROUTES.iter().map(|(_, p)| *p)) {
+            for body in bodies {
+                let mut req = event("update-document");
+                *req.method_mut() = method.clone();
+                *req.uri_mut() = match path.replace("{id}", DOC).parse() {
+                    Ok(uri) => uri,
+                    Err(_) => continue,
+                };
+                *req.body_mut() = Body::Binary(body.to_vec());
+                let status = api.handle(req).await.status();
+                assert!(status.as_u16() < 500, "{method} {path} {body:?} -> {status}");
+            }
+        }
+    }
+}
