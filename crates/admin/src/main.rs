@@ -1,1 +1,115 @@
-fn main() {}
+//! `intake-admin`: what an operator does by hand. Talks to the table named by `--table` (or
+//! `TABLE_NAME`) with the usual AWS environment (profile, region, `AWS_ENDPOINT_URL`).
+//!
+//!     intake-admin tokens create --owner acme --label "billing system"
+//!     intake-admin tokens list --owner acme
+//!     intake-admin tokens revoke --owner acme --id 01J...
+//!     intake-admin table create          # local runs; production tables come from template.yaml
+
+use std::process::ExitCode;
+
+use aws_config::BehaviorVersion;
+use clap::{Parser, Subcommand};
+use intake_aws::DynamoCatalog;
+use intake_core::ports::{OsRandom, SystemClock, Tokens};
+use intake_core::service::{mint_token, revoke_token};
+use intake_core::{Owner, TokenId};
+use time::format_description::well_known::Rfc3339;
+
+#[derive(Parser)]
+#[command(name = "intake-admin", version, about = "Operate an intake deployment")]
+struct Cli {
+    /// The catalog table (the stack's `TableName` output).
+    #[arg(long, env = "TABLE_NAME", global = true, default_value = "")]
+    table: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// API tokens: each maps a bearer token to an owner.
+    #[command(subcommand)]
+    Tokens(TokenCommand),
+    /// The catalog table itself.
+    #[command(subcommand)]
+    Table(TableCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token. It is printed once, on standard output; only its hash is stored.
+    Create {
+        #[arg(long)]
+        owner: Owner,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List an owner's tokens (ids and labels; the tokens themselves are not stored).
+    List {
+        #[arg(long)]
+        owner: Owner,
+    },
+    /// Revoke a token by its id; requests with it fail from then on.
+    Revoke {
+        #[arg(long)]
+        owner: Owner,
+        #[arg(long)]
+        id: TokenId,
+    },
+}
+
+#[derive(Subcommand)]
+enum TableCommand {
+    /// Create the table with intake's key layout (for local AWS API servers).
+    Create,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("intake-admin: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    if cli.table.is_empty() {
+        return Err("no table: pass --table or set TABLE_NAME (the stack's TableName output)".into());
+    }
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let catalog = DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &cli.table);
+    match cli.command {
+        Command::Tokens(TokenCommand::Create { owner, label }) => {
+            let (record, token) =
+                mint_token(&catalog, &SystemClock, &OsRandom, &owner, &label).await.map_err(|e| e.to_string())?;
+            eprintln!("minted token {} for owner {owner}; store it now, it cannot be shown again", record.id);
+            println!("{}", token.reveal());
+        }
+        Command::Tokens(TokenCommand::List { owner }) => {
+            let tokens = catalog.list_tokens(&owner).await.map_err(|e| e.to_string())?;
+            if tokens.is_empty() {
+                eprintln!("owner {owner} has no tokens");
+            }
+            for t in tokens {
+                let created = t.created_at.format(&Rfc3339).unwrap_or_default();
+                println!("{}\t{created}\t{}", t.id, t.label);
+            }
+        }
+        Command::Tokens(TokenCommand::Revoke { owner, id }) => {
+            revoke_token(&catalog, &owner, &id).await.map_err(|e| e.to_string())?;
+            eprintln!("revoked token {id} of owner {owner}");
+        }
+        Command::Table(TableCommand::Create) => {
+            intake_aws::schema::create_table(catalog.client(), catalog.table())
+                .await
+                .map_err(|e| format!("creating table {}: {}", catalog.table(), intake_aws::aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+            eprintln!("created table {}", catalog.table());
+        }
+    }
+    Ok(())
+}

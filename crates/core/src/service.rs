@@ -328,21 +328,9 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         }
     }
 
-    /// Mints an API token for `owner`. The token is returned once; only its hash is stored.
+    /// Mints an API token for `owner` (see [`mint_token`]).
     pub async fn mint_token(&self, owner: &Owner, label: &str) -> Result<(TokenRecord, ApiToken), Error> {
-        if label.chars().count() > 100 || label.chars().any(char::is_control) {
-            return Err(Invalid::new("label", "must be at most 100 characters without control characters").into());
-        }
-        let token = ApiToken::from_secret(self.ids.secret());
-        let record = TokenRecord {
-            id: TokenId::from_parts(self.clock.now(), self.ids.random_bits()),
-            owner: owner.clone(),
-            hash: token.hash(),
-            label: label.to_owned(),
-            created_at: self.clock.now(),
-        };
-        self.catalog.put_token(&record).await?;
-        Ok((record, token))
+        mint_token(&self.catalog, &*self.clock, &*self.ids, owner, label).await
     }
 
     pub async fn list_tokens(&self, owner: &Owner) -> Result<Vec<TokenRecord>, Error> {
@@ -350,10 +338,38 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     }
 
     pub async fn revoke_token(&self, owner: &Owner, id: &TokenId) -> Result<(), Error> {
-        match self.catalog.delete_token(owner, id).await? {
-            true => Ok(()),
-            false => Err(Error::NotFound("token")),
-        }
+        revoke_token(&self.catalog, owner, id).await
+    }
+}
+
+/// Mints an API token for `owner`. The token is returned once; only its hash is stored.
+/// Free-standing so that the operator CLI needs nothing but the catalog.
+pub async fn mint_token<T: Tokens>(
+    tokens: &T,
+    clock: &dyn Clock,
+    ids: &dyn IdSource,
+    owner: &Owner,
+    label: &str,
+) -> Result<(TokenRecord, ApiToken), Error> {
+    if label.chars().count() > 100 || label.chars().any(char::is_control) {
+        return Err(Invalid::new("label", "must be at most 100 characters without control characters").into());
+    }
+    let token = ApiToken::from_secret(ids.secret());
+    let record = TokenRecord {
+        id: TokenId::from_parts(clock.now(), ids.random_bits()),
+        owner: owner.clone(),
+        hash: token.hash(),
+        label: label.to_owned(),
+        created_at: clock.now(),
+    };
+    tokens.put_token(&record).await?;
+    Ok((record, token))
+}
+
+pub async fn revoke_token<T: Tokens>(tokens: &T, owner: &Owner, id: &TokenId) -> Result<(), Error> {
+    match tokens.delete_token(owner, id).await? {
+        true => Ok(()),
+        false => Err(Error::NotFound("token")),
     }
 }
 
