@@ -79,19 +79,28 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     if cli.table.is_empty() {
-        return Err("no table: pass --table or set TABLE_NAME (the stack's TableName output)".into());
+        return Err(
+            "no table: pass --table or set TABLE_NAME (the stack's TableName output)".into(),
+        );
     }
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let catalog = DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &cli.table);
     match cli.command {
         Command::Tokens(TokenCommand::Create { owner, label }) => {
-            let (record, token) =
-                mint_token(&catalog, &SystemClock, &OsRandom, &owner, &label).await.map_err(|e| e.to_string())?;
-            eprintln!("minted token {} for owner {owner}; store it now, it cannot be shown again", record.id);
+            let (record, token) = mint_token(&catalog, &SystemClock, &OsRandom, &owner, &label)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "minted token {} for owner {owner}; store it now, it cannot be shown again",
+                record.id
+            );
             println!("{}", token.reveal());
         }
         Command::Tokens(TokenCommand::List { owner }) => {
-            let tokens = catalog.list_tokens(&owner).await.map_err(|e| e.to_string())?;
+            let tokens = catalog
+                .list_tokens(&owner)
+                .await
+                .map_err(|e| e.to_string())?;
             if tokens.is_empty() {
                 eprintln!("owner {owner} has no tokens");
             }
@@ -101,13 +110,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Tokens(TokenCommand::Revoke { owner, id }) => {
-            revoke_token(&catalog, &owner, &id).await.map_err(|e| e.to_string())?;
+            revoke_token(&catalog, &owner, &id)
+                .await
+                .map_err(|e| e.to_string())?;
             eprintln!("revoked token {id} of owner {owner}");
         }
         Command::Table(TableCommand::Create) => {
             intake_aws::schema::create_table(catalog.client(), catalog.table())
                 .await
-                .map_err(|e| format!("creating table {}: {}", catalog.table(), intake_aws::aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| {
+                    format!(
+                        "creating table {}: {}",
+                        catalog.table(),
+                        intake_aws::aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                    )
+                })?;
             eprintln!("created table {}", catalog.table());
         }
     }

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use intake_core::ports::{
-    Documents, Idempotency, IdempotencyRecord, ListQuery, Page, StatsReader, StoreError, Tokens, Webhooks,
+    Documents, Idempotency, IdempotencyRecord, ListQuery, Page, StatsReader, StoreError, Tokens,
+    Webhooks,
 };
 use intake_core::{
-    Document, DocumentId, Owner, Stats, StatusCounts, StatusKind, TokenHash, TokenId, TokenRecord, Webhook, WebhookId,
+    Document, DocumentId, Owner, Stats, StatusCounts, StatusKind, TokenHash, TokenId, TokenRecord,
+    Webhook, WebhookId,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,7 +32,10 @@ pub struct DynamoCatalog {
 
 impl DynamoCatalog {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -41,7 +46,11 @@ impl DynamoCatalog {
         &self.table
     }
 
-    async fn get_item<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
+    async fn get_item<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -56,7 +65,11 @@ impl DynamoCatalog {
     }
 
     /// Every item of one kind for an owner, following pages.
-    async fn query_owned<T: DeserializeOwned>(&self, owner: &Owner, kind: &str) -> Result<Vec<T>, StoreError> {
+    async fn query_owned<T: DeserializeOwned>(
+        &self,
+        owner: &Owner,
+        kind: &str,
+    ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -103,8 +116,15 @@ fn to_item<T: Serialize>(value: &T, keys: [(&str, String); 2]) -> Result<Item, S
 }
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
-    let key = item.get(PK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt { key, message: e.to_string() })
+    let key = item
+        .get(PK)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt {
+        key,
+        message: e.to_string(),
+    })
 }
 
 fn document_item(doc: &Document) -> Result<Item, StoreError> {
@@ -133,7 +153,11 @@ impl Documents for DynamoCatalog {
         Ok(())
     }
 
-    async fn replace_document(&self, doc: &Document, expected_version: u64) -> Result<(), StoreError> {
+    async fn replace_document(
+        &self,
+        doc: &Document,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -150,24 +174,40 @@ impl Documents for DynamoCatalog {
     /// Newest first. Filters run server-side, so a DynamoDB page may hold fewer matches than
     /// asked for: pages are read until the page is full, and the cursor is the last document
     /// *returned*, never DynamoDB's own position, so nothing is skipped or repeated.
-    async fn list_documents(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, StoreError> {
+    async fn list_documents(
+        &self,
+        owner: &Owner,
+        query: &ListQuery,
+    ) -> Result<Page<Document>, StoreError> {
         let want = usize::from(query.limit);
-        let low = query.since.map(|t| DocumentId::lowest_at(t).to_string()).unwrap_or_else(|| "0".into());
+        let low = query
+            .since
+            .map(|t| DocumentId::lowest_at(t).to_string())
+            .unwrap_or_else(|| "0".into());
         let mut high = query.until.map(DocumentId::highest_at);
         if let Some(after) = query.after {
             // Strictly older than the cursor: the key condition's upper bound, not a filter.
             let Some(before_cursor) = after.predecessor() else {
-                return Ok(Page { items: Vec::new(), next: None });
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
             };
             high = Some(high.map_or(before_cursor, |h| h.min(before_cursor)));
         }
         // ULIDs are Crockford base32: "~" sorts after all of them.
         let high = high.map(|h| h.to_string()).unwrap_or_else(|| "~".into());
         if low > high {
-            return Ok(Page { items: Vec::new(), next: None });
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
         }
 
-        let mut names = HashMap::from([("#p".to_owned(), GSI1_PK.to_owned()), ("#s".to_owned(), GSI1_SK.to_owned())]);
+        let mut names = HashMap::from([
+            ("#p".to_owned(), GSI1_PK.to_owned()),
+            ("#s".to_owned(), GSI1_SK.to_owned()),
+        ]);
         let mut values = HashMap::from([
             (":p".to_owned(), s(owned_key(owner, "DOC"))),
             (":lo".to_owned(), s(low)),
@@ -231,7 +271,10 @@ impl Documents for DynamoCatalog {
 }
 
 impl Idempotency for DynamoCatalog {
-    async fn claim_idempotency_key(&self, record: &IdempotencyRecord) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn claim_idempotency_key(
+        &self,
+        record: &IdempotencyRecord,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let pk = format!("IDEM#{}#{}", record.owner, record.key);
         let mut item = to_item(record, [(PK, pk.clone()), (SK, "IDEM".into())])?;
         let expires = record.created_at.unix_timestamp() + IDEMPOTENCY_TTL_SECS;
@@ -256,11 +299,20 @@ impl Idempotency for DynamoCatalog {
 
 impl Tokens for DynamoCatalog {
     async fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        let mut item = to_item(token, [(PK, format!("TOKEN#{}", token.hash)), (SK, "TOKEN".into())])?;
+        let mut item = to_item(
+            token,
+            [(PK, format!("TOKEN#{}", token.hash)), (SK, "TOKEN".into())],
+        )?;
         item.insert(GSI1_PK.into(), s(owned_key(&token.owner, "TOKEN")));
         item.insert(GSI1_SK.into(), s(token.id.to_string()));
         item.insert(ENTITY.into(), s("token"));
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(store_error)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -273,7 +325,12 @@ impl Tokens for DynamoCatalog {
     }
 
     async fn delete_token(&self, owner: &Owner, id: &TokenId) -> Result<bool, StoreError> {
-        let Some(token) = self.list_tokens(owner).await?.into_iter().find(|t| &t.id == id) else {
+        let Some(token) = self
+            .list_tokens(owner)
+            .await?
+            .into_iter()
+            .find(|t| &t.id == id)
+        else {
             return Ok(false);
         };
         self.client
@@ -290,11 +347,20 @@ impl Tokens for DynamoCatalog {
 
 impl Webhooks for DynamoCatalog {
     async fn put_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
-        let mut item = to_item(hook, [(PK, format!("WEBHOOK#{}", hook.id)), (SK, "WEBHOOK".into())])?;
+        let mut item = to_item(
+            hook,
+            [(PK, format!("WEBHOOK#{}", hook.id)), (SK, "WEBHOOK".into())],
+        )?;
         item.insert(GSI1_PK.into(), s(owned_key(&hook.owner, "WEBHOOK")));
         item.insert(GSI1_SK.into(), s(hook.id.to_string()));
         item.insert(ENTITY.into(), s("webhook"));
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(store_error)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -338,7 +404,10 @@ impl StatsReader for DynamoCatalog {
             .map_err(store_error)?;
         let item = out.item.unwrap_or_default();
         let number = |name: String| -> u64 {
-            item.get(&name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).map_or(0, |n| n.max(0) as u64)
+            item.get(&name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+                .map_or(0, |n| n.max(0) as u64)
         };
         let by_status = StatusKind::ALL
             .into_iter()

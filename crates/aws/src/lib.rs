@@ -19,7 +19,9 @@ pub mod testing;
 /// An S3 client. Path-style addressing is for S3-compatible local servers (moto), which do not
 /// serve virtual-hosted buckets.
 pub fn s3_client(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(force_path_style).build();
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(force_path_style)
+        .build();
     aws_sdk_s3::Client::from_conf(config)
 }
 

@@ -11,7 +11,9 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use bytes::Bytes;
-use intake_core::ports::{BlobStore, ByteStream, DownloadAs, ObjectInfo, ObjectMeta, PresignedRequest, StoreError};
+use intake_core::ports::{
+    BlobStore, ByteStream, DownloadAs, ObjectInfo, ObjectMeta, PresignedRequest, StoreError,
+};
 use intake_core::{ContentType, ObjectKey};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
@@ -19,7 +21,11 @@ use time::OffsetDateTime;
 use crate::error::store_error;
 
 /// What may appear unescaped in a path or an RFC 8187 value; everything else is %-encoded.
-const RFC3986_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const RFC3986_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 #[derive(Clone)]
 pub struct S3BlobStore {
@@ -29,7 +35,10 @@ pub struct S3BlobStore {
 
 impl S3BlobStore {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into() }
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -47,22 +56,42 @@ fn not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
 }
 
 fn presign_config(expires_in: Duration) -> Result<PresigningConfig, StoreError> {
-    PresigningConfig::expires_in(expires_in).map_err(|e| StoreError::Unavailable(format!("presigning: {e}")))
+    PresigningConfig::expires_in(expires_in)
+        .map_err(|e| StoreError::Unavailable(format!("presigning: {e}")))
 }
 
-fn presigned(req: aws_sdk_s3::presigning::PresignedRequest, expires_in: Duration, method: &'static str) -> PresignedRequest {
+fn presigned(
+    req: aws_sdk_s3::presigning::PresignedRequest,
+    expires_in: Duration,
+    method: &'static str,
+) -> PresignedRequest {
     PresignedRequest {
         method,
         url: req.uri().to_owned(),
-        headers: req.headers().map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned())).collect(),
+        headers: req
+            .headers()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+            .collect(),
         expires_at: OffsetDateTime::now_utc() + expires_in,
     }
 }
 
 /// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / RFC 8187).
 fn content_disposition(name: &str) -> String {
-    let ascii: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", utf8_percent_encode(name, RFC3986_UNRESERVED))
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        utf8_percent_encode(name, RFC3986_UNRESERVED)
+    )
 }
 
 impl BlobStore for S3BlobStore {
@@ -81,7 +110,14 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Option<ByteStream>, StoreError> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(key.as_str()).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) if not_found(&e) => return Ok(None),
             Err(e) => return Err(store_error(e)),
@@ -92,27 +128,51 @@ impl BlobStore for S3BlobStore {
             match body.try_next().await {
                 Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
                 Ok(None) => None,
-                Err(e) => Some((Err(StoreError::Unavailable(format!("reading object: {e}"))), None)),
+                Err(e) => Some((
+                    Err(StoreError::Unavailable(format!("reading object: {e}"))),
+                    None,
+                )),
             }
         });
         Ok(Some(Box::pin(stream)))
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
-        let out = match self.client.head_object().bucket(&self.bucket).key(key.as_str()).send().await {
+        let out = match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) if not_found(&e) => return Ok(None),
             Err(e) => return Err(store_error(e)),
         };
         let meta = ObjectMeta {
-            content_type: out.content_type().and_then(|c| c.parse::<ContentType>().ok()),
-            user: out.metadata().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
+            content_type: out
+                .content_type()
+                .and_then(|c| c.parse::<ContentType>().ok()),
+            user: out
+                .metadata()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
         };
-        Ok(Some(ObjectInfo { size: out.content_length().unwrap_or_default().max(0) as u64, meta }))
+        Ok(Some(ObjectInfo {
+            size: out.content_length().unwrap_or_default().max(0) as u64,
+            meta,
+        }))
     }
 
     async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StoreError> {
-        let source = format!("{}/{}", self.bucket, utf8_percent_encode(from.as_str(), RFC3986_UNRESERVED).to_string().replace("%2F", "/"));
+        let source = format!(
+            "{}/{}",
+            self.bucket,
+            utf8_percent_encode(from.as_str(), RFC3986_UNRESERVED)
+                .to_string()
+                .replace("%2F", "/")
+        );
         self.client
             .copy_object()
             .bucket(&self.bucket)
@@ -125,13 +185,24 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        self.client.delete_object().bucket(&self.bucket).key(key.as_str()).send().await.map_err(store_error)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
     /// The content type and metadata are signed: the client must send them as given, so the
     /// object arrives describing itself.
-    async fn presign_put(&self, key: &ObjectKey, meta: &ObjectMeta, expires_in: Duration) -> Result<PresignedRequest, StoreError> {
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        meta: &ObjectMeta,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
         let req = self
             .client
             .put_object()
@@ -145,7 +216,12 @@ impl BlobStore for S3BlobStore {
         Ok(presigned(req, expires_in, "PUT"))
     }
 
-    async fn presign_get(&self, key: &ObjectKey, download: &DownloadAs, expires_in: Duration) -> Result<PresignedRequest, StoreError> {
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        download: &DownloadAs,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
         let req = self
             .client
             .get_object()
@@ -169,6 +245,9 @@ mod tests {
     #[test]
     fn content_disposition_keeps_unicode_and_cannot_break_the_header() {
         let d = content_disposition("Bericht \"Q4\" 報告.pdf");
-        assert_eq!(d, "attachment; filename=\"Bericht _Q4_ __.pdf\"; filename*=UTF-8''Bericht%20%22Q4%22%20%E5%A0%B1%E5%91%8A.pdf");
+        assert_eq!(
+            d,
+            "attachment; filename=\"Bericht _Q4_ __.pdf\"; filename*=UTF-8''Bericht%20%22Q4%22%20%E5%A0%B1%E5%91%8A.pdf"
+        );
     }
 }

@@ -25,7 +25,13 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint())
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "intake-tests"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "intake-tests",
+        ))
         .load()
         .await
 }
@@ -33,15 +39,23 @@ pub async fn sdk_config() -> SdkConfig {
 /// A name no other test (or test process) uses.
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{prefix}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A new table laid out as in production.
 pub async fn fresh_catalog(sdk: &SdkConfig) -> DynamoCatalog {
     let client = crate::dynamodb_client(sdk);
     let name = unique_name("intake-test");
-    crate::schema::create_table(&client, &name).await.expect("create test table");
+    crate::schema::create_table(&client, &name)
+        .await
+        .expect("create test table");
     DynamoCatalog::new(client, name)
 }
 
@@ -49,6 +63,11 @@ pub async fn fresh_catalog(sdk: &SdkConfig) -> DynamoCatalog {
 pub async fn fresh_blobs(sdk: &SdkConfig) -> S3BlobStore {
     let client = crate::s3_client(sdk, true);
     let name = unique_name("intake-test");
-    client.create_bucket().bucket(&name).send().await.expect("create test bucket");
+    client
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create test bucket");
     S3BlobStore::new(client, name)
 }

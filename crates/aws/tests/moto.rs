@@ -24,8 +24,21 @@ fn doc(owner: &str, at: OffsetDateTime, n: u128) -> Document {
         size: Some(12),
         sha256: Some(Sha256::of(b"x")),
         tags: Tags::parse(if n % 2 == 0 { vec!["even"] } else { vec![] }).unwrap(),
-        source: Source::Email { sender: "a@b.c".into(), subject: Some("hi".into()), message_id: "m1".into() },
-        status: if n % 3 == 0 { Status::Rejected { rejection: Rejection { code: RejectionCode::TooLarge, message: "big".into() } } } else { Status::Received },
+        source: Source::Email {
+            sender: "a@b.c".into(),
+            subject: Some("hi".into()),
+            message_id: "m1".into(),
+        },
+        status: if n % 3 == 0 {
+            Status::Rejected {
+                rejection: Rejection {
+                    code: RejectionCode::TooLarge,
+                    message: "big".into(),
+                },
+            }
+        } else {
+            Status::Received
+        },
         created_at: at,
         updated_at: at,
         version: 1,
@@ -38,14 +51,25 @@ async fn documents_round_trip_and_writes_are_conditional() {
     let catalog = fresh_catalog(&sdk).await;
     let d = doc("acme", datetime!(2026-11-27 10:00 UTC), 3);
     catalog.insert_document(&d).await.unwrap();
-    assert_eq!(catalog.get_document(&d.id).await.unwrap().as_ref(), Some(&d));
-    assert!(matches!(catalog.insert_document(&d).await, Err(StoreError::ConditionFailed)));
+    assert_eq!(
+        catalog.get_document(&d.id).await.unwrap().as_ref(),
+        Some(&d)
+    );
+    assert!(matches!(
+        catalog.insert_document(&d).await,
+        Err(StoreError::ConditionFailed)
+    ));
 
     let mut changed = d.clone();
-    changed.status = Status::Duplicate { duplicate_of: DocumentId::from_parts(d.created_at, 99) };
+    changed.status = Status::Duplicate {
+        duplicate_of: DocumentId::from_parts(d.created_at, 99),
+    };
     changed.version = 2;
     catalog.replace_document(&changed, 1).await.unwrap();
-    assert!(matches!(catalog.replace_document(&changed, 1).await, Err(StoreError::ConditionFailed)));
+    assert!(matches!(
+        catalog.replace_document(&changed, 1).await,
+        Err(StoreError::ConditionFailed)
+    ));
     assert_eq!(catalog.get_document(&d.id).await.unwrap(), Some(changed));
     let missing = DocumentId::from_parts(d.created_at, 12345);
     assert_eq!(catalog.get_document(&missing).await.unwrap(), None);
@@ -62,15 +86,46 @@ async fn listing_pages_through_filters_without_skipping_or_repeating() {
         catalog.insert_document(&d).await.unwrap();
         all.push(d);
     }
-    catalog.insert_document(&doc("globex", t0, 1001)).await.unwrap();
+    catalog
+        .insert_document(&doc("globex", t0, 1001))
+        .await
+        .unwrap();
 
     let cases: Vec<(ListQuery, Box<dyn Fn(&Document) -> bool>)> = vec![
-        (ListQuery { limit: 7, ..Default::default() }, Box::new(|_| true)),
-        (ListQuery { limit: 3, status: Some(StatusKind::Rejected), ..Default::default() }, Box::new(|d| d.status.kind() == StatusKind::Rejected)),
-        (ListQuery { limit: 4, tag: Some("even".parse().unwrap()), ..Default::default() }, Box::new(|d| d.tags.contains(&"even".parse().unwrap()))),
         (
-            ListQuery { limit: 5, since: Some(t0 + Duration::from_secs(300)), until: Some(t0 + Duration::from_secs(900)), ..Default::default() },
-            Box::new(move |d| d.created_at >= t0 + Duration::from_secs(300) && d.created_at <= t0 + Duration::from_secs(900)),
+            ListQuery {
+                limit: 7,
+                ..Default::default()
+            },
+            Box::new(|_| true),
+        ),
+        (
+            ListQuery {
+                limit: 3,
+                status: Some(StatusKind::Rejected),
+                ..Default::default()
+            },
+            Box::new(|d| d.status.kind() == StatusKind::Rejected),
+        ),
+        (
+            ListQuery {
+                limit: 4,
+                tag: Some("even".parse().unwrap()),
+                ..Default::default()
+            },
+            Box::new(|d| d.tags.contains(&"even".parse().unwrap())),
+        ),
+        (
+            ListQuery {
+                limit: 5,
+                since: Some(t0 + Duration::from_secs(300)),
+                until: Some(t0 + Duration::from_secs(900)),
+                ..Default::default()
+            },
+            Box::new(move |d| {
+                d.created_at >= t0 + Duration::from_secs(300)
+                    && d.created_at <= t0 + Duration::from_secs(900)
+            }),
         ),
     ];
     for (mut query, keep) in cases {
@@ -79,7 +134,10 @@ async fn listing_pages_through_filters_without_skipping_or_repeating() {
         expected.reverse();
         let mut seen = Vec::new();
         loop {
-            let page = catalog.list_documents(&"acme".parse().unwrap(), &query).await.unwrap();
+            let page = catalog
+                .list_documents(&"acme".parse().unwrap(), &query)
+                .await
+                .unwrap();
             assert!(page.items.len() <= usize::from(query.limit));
             seen.extend(page.items.iter().map(|d| d.id));
             match page.next {
@@ -96,12 +154,27 @@ async fn deleted_documents_are_listed_only_on_request() {
     let sdk = sdk_config().await;
     let catalog = fresh_catalog(&sdk).await;
     let mut d = doc("acme", datetime!(2026-11-27 10:00 UTC), 1);
-    d.status = Status::Deleted { deleted_at: d.created_at };
+    d.status = Status::Deleted {
+        deleted_at: d.created_at,
+    };
     catalog.insert_document(&d).await.unwrap();
     let owner: Owner = "acme".parse().unwrap();
-    assert!(catalog.list_documents(&owner, &ListQuery::default()).await.unwrap().items.is_empty());
-    let q = ListQuery { status: Some(StatusKind::Deleted), ..Default::default() };
-    assert_eq!(catalog.list_documents(&owner, &q).await.unwrap().items, vec![d]);
+    assert!(
+        catalog
+            .list_documents(&owner, &ListQuery::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let q = ListQuery {
+        status: Some(StatusKind::Deleted),
+        ..Default::default()
+    };
+    assert_eq!(
+        catalog.list_documents(&owner, &q).await.unwrap().items,
+        vec![d]
+    );
 }
 
 #[tokio::test]
@@ -117,8 +190,14 @@ async fn idempotency_keys_are_claimed_once() {
         created_at: at,
     };
     assert_eq!(catalog.claim_idempotency_key(&rec).await.unwrap(), None);
-    let second = IdempotencyRecord { document_id: DocumentId::from_parts(at, 2), ..rec.clone() };
-    assert_eq!(catalog.claim_idempotency_key(&second).await.unwrap(), Some(rec));
+    let second = IdempotencyRecord {
+        document_id: DocumentId::from_parts(at, 2),
+        ..rec.clone()
+    };
+    assert_eq!(
+        catalog.claim_idempotency_key(&second).await.unwrap(),
+        Some(rec)
+    );
 }
 
 #[tokio::test]
@@ -129,9 +208,18 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
     let acme: Owner = "acme".parse().unwrap();
     let globex: Owner = "globex".parse().unwrap();
     let token = ApiToken::from_secret([7; 32]);
-    let rec = TokenRecord { id: TokenId::from_parts(at, 1), owner: acme.clone(), hash: token.hash(), label: "ci".into(), created_at: at };
+    let rec = TokenRecord {
+        id: TokenId::from_parts(at, 1),
+        owner: acme.clone(),
+        hash: token.hash(),
+        label: "ci".into(),
+        created_at: at,
+    };
     catalog.put_token(&rec).await.unwrap();
-    assert_eq!(catalog.find_token(&token.hash()).await.unwrap(), Some(rec.clone()));
+    assert_eq!(
+        catalog.find_token(&token.hash()).await.unwrap(),
+        Some(rec.clone())
+    );
     assert_eq!(catalog.list_tokens(&acme).await.unwrap(), vec![rec.clone()]);
     assert!(!catalog.delete_token(&globex, &rec.id).await.unwrap());
     assert!(catalog.delete_token(&acme, &rec.id).await.unwrap());
@@ -146,7 +234,10 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
         created_at: at,
     };
     catalog.put_webhook(&hook).await.unwrap();
-    assert_eq!(catalog.list_webhooks(&acme).await.unwrap(), vec![hook.clone()]);
+    assert_eq!(
+        catalog.list_webhooks(&acme).await.unwrap(),
+        vec![hook.clone()]
+    );
     assert!(catalog.list_webhooks(&globex).await.unwrap().is_empty());
     assert!(!catalog.delete_webhook(&globex, &hook.id).await.unwrap());
     assert!(catalog.delete_webhook(&acme, &hook.id).await.unwrap());
@@ -155,17 +246,41 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
         .client()
         .put_item()
         .table_name(catalog.table())
-        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S("STATS#acme".into()))
-        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("STATS".into()))
-        .item("accepted_documents", aws_sdk_dynamodb::types::AttributeValue::N("3".into()))
-        .item("accepted_bytes", aws_sdk_dynamodb::types::AttributeValue::N("300".into()))
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("STATS#acme".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("STATS".into()),
+        )
+        .item(
+            "accepted_documents",
+            aws_sdk_dynamodb::types::AttributeValue::N("3".into()),
+        )
+        .item(
+            "accepted_bytes",
+            aws_sdk_dynamodb::types::AttributeValue::N("300".into()),
+        )
         .send()
         .await
         .unwrap();
     let stats = catalog.get_stats(&acme).await.unwrap();
-    assert_eq!(stats.by_status[&StatusKind::Accepted], StatusCounts { documents: 3, bytes: 300 });
-    assert_eq!(stats.by_status[&StatusKind::Rejected], StatusCounts::default());
-    assert_eq!(catalog.get_stats(&globex).await.unwrap().by_status[&StatusKind::Accepted].documents, 0);
+    assert_eq!(
+        stats.by_status[&StatusKind::Accepted],
+        StatusCounts {
+            documents: 3,
+            bytes: 300
+        }
+    );
+    assert_eq!(
+        stats.by_status[&StatusKind::Rejected],
+        StatusCounts::default()
+    );
+    assert_eq!(
+        catalog.get_stats(&globex).await.unwrap().by_status[&StatusKind::Accepted].documents,
+        0
+    );
 }
 
 #[tokio::test]
@@ -173,8 +288,12 @@ async fn blobs_put_stream_copy_delete() {
     let sdk = sdk_config().await;
     let blobs = fresh_blobs(&sdk).await;
     let key = ObjectKey::blob(&Sha256::of(b"hello"));
-    let mut meta = ObjectMeta { content_type: Some("text/plain".parse().unwrap()), ..Default::default() };
-    meta.user.insert("intake-name".into(), "r%C3%A9sum%C3%A9.txt".into());
+    let mut meta = ObjectMeta {
+        content_type: Some("text/plain".parse().unwrap()),
+        ..Default::default()
+    };
+    meta.user
+        .insert("intake-name".into(), "r%C3%A9sum%C3%A9.txt".into());
     let body = Bytes::from(vec![b'x'; 3 << 20]);
     blobs.put(&key, body.clone(), &meta).await.unwrap();
 
@@ -183,12 +302,22 @@ async fn blobs_put_stream_copy_delete() {
     assert_eq!(info.meta.name().unwrap().as_str(), "résumé.txt");
     assert_eq!(info.meta.content_type, meta.content_type);
 
-    let chunks: Vec<Bytes> = blobs.get(&key).await.unwrap().unwrap().try_collect().await.unwrap();
+    let chunks: Vec<Bytes> = blobs
+        .get(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), body.len());
 
     let copy = ObjectKey::blob(&Sha256::of(b"copy"));
     blobs.copy(&key, &copy).await.unwrap();
-    assert_eq!(blobs.head(&copy).await.unwrap().unwrap().size, body.len() as u64);
+    assert_eq!(
+        blobs.head(&copy).await.unwrap().unwrap().size,
+        body.len() as u64
+    );
     blobs.delete(&key).await.unwrap();
     blobs.delete(&key).await.unwrap();
     assert!(blobs.head(&key).await.unwrap().is_none());
@@ -202,7 +331,10 @@ async fn presigned_put_and_get_move_bytes_without_credentials() {
     let at = datetime!(2026-11-27 10:00 UTC);
     let d = doc("acme", at, 1);
     let key = ObjectKey::incoming_http(&d.owner, &d.id, &d.name);
-    let put = blobs.presign_put(&key, &ObjectMeta::for_document(&d), Duration::from_secs(60)).await.unwrap();
+    let put = blobs
+        .presign_put(&key, &ObjectMeta::for_document(&d), Duration::from_secs(60))
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let mut req = http.put(&put.url).body("%PDF-1.7 presigned");
     for (k, v) in &put.headers {
@@ -216,12 +348,27 @@ async fn presigned_put_and_get_move_bytes_without_credentials() {
     assert_eq!(info.meta.name(), Some(d.name.clone()));
 
     let get = blobs
-        .presign_get(&key, &DownloadAs { name: d.name.clone(), content_type: d.declared_type.clone() }, Duration::from_secs(60))
+        .presign_get(
+            &key,
+            &DownloadAs {
+                name: d.name.clone(),
+                content_type: d.declared_type.clone(),
+            },
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     // S3 answers with the signed response overrides; moto ignores them, so check they are signed in.
-    assert!(get.url.contains("response-content-disposition=attachment"), "{}", get.url);
-    assert!(get.url.contains("response-content-type=application%2Fpdf"), "{}", get.url);
+    assert!(
+        get.url.contains("response-content-disposition=attachment"),
+        "{}",
+        get.url
+    );
+    assert!(
+        get.url.contains("response-content-type=application%2Fpdf"),
+        "{}",
+        get.url
+    );
     let resp = http.get(&get.url).send().await.unwrap();
     assert!(resp.status().is_success());
     assert_eq!(resp.bytes().await.unwrap(), "%PDF-1.7 presigned");

@@ -13,7 +13,10 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field, message: message.into() }
+        Self {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -42,7 +45,9 @@ impl From<crate::ports::StoreError> for Error {
         use crate::ports::StoreError;
         match e {
             StoreError::Throttled => Error::Throttled,
-            StoreError::ConditionFailed => Error::Conflict("the resource changed concurrently; retry".into()),
+            StoreError::ConditionFailed => {
+                Error::Conflict("the resource changed concurrently; retry".into())
+            }
             other => Error::Unavailable(other.to_string()),
         }
     }

@@ -10,7 +10,10 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::ports::*;
-use crate::{Document, DocumentId, ObjectKey, Owner, Stats, TokenHash, TokenId, TokenRecord, Webhook, WebhookId};
+use crate::{
+    Document, DocumentId, ObjectKey, Owner, Stats, TokenHash, TokenId, TokenRecord, Webhook,
+    WebhookId,
+};
 
 #[derive(Default)]
 pub struct MemoryCatalog {
@@ -52,7 +55,11 @@ impl Documents for MemoryCatalog {
         Ok(())
     }
 
-    async fn replace_document(&self, doc: &Document, expected_version: u64) -> Result<(), StoreError> {
+    async fn replace_document(
+        &self,
+        doc: &Document,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
         let mut s = self.state();
         match s.documents.get(&doc.id) {
             Some(old) if old.version == expected_version => {
@@ -63,7 +70,11 @@ impl Documents for MemoryCatalog {
         }
     }
 
-    async fn list_documents(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, StoreError> {
+    async fn list_documents(
+        &self,
+        owner: &Owner,
+        query: &ListQuery,
+    ) -> Result<Page<Document>, StoreError> {
         let s = self.state();
         let mut items: Vec<Document> = s
             .documents
@@ -86,7 +97,10 @@ impl Documents for MemoryCatalog {
 }
 
 impl Idempotency for MemoryCatalog {
-    async fn claim_idempotency_key(&self, record: &IdempotencyRecord) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn claim_idempotency_key(
+        &self,
+        record: &IdempotencyRecord,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let mut s = self.state();
         let key = (record.owner.clone(), record.key.clone());
         if let Some(existing) = s.idempotency.get(&key) {
@@ -106,7 +120,13 @@ impl Tokens for MemoryCatalog {
         Ok(self.state().tokens.get(hash).cloned())
     }
     async fn list_tokens(&self, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
-        let mut v: Vec<_> = self.state().tokens.values().filter(|t| &t.owner == owner).cloned().collect();
+        let mut v: Vec<_> = self
+            .state()
+            .tokens
+            .values()
+            .filter(|t| &t.owner == owner)
+            .cloned()
+            .collect();
         v.sort_by_key(|t| t.id);
         Ok(v)
     }
@@ -124,7 +144,13 @@ impl Webhooks for MemoryCatalog {
         Ok(())
     }
     async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
-        Ok(self.state().webhooks.values().filter(|w| &w.owner == owner).cloned().collect())
+        Ok(self
+            .state()
+            .webhooks
+            .values()
+            .filter(|w| &w.owner == owner)
+            .cloned()
+            .collect())
     }
     async fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> Result<bool, StoreError> {
         let mut s = self.state();
@@ -174,12 +200,18 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
-        Ok(self.objects().get(key.as_str()).map(|(b, m)| ObjectInfo { size: b.len() as u64, meta: m.clone() }))
+        Ok(self.objects().get(key.as_str()).map(|(b, m)| ObjectInfo {
+            size: b.len() as u64,
+            meta: m.clone(),
+        }))
     }
 
     async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StoreError> {
         let mut objects = self.objects();
-        let obj = objects.get(from.as_str()).cloned().ok_or_else(|| StoreError::Unavailable(format!("no such key {from}")))?;
+        let obj = objects
+            .get(from.as_str())
+            .cloned()
+            .ok_or_else(|| StoreError::Unavailable(format!("no such key {from}")))?;
         objects.insert(to.to_string(), obj);
         Ok(())
     }
@@ -189,7 +221,12 @@ impl BlobStore for MemoryBlobStore {
         Ok(())
     }
 
-    async fn presign_put(&self, key: &ObjectKey, meta: &ObjectMeta, expires_in: Duration) -> Result<PresignedRequest, StoreError> {
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        meta: &ObjectMeta,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
         let mut headers = BTreeMap::new();
         if let Some(ct) = &meta.content_type {
             headers.insert("content-type".into(), ct.to_string());
@@ -202,10 +239,19 @@ impl BlobStore for MemoryBlobStore {
         })
     }
 
-    async fn presign_get(&self, key: &ObjectKey, download: &DownloadAs, expires_in: Duration) -> Result<PresignedRequest, StoreError> {
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        download: &DownloadAs,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
         Ok(PresignedRequest {
             method: "GET",
-            url: format!("memory://bucket/{key}?name={}&expires={}", download.name, expires_in.as_secs()),
+            url: format!(
+                "memory://bucket/{key}?name={}&expires={}",
+                download.name,
+                expires_in.as_secs()
+            ),
             headers: BTreeMap::new(),
             expires_at: OffsetDateTime::UNIX_EPOCH + expires_in,
         })

@@ -88,7 +88,11 @@ pub struct PolicyError {
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid intake policy: `{}`: {}", self.field, self.message)
+        write!(
+            f,
+            "invalid intake policy: `{}`: {}",
+            self.field, self.message
+        )
     }
 }
 
@@ -105,7 +109,10 @@ impl Policy {
 
     pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
         let raw: raw::PolicyFile = toml::from_str(text).map_err(|e| PolicyError {
-            field: e.span().map(|s| field_at(text, s.start)).unwrap_or_else(|| "(document)".into()),
+            field: e
+                .span()
+                .map(|s| field_at(text, s.start))
+                .unwrap_or_else(|| "(document)".into()),
             message: e.message().to_owned(),
         })?;
         raw.validate()
@@ -117,18 +124,28 @@ impl Policy {
 
     /// The checks that can be made before the bytes are read: at the door, from what the
     /// sender declares. The s3 function applies the full policy to the bytes.
-    pub fn check_declared(&self, declared: Option<&ContentType>, size: Option<u64>) -> Result<(), Rejection> {
+    pub fn check_declared(
+        &self,
+        declared: Option<&ContentType>,
+        size: Option<u64>,
+    ) -> Result<(), Rejection> {
         if let Some(size) = size {
             if size > self.limits.max_bytes {
                 return Err(Rejection {
                     code: RejectionCode::TooLarge,
-                    message: format!("{size} bytes exceeds the limit of {} bytes", self.limits.max_bytes),
+                    message: format!(
+                        "{size} bytes exceeds the limit of {} bytes",
+                        self.limits.max_bytes
+                    ),
                 });
             }
             if size < self.limits.min_bytes {
                 return Err(Rejection {
                     code: RejectionCode::Empty,
-                    message: format!("{size} bytes is below the minimum of {} bytes", self.limits.min_bytes),
+                    message: format!(
+                        "{size} bytes is below the minimum of {} bytes",
+                        self.limits.min_bytes
+                    ),
                 });
             }
         }
@@ -142,11 +159,18 @@ impl Policy {
     }
 
     /// The owner of mail to any of `recipients` from `sender`, by the first matching route.
-    pub fn mail_owner<'a>(&self, recipients: impl IntoIterator<Item = &'a str>, sender: &str) -> Option<&Owner> {
+    pub fn mail_owner<'a>(
+        &self,
+        recipients: impl IntoIterator<Item = &'a str>,
+        sender: &str,
+    ) -> Option<&Owner> {
         let recipients: Vec<&str> = recipients.into_iter().collect();
         self.mail.routes.iter().find_map(|route| {
-            let to_us = recipients.iter().any(|r| address_matches(&route.recipient, r));
-            let from_ok = route.senders.is_empty() || route.senders.iter().any(|p| address_matches(p, sender));
+            let to_us = recipients
+                .iter()
+                .any(|r| address_matches(&route.recipient, r));
+            let from_ok = route.senders.is_empty()
+                || route.senders.iter().any(|p| address_matches(p, sender));
             (to_us && from_ok).then_some(&route.owner)
         })
     }
@@ -166,11 +190,18 @@ fn field_at(text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
     let table = before
         .lines()
-        .filter_map(|l| l.trim().strip_prefix('[').map(|t| t.trim_matches(|c| c == '[' || c == ']').trim()))
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix('[')
+                .map(|t| t.trim_matches(|c| c == '[' || c == ']').trim())
+        })
         .last();
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..].lines().next().unwrap_or_default();
-    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| !k.starts_with('['));
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.starts_with('['));
     match (table, key) {
         (Some(t), Some(k)) => format!("{t}.{k}"),
         (None, Some(k)) => k.to_owned(),
@@ -181,14 +212,19 @@ fn field_at(text: &str, offset: usize) -> String {
 
 /// A size in bytes, written as a number or as "25 MiB", "500 KB", "1 GiB".
 fn parse_size(raw: &raw::Size, field: &str) -> Result<u64, PolicyError> {
-    let err = |m: &str| PolicyError { field: field.into(), message: m.into() };
+    let err = |m: &str| PolicyError {
+        field: field.into(),
+        message: m.into(),
+    };
     match raw {
         raw::Size::Bytes(n) => u64::try_from(*n).map_err(|_| err("must not be negative")),
         raw::Size::Text(s) => {
             let s = s.trim();
             let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
             let (num, unit) = s.split_at(split);
-            let n: u64 = num.parse().map_err(|_| err("must be a number of bytes or a size like \"25 MiB\""))?;
+            let n: u64 = num
+                .parse()
+                .map_err(|_| err("must be a number of bytes or a size like \"25 MiB\""))?;
             let mult: u64 = match unit.trim() {
                 "" | "B" => 1,
                 "KB" => 1_000,
@@ -197,7 +233,11 @@ fn parse_size(raw: &raw::Size, field: &str) -> Result<u64, PolicyError> {
                 "KiB" => 1 << 10,
                 "MiB" => 1 << 20,
                 "GiB" => 1 << 30,
-                other => return Err(err(&format!("unknown unit `{other}` (use B, KB, MB, GB, KiB, MiB or GiB)"))),
+                other => {
+                    return Err(err(&format!(
+                        "unknown unit `{other}` (use B, KB, MB, GB, KiB, MiB or GiB)"
+                    )));
+                }
             };
             n.checked_mul(mult).ok_or_else(|| err("is too large"))
         }
@@ -269,13 +309,21 @@ mod raw {
 
     fn check_address_pattern(p: &str, field: String) -> Result<String, PolicyError> {
         let ok = match p.rsplit_once('@') {
-            Some((local, domain)) => !local.is_empty() && !domain.is_empty() && !domain.contains('*') && (local == "*" || !local.contains('*')),
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.is_empty()
+                    && !domain.contains('*')
+                    && (local == "*" || !local.contains('*'))
+            }
             None => false,
         };
         if ok {
             Ok(p.to_owned())
         } else {
-            Err(PolicyError { field, message: format!("`{p}` must be `user@domain` or `*@domain`") })
+            Err(PolicyError {
+                field,
+                message: format!("`{p}` must be `user@domain` or `*@domain`"),
+            })
         }
     }
 
@@ -293,13 +341,21 @@ mod raw {
                 });
             }
             if self.types.accepted.is_empty() {
-                return Err(PolicyError { field: "types.accepted".into(), message: "must list at least one type".into() });
+                return Err(PolicyError {
+                    field: "types.accepted".into(),
+                    message: "must list at least one type".into(),
+                });
             }
             for (i, p) in self.types.accepted.iter().enumerate() {
                 let valid = match p.split_once('/') {
                     Some(("*", "*")) => true,
-                    Some((top, "*")) => top.parse::<ContentType>().is_err() && format!("{top}/x").parse::<ContentType>().is_ok(),
-                    _ => p.parse::<ContentType>().is_ok_and(|ct| ct.as_str() == p.to_ascii_lowercase()),
+                    Some((top, "*")) => {
+                        top.parse::<ContentType>().is_err()
+                            && format!("{top}/x").parse::<ContentType>().is_ok()
+                    }
+                    _ => p
+                        .parse::<ContentType>()
+                        .is_ok_and(|ct| ct.as_str() == p.to_ascii_lowercase()),
                 };
                 if !valid {
                     return Err(PolicyError {
@@ -314,22 +370,35 @@ mod raw {
                     field: format!("mail.routes[{i}].owner"),
                     message: e.message,
                 })?;
-                let recipient = check_address_pattern(&r.recipient, format!("mail.routes[{i}].recipient"))?;
+                let recipient =
+                    check_address_pattern(&r.recipient, format!("mail.routes[{i}].recipient"))?;
                 let senders = r
                     .senders
                     .iter()
                     .enumerate()
-                    .map(|(j, s)| check_address_pattern(s, format!("mail.routes[{i}].senders[{j}]")))
+                    .map(|(j, s)| {
+                        check_address_pattern(s, format!("mail.routes[{i}].senders[{j}]"))
+                    })
                     .collect::<Result<_, _>>()?;
-                routes.push(MailRoute { recipient, owner, senders });
+                routes.push(MailRoute {
+                    recipient,
+                    owner,
+                    senders,
+                });
             }
             let max_message_bytes = match &self.mail.max_message_size {
                 Some(s) => parse_size(s, "mail.max_message_size")?,
                 None => 40 << 20,
             };
             Ok(Policy {
-                limits: Limits { max_bytes, min_bytes },
-                types: TypeRules { accepted: self.types.accepted, on_mismatch: self.types.on_mismatch },
+                limits: Limits {
+                    max_bytes,
+                    min_bytes,
+                },
+                types: TypeRules {
+                    accepted: self.types.accepted,
+                    on_mismatch: self.types.on_mismatch,
+                },
                 rejected: self.rejected.action,
                 mail: MailPolicy {
                     require: self.mail.require,
@@ -358,9 +427,12 @@ mod tests {
 
     #[test]
     fn sizes_accept_units() {
-        let p = Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = \"2 KiB\"")).unwrap();
+        let p =
+            Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = \"2 KiB\""))
+                .unwrap();
         assert_eq!(p.limits.max_bytes, 2048);
-        let p = Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = 5000")).unwrap();
+        let p = Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = 5000"))
+            .unwrap();
         assert_eq!(p.limits.max_bytes, 5000);
     }
 
@@ -373,9 +445,14 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_the_field() {
-        let e = Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = \"100 parsecs\"")).unwrap_err();
+        let e = Policy::from_toml(
+            &SHIPPED.replace("max_size = \"100 MiB\"", "max_size = \"100 parsecs\""),
+        )
+        .unwrap_err();
         assert_eq!(e.field, "limits.max_size");
-        let e = Policy::from_toml(&SHIPPED.replace("action = \"quarantine\"", "action = \"shred\"")).unwrap_err();
+        let e =
+            Policy::from_toml(&SHIPPED.replace("action = \"quarantine\"", "action = \"shred\""))
+                .unwrap_err();
         assert_eq!(e.field, "rejected.action", "{e}");
         let e = Policy::from_toml(&SHIPPED.replace("\"application/pdf\"", "\"pdf\"")).unwrap_err();
         assert!(e.field.starts_with("types.accepted["), "{e}");
@@ -385,10 +462,22 @@ mod tests {
     fn declared_type_and_size_are_checked() {
         let p = Policy::from_toml(SHIPPED).unwrap();
         let exe: ContentType = "application/x-msdownload".parse().unwrap();
-        assert_eq!(p.check_declared(Some(&exe), Some(10)).unwrap_err().code, RejectionCode::TypeNotAccepted);
-        assert_eq!(p.check_declared(None, Some(u64::MAX)).unwrap_err().code, RejectionCode::TooLarge);
-        assert_eq!(p.check_declared(None, Some(0)).unwrap_err().code, RejectionCode::Empty);
-        assert!(p.check_declared(Some(&"image/png".parse().unwrap()), Some(10)).is_ok());
+        assert_eq!(
+            p.check_declared(Some(&exe), Some(10)).unwrap_err().code,
+            RejectionCode::TypeNotAccepted
+        );
+        assert_eq!(
+            p.check_declared(None, Some(u64::MAX)).unwrap_err().code,
+            RejectionCode::TooLarge
+        );
+        assert_eq!(
+            p.check_declared(None, Some(0)).unwrap_err().code,
+            RejectionCode::Empty
+        );
+        assert!(
+            p.check_declared(Some(&"image/png".parse().unwrap()), Some(10))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -414,8 +503,18 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(p.mail_owner(["INVOICES@in.example.com"], "bob@acme.com").unwrap().as_str(), "acme");
-        assert_eq!(p.mail_owner(["invoices@in.example.com"], "eve@evil.com").unwrap().as_str(), "catchall");
+        assert_eq!(
+            p.mail_owner(["INVOICES@in.example.com"], "bob@acme.com")
+                .unwrap()
+                .as_str(),
+            "acme"
+        );
+        assert_eq!(
+            p.mail_owner(["invoices@in.example.com"], "eve@evil.com")
+                .unwrap()
+                .as_str(),
+            "catchall"
+        );
         assert!(p.mail_owner(["x@elsewhere.com"], "bob@acme.com").is_none());
         assert!(p.mail.require.contains(&Verdict::Virus));
     }

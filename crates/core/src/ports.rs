@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{
-    ContentType, Document, DocumentId, FileName, ObjectKey, Owner, Sha256, Stats, StatusKind, Tag, TokenHash,
-    TokenId, TokenRecord, Webhook, WebhookId,
+    ContentType, Document, DocumentId, FileName, ObjectKey, Owner, Sha256, Stats, StatusKind, Tag,
+    TokenHash, TokenId, TokenRecord, Webhook, WebhookId,
 };
 
 /// How a store call failed, in terms the use cases can act on.
@@ -72,7 +72,14 @@ impl ListQuery {
 
 impl Default for ListQuery {
     fn default() -> Self {
-        Self { status: None, tag: None, since: None, until: None, after: None, limit: Self::DEFAULT_LIMIT }
+        Self {
+            status: None,
+            tag: None,
+            since: None,
+            until: None,
+            after: None,
+            limit: Self::DEFAULT_LIMIT,
+        }
     }
 }
 
@@ -84,9 +91,15 @@ pub struct Page<T> {
 }
 
 pub trait Documents: Send + Sync {
-    fn get_document(&self, id: &DocumentId) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send;
+    fn get_document(
+        &self,
+        id: &DocumentId,
+    ) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send;
     /// Writes a new document; `ConditionFailed` if one with its id exists.
-    fn insert_document(&self, doc: &Document) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_document(
+        &self,
+        doc: &Document,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Replaces a document whose stored version is `expected_version`; `ConditionFailed` otherwise.
     fn replace_document(
         &self,
@@ -120,18 +133,36 @@ pub trait Idempotency: Send + Sync {
 }
 
 pub trait Tokens: Send + Sync {
-    fn put_token(&self, token: &TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn find_token(&self, hash: &TokenHash) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
-    fn list_tokens(&self, owner: &Owner) -> impl Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send;
+    fn put_token(&self, token: &TokenRecord)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn find_token(
+        &self,
+        hash: &TokenHash,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+    fn list_tokens(
+        &self,
+        owner: &Owner,
+    ) -> impl Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send;
     /// Returns whether the token existed.
-    fn delete_token(&self, owner: &Owner, id: &TokenId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn delete_token(
+        &self,
+        owner: &Owner,
+        id: &TokenId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 pub trait Webhooks: Send + Sync {
     fn put_webhook(&self, hook: &Webhook) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn list_webhooks(&self, owner: &Owner) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
+    fn list_webhooks(
+        &self,
+        owner: &Owner,
+    ) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
     /// Returns whether the webhook existed.
-    fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn delete_webhook(
+        &self,
+        owner: &Owner,
+        id: &WebhookId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 pub trait StatsReader: Send + Sync {
@@ -155,7 +186,12 @@ pub struct ObjectMeta {
     pub user: BTreeMap<String, String>,
 }
 
-const META_UNSAFE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'@').remove(b' ');
+const META_UNSAFE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'@')
+    .remove(b' ');
 
 impl ObjectMeta {
     /// The metadata the HTTP door attaches.
@@ -163,13 +199,21 @@ impl ObjectMeta {
         let mut user = BTreeMap::new();
         user.insert("intake-document-id".into(), doc.id.to_string());
         user.insert("intake-owner".into(), doc.owner.to_string());
-        user.insert("intake-name".into(), utf8_percent_encode(doc.name.as_str(), META_UNSAFE).to_string());
-        Self { content_type: doc.declared_type.clone(), user }
+        user.insert(
+            "intake-name".into(),
+            utf8_percent_encode(doc.name.as_str(), META_UNSAFE).to_string(),
+        );
+        Self {
+            content_type: doc.declared_type.clone(),
+            user,
+        }
     }
 
     /// A metadata value, decoded.
     pub fn get(&self, key: &str) -> Option<String> {
-        self.user.get(key).map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
+        self.user
+            .get(key)
+            .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
     }
 
     pub fn name(&self) -> Option<FileName> {
@@ -202,12 +246,27 @@ pub struct DownloadAs {
 }
 
 pub trait BlobStore: Send + Sync {
-    fn put(&self, key: &ObjectKey, body: Bytes, meta: &ObjectMeta) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put(
+        &self,
+        key: &ObjectKey,
+        body: Bytes,
+        meta: &ObjectMeta,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// `None` when there is no such object.
-    fn get(&self, key: &ObjectKey) -> impl Future<Output = Result<Option<ByteStream>, StoreError>> + Send;
-    fn head(&self, key: &ObjectKey) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
+    fn get(
+        &self,
+        key: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<ByteStream>, StoreError>> + Send;
+    fn head(
+        &self,
+        key: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
     /// Server-side copy: the bytes never pass through the function.
-    fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn copy(
+        &self,
+        from: &ObjectKey,
+        to: &ObjectKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Deleting what is not there succeeds.
     fn delete(&self, key: &ObjectKey) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn presign_put(

@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 
 use crate::ports::*;
 use crate::{
-    ApiToken, ContentType, Document, DocumentId, DocumentPatch, Error, EventType, FileName, Invalid, ObjectKey, Owner,
-    Policy, Rejection, RejectionCode, Sha256, Source, Stats, Status, Tags, TokenId, TokenRecord, Webhook, WebhookId,
-    WebhookSecret, WebhookUrl,
+    ApiToken, ContentType, Document, DocumentId, DocumentPatch, Error, EventType, FileName,
+    Invalid, ObjectKey, Owner, Policy, Rejection, RejectionCode, Sha256, Source, Stats, Status,
+    Tags, TokenId, TokenRecord, Webhook, WebhookId, WebhookSecret, WebhookUrl,
 };
 
 /// Deployment settings the use cases depend on (not policy: these are about the door).
@@ -83,7 +83,10 @@ impl std::str::FromStr for IdempotencyKey {
     type Err = Invalid;
     fn from_str(s: &str) -> Result<Self, Invalid> {
         if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Invalid::new("Idempotency-Key", "must be 1-255 visible ASCII characters"));
+            return Err(Invalid::new(
+                "Idempotency-Key",
+                "must be 1-255 visible ASCII characters",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -113,7 +116,10 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     /// under `incoming/`, where the s3 function verifies and catalogues it.
     pub async fn submit(&self, owner: &Owner, upload: Upload) -> Result<Submitted, Error> {
         let size = upload.body.len() as u64;
-        let limit = self.settings.inline_upload_limit.min(self.policy.limits.max_bytes);
+        let limit = self
+            .settings
+            .inline_upload_limit
+            .min(self.policy.limits.max_bytes);
         if size > limit {
             return Err(Error::TooLarge { size, limit });
         }
@@ -126,10 +132,18 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         let mut id = self.new_document_id();
         let mut replayed = false;
         if let Some(key) = &upload.idempotency_key {
-            let claim = IdempotencyRecord { owner: owner.clone(), key: key.0.clone(), document_id: id, sha256, created_at: now };
+            let claim = IdempotencyRecord {
+                owner: owner.clone(),
+                key: key.0.clone(),
+                document_id: id,
+                sha256,
+                created_at: now,
+            };
             if let Some(first) = self.catalog.claim_idempotency_key(&claim).await? {
                 if first.sha256 != sha256 {
-                    return Err(Error::Conflict("Idempotency-Key was already used with a different body".into()));
+                    return Err(Error::Conflict(
+                        "Idempotency-Key was already used with a different body".into(),
+                    ));
                 }
                 id = first.document_id;
                 replayed = true;
@@ -155,7 +169,10 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             Ok(()) => document,
             // A retry of a request that got this far before: carry on with what is stored.
             Err(StoreError::ConditionFailed) if replayed => {
-                self.catalog.get_document(&id).await?.ok_or(Error::Conflict("retry the request".into()))?
+                self.catalog
+                    .get_document(&id)
+                    .await?
+                    .ok_or(Error::Conflict("retry the request".into()))?
             }
             Err(e) => return Err(e.into()),
         };
@@ -163,13 +180,19 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         // key is harmless, and it completes an earlier attempt that failed after the catalog write.
         if document.status == Status::Received {
             let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
-            self.blobs.put(&key, upload.body, &ObjectMeta::for_document(&document)).await?;
+            self.blobs
+                .put(&key, upload.body, &ObjectMeta::for_document(&document))
+                .await?;
         }
         Ok(Submitted { document, replayed })
     }
 
     /// Announces a large file: records it as `received` and returns a presigned PUT for its bytes.
-    pub async fn start_upload(&self, owner: &Owner, intent: UploadIntent) -> Result<(Document, PresignedRequest), Error> {
+    pub async fn start_upload(
+        &self,
+        owner: &Owner,
+        intent: UploadIntent,
+    ) -> Result<(Document, PresignedRequest), Error> {
         let limit = self.policy.limits.max_bytes;
         self.policy
             .check_declared(intent.content_type.as_ref(), intent.size)
@@ -193,13 +216,20 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         self.catalog.insert_document(&document).await?;
         let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
         let meta = ObjectMeta::for_document(&document);
-        let request = self.blobs.presign_put(&key, &meta, self.settings.upload_url_ttl).await?;
+        let request = self
+            .blobs
+            .presign_put(&key, &meta, self.settings.upload_url_ttl)
+            .await?;
         Ok((document, request))
     }
 
     pub async fn list(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, Error> {
         if query.limit == 0 || query.limit > ListQuery::MAX_LIMIT {
-            return Err(Invalid::new("limit", format!("must be between 1 and {}", ListQuery::MAX_LIMIT)).into());
+            return Err(Invalid::new(
+                "limit",
+                format!("must be between 1 and {}", ListQuery::MAX_LIMIT),
+            )
+            .into());
         }
         if let (Some(since), Some(until)) = (query.since, query.until) {
             if since > until {
@@ -218,20 +248,46 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     }
 
     /// A short-lived link to the document's bytes.
-    pub async fn download(&self, owner: &Owner, id: &DocumentId) -> Result<PresignedRequest, Error> {
+    pub async fn download(
+        &self,
+        owner: &Owner,
+        id: &DocumentId,
+    ) -> Result<PresignedRequest, Error> {
         let doc = self.get(owner, id).await?;
         let sha = match (&doc.status, doc.sha256) {
             (Status::Accepted | Status::Duplicate { .. }, Some(sha)) => sha,
             (Status::Rejected { rejection }, _) => {
-                return Err(Error::Conflict(format!("the document was rejected: {}", rejection.message)));
+                return Err(Error::Conflict(format!(
+                    "the document was rejected: {}",
+                    rejection.message
+                )));
             }
-            _ => return Err(Error::Conflict("the document is still being processed; retry shortly".into())),
+            _ => {
+                return Err(Error::Conflict(
+                    "the document is still being processed; retry shortly".into(),
+                ));
+            }
         };
-        let download = DownloadAs { name: doc.name.clone(), content_type: doc.content_type.clone().or(doc.declared_type.clone()) };
-        Ok(self.blobs.presign_get(&ObjectKey::blob(&sha), &download, self.settings.download_url_ttl).await?)
+        let download = DownloadAs {
+            name: doc.name.clone(),
+            content_type: doc.content_type.clone().or(doc.declared_type.clone()),
+        };
+        Ok(self
+            .blobs
+            .presign_get(
+                &ObjectKey::blob(&sha),
+                &download,
+                self.settings.download_url_ttl,
+            )
+            .await?)
     }
 
-    pub async fn update(&self, owner: &Owner, id: &DocumentId, patch: DocumentPatch) -> Result<Document, Error> {
+    pub async fn update(
+        &self,
+        owner: &Owner,
+        id: &DocumentId,
+        patch: DocumentPatch,
+    ) -> Result<Document, Error> {
         self.modify(owner, id, |doc, _| {
             let mut changed = false;
             if let Some(name) = &patch.name {
@@ -285,7 +341,9 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict("the document is being changed concurrently; retry".into()))
+        Err(Error::Conflict(
+            "the document is being changed concurrently; retry".into(),
+        ))
     }
 
     pub async fn stats(&self, owner: &Owner) -> Result<Stats, Error> {
@@ -329,7 +387,11 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     }
 
     /// Mints an API token for `owner` (see [`mint_token`]).
-    pub async fn mint_token(&self, owner: &Owner, label: &str) -> Result<(TokenRecord, ApiToken), Error> {
+    pub async fn mint_token(
+        &self,
+        owner: &Owner,
+        label: &str,
+    ) -> Result<(TokenRecord, ApiToken), Error> {
         mint_token(&self.catalog, &*self.clock, &*self.ids, owner, label).await
     }
 
@@ -352,7 +414,11 @@ pub async fn mint_token<T: Tokens>(
     label: &str,
 ) -> Result<(TokenRecord, ApiToken), Error> {
     if label.chars().count() > 100 || label.chars().any(char::is_control) {
-        return Err(Invalid::new("label", "must be at most 100 characters without control characters").into());
+        return Err(Invalid::new(
+            "label",
+            "must be at most 100 characters without control characters",
+        )
+        .into());
     }
     let token = ApiToken::from_secret(ids.secret());
     let record = TokenRecord {
@@ -374,14 +440,20 @@ pub async fn revoke_token<T: Tokens>(tokens: &T, owner: &Owner, id: &TokenId) ->
 }
 
 fn name_or_unnamed(raw: Option<&str>) -> FileName {
-    raw.and_then(FileName::sanitize).unwrap_or_else(FileName::unnamed)
+    raw.and_then(FileName::sanitize)
+        .unwrap_or_else(FileName::unnamed)
 }
 
 /// A policy refusal at the door, as an answer to the caller.
 fn door_error(r: Rejection, size: Option<u64>, limit: u64) -> Error {
     match r.code {
-        RejectionCode::TooLarge => Error::TooLarge { size: size.unwrap_or_default(), limit },
-        RejectionCode::TypeNotAccepted | RejectionCode::TypeMismatch => Error::UnsupportedType(r.message),
+        RejectionCode::TooLarge => Error::TooLarge {
+            size: size.unwrap_or_default(),
+            limit,
+        },
+        RejectionCode::TypeNotAccepted | RejectionCode::TypeMismatch => {
+            Error::UnsupportedType(r.message)
+        }
         RejectionCode::Empty | RejectionCode::Unreadable => Invalid::new("body", r.message).into(),
     }
 }

@@ -15,7 +15,11 @@ pub enum ConfigError {
     #[error("environment variable {0} is required but not set")]
     Missing(&'static str),
     #[error("environment variable {name} is malformed ({value:?}): {problem}")]
-    Malformed { name: &'static str, value: String, problem: String },
+    Malformed {
+        name: &'static str,
+        value: String,
+        problem: String,
+    },
     #[error("policy file {path}: {source}")]
     Policy { path: PathBuf, source: PolicyError },
 }
@@ -109,14 +113,19 @@ impl Config {
             table_name: env.required("TABLE_NAME")?,
             bucket_name: env.required("BUCKET_NAME")?,
             topic_arn: env.optional("TOPIC_ARN"),
-            policy_path: env.optional("INTAKE_POLICY_PATH").unwrap_or_else(|| "/opt/policy.toml".into()).into(),
+            policy_path: env
+                .optional("INTAKE_POLICY_PATH")
+                .unwrap_or_else(|| "/opt/policy.toml".into())
+                .into(),
             local_endpoint: env.optional("AWS_ENDPOINT_URL").is_some(),
             settings: Settings {
-                inline_upload_limit: env.parse_or("INLINE_UPLOAD_LIMIT_BYTES", defaults.inline_upload_limit)?,
+                inline_upload_limit: env
+                    .parse_or("INLINE_UPLOAD_LIMIT_BYTES", defaults.inline_upload_limit)?,
                 upload_url_ttl: secs("UPLOAD_URL_TTL_SECONDS", defaults.upload_url_ttl)?,
                 download_url_ttl: secs("DOWNLOAD_URL_TTL_SECONDS", defaults.download_url_ttl)?,
                 allow_private_webhooks: env.flag("ALLOW_PRIVATE_WEBHOOKS")?,
-                max_webhooks_per_owner: env.parse_or("MAX_WEBHOOKS_PER_OWNER", defaults.max_webhooks_per_owner)?,
+                max_webhooks_per_owner: env
+                    .parse_or("MAX_WEBHOOKS_PER_OWNER", defaults.max_webhooks_per_owner)?,
             },
         })
     }
@@ -125,7 +134,10 @@ impl Config {
     pub fn load_policy(&self) -> Result<Arc<Policy>, ConfigError> {
         Policy::load(&self.policy_path)
             .map(Arc::new)
-            .map_err(|source| ConfigError::Policy { path: self.policy_path.clone(), source })
+            .map_err(|source| ConfigError::Policy {
+                path: self.policy_path.clone(),
+                source,
+            })
     }
 }
 
@@ -136,24 +148,38 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Env::from_fn(move |k| map.get(k).cloned())
     }
 
     #[test]
     fn a_missing_variable_is_named() {
         let e = Config::from(&env(&[("BUCKET_NAME", "b")])).unwrap_err();
-        assert_eq!(e.to_string(), "environment variable TABLE_NAME is required but not set");
+        assert_eq!(
+            e.to_string(),
+            "environment variable TABLE_NAME is required but not set"
+        );
     }
 
     #[test]
     fn a_malformed_variable_is_named_with_its_value() {
-        let e = Config::from(&env(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b"), ("UPLOAD_URL_TTL_SECONDS", "soon")]))
-            .unwrap_err();
+        let e = Config::from(&env(&[
+            ("TABLE_NAME", "t"),
+            ("BUCKET_NAME", "b"),
+            ("UPLOAD_URL_TTL_SECONDS", "soon"),
+        ]))
+        .unwrap_err();
         assert!(e.to_string().contains("UPLOAD_URL_TTL_SECONDS"), "{e}");
         assert!(e.to_string().contains("\"soon\""), "{e}");
-        let e = Config::from(&env(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b"), ("ALLOW_PRIVATE_WEBHOOKS", "maybe")]))
-            .unwrap_err();
+        let e = Config::from(&env(&[
+            ("TABLE_NAME", "t"),
+            ("BUCKET_NAME", "b"),
+            ("ALLOW_PRIVATE_WEBHOOKS", "maybe"),
+        ]))
+        .unwrap_err();
         assert!(e.to_string().contains("ALLOW_PRIVATE_WEBHOOKS"), "{e}");
     }
 
@@ -167,8 +193,12 @@ mod tests {
 
     #[test]
     fn a_bad_policy_file_is_reported_with_its_path() {
-        let c = Config::from(&env(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b"), ("INTAKE_POLICY_PATH", "/nonexistent/p.toml")]))
-            .unwrap();
+        let c = Config::from(&env(&[
+            ("TABLE_NAME", "t"),
+            ("BUCKET_NAME", "b"),
+            ("INTAKE_POLICY_PATH", "/nonexistent/p.toml"),
+        ]))
+        .unwrap();
         let e = c.load_policy().unwrap_err();
         assert!(e.to_string().contains("/nonexistent/p.toml"), "{e}");
     }

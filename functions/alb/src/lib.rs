@@ -14,8 +14,8 @@ use intake_core::{ContentType, DocumentPatch, EventType, FileName, Invalid, Owne
 use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use percent_encoding::percent_decode_str;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -43,7 +43,10 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let response = self.dispatch(req).await.unwrap_or_else(ApiError::into_response);
+        let response = self
+            .dispatch(req)
+            .await
+            .unwrap_or_else(ApiError::into_response);
         let status = response.status().as_u16();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         if status >= 500 {
@@ -61,7 +64,10 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
             Route::Health => return Ok(json(StatusCode::OK, &json!({ "status": "ok" }))),
             Route::OpenApi => {
                 let mut resp = Response::new(Body::Text(OPENAPI.into()));
-                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 return Ok(resp);
             }
             _ => {}
@@ -83,7 +89,8 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                     resp.headers_mut().insert(header::LOCATION, location);
                 }
                 if submitted.replayed {
-                    resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+                    resp.headers_mut()
+                        .insert("idempotent-replayed", HeaderValue::from_static("true"));
                 }
                 Ok(resp)
             }
@@ -97,18 +104,32 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                 };
                 let (doc, upload) = app.start_upload(&owner, intent).await?;
                 let url = format!("/v1/documents/{}", doc.id);
-                Ok(json(StatusCode::CREATED, &json!({ "id": doc.id, "url": url, "document": doc, "upload": upload })))
+                Ok(json(
+                    StatusCode::CREATED,
+                    &json!({ "id": doc.id, "url": url, "document": doc, "upload": upload }),
+                ))
             }
             Route::ListDocuments => {
                 let page = app.list(&owner, &list_query(&req)?).await?;
-                Ok(json(StatusCode::OK, &json!({ "items": page.items, "next_cursor": page.next })))
+                Ok(json(
+                    StatusCode::OK,
+                    &json!({ "items": page.items, "next_cursor": page.next }),
+                ))
             }
             Route::GetDocument(id) => Ok(json(StatusCode::OK, &app.get(&owner, &id).await?)),
             Route::DownloadDocument(id) => {
                 let link = app.download(&owner, &id).await?;
-                let mut resp = json(StatusCode::FOUND, &json!({ "url": link.url, "expires_at": link.expires_at }));
-                let location = HeaderValue::from_str(&link.url)
-                    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unusable download link"))?;
+                let mut resp = json(
+                    StatusCode::FOUND,
+                    &json!({ "url": link.url, "expires_at": link.expires_at }),
+                );
+                let location = HeaderValue::from_str(&link.url).map_err(|_| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "unusable download link",
+                    )
+                })?;
                 resp.headers_mut().insert(header::LOCATION, location);
                 Ok(resp)
             }
@@ -117,7 +138,10 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                 let patch = DocumentPatch {
                     name: body
                         .name
-                        .map(|n| FileName::sanitize(&n).ok_or_else(|| Invalid::new("name", "has no usable characters")))
+                        .map(|n| {
+                            FileName::sanitize(&n)
+                                .ok_or_else(|| Invalid::new("name", "has no usable characters"))
+                        })
                         .transpose()?,
                     tags: body.tags.map(Tags::parse).transpose()?,
                 };
@@ -129,7 +153,10 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
             }
             Route::Stats => {
                 let stats = app.stats(&owner).await?;
-                Ok(json(StatusCode::OK, &json!({ "owner": owner, "by_status": stats.by_status })))
+                Ok(json(
+                    StatusCode::OK,
+                    &json!({ "owner": owner, "by_status": stats.by_status }),
+                ))
             }
             Route::ListWebhooks => {
                 let hooks = app.list_webhooks(&owner).await?;
@@ -138,7 +165,15 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
             }
             Route::CreateWebhook => {
                 let body: WebhookBody = json_body(&req)?;
-                let hook = app.create_webhook(&owner, NewWebhook { url: body.url, events: body.events }).await?;
+                let hook = app
+                    .create_webhook(
+                        &owner,
+                        NewWebhook {
+                            url: body.url,
+                            events: body.events,
+                        },
+                    )
+                    .await?;
                 let mut view = serde_json::to_value(WebhookView::from(&hook)).unwrap_or_default();
                 // The only time the secret is shown.
                 view["secret"] = json!(hook.secret.reveal());
@@ -155,7 +190,10 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(intake_core::Error::Unauthenticated)?;
@@ -170,7 +208,10 @@ fn header_str<'a>(req: &'a Request, name: impl header::AsHeaderName) -> Option<&
 /// A JSON body, or a 415/400 that says what is wrong with it.
 fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if let Some(ct) = header_str(req, header::CONTENT_TYPE) {
-        if ct.parse::<ContentType>().map_or(true, |ct| ct.as_str() != "application/json") {
+        if ct
+            .parse::<ContentType>()
+            .map_or(true, |ct| ct.as_str() != "application/json")
+        {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -179,17 +220,28 @@ fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
         }
     }
     let bytes: &[u8] = req.body().as_ref();
-    let bytes = if bytes.is_empty() { b"{}".as_slice() } else { bytes };
+    let bytes = if bytes.is_empty() {
+        b"{}".as_slice()
+    } else {
+        bytes
+    };
     serde_json::from_slice(bytes).map_err(ApiError::invalid_json)
 }
 
 /// The file name from `?name=` or `Content-Disposition` (`filename*` preferred, RFC 6266).
 fn upload_name(req: &Request) -> Option<String> {
-    if let Some(name) = req.query_string_parameters_ref().and_then(|q| q.first("name")) {
+    if let Some(name) = req
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("name"))
+    {
         return Some(name.to_owned());
     }
     let disposition = header_str(req, header::CONTENT_DISPOSITION)?;
-    let params = disposition.split(';').skip(1).filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim()));
+    let params = disposition
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim()));
     let mut plain = None;
     for (key, value) in params {
         match key.as_str() {
@@ -205,14 +257,21 @@ fn upload_name(req: &Request) -> Option<String> {
 }
 
 fn upload_from(req: &Request) -> Result<Upload, ApiError> {
-    let content_type = header_str(req, header::CONTENT_TYPE).map(str::parse::<ContentType>).transpose()?;
-    let tags = req.query_string_parameters_ref().and_then(|q| q.all("tag")).unwrap_or_default();
+    let content_type = header_str(req, header::CONTENT_TYPE)
+        .map(str::parse::<ContentType>)
+        .transpose()?;
+    let tags = req
+        .query_string_parameters_ref()
+        .and_then(|q| q.all("tag"))
+        .unwrap_or_default();
     Ok(Upload {
         body: Bytes::copy_from_slice(req.body().as_ref()),
         name: upload_name(req),
         content_type,
         tags: Tags::parse(tags)?,
-        idempotency_key: header_str(req, "idempotency-key").map(str::parse).transpose()?,
+        idempotency_key: header_str(req, "idempotency-key")
+            .map(str::parse)
+            .transpose()?,
     })
 }
 
@@ -220,7 +279,14 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
     let q = req.query_string_parameters();
     let time = |field: &'static str| -> Result<Option<OffsetDateTime>, Invalid> {
         q.first(field)
-            .map(|v| OffsetDateTime::parse(v, &Rfc3339).map_err(|_| Invalid::new(field, "must be an RFC 3339 time such as 2026-11-27T10:00:00Z")))
+            .map(|v| {
+                OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
+                    Invalid::new(
+                        field,
+                        "must be an RFC 3339 time such as 2026-11-27T10:00:00Z",
+                    )
+                })
+            })
             .transpose()
     };
     Ok(ListQuery {
@@ -230,11 +296,21 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
         until: time("until")?,
         after: q
             .first("cursor")
-            .map(|c| c.parse().map_err(|_| Invalid::new("cursor", "is not a cursor this API returned")))
+            .map(|c| {
+                c.parse()
+                    .map_err(|_| Invalid::new("cursor", "is not a cursor this API returned"))
+            })
             .transpose()?,
         limit: q
             .first("limit")
-            .map(|l| l.parse().map_err(|_| Invalid::new("limit", format!("must be between 1 and {}", ListQuery::MAX_LIMIT))))
+            .map(|l| {
+                l.parse().map_err(|_| {
+                    Invalid::new(
+                        "limit",
+                        format!("must be between 1 and {}", ListQuery::MAX_LIMIT),
+                    )
+                })
+            })
             .transpose()?
             .unwrap_or(ListQuery::DEFAULT_LIMIT),
     })
@@ -276,6 +352,11 @@ struct WebhookView<'a> {
 
 impl<'a> From<&'a Webhook> for WebhookView<'a> {
     fn from(h: &'a Webhook) -> Self {
-        Self { id: h.id.to_string(), url: h.url.as_str(), events: &h.events, created_at: h.created_at }
+        Self {
+            id: h.id.to_string(),
+            url: h.url.as_str(),
+            events: &h.events,
+            created_at: h.created_at,
+        }
     }
 }

@@ -12,8 +12,11 @@ use tracing::Instrument;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let policy = config.load_policy().inspect_err(|e| tracing::error!(error = %e, "bad policy"))?;
+    let config =
+        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let policy = config
+        .load_policy()
+        .inspect_err(|e| tracing::error!(error = %e, "bad policy"))?;
     let clients = Clients::new(&config).await;
     let api = Api::new(Intake {
         catalog: clients.catalog(&config),
@@ -25,7 +28,11 @@ async fn main() -> Result<(), Error> {
     });
     let api = &api;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(api.handle(req).instrument(telemetry::invocation_span()).await)
+        Ok::<_, Error>(
+            api.handle(req)
+                .instrument(telemetry::invocation_span())
+                .await,
+        )
     }))
     .await
 }

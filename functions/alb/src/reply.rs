@@ -11,11 +11,17 @@ use serde_json::json;
 use crate::routes::NoRoute;
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
-    let body = serde_json::to_string(value).unwrap_or_else(|_| r#"{"error":{"code":"internal","message":"serialization failed"}}"#.into());
+    let body = serde_json::to_string(value).unwrap_or_else(|_| {
+        r#"{"error":{"code":"internal","message":"serialization failed"}}"#.into()
+    });
     let mut resp = Response::new(Body::Text(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -36,7 +42,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, headers: Vec::new() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            headers: Vec::new(),
+        }
     }
 
     fn with_header(mut self, name: header::HeaderName, value: &'static str) -> Self {
@@ -45,7 +57,11 @@ impl ApiError {
     }
 
     pub fn invalid_json(message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON for this request: {message}"))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON for this request: {message}"),
+        )
     }
 
     pub fn into_response(self) -> Response<Body> {
@@ -73,8 +89,10 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
             Error::Invalid(invalid) => invalid.into(),
-            Error::Unauthenticated => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
-                .with_header(header::WWW_AUTHENTICATE, "Bearer"),
+            Error::Unauthenticated => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+                    .with_header(header::WWW_AUTHENTICATE, "Bearer")
+            }
             Error::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             Error::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             Error::TooLarge { .. } => ApiError::new(
@@ -82,14 +100,24 @@ impl From<Error> for ApiError {
                 "payload_too_large",
                 format!("{e}; send large files with POST /v1/uploads"),
             ),
-            Error::UnsupportedType(_) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", e.to_string()),
-            Error::Throttled => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", e.to_string())
-                .with_header(header::RETRY_AFTER, "1"),
+            Error::UnsupportedType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                e.to_string(),
+            ),
+            Error::Throttled => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", e.to_string())
+                    .with_header(header::RETRY_AFTER, "1")
+            }
             Error::Unavailable(detail) => {
                 // The detail is for the logs; the client learns only that it may retry.
                 tracing::error!(error = %detail, "dependency failure");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "a dependency is unavailable; retry later")
-                    .with_header(header::RETRY_AFTER, "1")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "a dependency is unavailable; retry later",
+                )
+                .with_header(header::RETRY_AFTER, "1")
             }
         }
     }
@@ -98,7 +126,9 @@ impl From<Error> for ApiError {
 impl From<NoRoute> for ApiError {
     fn from(e: NoRoute) -> Self {
         match e {
-            NoRoute::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"),
+            NoRoute::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+            }
             NoRoute::MethodNotAllowed { allow } => {
                 let mut err = ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,

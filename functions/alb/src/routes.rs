@@ -60,12 +60,18 @@ fn matches(pattern: &str, path: &str) -> bool {
 
 pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
     // A trailing slash is the same resource.
-    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
     let candidates: Vec<&(&str, &str)> = ROUTES.iter().filter(|(_, p)| matches(p, path)).collect();
     let Some((_, pattern)) = candidates.iter().find(|(m, _)| *m == method.as_str()) else {
         return Err(match candidates.is_empty() {
             true => NoRoute::NotFound,
-            false => NoRoute::MethodNotAllowed { allow: candidates.iter().map(|(m, _)| *m).collect() },
+            false => NoRoute::MethodNotAllowed {
+                allow: candidates.iter().map(|(m, _)| *m).collect(),
+            },
         });
     };
     let param = path.split('/').nth(3).unwrap_or_default();
@@ -83,7 +89,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
         ("GET", "/v1/stats") => Route::Stats,
         ("GET", "/v1/webhooks") => Route::ListWebhooks,
         ("POST", "/v1/webhooks") => Route::CreateWebhook,
-        ("DELETE", "/v1/webhooks/{id}") => Route::DeleteWebhook(param.parse().map_err(|_| NoRoute::NotFound)?),
+        ("DELETE", "/v1/webhooks/{id}") => {
+            Route::DeleteWebhook(param.parse().map_err(|_| NoRoute::NotFound)?)
+        }
         _ => return Err(NoRoute::NotFound),
     })
 }
@@ -104,11 +112,19 @@ mod tests {
     #[test]
     fn unknown_paths_and_methods_are_told_apart() {
         assert_eq!(route(&Method::GET, "/v2/documents"), Err(NoRoute::NotFound));
-        assert_eq!(route(&Method::GET, "/v1/documents/not-an-id"), Err(NoRoute::NotFound));
+        assert_eq!(
+            route(&Method::GET, "/v1/documents/not-an-id"),
+            Err(NoRoute::NotFound)
+        );
         assert_eq!(
             route(&Method::PUT, "/v1/documents"),
-            Err(NoRoute::MethodNotAllowed { allow: vec!["POST", "GET"] })
+            Err(NoRoute::MethodNotAllowed {
+                allow: vec!["POST", "GET"]
+            })
         );
-        assert_eq!(route(&Method::GET, "/v1/documents/"), Ok(Route::ListDocuments));
+        assert_eq!(
+            route(&Method::GET, "/v1/documents/"),
+            Ok(Route::ListDocuments)
+        );
     }
 }

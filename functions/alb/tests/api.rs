@@ -17,9 +17,13 @@ const DOC: &str = "01JDZ8Q3M4V9W6X7Y8Z9A0B1C2";
 type TestApi = Api<MemoryCatalog, MemoryBlobStore>;
 
 fn event(name: &str) -> Request {
-    let path = format!("{}/../../events/alb/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../events/alb/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{path} is not an ALB event: {e}"))
+    lambda_http::request::from_str(&text)
+        .unwrap_or_else(|e| panic!("{path} is not an ALB event: {e}"))
 }
 
 async fn api() -> TestApi {
@@ -86,13 +90,21 @@ async fn call(api: &TestApi, req: Request) -> Answer {
         Body::Empty => Value::Null,
         body => serde_json::from_slice(body.as_ref()).expect("every answer with a body is JSON"),
     };
-    Answer { status: resp.status(), headers: resp.headers().clone(), json }
+    Answer {
+        status: resp.status(),
+        headers: resp.headers().clone(),
+        json,
+    }
 }
 
 fn assert_error(a: &Answer, status: StatusCode, code: &str) {
     assert_eq!(a.status, status, "{}", a.json);
     assert_eq!(a.json["error"]["code"], code, "{}", a.json);
-    assert!(a.json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        a.json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -114,11 +126,19 @@ async fn openapi_document_describes_exactly_the_served_routes() {
     let doc: Value = serde_json::from_str(OPENAPI).unwrap();
     let mut documented = BTreeSet::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
-        for method in ops.as_object().unwrap().keys().filter(|k| *k != "parameters") {
+        for method in ops
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "parameters")
+        {
             documented.insert((method.to_uppercase(), path.clone()));
         }
     }
-    let served: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     assert_eq!(documented, served);
 }
 
@@ -130,15 +150,29 @@ async fn base64_upload_is_accepted_and_written_under_incoming() {
     let id = a.json["id"].as_str().unwrap().to_owned();
     assert_eq!(a.json["status"], "received");
     assert_eq!(a.json["url"], format!("/v1/documents/{id}"));
-    assert_eq!(a.headers[header::LOCATION], format!("/v1/documents/{id}").as_str());
+    assert_eq!(
+        a.headers[header::LOCATION],
+        format!("/v1/documents/{id}").as_str()
+    );
     assert_eq!(a.json["document"]["name"], "invoice 2026.pdf");
     assert_eq!(a.json["document"]["tags"], json!(["invoices"]));
-    let (bytes, meta) = api.intake().blobs.object(&format!("incoming/acme/http/{id}/invoice 2026.pdf")).unwrap();
-    assert!(bytes.starts_with(b"%PDF-1.4"), "the base64 body is stored decoded");
+    let (bytes, meta) = api
+        .intake()
+        .blobs
+        .object(&format!("incoming/acme/http/{id}/invoice 2026.pdf"))
+        .unwrap();
+    assert!(
+        bytes.starts_with(b"%PDF-1.4"),
+        "the base64 body is stored decoded"
+    );
     assert_eq!(meta.content_type.unwrap().as_str(), "application/pdf");
 
     let got = call(&api, as_owner(event("get-document"), "acme")).await;
-    assert_eq!(got.status, StatusCode::NOT_FOUND, "the sample id is not this upload's");
+    assert_eq!(
+        got.status,
+        StatusCode::NOT_FOUND,
+        "the sample id is not this upload's"
+    );
 }
 
 #[tokio::test]
@@ -153,7 +187,11 @@ async fn duplicate_upload_with_the_same_idempotency_key_returns_the_existing_doc
 
     let mut other_body = event("upload-base64");
     *other_body.body_mut() = Body::Binary(b"%PDF-1.4 different".to_vec());
-    assert_error(&call(&api, other_body).await, StatusCode::CONFLICT, "conflict");
+    assert_error(
+        &call(&api, other_body).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
 }
 
 #[tokio::test]
@@ -181,13 +219,21 @@ async fn missing_or_wrong_token_is_401() {
 async fn another_owners_document_is_404_on_every_route() {
     let api = api().await;
     seed(&api, Status::Accepted).await;
-    for name in ["get-document", "download-document", "update-document", "delete-document"] {
+    for name in [
+        "get-document",
+        "download-document",
+        "update-document",
+        "delete-document",
+    ] {
         let a = call(&api, as_owner(event(name), "globex")).await;
         assert_error(&a, StatusCode::NOT_FOUND, "not_found");
     }
     let still = call(&api, event("get-document")).await;
     assert_eq!(still.status, StatusCode::OK);
-    assert_eq!(still.json["name"], "invoice.pdf", "globex's PATCH changed nothing");
+    assert_eq!(
+        still.json["name"], "invoice.pdf",
+        "globex's PATCH changed nothing"
+    );
 }
 
 #[tokio::test]
@@ -201,7 +247,10 @@ async fn the_owner_can_get_download_update_and_delete() {
     let dl = call(&api, event("download-document")).await;
     assert_eq!(dl.status, StatusCode::FOUND);
     let location = dl.headers[header::LOCATION].to_str().unwrap();
-    assert!(location.contains(&format!("blobs/sha256/{}", Sha256::of(b"0123456789"))), "{location}");
+    assert!(
+        location.contains(&format!("blobs/sha256/{}", Sha256::of(b"0123456789"))),
+        "{location}"
+    );
 
     let up = call(&api, event("update-document")).await;
     assert_eq!(up.status, StatusCode::OK, "{}", up.json);
@@ -209,16 +258,31 @@ async fn the_owner_can_get_download_update_and_delete() {
     assert_eq!(up.json["tags"], json!(["invoices", "paid"]));
     assert_eq!(up.json["version"], 2);
 
-    assert_eq!(call(&api, event("delete-document")).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(call(&api, event("delete-document")).await.status, StatusCode::NO_CONTENT, "delete is idempotent");
-    assert_error(&call(&api, event("get-document")).await, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(
+        call(&api, event("delete-document")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&api, event("delete-document")).await.status,
+        StatusCode::NO_CONTENT,
+        "delete is idempotent"
+    );
+    assert_error(
+        &call(&api, event("get-document")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
 }
 
 #[tokio::test]
 async fn content_of_an_unverified_document_is_409() {
     let api = api().await;
     seed(&api, Status::Received).await;
-    assert_error(&call(&api, event("download-document")).await, StatusCode::CONFLICT, "conflict");
+    assert_error(
+        &call(&api, event("download-document")).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
 }
 
 #[tokio::test]
@@ -228,22 +292,38 @@ async fn oversize_body_is_413() {
     *req.body_mut() = Body::Binary(vec![b'%'; 900 * 1024]);
     let a = call(&api, req).await;
     assert_error(&a, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
-    assert!(a.json["error"]["message"].as_str().unwrap().contains("/v1/uploads"));
+    assert!(
+        a.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/uploads")
+    );
 }
 
 #[tokio::test]
 async fn a_type_the_policy_refuses_is_415() {
     let api = api().await;
     let mut req = event("upload-base64");
-    req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-msdownload"));
+    req.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-msdownload"),
+    );
     req.headers_mut().remove("idempotency-key");
-    assert_error(&call(&api, req).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    assert_error(
+        &call(&api, req).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
 }
 
 #[tokio::test]
 async fn unknown_route_is_404_and_wrong_method_is_405_with_allow() {
     let api = api().await;
-    assert_error(&call(&api, event("unknown-route")).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &call(&api, event("unknown-route")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     let a = call(&api, event("wrong-method")).await;
     assert_error(&a, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     assert_eq!(a.headers[header::ALLOW], "POST, GET");
@@ -253,11 +333,19 @@ async fn unknown_route_is_404_and_wrong_method_is_405_with_allow() {
 async fn malformed_json_is_400_and_a_non_json_body_is_415() {
     let api = api().await;
     seed(&api, Status::Accepted).await;
-    assert_error(&call(&api, event("update-document-malformed-json")).await, StatusCode::BAD_REQUEST, "invalid_json");
+    assert_error(
+        &call(&api, event("update-document-malformed-json")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+    );
 
     let mut unknown_field = event("update-document");
     *unknown_field.body_mut() = Body::Text(r#"{"nmae": "x.pdf"}"#.into());
-    assert_error(&call(&api, unknown_field).await, StatusCode::BAD_REQUEST, "invalid_json");
+    assert_error(
+        &call(&api, unknown_field).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+    );
 
     let mut bad_tag = event("update-document");
     *bad_tag.body_mut() = Body::Text(r#"{"tags": ["no spaces allowed"]}"#.into());
@@ -266,14 +354,27 @@ async fn malformed_json_is_400_and_a_non_json_body_is_415() {
     assert_eq!(a.json["error"]["field"], "tags");
 
     let mut form = event("update-document");
-    form.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
-    assert_error(&call(&api, form).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    form.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    assert_error(
+        &call(&api, form).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
 }
 
 #[tokio::test]
 async fn bad_query_parameters_are_400_naming_the_parameter() {
     let api = api().await;
-    for (query, field) in [("limit=0", "limit"), ("limit=lots", "limit"), ("cursor=abc", "cursor"), ("status=lost", "status"), ("since=yesterday", "since")] {
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=lots", "limit"),
+        ("cursor=abc", "cursor"),
+        ("status=lost", "status"),
+        ("since=yesterday", "since"),
+    ] {
         let mut req = event("list-documents");
         let (k, v) = query.split_once('=').unwrap();
         let mut params = std::collections::HashMap::new();
@@ -292,7 +393,12 @@ async fn listing_pages_through_every_document_once_in_both_header_modes() {
     for i in 0..5 {
         let mut req = event("upload-multi-value");
         *req.body_mut() = Body::Text(format!("note {i}"));
-        ids.push(call(&api, req).await.json["id"].as_str().unwrap().to_owned());
+        ids.push(
+            call(&api, req).await.json["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     ids.reverse();
     for name in ["list-documents-multi-value", "list-documents"] {
@@ -339,42 +445,76 @@ async fn webhooks_show_their_secret_once() {
     let api = api().await;
     let created = call(&api, event("create-webhook")).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
-    assert!(created.json["secret"].as_str().unwrap().starts_with("whsec_"));
-    assert_eq!(created.json["events"], json!(["document.accepted", "document.deleted"]));
+    assert!(
+        created.json["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
+    assert_eq!(
+        created.json["events"],
+        json!(["document.accepted", "document.deleted"])
+    );
     let listed = call(&api, event("list-webhooks")).await;
     assert_eq!(listed.json["items"].as_array().unwrap().len(), 1);
     assert!(listed.json["items"][0].get("secret").is_none());
-    assert_error(&call(&api, event("delete-webhook")).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &call(&api, event("delete-webhook")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
 
     let id = created.json["id"].as_str().unwrap();
     let mut del = event("delete-webhook");
     *del.uri_mut() = format!("/v1/webhooks/{id}").parse().unwrap();
-    assert_eq!(call(&api, as_owner(del, "globex")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&api, as_owner(del, "globex")).await.status,
+        StatusCode::NOT_FOUND
+    );
     let mut del = event("delete-webhook");
     *del.uri_mut() = format!("/v1/webhooks/{id}").parse().unwrap();
     assert_eq!(call(&api, del).await.status, StatusCode::NO_CONTENT);
 
     let mut private = event("create-webhook");
     *private.body_mut() = Body::Text(r#"{"url": "https://169.254.169.254/latest"}"#.into());
-    assert_error(&call(&api, private).await, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_error(
+        &call(&api, private).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
 }
 
 #[tokio::test]
 async fn stats_are_per_owner() {
     let api = api().await;
     let mut stats = Stats::default();
-    stats.by_status.insert(StatusKind::Accepted, StatusCounts { documents: 2, bytes: 20 });
-    api.intake().catalog.set_stats(&"acme".parse().unwrap(), stats);
+    stats.by_status.insert(
+        StatusKind::Accepted,
+        StatusCounts {
+            documents: 2,
+            bytes: 20,
+        },
+    );
+    api.intake()
+        .catalog
+        .set_stats(&"acme".parse().unwrap(), stats);
     let a = call(&api, event("stats")).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.json["by_status"]["accepted"], json!({ "documents": 2, "bytes": 20 }));
+    assert_eq!(
+        a.json["by_status"]["accepted"],
+        json!({ "documents": 2, "bytes": 20 })
+    );
     let b = call(&api, as_owner(event("stats"), "globex")).await;
     assert_eq!(b.json["by_status"], json!({}));
 }
 
 #[test]
 fn a_malformed_event_is_a_deserialisation_error_not_a_panic() {
-    let text = std::fs::read_to_string(format!("{}/../../events/alb/malformed-event.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{}/../../events/alb/malformed-event.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     assert!(lambda_http::request::from_str(&text).is_err());
 }
 
@@ -382,9 +522,32 @@ fn a_malformed_event_is_a_deserialisation_error_not_a_panic() {
 async fn no_input_makes_it_panic() {
     let api = api().await;
     seed(&api, Status::Accepted).await;
-    let methods = [Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::PUT, Method::OPTIONS, Method::HEAD];
-    let paths = ["/", "", "/v1", "/v1/documents//content", "/v1/documents/%00", "/v1/../etc/passwd", "/v1/webhooks/x/y", &format!("/v1/documents/{DOC}/content/extra")];
-    let bodies: [&[u8]; 5] = [b"", b"\xff\xfe\x00", b"null", b"[1,2,3]", b"{\"name\": \"\\u0000../..\"}"];
+    let methods = [
+        Method::GET,
+        Method::POST,
+        Method::PATCH,
+        Method::DELETE,
+        Method::PUT,
+        Method::OPTIONS,
+        Method::HEAD,
+    ];
+    let paths = [
+        "/",
+        "",
+        "/v1",
+        "/v1/documents//content",
+        "/v1/documents/%00",
+        "/v1/../etc/passwd",
+        "/v1/webhooks/x/y",
+        &format!("/v1/documents/{DOC}/content/extra"),
+    ];
+    let bodies: [&[u8]; 5] = [
+        b"",
+        b"\xff\xfe\x00",
+        b"null",
+        b"[1,2,3]",
+        b"{\"name\": \"\\u0000../..\"}",
+    ];
     for method in &methods {
         for path in paths.iter().copied().chain(ROUTES.iter().map(|(_, p)| *p)) {
             for body in bodies {
@@ -396,7 +559,10 @@ async fn no_input_makes_it_panic() {
                 };
                 *req.body_mut() = Body::Binary(body.to_vec());
                 let status = api.handle(req).await.status();
-                assert!(status.as_u16() < 500, "{method} {path} {body:?} -> {status}");
+                assert!(
+                    status.as_u16() < 500,
+                    "{method} {path} {body:?} -> {status}"
+                );
             }
         }
     }

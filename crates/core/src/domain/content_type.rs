@@ -36,7 +36,8 @@ impl ContentType {
 /// RFC 9110 token characters.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 impl FromStr for ContentType {
@@ -44,10 +45,19 @@ impl FromStr for ContentType {
     fn from_str(s: &str) -> Result<Self, Invalid> {
         let essence = s.split(';').next().unwrap_or_default().trim();
         match essence.split_once('/') {
-            Some((t, sub)) if essence.len() <= 127 && is_token(t) && is_token(sub) && t != "*" && sub != "*" => {
+            Some((t, sub))
+                if essence.len() <= 127
+                    && is_token(t)
+                    && is_token(sub)
+                    && t != "*"
+                    && sub != "*" =>
+            {
                 Ok(Self(essence.to_ascii_lowercase()))
             }
-            _ => Err(Invalid::new("content_type", "must be a media type such as application/pdf")),
+            _ => Err(Invalid::new(
+                "content_type",
+                "must be a media type such as application/pdf",
+            )),
         }
     }
 }

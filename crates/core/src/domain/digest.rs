@@ -55,7 +55,10 @@ impl FromStr for Sha256 {
     fn from_str(s: &str) -> Result<Self, Invalid> {
         let mut out = [0u8; 32];
         // Lower case only: one spelling per digest, as in `blobs/sha256/<hex>`.
-        if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) || hex::decode_to_slice(s, &mut out).is_err() {
+        if s.len() != 64
+            || s.bytes().any(|b| b.is_ascii_uppercase())
+            || hex::decode_to_slice(s, &mut out).is_err()
+        {
             return Err(Invalid::new("sha256", "must be 64 lower-case hex digits"));
         }
         Ok(Self(out))
@@ -75,7 +78,10 @@ mod tests {
         h.update(b"world");
         let d = h.finish();
         assert_eq!(d, Sha256::of(b"hello world"));
-        assert_eq!(d.to_string(), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+        assert_eq!(
+            d.to_string(),
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
         assert_eq!(d.to_string().parse::<Sha256>().unwrap(), d);
         assert!(d.to_string().to_uppercase().parse::<Sha256>().is_err());
     }

@@ -80,9 +80,15 @@ impl fmt::Display for StatusKind {
 impl std::str::FromStr for StatusKind {
     type Err = crate::Invalid;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        StatusKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
-            crate::Invalid::new("status", "must be one of received, accepted, duplicate, rejected, deleted")
-        })
+        StatusKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                crate::Invalid::new(
+                    "status",
+                    "must be one of received, accepted, duplicate, rejected, deleted",
+                )
+            })
     }
 }
 
@@ -108,8 +114,14 @@ pub enum RejectionCode {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
     Http,
-    S3 { key: String },
-    Email { sender: String, subject: Option<String>, message_id: String },
+    S3 {
+        key: String,
+    },
+    Email {
+        sender: String,
+        subject: Option<String>,
+        message_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,14 +191,19 @@ mod tests {
             sha256: Some(Sha256::of(b"abc")),
             tags: Tags::parse(["x"]).unwrap(),
             source: Source::Http,
-            status: Status::Duplicate { duplicate_of: DocumentId::from_parts(at, 1) },
+            status: Status::Duplicate {
+                duplicate_of: DocumentId::from_parts(at, 1),
+            },
             created_at: at,
             updated_at: at,
             version: 1,
         };
         let json = serde_json::to_value(&doc).unwrap();
         assert_eq!(json["status"], "duplicate");
-        assert_eq!(json["duplicate_of"], DocumentId::from_parts(at, 1).to_string());
+        assert_eq!(
+            json["duplicate_of"],
+            DocumentId::from_parts(at, 1).to_string()
+        );
         assert_eq!(json["source"]["kind"], "http");
         assert_eq!(serde_json::from_value::<Document>(json).unwrap(), doc);
     }

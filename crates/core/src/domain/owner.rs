@@ -21,8 +21,12 @@ impl Owner {
 impl FromStr for Owner {
     type Err = Invalid;
     fn from_str(s: &str) -> Result<Self, Invalid> {
-        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
-        let starts_ok = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let ok_char =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        let starts_ok = s
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         if s.len() > Self::MAX_LEN || !starts_ok || !s.chars().all(ok_char) {
             return Err(Invalid::new(
                 "owner",

@@ -53,13 +53,20 @@ impl Tags {
     pub fn new(tags: impl IntoIterator<Item = Tag>) -> Result<Self, Invalid> {
         let set: BTreeSet<Tag> = tags.into_iter().collect();
         if set.len() > Self::MAX {
-            return Err(Invalid::new("tags", format!("at most {} tags per document", Self::MAX)));
+            return Err(Invalid::new(
+                "tags",
+                format!("at most {} tags per document", Self::MAX),
+            ));
         }
         Ok(Self(set))
     }
 
     pub fn parse<S: AsRef<str>>(raw: impl IntoIterator<Item = S>) -> Result<Self, Invalid> {
-        Self::new(raw.into_iter().map(|s| s.as_ref().parse()).collect::<Result<Vec<Tag>, _>>()?)
+        Self::new(
+            raw.into_iter()
+                .map(|s| s.as_ref().parse())
+                .collect::<Result<Vec<Tag>, _>>()?,
+        )
     }
 
     pub fn contains(&self, tag: &Tag) -> bool {

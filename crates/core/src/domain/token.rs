@@ -16,7 +16,10 @@ pub struct ApiToken(String);
 
 impl ApiToken {
     pub fn from_secret(secret: [u8; 32]) -> Self {
-        Self(format!("{PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)))
+        Self(format!(
+            "{PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+        ))
     }
 
     /// Wraps what a client sent. Any string is accepted: a wrong one simply finds no record.
