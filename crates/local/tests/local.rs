@@ -1,0 +1,178 @@
+//! The local host with the real alb binary: Runtime API, front door, local AWS.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use intake_aws::testing::{endpoint, unique_name};
+use intake_core::ports::{OsRandom, SystemClock};
+use intake_local::front_door::FrontDoor;
+use intake_local::runtime::{FunctionHost, FunctionSpec, Outcome};
+use intake_local::stack::LocalStack;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn binary(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build -p {name}` (scripts/test builds the workspace)",
+        path.display()
+    );
+    path
+}
+
+async fn stack() -> LocalStack {
+    let stack = LocalStack {
+        endpoint: endpoint(),
+        bucket: unique_name("local"),
+        table: unique_name("local"),
+    };
+    stack.ensure().await.unwrap();
+    stack
+}
+
+async fn alb(stack: &LocalStack) -> Arc<FunctionHost> {
+    FunctionHost::start(FunctionSpec {
+        name: "AlbFunction".into(),
+        binary: binary("intake-alb"),
+        env: stack.function_env(&repo()),
+        timeout: Duration::from_secs(10),
+        memory_mb: 128,
+        max_environments: 2,
+    })
+    .await
+    .unwrap()
+}
+
+fn event(name: &str) -> Bytes {
+    Bytes::from(std::fs::read(repo().join(format!("events/alb/{name}.json"))).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_real_binary_answers_through_the_runtime_api_in_both_header_modes() {
+    let stack = stack().await;
+    let host = alb(&stack).await;
+    for name in ["health", "health-multi-value", "health-no-host"] {
+        let inv = host.invoke(event(name)).await;
+        let v: Value = serde_json::from_slice(inv.payload().unwrap()).unwrap();
+        assert_eq!(v["statusCode"], 200, "{name}: {v}");
+        assert_eq!(v["body"], r#"{"status":"ok"}"#);
+    }
+    let inv = host.invoke(event("upload-unauthenticated")).await;
+    let v: Value = serde_json::from_slice(inv.payload().unwrap()).unwrap();
+    assert_eq!(v["statusCode"], 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_event_is_an_invocation_error_and_the_environment_survives() {
+    let stack = stack().await;
+    let host = alb(&stack).await;
+    let inv = host.invoke(event("malformed-event")).await;
+    assert!(
+        matches!(&*inv.outcome, Outcome::Error(_)),
+        "{:?}",
+        inv.outcome
+    );
+    let after = host.invoke(event("health")).await;
+    assert!(after.payload().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_binary_that_cannot_start_is_reported_at_start() {
+    let spec = FunctionSpec {
+        name: "Broken".into(),
+        binary: binary("intake-alb"),
+        env: vec![], // no TABLE_NAME: the function refuses to start
+        timeout: Duration::from_secs(5),
+        memory_mb: 128,
+        max_environments: 1,
+    };
+    let err = FunctionHost::start(spec).await.err().expect("start fails");
+    assert!(err.to_string().contains("exited during init"), "{err}");
+}
+
+async fn http(port: u16, request: impl AsRef<[u8]>) -> String {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(request.as_ref()).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_front_door_speaks_http_and_the_function_writes_to_local_aws() {
+    let stack = stack().await;
+    let sdk = stack.sdk_config().await;
+    let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &stack.table);
+    let owner = "demo".parse().unwrap();
+    let (_, token) =
+        intake_core::service::mint_token(&catalog, &SystemClock, &OsRandom, &owner, "t")
+            .await
+            .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        FrontDoor {
+            function: alb(&stack).await,
+            multi_value: true,
+        }
+        .serve(listener),
+    );
+
+    let body = b"\x89PNG\r\n\x1a\n\x00\x00binary";
+    let mut req = format!(
+        "POST /v1/documents?name=pic%20one.png&tag=a&tag=b HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\ncontent-type: image/png\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        token.reveal(),
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let answer = http(port, &req).await;
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert!(answer.contains("\"name\":\"pic one.png\""), "{answer}");
+    assert!(answer.contains("\"tags\":[\"a\",\"b\"]"), "{answer}");
+
+    let s3 = intake_aws::s3_client(&sdk, true);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&stack.bucket)
+        .prefix("incoming/demo/http/")
+        .send()
+        .await
+        .unwrap();
+    let key = listed.contents()[0].key().unwrap().to_owned();
+    assert!(key.ends_with("/pic one.png"), "{key}");
+    let object = s3
+        .get_object()
+        .bucket(&stack.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        object.body.collect().await.unwrap().into_bytes().as_ref(),
+        body,
+        "binary bodies survive base64 both ways"
+    );
+
+    let answer = http(
+        port,
+        "GET /nope HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+}
