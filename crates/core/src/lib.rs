@@ -1,13 +1,17 @@
 //! intake's core: what a document is, what the intake policy allows, and what each door may do
 //! with the catalog and the blob store. It knows nothing of AWS or Lambda: adapters implement
-//! the [`ports`], functions call the [`service`].
+//! the [`ports`]; functions call the use cases: [`service`] (the HTTP door), [`ingest`]
+//! (cataloguing what arrives under `incoming/`), [`mail`] (the e-mail door).
 
 pub mod domain;
 pub mod error;
+pub mod ingest;
+pub mod mail;
 pub mod memory;
 pub mod policy;
 pub mod ports;
 pub mod service;
+pub mod sniff;
 
 pub use domain::*;
 pub use error::{Error, Invalid};

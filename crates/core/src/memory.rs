@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 
 use crate::ports::*;
 use crate::{
-    Document, DocumentId, ObjectKey, Owner, Stats, TokenHash, TokenId, TokenRecord, Webhook,
-    WebhookId,
+    Document, DocumentId, MessageId, ObjectKey, Owner, Sha256, Stats, TokenHash, TokenId,
+    TokenRecord, Webhook, WebhookId,
 };
 
 #[derive(Default)]
@@ -27,6 +27,8 @@ struct CatalogState {
     tokens: HashMap<TokenHash, TokenRecord>,
     webhooks: BTreeMap<WebhookId, Webhook>,
     stats: HashMap<Owner, Stats>,
+    content: HashMap<(Owner, Sha256), DocumentId>,
+    mail: HashMap<MessageId, (Owner, u32)>,
 }
 
 impl MemoryCatalog {
@@ -164,6 +166,57 @@ impl Webhooks for MemoryCatalog {
 impl StatsReader for MemoryCatalog {
     async fn get_stats(&self, owner: &Owner) -> Result<Stats, StoreError> {
         Ok(self.state().stats.get(owner).cloned().unwrap_or_default())
+    }
+}
+
+impl ContentIndex for MemoryCatalog {
+    async fn accept_document(
+        &self,
+        doc: &Document,
+        expected_version: Option<u64>,
+        stale: Option<DocumentId>,
+    ) -> Result<Claim, StoreError> {
+        let sha = doc.sha256.ok_or_else(|| StoreError::Corrupt {
+            key: doc.id.to_string(),
+            message: "accepted without a digest".into(),
+        })?;
+        let mut s = self.state();
+        let version_ok = match (expected_version, s.documents.get(&doc.id)) {
+            (None, None) => true,
+            (Some(v), Some(old)) => old.version == v,
+            _ => false,
+        };
+        if !version_ok {
+            return Err(StoreError::ConditionFailed);
+        }
+        let key = (doc.owner.clone(), sha);
+        match s.content.get(&key) {
+            Some(holder) if Some(*holder) != stale && *holder != doc.id => {
+                return Ok(Claim::HeldBy(*holder));
+            }
+            _ => {}
+        }
+        s.content.insert(key, doc.id);
+        s.documents.insert(doc.id, doc.clone());
+        Ok(Claim::Accepted)
+    }
+}
+
+impl MailLog for MemoryCatalog {
+    async fn mail_processed(&self, message: &MessageId) -> Result<bool, StoreError> {
+        Ok(self.state().mail.contains_key(message))
+    }
+    async fn record_mail(
+        &self,
+        message: &MessageId,
+        owner: &Owner,
+        attachments: u32,
+        _at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.state()
+            .mail
+            .insert(message.clone(), (owner.clone(), attachments));
+        Ok(())
     }
 }
 

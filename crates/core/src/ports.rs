@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{
-    ContentType, Document, DocumentId, FileName, ObjectKey, Owner, Sha256, Stats, StatusKind, Tag,
-    TokenHash, TokenId, TokenRecord, Webhook, WebhookId,
+    ContentType, Document, DocumentId, FileName, MessageId, ObjectKey, Owner, Sha256, Stats,
+    StatusKind, Tag, TokenHash, TokenId, TokenRecord, Webhook, WebhookId,
 };
 
 /// How a store call failed, in terms the use cases can act on.
@@ -169,9 +169,53 @@ pub trait StatsReader: Send + Sync {
     fn get_stats(&self, owner: &Owner) -> impl Future<Output = Result<Stats, StoreError>> + Send;
 }
 
+/// The answer to claiming content for a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The document is written as accepted and holds the content.
+    Accepted,
+    /// Another document of the same owner holds these bytes; nothing was written.
+    HeldBy(DocumentId),
+}
+
+/// Which document of an owner holds which bytes: the deduplication index.
+pub trait ContentIndex: Send + Sync {
+    /// Writes `doc` (accepted, with its digest) and claims `(owner, sha256)` for it, in one
+    /// transaction. `expected_version` is as in [`Documents::replace_document`] (`None`: the
+    /// document is new). A claim held by `stale` (a deleted document) may be taken over.
+    /// `ConditionFailed` when the document itself changed meanwhile.
+    fn accept_document(
+        &self,
+        doc: &Document,
+        expected_version: Option<u64>,
+        stale: Option<DocumentId>,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+}
+
+/// Which mail has been turned into incoming objects already.
+pub trait MailLog: Send + Sync {
+    fn mail_processed(
+        &self,
+        message: &MessageId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn record_mail(
+        &self,
+        message: &MessageId,
+        owner: &Owner,
+        attachments: u32,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Everything the catalog holds, in one bound.
-pub trait Catalog: Documents + Idempotency + Tokens + Webhooks + StatsReader {}
-impl<T: Documents + Idempotency + Tokens + Webhooks + StatsReader> Catalog for T {}
+pub trait Catalog:
+    Documents + Idempotency + Tokens + Webhooks + StatsReader + ContentIndex + MailLog
+{
+}
+impl<T: Documents + Idempotency + Tokens + Webhooks + StatsReader + ContentIndex + MailLog> Catalog
+    for T
+{
+}
 
 // ----- the blob store ----------------------------------------------------------------------
 
@@ -207,6 +251,14 @@ impl ObjectMeta {
             content_type: doc.declared_type.clone(),
             user,
         }
+    }
+
+    /// Sets a metadata value, percent-encoding what is not plain ASCII.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.user.insert(
+            key.to_owned(),
+            utf8_percent_encode(value, META_UNSAFE).to_string(),
+        );
     }
 
     /// A metadata value, decoded.

@@ -23,6 +23,15 @@ macro_rules! ulid_id {
                 Self(Ulid::from_parts(ms, random))
             }
 
+            /// An id that is the same every time for the same `at` and `seed`: for documents
+            /// whose redelivered events must land on the same record.
+            pub fn derived(at: OffsetDateTime, seed: &[u8]) -> Self {
+                let digest = crate::Sha256::of(seed);
+                let mut first = [0u8; 16];
+                first.copy_from_slice(&digest.as_bytes()[..16]);
+                Self::from_parts(at, u128::from_be_bytes(first))
+            }
+
             /// When the id was minted, to the millisecond.
             pub fn created_at(&self) -> OffsetDateTime {
                 let ms = self.0.timestamp_ms() as i128;
@@ -97,6 +106,14 @@ mod tests {
         assert!(a.to_string() < b.to_string());
         assert_eq!(b.created_at(), datetime!(2026-01-01 00:00:00.001 UTC));
         assert!(b.predecessor().unwrap() < b && b.predecessor().unwrap() >= a);
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_seed_dependent() {
+        let at = datetime!(2026-01-01 00:00 UTC);
+        assert_eq!(DocumentId::derived(at, b"k"), DocumentId::derived(at, b"k"));
+        assert_ne!(DocumentId::derived(at, b"k"), DocumentId::derived(at, b"l"));
+        assert_eq!(DocumentId::derived(at, b"k").created_at(), at);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use document::{
 };
 pub use file_name::FileName;
 pub use ids::{DocumentId, TokenId, WebhookId};
-pub use object_key::ObjectKey;
+pub use object_key::{Door, IncomingKey, MessageId, ObjectKey};
 pub use owner::Owner;
 pub use tag::{Tag, Tags};
 pub use token::{ApiToken, TokenHash, TokenRecord};

@@ -1,0 +1,289 @@
+//! Cataloguing objects under `incoming/`, against the in-memory ports.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use intake_core::ingest::{Arrival, Cataloguer, Outcome};
+use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, SequentialIds};
+use intake_core::ports::{BlobStore, Documents, ObjectMeta};
+use intake_core::service::{Intake, Settings, Upload};
+use intake_core::*;
+use time::macros::datetime;
+
+const POLICY: &str = include_str!("../../../shared/policy.toml");
+const PDF: &[u8] =
+    b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+
+fn cataloguer(policy: &str) -> Cataloguer<MemoryCatalog, MemoryBlobStore> {
+    Cataloguer {
+        catalog: MemoryCatalog::default(),
+        blobs: MemoryBlobStore::default(),
+        policy: Arc::new(Policy::from_toml(policy).unwrap()),
+        clock: Arc::new(ManualClock::new(datetime!(2026-11-27 10:00 UTC))),
+    }
+}
+
+async fn drop_file(
+    c: &Cataloguer<MemoryCatalog, MemoryBlobStore>,
+    key: &str,
+    body: &[u8],
+    ct: Option<&str>,
+) -> Arrival {
+    let meta = ObjectMeta {
+        content_type: ct.map(|c| c.parse().unwrap()),
+        ..Default::default()
+    };
+    let key = ObjectKey::parse(key).unwrap();
+    c.blobs
+        .put(&key, Bytes::copy_from_slice(body), &meta)
+        .await
+        .unwrap();
+    Arrival {
+        key,
+        event_time: datetime!(2026-11-27 10:00 UTC),
+        sequencer: Some("0066A1B2C3".into()),
+    }
+}
+
+fn accepted(o: Outcome) -> Document {
+    match o {
+        Outcome::Accepted(d) => d,
+        other => panic!("expected accepted, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_file_is_verified_stored_by_content_and_catalogued() {
+    let c = cataloguer(POLICY);
+    let arrival = drop_file(
+        &c,
+        "incoming/acme/inbox/Q4 report.pdf",
+        PDF,
+        Some("application/pdf"),
+    )
+    .await;
+    let doc = accepted(c.catalogue(&arrival).await.unwrap());
+    assert_eq!(doc.owner.as_str(), "acme");
+    assert_eq!(doc.name.as_str(), "Q4 report.pdf");
+    assert_eq!(doc.sha256, Some(Sha256::of(PDF)));
+    assert_eq!(doc.size, Some(PDF.len() as u64));
+    assert_eq!(
+        doc.content_type.as_ref().map(ContentType::as_str),
+        Some("application/pdf")
+    );
+    assert_eq!(
+        doc.source,
+        Source::S3 {
+            key: "incoming/acme/inbox/Q4 report.pdf".into()
+        }
+    );
+    assert_eq!(
+        c.blobs.keys(),
+        vec![format!("blobs/sha256/{}", Sha256::of(PDF))],
+        "incoming cleared, blob stored"
+    );
+    assert_eq!(c.catalog.get_document(&doc.id).await.unwrap(), Some(doc));
+}
+
+#[tokio::test]
+async fn the_same_object_delivered_twice_makes_one_document() {
+    let c = cataloguer(POLICY);
+    let arrival = drop_file(&c, "incoming/acme/a.pdf", PDF, None).await;
+    let doc = accepted(c.catalogue(&arrival).await.unwrap());
+    match c.catalogue(&arrival).await.unwrap() {
+        Outcome::AlreadyCatalogued(id) => assert_eq!(id, doc.id),
+        other => panic!("{other:?}"),
+    }
+    // Redelivered while the object is still there (the first run died before clearing it).
+    let again = drop_file(&c, "incoming/acme/a.pdf", PDF, None).await;
+    assert!(
+        matches!(c.catalogue(&again).await.unwrap(), Outcome::AlreadyCatalogued(id) if id == doc.id)
+    );
+    assert_eq!(
+        c.catalog
+            .list_documents(&doc.owner, &Default::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_same_bytes_under_two_keys_make_one_document_and_one_duplicate() {
+    let c = cataloguer(POLICY);
+    let first = accepted(
+        c.catalogue(&drop_file(&c, "incoming/acme/a.pdf", PDF, None).await)
+            .await
+            .unwrap(),
+    );
+    match c
+        .catalogue(&drop_file(&c, "incoming/acme/copy of a.pdf", PDF, None).await)
+        .await
+        .unwrap()
+    {
+        Outcome::Duplicate(d) => {
+            assert_eq!(
+                d.status,
+                Status::Duplicate {
+                    duplicate_of: first.id
+                }
+            );
+            assert_eq!(d.sha256, first.sha256);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another owner's copy of the same bytes is theirs: accepted, sharing the blob.
+    accepted(
+        c.catalogue(&drop_file(&c, "incoming/globex/a.pdf", PDF, None).await)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(c.blobs.keys().len(), 1);
+}
+
+#[tokio::test]
+async fn content_whose_holder_was_deleted_is_accepted_again() {
+    let c = cataloguer(POLICY);
+    let mut first = accepted(
+        c.catalogue(&drop_file(&c, "incoming/acme/a.pdf", PDF, None).await)
+            .await
+            .unwrap(),
+    );
+    let v = first.version;
+    first.status = Status::Deleted {
+        deleted_at: datetime!(2026-11-27 11:00 UTC),
+    };
+    first.version += 1;
+    c.catalog.replace_document(&first, v).await.unwrap();
+    accepted(
+        c.catalogue(&drop_file(&c, "incoming/acme/again.pdf", PDF, None).await)
+            .await
+            .unwrap(),
+    );
+}
+
+#[tokio::test]
+async fn a_type_mismatch_is_rejected_and_quarantined() {
+    let c = cataloguer(POLICY);
+    let arrival = drop_file(&c, "incoming/acme/photo.pdf", PNG, Some("application/pdf")).await;
+    match c.catalogue(&arrival).await.unwrap() {
+        Outcome::Rejected(d) => {
+            let Status::Rejected { rejection } = &d.status else {
+                panic!()
+            };
+            assert_eq!(rejection.code, RejectionCode::TypeMismatch);
+            assert!(
+                rejection.message.contains("image/png"),
+                "{}",
+                rejection.message
+            );
+            assert_eq!(
+                c.blobs.keys(),
+                vec![format!("quarantine/acme/{}/photo.pdf", d.id)]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn oversize_empty_and_unaccepted_files_are_rejected_with_reasons() {
+    let c = cataloguer(
+        &POLICY
+            .replace("max_size = \"100 MiB\"", "max_size = 64")
+            .replace("action = \"quarantine\"", "action = \"delete\""),
+    );
+    for (key, body, code) in [
+        ("incoming/acme/big.pdf", PDF, RejectionCode::TooLarge),
+        ("incoming/acme/empty.txt", &b""[..], RejectionCode::Empty),
+        (
+            "incoming/acme/tool.exe",
+            &b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff"[..],
+            RejectionCode::TypeNotAccepted,
+        ),
+    ] {
+        match c
+            .catalogue(&drop_file(&c, key, body, None).await)
+            .await
+            .unwrap()
+        {
+            Outcome::Rejected(d) => {
+                let Status::Rejected { rejection } = &d.status else {
+                    panic!()
+                };
+                assert_eq!(rejection.code, code, "{key}: {}", rejection.message);
+            }
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    assert!(
+        c.blobs.keys().is_empty(),
+        "the policy deletes rejected bytes"
+    );
+}
+
+#[tokio::test]
+async fn an_http_upload_moves_from_received_to_accepted() {
+    let c = cataloguer(POLICY);
+    let door = Intake {
+        catalog: MemoryCatalog::default(),
+        blobs: MemoryBlobStore::default(),
+        policy: c.policy.clone(),
+        settings: Settings::default(),
+        clock: Arc::new(ManualClock::new(datetime!(2026-11-27 09:00 UTC))),
+        ids: Arc::new(SequentialIds::default()),
+    };
+    let upload = Upload {
+        body: Bytes::from_static(PDF),
+        name: Some("up.pdf".into()),
+        content_type: Some("application/pdf".parse().unwrap()),
+        tags: Tags::parse(["t"]).unwrap(),
+        idempotency_key: None,
+    };
+    let received = door
+        .submit(&"acme".parse().unwrap(), upload)
+        .await
+        .unwrap()
+        .document;
+    // Hand the door's writes to the cataloguer's stores.
+    c.catalog.insert_document(&received).await.unwrap();
+    let key = format!("incoming/acme/http/{}/up.pdf", received.id);
+    let (bytes, meta) = door.blobs.object(&key).unwrap();
+    c.blobs
+        .put(&ObjectKey::parse(&key).unwrap(), bytes, &meta)
+        .await
+        .unwrap();
+
+    let arrival = Arrival {
+        key: ObjectKey::parse(&key).unwrap(),
+        event_time: datetime!(2026-11-27 09:00 UTC),
+        sequencer: None,
+    };
+    let doc = accepted(c.catalogue(&arrival).await.unwrap());
+    assert_eq!(doc.id, received.id);
+    assert_eq!(doc.version, received.version + 1);
+    assert_eq!(doc.tags, received.tags, "what the door recorded is kept");
+    assert_eq!(doc.source, Source::Http);
+}
+
+#[tokio::test]
+async fn a_vanished_object_and_a_foreign_key_are_not_errors_to_retry() {
+    let c = cataloguer(POLICY);
+    let gone = Arrival {
+        key: ObjectKey::parse("incoming/acme/never.pdf").unwrap(),
+        event_time: datetime!(2026-11-27 10:00 UTC),
+        sequencer: None,
+    };
+    assert!(matches!(c.catalogue(&gone).await.unwrap(), Outcome::Gone));
+    let outside = Arrival {
+        key: ObjectKey::parse("elsewhere/x.pdf").unwrap(),
+        ..gone
+    };
+    assert!(matches!(
+        c.catalogue(&outside).await,
+        Err(Error::Invalid(_))
+    ));
+}
