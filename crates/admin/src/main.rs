@@ -79,9 +79,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     if cli.table.is_empty() {
-        return Err(
-            "no table: pass --table or set TABLE_NAME (the stack's TableName output)".into(),
-        );
+        return Err("no table: pass --table or set TABLE_NAME (the stack's TableName output)".into());
     }
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let catalog = DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &cli.table);
@@ -97,10 +95,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", token.reveal());
         }
         Command::Tokens(TokenCommand::List { owner }) => {
-            let tokens = catalog
-                .list_tokens(&owner)
-                .await
-                .map_err(|e| e.to_string())?;
+            let tokens = catalog.list_tokens(&owner).await.map_err(|e| e.to_string())?;
             if tokens.is_empty() {
                 eprintln!("owner {owner} has no tokens");
             }
@@ -110,9 +105,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Tokens(TokenCommand::Revoke { owner, id }) => {
-            revoke_token(&catalog, &owner, &id)
-                .await
-                .map_err(|e| e.to_string())?;
+            revoke_token(&catalog, &owner, &id).await.map_err(|e| e.to_string())?;
             eprintln!("revoked token {id} of owner {owner}");
         }
         Command::Table(TableCommand::Create) => {

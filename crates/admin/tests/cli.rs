@@ -28,16 +28,12 @@ async fn tokens_are_minted_once_listed_by_id_and_revoked() {
     let table = unique_name("admin");
     assert!(admin(&table, &["table", "create"]).0);
 
-    let (ok, token, err) = admin(
-        &table,
-        &["tokens", "create", "--owner", "acme", "--label", "billing"],
-    );
+    let (ok, token, err) = admin(&table, &["tokens", "create", "--owner", "acme", "--label", "billing"]);
     assert!(ok, "{err}");
     let token = token.trim();
     assert!(token.starts_with("itk_"));
 
-    let catalog =
-        intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk_config().await), &table);
+    let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk_config().await), &table);
     let record = catalog
         .find_token(&ApiToken::presented(token).hash())
         .await
@@ -48,27 +44,14 @@ async fn tokens_are_minted_once_listed_by_id_and_revoked() {
     let (ok, listed, _) = admin(&table, &["tokens", "list", "--owner", "acme"]);
     assert!(ok);
     assert!(listed.contains(&record.id.to_string()) && listed.contains("billing"));
-    assert!(
-        !listed.contains(token),
-        "the token itself is never shown again"
-    );
+    assert!(!listed.contains(token), "the token itself is never shown again");
 
     let id = record.id.to_string();
     assert!(
-        !admin(
-            &table,
-            &["tokens", "revoke", "--owner", "globex", "--id", &id]
-        )
-        .0,
+        !admin(&table, &["tokens", "revoke", "--owner", "globex", "--id", &id]).0,
         "another owner's token is not found"
     );
-    assert!(
-        admin(
-            &table,
-            &["tokens", "revoke", "--owner", "acme", "--id", &id]
-        )
-        .0
-    );
+    assert!(admin(&table, &["tokens", "revoke", "--owner", "acme", "--id", &id]).0);
     assert!(
         catalog
             .find_token(&ApiToken::presented(token).hash())

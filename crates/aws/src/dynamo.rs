@@ -4,14 +4,15 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem};
 use intake_core::ports::{
-    Documents, Idempotency, IdempotencyRecord, ListQuery, Page, StatsReader, StoreError, Tokens,
-    Webhooks,
+    Claim, ContentIndex, Documents, Idempotency, IdempotencyRecord, ListQuery, MailLog, Page, StatsReader, StoreError,
+    Tokens, Webhooks,
 };
 use intake_core::{
-    Document, DocumentId, Owner, Stats, StatusCounts, StatusKind, TokenHash, TokenId, TokenRecord,
-    Webhook, WebhookId,
+    Document, DocumentId, MessageId, Owner, Stats, StatusCounts, StatusKind, TokenHash, TokenId, TokenRecord, Webhook,
+    WebhookId,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -23,6 +24,8 @@ type Item = HashMap<String, AttributeValue>;
 
 /// How long an `Idempotency-Key` is remembered.
 const IDEMPOTENCY_TTL_SECS: i64 = 24 * 60 * 60;
+/// How long a processed message id is remembered (SES retries for far less).
+const MAIL_TTL_SECS: i64 = 30 * 24 * 60 * 60;
 
 #[derive(Clone)]
 pub struct DynamoCatalog {
@@ -46,11 +49,7 @@ impl DynamoCatalog {
         &self.table
     }
 
-    async fn get_item<T: DeserializeOwned>(
-        &self,
-        pk: String,
-        sk: &str,
-    ) -> Result<Option<T>, StoreError> {
+    async fn get_item<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -65,11 +64,7 @@ impl DynamoCatalog {
     }
 
     /// Every item of one kind for an owner, following pages.
-    async fn query_owned<T: DeserializeOwned>(
-        &self,
-        owner: &Owner,
-        kind: &str,
-    ) -> Result<Vec<T>, StoreError> {
+    async fn query_owned<T: DeserializeOwned>(&self, owner: &Owner, kind: &str) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -116,11 +111,7 @@ fn to_item<T: Serialize>(value: &T, keys: [(&str, String); 2]) -> Result<Item, S
 }
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
-    let key = item
-        .get(PK)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default();
+    let key = item.get(PK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt {
         key,
         message: e.to_string(),
@@ -153,11 +144,7 @@ impl Documents for DynamoCatalog {
         Ok(())
     }
 
-    async fn replace_document(
-        &self,
-        doc: &Document,
-        expected_version: u64,
-    ) -> Result<(), StoreError> {
+    async fn replace_document(&self, doc: &Document, expected_version: u64) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -174,11 +161,7 @@ impl Documents for DynamoCatalog {
     /// Newest first. Filters run server-side, so a DynamoDB page may hold fewer matches than
     /// asked for: pages are read until the page is full, and the cursor is the last document
     /// *returned*, never DynamoDB's own position, so nothing is skipped or repeated.
-    async fn list_documents(
-        &self,
-        owner: &Owner,
-        query: &ListQuery,
-    ) -> Result<Page<Document>, StoreError> {
+    async fn list_documents(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, StoreError> {
         let want = usize::from(query.limit);
         let low = query
             .since
@@ -271,10 +254,7 @@ impl Documents for DynamoCatalog {
 }
 
 impl Idempotency for DynamoCatalog {
-    async fn claim_idempotency_key(
-        &self,
-        record: &IdempotencyRecord,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn claim_idempotency_key(&self, record: &IdempotencyRecord) -> Result<Option<IdempotencyRecord>, StoreError> {
         let pk = format!("IDEM#{}#{}", record.owner, record.key);
         let mut item = to_item(record, [(PK, pk.clone()), (SK, "IDEM".into())])?;
         let expires = record.created_at.unix_timestamp() + IDEMPOTENCY_TTL_SECS;
@@ -299,10 +279,7 @@ impl Idempotency for DynamoCatalog {
 
 impl Tokens for DynamoCatalog {
     async fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        let mut item = to_item(
-            token,
-            [(PK, format!("TOKEN#{}", token.hash)), (SK, "TOKEN".into())],
-        )?;
+        let mut item = to_item(token, [(PK, format!("TOKEN#{}", token.hash)), (SK, "TOKEN".into())])?;
         item.insert(GSI1_PK.into(), s(owned_key(&token.owner, "TOKEN")));
         item.insert(GSI1_SK.into(), s(token.id.to_string()));
         item.insert(ENTITY.into(), s("token"));
@@ -325,12 +302,7 @@ impl Tokens for DynamoCatalog {
     }
 
     async fn delete_token(&self, owner: &Owner, id: &TokenId) -> Result<bool, StoreError> {
-        let Some(token) = self
-            .list_tokens(owner)
-            .await?
-            .into_iter()
-            .find(|t| &t.id == id)
-        else {
+        let Some(token) = self.list_tokens(owner).await?.into_iter().find(|t| &t.id == id) else {
             return Ok(false);
         };
         self.client
@@ -347,10 +319,7 @@ impl Tokens for DynamoCatalog {
 
 impl Webhooks for DynamoCatalog {
     async fn put_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
-        let mut item = to_item(
-            hook,
-            [(PK, format!("WEBHOOK#{}", hook.id)), (SK, "WEBHOOK".into())],
-        )?;
+        let mut item = to_item(hook, [(PK, format!("WEBHOOK#{}", hook.id)), (SK, "WEBHOOK".into())])?;
         item.insert(GSI1_PK.into(), s(owned_key(&hook.owner, "WEBHOOK")));
         item.insert(GSI1_SK.into(), s(hook.id.to_string()));
         item.insert(ENTITY.into(), s("webhook"));
@@ -420,5 +389,138 @@ impl StatsReader for DynamoCatalog {
             })
             .collect();
         Ok(Stats { by_status })
+    }
+}
+
+fn claim_key(doc: &Document, sha: &intake_core::Sha256) -> String {
+    format!("CONTENT#{}#{sha}", doc.owner)
+}
+
+impl ContentIndex for DynamoCatalog {
+    /// One transaction: the document (conditional on its version) and the claim on its bytes
+    /// (free, already ours, or held by the stale document we may replace).
+    async fn accept_document(
+        &self,
+        doc: &Document,
+        expected_version: Option<u64>,
+        stale: Option<DocumentId>,
+    ) -> Result<Claim, StoreError> {
+        let sha = doc.sha256.ok_or_else(|| StoreError::Corrupt {
+            key: doc.id.to_string(),
+            message: "accepted without a digest".into(),
+        })?;
+        let corrupt = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt {
+            key: doc.id.to_string(),
+            message: e.to_string(),
+        };
+        let mut put_doc = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(document_item(doc)?))
+            .expression_attribute_names("#pk", PK);
+        put_doc = match expected_version {
+            None => put_doc.condition_expression("attribute_not_exists(#pk)"),
+            Some(v) => put_doc
+                .condition_expression("attribute_exists(#pk) AND #v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+        };
+        let claim = claim_key(doc, &sha);
+        let put_claim = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(claim.clone()))
+            .item(SK, s("CONTENT"))
+            .item(ENTITY, s("content"))
+            .item("document_id", s(doc.id.to_string()))
+            .condition_expression("attribute_not_exists(#pk) OR #d = :self OR #d = :stale")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#d", "document_id")
+            .expression_attribute_values(":self", s(doc.id.to_string()))
+            .expression_attribute_values(":stale", s(stale.unwrap_or(doc.id).to_string()));
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put_doc.build().map_err(corrupt)?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put_claim.build().map_err(corrupt)?)
+                    .build(),
+            )
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(Claim::Accepted),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+                    let reasons: Vec<&str> = cancel.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+                    if reasons
+                        .iter()
+                        .any(|c| c.contains("Throttl") || *c == "ProvisionedThroughputExceeded")
+                    {
+                        return Err(StoreError::Throttled);
+                    }
+                    // Which condition failed: read the claim rather than trust every server to
+                    // report cancellation reasons.
+                    let holder = self
+                        .get_item::<ClaimItem>(claim, "CONTENT")
+                        .await?
+                        .map(|c| c.document_id);
+                    match holder {
+                        Some(h) if h != doc.id && Some(h) != stale => Ok(Claim::HeldBy(h)),
+                        _ => Err(StoreError::ConditionFailed),
+                    }
+                }
+                _ => Err(store_error(e)),
+            },
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ClaimItem {
+    document_id: DocumentId,
+}
+
+impl MailLog for DynamoCatalog {
+    async fn mail_processed(&self, message: &MessageId) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("MAIL#{message}")))
+            .key(SK, s("MAIL"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item.is_some())
+    }
+
+    async fn record_mail(
+        &self,
+        message: &MessageId,
+        owner: &Owner,
+        attachments: u32,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(format!("MAIL#{message}")))
+            .item(SK, s("MAIL"))
+            .item(ENTITY, s("mail"))
+            .item("owner", s(owner.as_str()))
+            .item("attachments", AttributeValue::N(attachments.to_string()))
+            .item(
+                TTL,
+                AttributeValue::N((at.unix_timestamp() + MAIL_TTL_SECS).to_string()),
+            )
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 }

@@ -11,9 +11,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use bytes::Bytes;
-use intake_core::ports::{
-    BlobStore, ByteStream, DownloadAs, ObjectInfo, ObjectMeta, PresignedRequest, StoreError,
-};
+use intake_core::ports::{BlobStore, ByteStream, DownloadAs, ObjectInfo, ObjectMeta, PresignedRequest, StoreError};
 use intake_core::{ContentType, ObjectKey};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
@@ -21,11 +19,7 @@ use time::OffsetDateTime;
 use crate::error::store_error;
 
 /// What may appear unescaped in a path or an RFC 8187 value; everything else is %-encoded.
-const RFC3986_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const RFC3986_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 #[derive(Clone)]
 pub struct S3BlobStore {
@@ -56,8 +50,7 @@ fn not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
 }
 
 fn presign_config(expires_in: Duration) -> Result<PresigningConfig, StoreError> {
-    PresigningConfig::expires_in(expires_in)
-        .map_err(|e| StoreError::Unavailable(format!("presigning: {e}")))
+    PresigningConfig::expires_in(expires_in).map_err(|e| StoreError::Unavailable(format!("presigning: {e}")))
 }
 
 fn presigned(
@@ -128,10 +121,7 @@ impl BlobStore for S3BlobStore {
             match body.try_next().await {
                 Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
                 Ok(None) => None,
-                Err(e) => Some((
-                    Err(StoreError::Unavailable(format!("reading object: {e}"))),
-                    None,
-                )),
+                Err(e) => Some((Err(StoreError::Unavailable(format!("reading object: {e}"))), None)),
             }
         });
         Ok(Some(Box::pin(stream)))
@@ -151,9 +141,7 @@ impl BlobStore for S3BlobStore {
             Err(e) => return Err(store_error(e)),
         };
         let meta = ObjectMeta {
-            content_type: out
-                .content_type()
-                .and_then(|c| c.parse::<ContentType>().ok()),
+            content_type: out.content_type().and_then(|c| c.parse::<ContentType>().ok()),
             user: out
                 .metadata()
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

@@ -14,9 +14,8 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
 pub const PK: &str = "pk";
@@ -29,12 +28,7 @@ pub const ENTITY: &str = "entity";
 
 /// Creates the table as the template declares it (streams on, new and old images; TTL on).
 pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dynamodb::Error> {
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-    };
+    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
     let attr = |n: &str| {
         AttributeDefinition::builder()
             .attribute_name(n)
@@ -45,28 +39,13 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dyn
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(vec![
-            attr(PK)?,
-            attr(SK)?,
-            attr(GSI1_PK)?,
-            attr(GSI1_SK)?,
-        ]))
-        .set_key_schema(Some(vec![
-            key(PK, KeyType::Hash)?,
-            key(SK, KeyType::Range)?,
-        ]))
+        .set_attribute_definitions(Some(vec![attr(PK)?, attr(SK)?, attr(GSI1_PK)?, attr(GSI1_SK)?]))
+        .set_key_schema(Some(vec![key(PK, KeyType::Hash)?, key(SK, KeyType::Range)?]))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(GSI1)
-                .set_key_schema(Some(vec![
-                    key(GSI1_PK, KeyType::Hash)?,
-                    key(GSI1_SK, KeyType::Range)?,
-                ]))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .set_key_schema(Some(vec![key(GSI1_PK, KeyType::Hash)?, key(GSI1_SK, KeyType::Range)?]))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()?,
         )
         .stream_specification(

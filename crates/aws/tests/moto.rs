@@ -8,7 +8,6 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use intake_aws::testing::{fresh_blobs, fresh_catalog, sdk_config};
 use intake_core::ports::*;
-use intake_core::ports::{OsRandom, SystemClock};
 use intake_core::service::{Intake, Settings, Upload};
 use intake_core::*;
 use time::OffsetDateTime;
@@ -51,10 +50,7 @@ async fn documents_round_trip_and_writes_are_conditional() {
     let catalog = fresh_catalog(&sdk).await;
     let d = doc("acme", datetime!(2026-11-27 10:00 UTC), 3);
     catalog.insert_document(&d).await.unwrap();
-    assert_eq!(
-        catalog.get_document(&d.id).await.unwrap().as_ref(),
-        Some(&d)
-    );
+    assert_eq!(catalog.get_document(&d.id).await.unwrap().as_ref(), Some(&d));
     assert!(matches!(
         catalog.insert_document(&d).await,
         Err(StoreError::ConditionFailed)
@@ -86,10 +82,7 @@ async fn listing_pages_through_filters_without_skipping_or_repeating() {
         catalog.insert_document(&d).await.unwrap();
         all.push(d);
     }
-    catalog
-        .insert_document(&doc("globex", t0, 1001))
-        .await
-        .unwrap();
+    catalog.insert_document(&doc("globex", t0, 1001)).await.unwrap();
 
     let cases: Vec<(ListQuery, Box<dyn Fn(&Document) -> bool>)> = vec![
         (
@@ -123,8 +116,7 @@ async fn listing_pages_through_filters_without_skipping_or_repeating() {
                 ..Default::default()
             },
             Box::new(move |d| {
-                d.created_at >= t0 + Duration::from_secs(300)
-                    && d.created_at <= t0 + Duration::from_secs(900)
+                d.created_at >= t0 + Duration::from_secs(300) && d.created_at <= t0 + Duration::from_secs(900)
             }),
         ),
     ];
@@ -134,10 +126,7 @@ async fn listing_pages_through_filters_without_skipping_or_repeating() {
         expected.reverse();
         let mut seen = Vec::new();
         loop {
-            let page = catalog
-                .list_documents(&"acme".parse().unwrap(), &query)
-                .await
-                .unwrap();
+            let page = catalog.list_documents(&"acme".parse().unwrap(), &query).await.unwrap();
             assert!(page.items.len() <= usize::from(query.limit));
             seen.extend(page.items.iter().map(|d| d.id));
             match page.next {
@@ -171,10 +160,7 @@ async fn deleted_documents_are_listed_only_on_request() {
         status: Some(StatusKind::Deleted),
         ..Default::default()
     };
-    assert_eq!(
-        catalog.list_documents(&owner, &q).await.unwrap().items,
-        vec![d]
-    );
+    assert_eq!(catalog.list_documents(&owner, &q).await.unwrap().items, vec![d]);
 }
 
 #[tokio::test]
@@ -194,10 +180,7 @@ async fn idempotency_keys_are_claimed_once() {
         document_id: DocumentId::from_parts(at, 2),
         ..rec.clone()
     };
-    assert_eq!(
-        catalog.claim_idempotency_key(&second).await.unwrap(),
-        Some(rec)
-    );
+    assert_eq!(catalog.claim_idempotency_key(&second).await.unwrap(), Some(rec));
 }
 
 #[tokio::test]
@@ -216,10 +199,7 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
         created_at: at,
     };
     catalog.put_token(&rec).await.unwrap();
-    assert_eq!(
-        catalog.find_token(&token.hash()).await.unwrap(),
-        Some(rec.clone())
-    );
+    assert_eq!(catalog.find_token(&token.hash()).await.unwrap(), Some(rec.clone()));
     assert_eq!(catalog.list_tokens(&acme).await.unwrap(), vec![rec.clone()]);
     assert!(!catalog.delete_token(&globex, &rec.id).await.unwrap());
     assert!(catalog.delete_token(&acme, &rec.id).await.unwrap());
@@ -234,10 +214,7 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
         created_at: at,
     };
     catalog.put_webhook(&hook).await.unwrap();
-    assert_eq!(
-        catalog.list_webhooks(&acme).await.unwrap(),
-        vec![hook.clone()]
-    );
+    assert_eq!(catalog.list_webhooks(&acme).await.unwrap(), vec![hook.clone()]);
     assert!(catalog.list_webhooks(&globex).await.unwrap().is_empty());
     assert!(!catalog.delete_webhook(&globex, &hook.id).await.unwrap());
     assert!(catalog.delete_webhook(&acme, &hook.id).await.unwrap());
@@ -246,14 +223,8 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
         .client()
         .put_item()
         .table_name(catalog.table())
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("STATS#acme".into()),
-        )
-        .item(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("STATS".into()),
-        )
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S("STATS#acme".into()))
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("STATS".into()))
         .item(
             "accepted_documents",
             aws_sdk_dynamodb::types::AttributeValue::N("3".into()),
@@ -273,10 +244,7 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
             bytes: 300
         }
     );
-    assert_eq!(
-        stats.by_status[&StatusKind::Rejected],
-        StatusCounts::default()
-    );
+    assert_eq!(stats.by_status[&StatusKind::Rejected], StatusCounts::default());
     assert_eq!(
         catalog.get_stats(&globex).await.unwrap().by_status[&StatusKind::Accepted].documents,
         0
@@ -292,8 +260,7 @@ async fn blobs_put_stream_copy_delete() {
         content_type: Some("text/plain".parse().unwrap()),
         ..Default::default()
     };
-    meta.user
-        .insert("intake-name".into(), "r%C3%A9sum%C3%A9.txt".into());
+    meta.user.insert("intake-name".into(), "r%C3%A9sum%C3%A9.txt".into());
     let body = Bytes::from(vec![b'x'; 3 << 20]);
     blobs.put(&key, body.clone(), &meta).await.unwrap();
 
@@ -302,22 +269,12 @@ async fn blobs_put_stream_copy_delete() {
     assert_eq!(info.meta.name().unwrap().as_str(), "résumé.txt");
     assert_eq!(info.meta.content_type, meta.content_type);
 
-    let chunks: Vec<Bytes> = blobs
-        .get(&key)
-        .await
-        .unwrap()
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let chunks: Vec<Bytes> = blobs.get(&key).await.unwrap().unwrap().try_collect().await.unwrap();
     assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), body.len());
 
     let copy = ObjectKey::blob(&Sha256::of(b"copy"));
     blobs.copy(&key, &copy).await.unwrap();
-    assert_eq!(
-        blobs.head(&copy).await.unwrap().unwrap().size,
-        body.len() as u64
-    );
+    assert_eq!(blobs.head(&copy).await.unwrap().unwrap().size, body.len() as u64);
     blobs.delete(&key).await.unwrap();
     blobs.delete(&key).await.unwrap();
     assert!(blobs.head(&key).await.unwrap().is_none());
@@ -403,4 +360,208 @@ async fn the_http_door_end_to_end_on_real_apis() {
     assert_eq!(app.blobs.head(&key).await.unwrap().unwrap().size, 12);
     let listed = app.list(&acme, &ListQuery::default()).await.unwrap();
     assert_eq!(listed.items.len(), 1);
+}
+
+mod pipeline {
+    //! The s3 and ses functions' use cases on real S3 and DynamoDB APIs.
+
+    use super::*;
+    use intake_core::ingest::{Arrival, Cataloguer, Outcome};
+    use intake_core::mail::{MailIntake, MailOutcome, Receipt, VerdictStatus, Verdicts};
+
+    const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+
+    fn policy() -> Arc<Policy> {
+        Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap())
+    }
+
+    fn arrival(key: &str, seq: &str) -> Arrival {
+        Arrival {
+            key: ObjectKey::parse(key).unwrap(),
+            event_time: datetime!(2026-11-27 10:00 UTC),
+            sequencer: Some(seq.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn content_claims_are_exclusive_per_owner_and_stale_claims_can_be_taken_over() {
+        let sdk = sdk_config().await;
+        let catalog = fresh_catalog(&sdk).await;
+        let at = datetime!(2026-11-27 10:00 UTC);
+        let mut a = doc("acme", at, 1);
+        a.status = Status::Accepted;
+        let mut b = doc("acme", at, 2);
+        b.status = Status::Accepted;
+        assert_eq!(catalog.accept_document(&a, None, None).await.unwrap(), Claim::Accepted);
+        assert_eq!(catalog.get_document(&a.id).await.unwrap(), Some(a.clone()));
+        assert_eq!(
+            catalog.accept_document(&b, None, None).await.unwrap(),
+            Claim::HeldBy(a.id)
+        );
+        assert_eq!(
+            catalog.get_document(&b.id).await.unwrap(),
+            None,
+            "nothing written when the content is held"
+        );
+        assert!(matches!(
+            catalog.accept_document(&a, None, None).await,
+            Err(StoreError::ConditionFailed)
+        ));
+        assert_eq!(
+            catalog.accept_document(&b, None, Some(a.id)).await.unwrap(),
+            Claim::Accepted
+        );
+        let mut other_owner = doc("globex", at, 3);
+        other_owner.status = Status::Accepted;
+        assert_eq!(
+            catalog.accept_document(&other_owner, None, None).await.unwrap(),
+            Claim::Accepted
+        );
+    }
+
+    #[tokio::test]
+    async fn dropped_files_are_catalogued_once_and_duplicates_are_recognised() {
+        let sdk = sdk_config().await;
+        let c = Cataloguer {
+            catalog: fresh_catalog(&sdk).await,
+            blobs: fresh_blobs(&sdk).await,
+            policy: policy(),
+            clock: Arc::new(SystemClock),
+        };
+        let meta = ObjectMeta {
+            content_type: Some("application/pdf".parse().unwrap()),
+            ..Default::default()
+        };
+        c.blobs
+            .put(
+                &ObjectKey::parse("incoming/acme/in box/Ünïcødé.pdf").unwrap(),
+                Bytes::from_static(PDF),
+                &meta,
+            )
+            .await
+            .unwrap();
+        c.blobs
+            .put(
+                &ObjectKey::parse("incoming/acme/copy.pdf").unwrap(),
+                Bytes::from_static(PDF),
+                &meta,
+            )
+            .await
+            .unwrap();
+
+        let first = arrival("incoming/acme/in box/Ünïcødé.pdf", "01");
+        let Outcome::Accepted(doc) = c.catalogue(&first).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(doc.name.as_str(), "Ünïcødé.pdf");
+        assert!(
+            c.blobs
+                .head(&ObjectKey::blob(&Sha256::of(PDF)))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(c.blobs.head(&first.key).await.unwrap().is_none());
+        assert!(matches!(c.catalogue(&first).await.unwrap(), Outcome::AlreadyCatalogued(id) if id == doc.id));
+
+        let Outcome::Duplicate(dup) = c.catalogue(&arrival("incoming/acme/copy.pdf", "02")).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(dup.status, Status::Duplicate { duplicate_of: doc.id });
+    }
+
+    #[tokio::test]
+    async fn a_large_object_is_hashed_as_it_streams() {
+        let sdk = sdk_config().await;
+        let c = Cataloguer {
+            catalog: fresh_catalog(&sdk).await,
+            blobs: fresh_blobs(&sdk).await,
+            policy: policy(),
+            clock: Arc::new(SystemClock),
+        };
+        let mut body = b"%PDF-1.4\n".to_vec();
+        body.resize(24 << 20, b'x');
+        let key = ObjectKey::parse("incoming/acme/big.pdf").unwrap();
+        c.blobs
+            .put(&key, Bytes::from(body.clone()), &ObjectMeta::default())
+            .await
+            .unwrap();
+        let Outcome::Accepted(doc) = c.catalogue(&arrival("incoming/acme/big.pdf", "03")).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(doc.sha256, Some(Sha256::of(&body)));
+        assert_eq!(doc.size, Some(body.len() as u64));
+    }
+
+    #[tokio::test]
+    async fn mail_attachments_arrive_with_metadata_and_are_catalogued_as_email() {
+        let sdk = sdk_config().await;
+        let catalog = fresh_catalog(&sdk).await;
+        let blobs = fresh_blobs(&sdk).await;
+        let eml = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../events/ses/mail/three-attachments.eml"
+        ))
+        .unwrap();
+        blobs
+            .put(
+                &ObjectKey::parse("mail/three-attachments").unwrap(),
+                Bytes::from(eml),
+                &ObjectMeta::default(),
+            )
+            .await
+            .unwrap();
+        let door = MailIntake {
+            catalog: catalog.clone(),
+            blobs: blobs.clone(),
+            policy: policy(),
+        };
+        let pass = Some(VerdictStatus::Pass);
+        let receipt = Receipt {
+            message_id: "three-attachments".parse().unwrap(),
+            sender: "alice@acme.example".into(),
+            recipients: vec!["docs@intake.example.com".into()],
+            verdicts: Verdicts {
+                spam: pass,
+                virus: pass,
+                spf: pass,
+                dkim: pass,
+                dmarc: pass,
+            },
+            subject: Some("Drei Scans – März".into()),
+            received_at: datetime!(2026-11-27 09:00 UTC),
+        };
+        assert!(matches!(
+            door.receive(&receipt).await.unwrap(),
+            MailOutcome::Ingested { attachments: 3, .. }
+        ));
+        assert_eq!(door.receive(&receipt).await.unwrap(), MailOutcome::AlreadyProcessed);
+
+        let c = Cataloguer {
+            catalog,
+            blobs,
+            policy: policy(),
+            clock: Arc::new(SystemClock),
+        };
+        for (n, name) in ["contract.pdf", "signature.png", "ledger.csv"].iter().enumerate() {
+            let key = format!("incoming/demo/email/three-attachments/{}-{name}", n + 1);
+            let Outcome::Accepted(doc) = c.catalogue(&arrival(&key, "04")).await.unwrap() else {
+                panic!("{key}")
+            };
+            assert_eq!(doc.name.as_str(), *name);
+            assert_eq!(
+                doc.source,
+                Source::Email {
+                    sender: "alice@acme.example".into(),
+                    subject: Some("Drei Scans – März".into()),
+                    message_id: "three-attachments".into()
+                }
+            );
+            assert_eq!(
+                doc.created_at,
+                datetime!(2026-11-27 09:00 UTC),
+                "ids of mail documents derive from the receipt time"
+            );
+        }
+    }
 }

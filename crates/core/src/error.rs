@@ -45,9 +45,7 @@ impl From<crate::ports::StoreError> for Error {
         use crate::ports::StoreError;
         match e {
             StoreError::Throttled => Error::Throttled,
-            StoreError::ConditionFailed => {
-                Error::Conflict("the resource changed concurrently; retry".into())
-            }
+            StoreError::ConditionFailed => Error::Conflict("the resource changed concurrently; retry".into()),
             other => Error::Unavailable(other.to_string()),
         }
     }

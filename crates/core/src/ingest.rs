@@ -13,13 +13,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::policy::{OnMismatch, OnReject};
-use crate::ports::{
-    BlobStore, ByteStream, Claim, Clock, ContentIndex, Documents, ObjectMeta, StoreError,
-};
+use crate::ports::{BlobStore, ByteStream, Claim, Clock, ContentIndex, Documents, ObjectMeta, StoreError};
 use crate::sniff::{SNIFF_BYTES, agrees, sniff};
 use crate::{
-    ContentType, Document, DocumentId, Door, Error, FileName, IncomingKey, ObjectKey, Policy,
-    Rejection, RejectionCode, Sha256, Sha256Hasher, Source, Status, Tags,
+    ContentType, Document, DocumentId, Door, Error, FileName, IncomingKey, ObjectKey, Policy, Rejection, RejectionCode,
+    Sha256, Sha256Hasher, Source, Status, Tags,
 };
 
 pub struct Cataloguer<C, B> {
@@ -90,20 +88,14 @@ pub fn evaluate(
     if size > policy.limits.max_bytes {
         return reject(
             RejectionCode::TooLarge,
-            format!(
-                "{size} bytes exceeds the limit of {} bytes",
-                policy.limits.max_bytes
-            ),
+            format!("{size} bytes exceeds the limit of {} bytes", policy.limits.max_bytes),
         );
     }
     if size < policy.limits.min_bytes {
         let message = if size == 0 {
             "the file is empty".to_owned()
         } else {
-            format!(
-                "{size} bytes is below the minimum of {} bytes",
-                policy.limits.min_bytes
-            )
+            format!("{size} bytes is below the minimum of {} bytes", policy.limits.min_bytes)
         };
         return reject(RejectionCode::Empty, message);
     }
@@ -207,10 +199,7 @@ impl<C: Documents + ContentIndex, B: BlobStore> Cataloguer<C, B> {
                 doc.status = Status::Rejected { rejection };
                 if self.policy.rejected == OnReject::Quarantine {
                     self.blobs
-                        .copy(
-                            &incoming.key,
-                            &ObjectKey::quarantine(&doc.owner, &doc.id, &doc.name),
-                        )
+                        .copy(&incoming.key, &ObjectKey::quarantine(&doc.owner, &doc.id, &doc.name))
                         .await?;
                 }
                 match self.save(&doc, expected).await? {
@@ -234,9 +223,7 @@ impl<C: Documents + ContentIndex, B: BlobStore> Cataloguer<C, B> {
                 Ok(Claim::Accepted) => return Ok(Outcome::Accepted(doc)),
                 Ok(Claim::HeldBy(holder)) => match self.catalog.get_document(&holder).await? {
                     Some(h) if !h.is_deleted() => {
-                        doc.status = Status::Duplicate {
-                            duplicate_of: holder,
-                        };
+                        doc.status = Status::Duplicate { duplicate_of: holder };
                         return Ok(match self.save(&doc, expected).await? {
                             true => Outcome::Duplicate(doc),
                             false => Outcome::AlreadyCatalogued(doc.id),
@@ -248,9 +235,7 @@ impl<C: Documents + ContentIndex, B: BlobStore> Cataloguer<C, B> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict(
-            "the content claim kept changing; retry".into(),
-        ))
+        Err(Error::Conflict("the content claim kept changing; retry".into()))
     }
 
     /// Inserts or replaces `doc`; `false` when another delivery decided it first.
@@ -267,11 +252,7 @@ impl<C: Documents + ContentIndex, B: BlobStore> Cataloguer<C, B> {
     }
 
     /// For an object that is gone: the document decided for it, if the key tells which.
-    async fn decided(
-        &self,
-        incoming: &IncomingKey,
-        arrival: &Arrival,
-    ) -> Result<Option<DocumentId>, Error> {
+    async fn decided(&self, incoming: &IncomingKey, arrival: &Arrival) -> Result<Option<DocumentId>, Error> {
         let id = document_id(incoming, arrival, &ObjectMeta::default());
         Ok(self
             .catalog
@@ -296,22 +277,13 @@ fn document_id(incoming: &IncomingKey, arrival: &Arrival, meta: &ObjectMeta) -> 
             DocumentId::derived(at, incoming.key.as_str().as_bytes())
         }
         Door::Drop => {
-            let seed = format!(
-                "{}\n{}",
-                incoming.key,
-                arrival.sequencer.as_deref().unwrap_or("")
-            );
+            let seed = format!("{}\n{}", incoming.key, arrival.sequencer.as_deref().unwrap_or(""));
             DocumentId::derived(arrival.event_time, seed.as_bytes())
         }
     }
 }
 
-fn new_document(
-    id: DocumentId,
-    incoming: &IncomingKey,
-    meta: &ObjectMeta,
-    now: OffsetDateTime,
-) -> Document {
+fn new_document(id: DocumentId, incoming: &IncomingKey, meta: &ObjectMeta, now: OffsetDateTime) -> Document {
     let declared = meta
         .content_type
         .clone()
@@ -325,10 +297,7 @@ fn new_document(
             },
             meta.name().unwrap_or_else(|| incoming.name.clone()),
         ),
-        Door::Http { .. } => (
-            Source::Http,
-            meta.name().unwrap_or_else(|| incoming.name.clone()),
-        ),
+        Door::Http { .. } => (Source::Http, meta.name().unwrap_or_else(|| incoming.name.clone())),
         Door::Drop => (
             Source::S3 {
                 key: incoming.key.to_string(),

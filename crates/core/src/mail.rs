@@ -37,10 +37,7 @@ impl std::str::FromStr for VerdictStatus {
             "PROCESSING_FAILED" => Self::ProcessingFailed,
             "DISABLED" => Self::Disabled,
             _ => {
-                return Err(crate::Invalid::new(
-                    "verdict",
-                    format!("unknown verdict status {s:?}"),
-                ));
+                return Err(crate::Invalid::new("verdict", format!("unknown verdict status {s:?}")));
             }
         })
     }
@@ -106,14 +103,12 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::Verdict {
-                check,
-                status: Some(s),
-            } => write!(f, "{check:?} verdict is {s:?}; the policy requires PASS"),
-            Refusal::Verdict {
-                check,
-                status: None,
-            } => write!(f, "{check:?} verdict is missing; the policy requires PASS"),
+            Refusal::Verdict { check, status: Some(s) } => {
+                write!(f, "{check:?} verdict is {s:?}; the policy requires PASS")
+            }
+            Refusal::Verdict { check, status: None } => {
+                write!(f, "{check:?} verdict is missing; the policy requires PASS")
+            }
             Refusal::NoRoute => f.write_str("no mail route matches the recipients and sender"),
             Refusal::TooLarge { size, limit } => {
                 write!(f, "the message is {size} bytes; the limit is {limit}")
@@ -138,10 +133,7 @@ pub fn decide(policy: &Policy, receipt: &Receipt) -> Result<Owner, Refusal> {
         }
     }
     policy
-        .mail_owner(
-            receipt.recipients.iter().map(String::as_str),
-            &receipt.sender,
-        )
+        .mail_owner(receipt.recipients.iter().map(String::as_str), &receipt.sender)
         .cloned()
         .ok_or(Refusal::NoRoute)
 }
@@ -258,20 +250,13 @@ impl<C: MailLog, B: BlobStore> MailIntake<C, B> {
         let limit = self.policy.mail.max_message_bytes;
         let Some(info) = self.blobs.head(&raw_key).await? else {
             // The receipt rule stores the message before invoking us: worth a retry.
-            return Err(Error::Unavailable(format!(
-                "{raw_key} does not exist (yet)"
-            )));
+            return Err(Error::Unavailable(format!("{raw_key} does not exist (yet)")));
         };
         if info.size > limit {
-            return Ok(MailOutcome::Refused(Refusal::TooLarge {
-                size: info.size,
-                limit,
-            }));
+            return Ok(MailOutcome::Refused(Refusal::TooLarge { size: info.size, limit }));
         }
         let Some(mut stream) = self.blobs.get(&raw_key).await? else {
-            return Err(Error::Unavailable(format!(
-                "{raw_key} disappeared while reading"
-            )));
+            return Err(Error::Unavailable(format!("{raw_key} disappeared while reading")));
         };
         let mut raw = Vec::with_capacity(info.size as usize);
         while let Some(chunk) = stream.next().await {

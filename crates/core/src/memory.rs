@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 
 use crate::ports::*;
 use crate::{
-    Document, DocumentId, MessageId, ObjectKey, Owner, Sha256, Stats, TokenHash, TokenId,
-    TokenRecord, Webhook, WebhookId,
+    Document, DocumentId, MessageId, ObjectKey, Owner, Sha256, Stats, TokenHash, TokenId, TokenRecord, Webhook,
+    WebhookId,
 };
 
 #[derive(Default)]
@@ -57,11 +57,7 @@ impl Documents for MemoryCatalog {
         Ok(())
     }
 
-    async fn replace_document(
-        &self,
-        doc: &Document,
-        expected_version: u64,
-    ) -> Result<(), StoreError> {
+    async fn replace_document(&self, doc: &Document, expected_version: u64) -> Result<(), StoreError> {
         let mut s = self.state();
         match s.documents.get(&doc.id) {
             Some(old) if old.version == expected_version => {
@@ -72,11 +68,7 @@ impl Documents for MemoryCatalog {
         }
     }
 
-    async fn list_documents(
-        &self,
-        owner: &Owner,
-        query: &ListQuery,
-    ) -> Result<Page<Document>, StoreError> {
+    async fn list_documents(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, StoreError> {
         let s = self.state();
         let mut items: Vec<Document> = s
             .documents
@@ -99,10 +91,7 @@ impl Documents for MemoryCatalog {
 }
 
 impl Idempotency for MemoryCatalog {
-    async fn claim_idempotency_key(
-        &self,
-        record: &IdempotencyRecord,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn claim_idempotency_key(&self, record: &IdempotencyRecord) -> Result<Option<IdempotencyRecord>, StoreError> {
         let mut s = self.state();
         let key = (record.owner.clone(), record.key.clone());
         if let Some(existing) = s.idempotency.get(&key) {
@@ -213,9 +202,7 @@ impl MailLog for MemoryCatalog {
         attachments: u32,
         _at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.state()
-            .mail
-            .insert(message.clone(), (owner.clone(), attachments));
+        self.state().mail.insert(message.clone(), (owner.clone(), attachments));
         Ok(())
     }
 }

@@ -88,11 +88,7 @@ pub struct PolicyError {
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid intake policy: `{}`: {}",
-            self.field, self.message
-        )
+        write!(f, "invalid intake policy: `{}`: {}", self.field, self.message)
     }
 }
 
@@ -124,28 +120,18 @@ impl Policy {
 
     /// The checks that can be made before the bytes are read: at the door, from what the
     /// sender declares. The s3 function applies the full policy to the bytes.
-    pub fn check_declared(
-        &self,
-        declared: Option<&ContentType>,
-        size: Option<u64>,
-    ) -> Result<(), Rejection> {
+    pub fn check_declared(&self, declared: Option<&ContentType>, size: Option<u64>) -> Result<(), Rejection> {
         if let Some(size) = size {
             if size > self.limits.max_bytes {
                 return Err(Rejection {
                     code: RejectionCode::TooLarge,
-                    message: format!(
-                        "{size} bytes exceeds the limit of {} bytes",
-                        self.limits.max_bytes
-                    ),
+                    message: format!("{size} bytes exceeds the limit of {} bytes", self.limits.max_bytes),
                 });
             }
             if size < self.limits.min_bytes {
                 return Err(Rejection {
                     code: RejectionCode::Empty,
-                    message: format!(
-                        "{size} bytes is below the minimum of {} bytes",
-                        self.limits.min_bytes
-                    ),
+                    message: format!("{size} bytes is below the minimum of {} bytes", self.limits.min_bytes),
                 });
             }
         }
@@ -159,18 +145,11 @@ impl Policy {
     }
 
     /// The owner of mail to any of `recipients` from `sender`, by the first matching route.
-    pub fn mail_owner<'a>(
-        &self,
-        recipients: impl IntoIterator<Item = &'a str>,
-        sender: &str,
-    ) -> Option<&Owner> {
+    pub fn mail_owner<'a>(&self, recipients: impl IntoIterator<Item = &'a str>, sender: &str) -> Option<&Owner> {
         let recipients: Vec<&str> = recipients.into_iter().collect();
         self.mail.routes.iter().find_map(|route| {
-            let to_us = recipients
-                .iter()
-                .any(|r| address_matches(&route.recipient, r));
-            let from_ok = route.senders.is_empty()
-                || route.senders.iter().any(|p| address_matches(p, sender));
+            let to_us = recipients.iter().any(|r| address_matches(&route.recipient, r));
+            let from_ok = route.senders.is_empty() || route.senders.iter().any(|p| address_matches(p, sender));
             (to_us && from_ok).then_some(&route.owner)
         })
     }
@@ -350,8 +329,7 @@ mod raw {
                 let valid = match p.split_once('/') {
                     Some(("*", "*")) => true,
                     Some((top, "*")) => {
-                        top.parse::<ContentType>().is_err()
-                            && format!("{top}/x").parse::<ContentType>().is_ok()
+                        top.parse::<ContentType>().is_err() && format!("{top}/x").parse::<ContentType>().is_ok()
                     }
                     _ => p
                         .parse::<ContentType>()
@@ -370,15 +348,12 @@ mod raw {
                     field: format!("mail.routes[{i}].owner"),
                     message: e.message,
                 })?;
-                let recipient =
-                    check_address_pattern(&r.recipient, format!("mail.routes[{i}].recipient"))?;
+                let recipient = check_address_pattern(&r.recipient, format!("mail.routes[{i}].recipient"))?;
                 let senders = r
                     .senders
                     .iter()
                     .enumerate()
-                    .map(|(j, s)| {
-                        check_address_pattern(s, format!("mail.routes[{i}].senders[{j}]"))
-                    })
+                    .map(|(j, s)| check_address_pattern(s, format!("mail.routes[{i}].senders[{j}]")))
                     .collect::<Result<_, _>>()?;
                 routes.push(MailRoute {
                     recipient,
@@ -391,10 +366,7 @@ mod raw {
                 None => 40 << 20,
             };
             Ok(Policy {
-                limits: Limits {
-                    max_bytes,
-                    min_bytes,
-                },
+                limits: Limits { max_bytes, min_bytes },
                 types: TypeRules {
                     accepted: self.types.accepted,
                     on_mismatch: self.types.on_mismatch,
@@ -427,12 +399,9 @@ mod tests {
 
     #[test]
     fn sizes_accept_units() {
-        let p =
-            Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = \"2 KiB\""))
-                .unwrap();
+        let p = Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = \"2 KiB\"")).unwrap();
         assert_eq!(p.limits.max_bytes, 2048);
-        let p = Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = 5000"))
-            .unwrap();
+        let p = Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = 5000")).unwrap();
         assert_eq!(p.limits.max_bytes, 5000);
     }
 
@@ -445,14 +414,10 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_the_field() {
-        let e = Policy::from_toml(
-            &SHIPPED.replace("max_size = \"100 MiB\"", "max_size = \"100 parsecs\""),
-        )
-        .unwrap_err();
-        assert_eq!(e.field, "limits.max_size");
         let e =
-            Policy::from_toml(&SHIPPED.replace("action = \"quarantine\"", "action = \"shred\""))
-                .unwrap_err();
+            Policy::from_toml(&SHIPPED.replace("max_size = \"100 MiB\"", "max_size = \"100 parsecs\"")).unwrap_err();
+        assert_eq!(e.field, "limits.max_size");
+        let e = Policy::from_toml(&SHIPPED.replace("action = \"quarantine\"", "action = \"shred\"")).unwrap_err();
         assert_eq!(e.field, "rejected.action", "{e}");
         let e = Policy::from_toml(&SHIPPED.replace("\"application/pdf\"", "\"pdf\"")).unwrap_err();
         assert!(e.field.starts_with("types.accepted["), "{e}");
@@ -470,14 +435,8 @@ mod tests {
             p.check_declared(None, Some(u64::MAX)).unwrap_err().code,
             RejectionCode::TooLarge
         );
-        assert_eq!(
-            p.check_declared(None, Some(0)).unwrap_err().code,
-            RejectionCode::Empty
-        );
-        assert!(
-            p.check_declared(Some(&"image/png".parse().unwrap()), Some(10))
-                .is_ok()
-        );
+        assert_eq!(p.check_declared(None, Some(0)).unwrap_err().code, RejectionCode::Empty);
+        assert!(p.check_declared(Some(&"image/png".parse().unwrap()), Some(10)).is_ok());
     }
 
     #[test]

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{
-    ContentType, Document, DocumentId, FileName, MessageId, ObjectKey, Owner, Sha256, Stats,
-    StatusKind, Tag, TokenHash, TokenId, TokenRecord, Webhook, WebhookId,
+    ContentType, Document, DocumentId, FileName, MessageId, ObjectKey, Owner, Sha256, Stats, StatusKind, Tag,
+    TokenHash, TokenId, TokenRecord, Webhook, WebhookId,
 };
 
 /// How a store call failed, in terms the use cases can act on.
@@ -91,15 +91,9 @@ pub struct Page<T> {
 }
 
 pub trait Documents: Send + Sync {
-    fn get_document(
-        &self,
-        id: &DocumentId,
-    ) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send;
+    fn get_document(&self, id: &DocumentId) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send;
     /// Writes a new document; `ConditionFailed` if one with its id exists.
-    fn insert_document(
-        &self,
-        doc: &Document,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_document(&self, doc: &Document) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Replaces a document whose stored version is `expected_version`; `ConditionFailed` otherwise.
     fn replace_document(
         &self,
@@ -133,36 +127,18 @@ pub trait Idempotency: Send + Sync {
 }
 
 pub trait Tokens: Send + Sync {
-    fn put_token(&self, token: &TokenRecord)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn find_token(
-        &self,
-        hash: &TokenHash,
-    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
-    fn list_tokens(
-        &self,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send;
+    fn put_token(&self, token: &TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn find_token(&self, hash: &TokenHash) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+    fn list_tokens(&self, owner: &Owner) -> impl Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send;
     /// Returns whether the token existed.
-    fn delete_token(
-        &self,
-        owner: &Owner,
-        id: &TokenId,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn delete_token(&self, owner: &Owner, id: &TokenId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 pub trait Webhooks: Send + Sync {
     fn put_webhook(&self, hook: &Webhook) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn list_webhooks(
-        &self,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
+    fn list_webhooks(&self, owner: &Owner) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
     /// Returns whether the webhook existed.
-    fn delete_webhook(
-        &self,
-        owner: &Owner,
-        id: &WebhookId,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 pub trait StatsReader: Send + Sync {
@@ -194,10 +170,7 @@ pub trait ContentIndex: Send + Sync {
 
 /// Which mail has been turned into incoming objects already.
 pub trait MailLog: Send + Sync {
-    fn mail_processed(
-        &self,
-        message: &MessageId,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn mail_processed(&self, message: &MessageId) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn record_mail(
         &self,
         message: &MessageId,
@@ -208,14 +181,8 @@ pub trait MailLog: Send + Sync {
 }
 
 /// Everything the catalog holds, in one bound.
-pub trait Catalog:
-    Documents + Idempotency + Tokens + Webhooks + StatsReader + ContentIndex + MailLog
-{
-}
-impl<T: Documents + Idempotency + Tokens + Webhooks + StatsReader + ContentIndex + MailLog> Catalog
-    for T
-{
-}
+pub trait Catalog: Documents + Idempotency + Tokens + Webhooks + StatsReader + ContentIndex + MailLog {}
+impl<T: Documents + Idempotency + Tokens + Webhooks + StatsReader + ContentIndex + MailLog> Catalog for T {}
 
 // ----- the blob store ----------------------------------------------------------------------
 
@@ -255,10 +222,8 @@ impl ObjectMeta {
 
     /// Sets a metadata value, percent-encoding what is not plain ASCII.
     pub fn set(&mut self, key: &str, value: &str) {
-        self.user.insert(
-            key.to_owned(),
-            utf8_percent_encode(value, META_UNSAFE).to_string(),
-        );
+        self.user
+            .insert(key.to_owned(), utf8_percent_encode(value, META_UNSAFE).to_string());
     }
 
     /// A metadata value, decoded.
@@ -305,20 +270,10 @@ pub trait BlobStore: Send + Sync {
         meta: &ObjectMeta,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// `None` when there is no such object.
-    fn get(
-        &self,
-        key: &ObjectKey,
-    ) -> impl Future<Output = Result<Option<ByteStream>, StoreError>> + Send;
-    fn head(
-        &self,
-        key: &ObjectKey,
-    ) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
+    fn get(&self, key: &ObjectKey) -> impl Future<Output = Result<Option<ByteStream>, StoreError>> + Send;
+    fn head(&self, key: &ObjectKey) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
     /// Server-side copy: the bytes never pass through the function.
-    fn copy(
-        &self,
-        from: &ObjectKey,
-        to: &ObjectKey,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Deleting what is not there succeeds.
     fn delete(&self, key: &ObjectKey) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn presign_put(

@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 
 use crate::ports::*;
 use crate::{
-    ApiToken, ContentType, Document, DocumentId, DocumentPatch, Error, EventType, FileName,
-    Invalid, ObjectKey, Owner, Policy, Rejection, RejectionCode, Sha256, Source, Stats, Status,
-    Tags, TokenId, TokenRecord, Webhook, WebhookId, WebhookSecret, WebhookUrl,
+    ApiToken, ContentType, Document, DocumentId, DocumentPatch, Error, EventType, FileName, Invalid, ObjectKey, Owner,
+    Policy, Rejection, RejectionCode, Sha256, Source, Stats, Status, Tags, TokenId, TokenRecord, Webhook, WebhookId,
+    WebhookSecret, WebhookUrl,
 };
 
 /// Deployment settings the use cases depend on (not policy: these are about the door).
@@ -116,10 +116,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     /// under `incoming/`, where the s3 function verifies and catalogues it.
     pub async fn submit(&self, owner: &Owner, upload: Upload) -> Result<Submitted, Error> {
         let size = upload.body.len() as u64;
-        let limit = self
-            .settings
-            .inline_upload_limit
-            .min(self.policy.limits.max_bytes);
+        let limit = self.settings.inline_upload_limit.min(self.policy.limits.max_bytes);
         if size > limit {
             return Err(Error::TooLarge { size, limit });
         }
@@ -168,12 +165,11 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         let document = match self.catalog.insert_document(&document).await {
             Ok(()) => document,
             // A retry of a request that got this far before: carry on with what is stored.
-            Err(StoreError::ConditionFailed) if replayed => {
-                self.catalog
-                    .get_document(&id)
-                    .await?
-                    .ok_or(Error::Conflict("retry the request".into()))?
-            }
+            Err(StoreError::ConditionFailed) if replayed => self
+                .catalog
+                .get_document(&id)
+                .await?
+                .ok_or(Error::Conflict("retry the request".into()))?,
             Err(e) => return Err(e.into()),
         };
         // Until the s3 function has moved the document on, (re)writing the same bytes to the same
@@ -225,11 +221,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
 
     pub async fn list(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, Error> {
         if query.limit == 0 || query.limit > ListQuery::MAX_LIMIT {
-            return Err(Invalid::new(
-                "limit",
-                format!("must be between 1 and {}", ListQuery::MAX_LIMIT),
-            )
-            .into());
+            return Err(Invalid::new("limit", format!("must be between 1 and {}", ListQuery::MAX_LIMIT)).into());
         }
         if let (Some(since), Some(until)) = (query.since, query.until) {
             if since > until {
@@ -248,11 +240,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     }
 
     /// A short-lived link to the document's bytes.
-    pub async fn download(
-        &self,
-        owner: &Owner,
-        id: &DocumentId,
-    ) -> Result<PresignedRequest, Error> {
+    pub async fn download(&self, owner: &Owner, id: &DocumentId) -> Result<PresignedRequest, Error> {
         let doc = self.get(owner, id).await?;
         let sha = match (&doc.status, doc.sha256) {
             (Status::Accepted | Status::Duplicate { .. }, Some(sha)) => sha,
@@ -274,20 +262,11 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         };
         Ok(self
             .blobs
-            .presign_get(
-                &ObjectKey::blob(&sha),
-                &download,
-                self.settings.download_url_ttl,
-            )
+            .presign_get(&ObjectKey::blob(&sha), &download, self.settings.download_url_ttl)
             .await?)
     }
 
-    pub async fn update(
-        &self,
-        owner: &Owner,
-        id: &DocumentId,
-        patch: DocumentPatch,
-    ) -> Result<Document, Error> {
+    pub async fn update(&self, owner: &Owner, id: &DocumentId, patch: DocumentPatch) -> Result<Document, Error> {
         self.modify(owner, id, |doc, _| {
             let mut changed = false;
             if let Some(name) = &patch.name {
@@ -387,11 +366,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     }
 
     /// Mints an API token for `owner` (see [`mint_token`]).
-    pub async fn mint_token(
-        &self,
-        owner: &Owner,
-        label: &str,
-    ) -> Result<(TokenRecord, ApiToken), Error> {
+    pub async fn mint_token(&self, owner: &Owner, label: &str) -> Result<(TokenRecord, ApiToken), Error> {
         mint_token(&self.catalog, &*self.clock, &*self.ids, owner, label).await
     }
 
@@ -414,11 +389,7 @@ pub async fn mint_token<T: Tokens>(
     label: &str,
 ) -> Result<(TokenRecord, ApiToken), Error> {
     if label.chars().count() > 100 || label.chars().any(char::is_control) {
-        return Err(Invalid::new(
-            "label",
-            "must be at most 100 characters without control characters",
-        )
-        .into());
+        return Err(Invalid::new("label", "must be at most 100 characters without control characters").into());
     }
     let token = ApiToken::from_secret(ids.secret());
     let record = TokenRecord {
@@ -440,8 +411,7 @@ pub async fn revoke_token<T: Tokens>(tokens: &T, owner: &Owner, id: &TokenId) ->
 }
 
 fn name_or_unnamed(raw: Option<&str>) -> FileName {
-    raw.and_then(FileName::sanitize)
-        .unwrap_or_else(FileName::unnamed)
+    raw.and_then(FileName::sanitize).unwrap_or_else(FileName::unnamed)
 }
 
 /// A policy refusal at the door, as an answer to the caller.
@@ -451,9 +421,7 @@ fn door_error(r: Rejection, size: Option<u64>, limit: u64) -> Error {
             size: size.unwrap_or_default(),
             limit,
         },
-        RejectionCode::TypeNotAccepted | RejectionCode::TypeMismatch => {
-            Error::UnsupportedType(r.message)
-        }
+        RejectionCode::TypeNotAccepted | RejectionCode::TypeMismatch => Error::UnsupportedType(r.message),
         RejectionCode::Empty | RejectionCode::Unreadable => Invalid::new("body", r.message).into(),
     }
 }

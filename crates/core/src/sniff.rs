@@ -14,9 +14,7 @@ pub fn sniff(head: &[u8]) -> ContentType {
         }
     }
     if looks_like_text(head) {
-        return "text/plain"
-            .parse()
-            .unwrap_or_else(|_| ContentType::octet_stream());
+        return "text/plain".parse().unwrap_or_else(|_| ContentType::octet_stream());
     }
     ContentType::octet_stream()
 }
@@ -41,10 +39,7 @@ pub fn agrees(declared: &ContentType, sniffed: &ContentType) -> bool {
         || d == "application/octet-stream"
         || (s == "text/plain"
             && (declared.top_level() == "text"
-                || matches!(
-                    d,
-                    "application/json" | "application/xml" | "application/csv"
-                )))
+                || matches!(d, "application/json" | "application/xml" | "application/csv")))
         || (s == "application/zip"
             && (d.starts_with("application/vnd.openxmlformats-officedocument.")
                 || d.starts_with("application/vnd.oasis.opendocument.")
@@ -67,27 +62,15 @@ mod tests {
     #[test]
     fn magic_numbers_and_text_are_recognised() {
         assert_eq!(sniff(b"%PDF-1.7\n%\xe2\xe3").as_str(), "application/pdf");
-        assert_eq!(
-            sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").as_str(),
-            "image/png"
-        );
-        assert_eq!(
-            sniff(b"\xff\xd8\xff\xe0\0\x10JFIF\0").as_str(),
-            "image/jpeg"
-        );
-        assert_eq!(
-            sniff("plain words, ünïcødé".as_bytes()).as_str(),
-            "text/plain"
-        );
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").as_str(), "image/png");
+        assert_eq!(sniff(b"\xff\xd8\xff\xe0\0\x10JFIF\0").as_str(), "image/jpeg");
+        assert_eq!(sniff("plain words, ünïcødé".as_bytes()).as_str(), "text/plain");
         assert_eq!(
             sniff(&"é".as_bytes()[..1]).as_str(),
             "text/plain",
             "a character cut at the window's end"
         );
-        assert_eq!(
-            sniff(b"\x00\x01\x02binary").as_str(),
-            "application/octet-stream"
-        );
+        assert_eq!(sniff(b"\x00\x01\x02binary").as_str(), "application/octet-stream");
         assert_eq!(
             sniff(b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff").as_str(),
             "application/vnd.microsoft.portable-executable"

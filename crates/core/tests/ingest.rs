@@ -11,8 +11,7 @@ use intake_core::*;
 use time::macros::datetime;
 
 const POLICY: &str = include_str!("../../../shared/policy.toml");
-const PDF: &[u8] =
-    b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
 
 fn cataloguer(policy: &str) -> Cataloguer<MemoryCatalog, MemoryBlobStore> {
@@ -35,10 +34,7 @@ async fn drop_file(
         ..Default::default()
     };
     let key = ObjectKey::parse(key).unwrap();
-    c.blobs
-        .put(&key, Bytes::copy_from_slice(body), &meta)
-        .await
-        .unwrap();
+    c.blobs.put(&key, Bytes::copy_from_slice(body), &meta).await.unwrap();
     Arrival {
         key,
         event_time: datetime!(2026-11-27 10:00 UTC),
@@ -56,13 +52,7 @@ fn accepted(o: Outcome) -> Document {
 #[tokio::test]
 async fn a_dropped_file_is_verified_stored_by_content_and_catalogued() {
     let c = cataloguer(POLICY);
-    let arrival = drop_file(
-        &c,
-        "incoming/acme/inbox/Q4 report.pdf",
-        PDF,
-        Some("application/pdf"),
-    )
-    .await;
+    let arrival = drop_file(&c, "incoming/acme/inbox/Q4 report.pdf", PDF, Some("application/pdf")).await;
     let doc = accepted(c.catalogue(&arrival).await.unwrap());
     assert_eq!(doc.owner.as_str(), "acme");
     assert_eq!(doc.name.as_str(), "Q4 report.pdf");
@@ -97,9 +87,7 @@ async fn the_same_object_delivered_twice_makes_one_document() {
     }
     // Redelivered while the object is still there (the first run died before clearing it).
     let again = drop_file(&c, "incoming/acme/a.pdf", PDF, None).await;
-    assert!(
-        matches!(c.catalogue(&again).await.unwrap(), Outcome::AlreadyCatalogued(id) if id == doc.id)
-    );
+    assert!(matches!(c.catalogue(&again).await.unwrap(), Outcome::AlreadyCatalogued(id) if id == doc.id));
     assert_eq!(
         c.catalog
             .list_documents(&doc.owner, &Default::default())
@@ -125,12 +113,7 @@ async fn the_same_bytes_under_two_keys_make_one_document_and_one_duplicate() {
         .unwrap()
     {
         Outcome::Duplicate(d) => {
-            assert_eq!(
-                d.status,
-                Status::Duplicate {
-                    duplicate_of: first.id
-                }
-            );
+            assert_eq!(d.status, Status::Duplicate { duplicate_of: first.id });
             assert_eq!(d.sha256, first.sha256);
         }
         other => panic!("{other:?}"),
@@ -175,15 +158,8 @@ async fn a_type_mismatch_is_rejected_and_quarantined() {
                 panic!()
             };
             assert_eq!(rejection.code, RejectionCode::TypeMismatch);
-            assert!(
-                rejection.message.contains("image/png"),
-                "{}",
-                rejection.message
-            );
-            assert_eq!(
-                c.blobs.keys(),
-                vec![format!("quarantine/acme/{}/photo.pdf", d.id)]
-            );
+            assert!(rejection.message.contains("image/png"), "{}", rejection.message);
+            assert_eq!(c.blobs.keys(), vec![format!("quarantine/acme/{}/photo.pdf", d.id)]);
         }
         other => panic!("{other:?}"),
     }
@@ -205,11 +181,7 @@ async fn oversize_empty_and_unaccepted_files_are_rejected_with_reasons() {
             RejectionCode::TypeNotAccepted,
         ),
     ] {
-        match c
-            .catalogue(&drop_file(&c, key, body, None).await)
-            .await
-            .unwrap()
-        {
+        match c.catalogue(&drop_file(&c, key, body, None).await).await.unwrap() {
             Outcome::Rejected(d) => {
                 let Status::Rejected { rejection } = &d.status else {
                     panic!()
@@ -219,10 +191,7 @@ async fn oversize_empty_and_unaccepted_files_are_rejected_with_reasons() {
             other => panic!("{key}: {other:?}"),
         }
     }
-    assert!(
-        c.blobs.keys().is_empty(),
-        "the policy deletes rejected bytes"
-    );
+    assert!(c.blobs.keys().is_empty(), "the policy deletes rejected bytes");
 }
 
 #[tokio::test]
@@ -243,11 +212,7 @@ async fn an_http_upload_moves_from_received_to_accepted() {
         tags: Tags::parse(["t"]).unwrap(),
         idempotency_key: None,
     };
-    let received = door
-        .submit(&"acme".parse().unwrap(), upload)
-        .await
-        .unwrap()
-        .document;
+    let received = door.submit(&"acme".parse().unwrap(), upload).await.unwrap().document;
     // Hand the door's writes to the cataloguer's stores.
     c.catalog.insert_document(&received).await.unwrap();
     let key = format!("incoming/acme/http/{}/up.pdf", received.id);
@@ -282,8 +247,5 @@ async fn a_vanished_object_and_a_foreign_key_are_not_errors_to_retry() {
         key: ObjectKey::parse("elsewhere/x.pdf").unwrap(),
         ..gone
     };
-    assert!(matches!(
-        c.catalogue(&outside).await,
-        Err(Error::Invalid(_))
-    ));
+    assert!(matches!(c.catalogue(&outside).await, Err(Error::Invalid(_))));
 }

@@ -94,30 +94,12 @@ async fn three_attachments_become_three_incoming_objects_with_their_metadata() {
         .object("incoming/demo/email/three-attachments/1-contract.pdf")
         .unwrap();
     assert!(body.starts_with(b"%PDF-1.4"));
-    assert_eq!(
-        meta.content_type.as_ref().unwrap().as_str(),
-        "application/pdf"
-    );
-    assert_eq!(
-        meta.get("intake-sender").as_deref(),
-        Some("alice@acme.example")
-    );
-    assert_eq!(
-        meta.get("intake-subject").as_deref(),
-        Some("Rechnungen über € 100")
-    );
-    assert_eq!(
-        meta.get("intake-message-id").as_deref(),
-        Some("three-attachments")
-    );
-    assert_eq!(
-        meta.get("intake-received-at").as_deref(),
-        Some("2026-11-27T09:00:00Z")
-    );
-    assert!(
-        meta.user.values().all(|v| v.is_ascii()),
-        "S3 metadata must be ASCII"
-    );
+    assert_eq!(meta.content_type.as_ref().unwrap().as_str(), "application/pdf");
+    assert_eq!(meta.get("intake-sender").as_deref(), Some("alice@acme.example"));
+    assert_eq!(meta.get("intake-subject").as_deref(), Some("Rechnungen über € 100"));
+    assert_eq!(meta.get("intake-message-id").as_deref(), Some("three-attachments"));
+    assert_eq!(meta.get("intake-received-at").as_deref(), Some("2026-11-27T09:00:00Z"));
+    assert!(meta.user.values().all(|v| v.is_ascii()), "S3 metadata must be ASCII");
 }
 
 #[tokio::test]
@@ -143,8 +125,7 @@ async fn mail_failing_a_required_verdict_is_refused_and_writes_nothing() {
     let door = door(&["one-pdf"]).await;
     for (mutate, check) in [
         (
-            Box::new(|v: &mut Verdicts| v.dkim = Some(VerdictStatus::Fail))
-                as Box<dyn Fn(&mut Verdicts)>,
+            Box::new(|v: &mut Verdicts| v.dkim = Some(VerdictStatus::Fail)) as Box<dyn Fn(&mut Verdicts)>,
             Verdict::Dkim,
         ),
         (
@@ -170,10 +151,7 @@ async fn mail_to_no_route_is_refused() {
     let door = door(&["one-pdf"]).await;
     let mut r = receipt("one-pdf");
     r.recipients = vec!["someone@elsewhere.example".into()];
-    assert_eq!(
-        door.receive(&r).await.unwrap(),
-        MailOutcome::Refused(Refusal::NoRoute)
-    );
+    assert_eq!(door.receive(&r).await.unwrap(), MailOutcome::Refused(Refusal::NoRoute));
 }
 
 #[tokio::test]
@@ -217,10 +195,7 @@ async fn nested_multiparts_yield_inline_parts_and_attached_messages() {
     door.receive(&receipt("nested-multipart")).await.unwrap();
     let keys = incoming(&door);
     assert!(keys.iter().any(|k| k.ends_with("-report.pdf")), "{keys:?}");
-    assert!(
-        keys.iter().any(|k| k.ends_with("-forwarded.eml")),
-        "{keys:?}"
-    );
+    assert!(keys.iter().any(|k| k.ends_with("-forwarded.eml")), "{keys:?}");
     assert!(
         keys.iter().any(|k| door
             .blobs

@@ -48,20 +48,13 @@ fn upload(body: &'static [u8]) -> Upload {
 async fn submitted_upload_is_received_and_written_under_incoming() {
     let w = world();
     let acme = owner("acme");
-    let s = w
-        .app
-        .submit(&acme, upload(b"%PDF-1.7 hello"))
-        .await
-        .unwrap();
+    let s = w.app.submit(&acme, upload(b"%PDF-1.7 hello")).await.unwrap();
     assert_eq!(s.document.status, Status::Received);
     assert_eq!(s.document.sha256, Some(Sha256::of(b"%PDF-1.7 hello")));
     let key = format!("incoming/acme/http/{}/report.pdf", s.document.id);
     let (bytes, meta) = w.app.blobs.object(&key).expect("object written");
     assert_eq!(&bytes[..], b"%PDF-1.7 hello");
-    assert_eq!(
-        meta.get("intake-document-id"),
-        Some(s.document.id.to_string())
-    );
+    assert_eq!(meta.get("intake-document-id"), Some(s.document.id.to_string()));
     assert_eq!(meta.name().unwrap().as_str(), "report.pdf");
 }
 
@@ -85,10 +78,7 @@ async fn duplicate_upload_with_same_idempotency_key_returns_existing_document() 
     assert_eq!(w.app.blobs.keys().len(), 1);
 
     u.body = Bytes::from_static(b"%PDF-1.7 other");
-    assert!(matches!(
-        w.app.submit(&acme, u).await,
-        Err(Error::Conflict(_))
-    ));
+    assert!(matches!(w.app.submit(&acme, u).await, Err(Error::Conflict(_))));
 }
 
 #[tokio::test]
@@ -108,20 +98,11 @@ async fn oversize_empty_and_unaccepted_uploads_are_refused_at_the_door() {
     let acme = owner("acme");
     let mut big = upload(b"");
     big.body = Bytes::from(vec![0u8; 800 * 1024]);
-    assert!(matches!(
-        w.app.submit(&acme, big).await,
-        Err(Error::TooLarge { .. })
-    ));
-    assert!(matches!(
-        w.app.submit(&acme, upload(b"")).await,
-        Err(Error::Invalid(_))
-    ));
+    assert!(matches!(w.app.submit(&acme, big).await, Err(Error::TooLarge { .. })));
+    assert!(matches!(w.app.submit(&acme, upload(b"")).await, Err(Error::Invalid(_))));
     let mut exe = upload(b"MZ");
     exe.content_type = Some("application/x-msdownload".parse().unwrap());
-    assert!(matches!(
-        w.app.submit(&acme, exe).await,
-        Err(Error::UnsupportedType(_))
-    ));
+    assert!(matches!(w.app.submit(&acme, exe).await, Err(Error::UnsupportedType(_))));
     assert!(w.app.blobs.keys().is_empty());
 }
 
@@ -139,10 +120,7 @@ async fn presigned_upload_records_a_received_document() {
     assert_eq!(doc.name.as_str(), "big scan.tiff");
     assert_eq!(req.method, "PUT");
     assert!(req.url.contains(&format!("incoming/acme/http/{}/", doc.id)));
-    assert_eq!(
-        w.app.get(&acme, &doc.id).await.unwrap().status,
-        Status::Received
-    );
+    assert_eq!(w.app.get(&acme, &doc.id).await.unwrap().status, Status::Received);
 
     let too_big = UploadIntent {
         size: Some(1 << 40),
@@ -164,24 +142,16 @@ async fn another_owners_document_is_not_found() {
         .unwrap()
         .document;
     let globex = owner("globex");
-    assert!(matches!(
-        w.app.get(&globex, &doc.id).await,
-        Err(Error::NotFound(_))
-    ));
+    assert!(matches!(w.app.get(&globex, &doc.id).await, Err(Error::NotFound(_))));
     assert!(matches!(
         w.app.download(&globex, &doc.id).await,
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        w.app
-            .update(&globex, &doc.id, DocumentPatch::default())
-            .await,
+        w.app.update(&globex, &doc.id, DocumentPatch::default()).await,
         Err(Error::NotFound(_))
     ));
-    assert!(matches!(
-        w.app.delete(&globex, &doc.id).await,
-        Err(Error::NotFound(_))
-    ));
+    assert!(matches!(w.app.delete(&globex, &doc.id).await, Err(Error::NotFound(_))));
     assert!(
         w.app
             .list(&globex, &ListQuery::default())
@@ -203,13 +173,9 @@ async fn pagination_neither_skips_nor_repeats_across_pages() {
             u.tags = Tags::parse(["even"]).unwrap();
         }
         created.push(w.app.submit(&acme, u).await.unwrap().document.id);
-        w.clock
-            .advance(Duration::from_millis(if i % 5 == 0 { 0 } else { 3 }));
+        w.clock.advance(Duration::from_millis(if i % 5 == 0 { 0 } else { 3 }));
     }
-    w.app
-        .submit(&owner("globex"), upload(b"%PDF-1.7 other"))
-        .await
-        .unwrap();
+    w.app.submit(&owner("globex"), upload(b"%PDF-1.7 other")).await.unwrap();
 
     for (tag, expected) in [
         (None, created.clone()),
@@ -243,19 +209,9 @@ async fn pagination_neither_skips_nor_repeats_across_pages() {
 async fn listing_filters_by_status_and_time_and_hides_deleted() {
     let w = world();
     let acme = owner("acme");
-    let early = w
-        .app
-        .submit(&acme, upload(b"%PDF-1.7 1"))
-        .await
-        .unwrap()
-        .document;
+    let early = w.app.submit(&acme, upload(b"%PDF-1.7 1")).await.unwrap().document;
     w.clock.advance(Duration::from_secs(3600));
-    let late = w
-        .app
-        .submit(&acme, upload(b"%PDF-1.7 2"))
-        .await
-        .unwrap()
-        .document;
+    let late = w.app.submit(&acme, upload(b"%PDF-1.7 2")).await.unwrap().document;
     w.app.delete(&acme, &early.id).await.unwrap();
 
     let ids = |p: ports::Page<Document>| p.items.into_iter().map(|d| d.id).collect::<Vec<_>>();
@@ -267,10 +223,7 @@ async fn listing_filters_by_status_and_time_and_hides_deleted() {
         status: Some(StatusKind::Deleted),
         ..ListQuery::default()
     };
-    assert_eq!(
-        ids(w.app.list(&acme, &deleted).await.unwrap()),
-        vec![early.id]
-    );
+    assert_eq!(ids(w.app.list(&acme, &deleted).await.unwrap()), vec![early.id]);
     let since = ListQuery {
         since: Some(late.created_at),
         status: Some(StatusKind::Received),
@@ -281,22 +234,14 @@ async fn listing_filters_by_status_and_time_and_hides_deleted() {
         limit: 0,
         ..ListQuery::default()
     };
-    assert!(matches!(
-        w.app.list(&acme, &bad).await,
-        Err(Error::Invalid(_))
-    ));
+    assert!(matches!(w.app.list(&acme, &bad).await, Err(Error::Invalid(_))));
 }
 
 #[tokio::test]
 async fn update_changes_name_and_tags_and_bumps_the_version() {
     let w = world();
     let acme = owner("acme");
-    let doc = w
-        .app
-        .submit(&acme, upload(b"%PDF-1.7 u"))
-        .await
-        .unwrap()
-        .document;
+    let doc = w.app.submit(&acme, upload(b"%PDF-1.7 u")).await.unwrap().document;
     let patch = DocumentPatch {
         name: FileName::sanitize("renamed.pdf"),
         tags: Some(Tags::parse(["q4"]).unwrap()),
@@ -305,31 +250,19 @@ async fn update_changes_name_and_tags_and_bumps_the_version() {
     assert_eq!(updated.name.as_str(), "renamed.pdf");
     assert_eq!(updated.version, doc.version + 1);
     let same = w.app.update(&acme, &doc.id, patch).await.unwrap();
-    assert_eq!(
-        same.version, updated.version,
-        "a no-op patch writes nothing"
-    );
+    assert_eq!(same.version, updated.version, "a no-op patch writes nothing");
 }
 
 #[tokio::test]
 async fn an_update_racing_another_writer_keeps_both_changes() {
     let w = world();
     let acme = owner("acme");
-    let doc = w
-        .app
-        .submit(&acme, upload(b"%PDF-1.7 r"))
-        .await
-        .unwrap()
-        .document;
+    let doc = w.app.submit(&acme, upload(b"%PDF-1.7 r")).await.unwrap().document;
     // Another writer (the s3 function) moves the document on after we read it.
     let mut accepted = doc.clone();
     accepted.status = Status::Accepted;
     accepted.version += 1;
-    w.app
-        .catalog
-        .replace_document(&accepted, doc.version)
-        .await
-        .unwrap();
+    w.app.catalog.replace_document(&accepted, doc.version).await.unwrap();
     let patch = DocumentPatch {
         tags: Some(Tags::parse(["kept"]).unwrap()),
         name: None,
@@ -343,18 +276,10 @@ async fn an_update_racing_another_writer_keeps_both_changes() {
 async fn delete_is_soft_and_idempotent() {
     let w = world();
     let acme = owner("acme");
-    let doc = w
-        .app
-        .submit(&acme, upload(b"%PDF-1.7 d"))
-        .await
-        .unwrap()
-        .document;
+    let doc = w.app.submit(&acme, upload(b"%PDF-1.7 d")).await.unwrap().document;
     w.app.delete(&acme, &doc.id).await.unwrap();
     w.app.delete(&acme, &doc.id).await.unwrap();
-    assert!(matches!(
-        w.app.get(&acme, &doc.id).await,
-        Err(Error::NotFound(_))
-    ));
+    assert!(matches!(w.app.get(&acme, &doc.id).await, Err(Error::NotFound(_))));
     let stored = w.app.catalog.get_document(&doc.id).await.unwrap().unwrap();
     assert!(matches!(stored.status, Status::Deleted { .. }));
     assert_eq!(
@@ -367,24 +292,12 @@ async fn delete_is_soft_and_idempotent() {
 async fn download_needs_verified_content() {
     let w = world();
     let acme = owner("acme");
-    let doc = w
-        .app
-        .submit(&acme, upload(b"%PDF-1.7 dl"))
-        .await
-        .unwrap()
-        .document;
-    assert!(matches!(
-        w.app.download(&acme, &doc.id).await,
-        Err(Error::Conflict(_))
-    ));
+    let doc = w.app.submit(&acme, upload(b"%PDF-1.7 dl")).await.unwrap().document;
+    assert!(matches!(w.app.download(&acme, &doc.id).await, Err(Error::Conflict(_))));
     let mut accepted = doc.clone();
     accepted.status = Status::Accepted;
     accepted.version += 1;
-    w.app
-        .catalog
-        .replace_document(&accepted, doc.version)
-        .await
-        .unwrap();
+    w.app.catalog.replace_document(&accepted, doc.version).await.unwrap();
     let link = w.app.download(&acme, &doc.id).await.unwrap();
     assert!(
         link.url
@@ -441,9 +354,7 @@ async fn webhooks_are_validated_bounded_and_owned() {
             .unwrap();
     }
     assert!(matches!(
-        w.app
-            .create_webhook(&acme, new("https://hooks.example.com/c"))
-            .await,
+        w.app.create_webhook(&acme, new("https://hooks.example.com/c")).await,
         Err(Error::Conflict(_))
     ));
     w.app.delete_webhook(&acme, &hook.id).await.unwrap();

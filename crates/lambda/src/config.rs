@@ -119,13 +119,11 @@ impl Config {
                 .into(),
             local_endpoint: env.optional("AWS_ENDPOINT_URL").is_some(),
             settings: Settings {
-                inline_upload_limit: env
-                    .parse_or("INLINE_UPLOAD_LIMIT_BYTES", defaults.inline_upload_limit)?,
+                inline_upload_limit: env.parse_or("INLINE_UPLOAD_LIMIT_BYTES", defaults.inline_upload_limit)?,
                 upload_url_ttl: secs("UPLOAD_URL_TTL_SECONDS", defaults.upload_url_ttl)?,
                 download_url_ttl: secs("DOWNLOAD_URL_TTL_SECONDS", defaults.download_url_ttl)?,
                 allow_private_webhooks: env.flag("ALLOW_PRIVATE_WEBHOOKS")?,
-                max_webhooks_per_owner: env
-                    .parse_or("MAX_WEBHOOKS_PER_OWNER", defaults.max_webhooks_per_owner)?,
+                max_webhooks_per_owner: env.parse_or("MAX_WEBHOOKS_PER_OWNER", defaults.max_webhooks_per_owner)?,
             },
         })
     }
@@ -148,20 +146,14 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Env::from_fn(move |k| map.get(k).cloned())
     }
 
     #[test]
     fn a_missing_variable_is_named() {
         let e = Config::from(&env(&[("BUCKET_NAME", "b")])).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "environment variable TABLE_NAME is required but not set"
-        );
+        assert_eq!(e.to_string(), "environment variable TABLE_NAME is required but not set");
     }
 
     #[test]

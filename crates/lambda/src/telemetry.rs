@@ -17,9 +17,7 @@ pub fn init() {
         .with_default_directive(LevelFilter::INFO.into())
         .parse_lossy(level.to_ascii_lowercase());
     let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     // A second init (tests) keeps the first subscriber.
     let _ = if text {
         builder.try_init()

@@ -56,10 +56,7 @@ impl FrontDoor {
         let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
-                return plain(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "413 Request Entity Too Large",
-                );
+                return plain(StatusCode::PAYLOAD_TOO_LARGE, "413 Request Entity Too Large");
             }
         };
         let event = alb_event(&parts, &body, peer, self.multi_value);
@@ -94,20 +91,11 @@ fn is_text(content_type: Option<&str>) -> bool {
 }
 
 /// The target-group event for one request.
-pub fn alb_event(
-    parts: &hyper::http::request::Parts,
-    body: &[u8],
-    peer: SocketAddr,
-    multi_value: bool,
-) -> Value {
+pub fn alb_event(parts: &hyper::http::request::Parts, body: &[u8], peer: SocketAddr, multi_value: bool) -> Value {
     let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_owned(), v.to_owned()))
-        })
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
         .collect();
     headers.push(("x-forwarded-for".into(), peer.ip().to_string()));
     headers.push(("x-forwarded-proto".into(), "http".into()));
@@ -130,10 +118,7 @@ pub fn alb_event(
             (k.to_owned(), v.to_owned())
         })
         .collect();
-    let content_type = parts
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok());
+    let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
     let (body, b64) = match std::str::from_utf8(body) {
         Ok(text) if body.is_empty() || is_text(content_type) => (text.to_owned(), false),
         _ => (B64.encode(body), true),
@@ -150,18 +135,8 @@ pub fn alb_event(
         event["multiValueQueryStringParameters"] = group(query);
     } else {
         // Single-value mode: the last value of a repeated name wins, as ALB does.
-        event["headers"] = Value::Object(
-            headers
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
-        );
-        event["queryStringParameters"] = Value::Object(
-            query
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
-        );
+        event["headers"] = Value::Object(headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+        event["queryStringParameters"] = Value::Object(query.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
     }
     event
 }
@@ -186,10 +161,7 @@ pub fn from_alb_response(payload: &[u8]) -> Result<Response<Full<Bytes>>, String
         .ok_or("no statusCode")?;
     let body = v["body"].as_str().unwrap_or("");
     let body = if v["isBase64Encoded"].as_bool().unwrap_or(false) {
-        Bytes::from(
-            B64.decode(body)
-                .map_err(|e| format!("body is not base64: {e}"))?,
-        )
+        Bytes::from(B64.decode(body).map_err(|e| format!("body is not base64: {e}"))?)
     } else {
         Bytes::copy_from_slice(body.as_bytes())
     };
@@ -200,16 +172,8 @@ pub fn from_alb_response(payload: &[u8]) -> Result<Response<Full<Bytes>>, String
     match multi {
         Some(m) => {
             for (k, values) in m {
-                for value in values
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                {
-                    if let (Ok(k), Ok(value)) = (
-                        hyper::header::HeaderName::try_from(k.as_str()),
-                        value.parse(),
-                    ) {
+                for value in values.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    if let (Ok(k), Ok(value)) = (hyper::header::HeaderName::try_from(k.as_str()), value.parse()) {
                         headers.append(k, value);
                     }
                 }

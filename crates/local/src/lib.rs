@@ -12,14 +12,7 @@ pub fn request_id() -> String {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).expect("the operating system's random number generator failed");
     let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!(
-        "{}-{}-{}-{}-{}",
-        h(0..4),
-        h(4..6),
-        h(6..8),
-        h(8..10),
-        h(10..16)
-    )
+    format!("{}-{}-{}-{}-{}", h(0..4), h(4..6), h(6..8), h(8..10), h(10..16))
 }
 
 /// Makes a child die with its parent, even when the parent is killed outright: local runs

@@ -91,8 +91,7 @@ fn binary_for(logical_id: &str, dir: &std::path::Path) -> Result<PathBuf, String
 
 async fn run_invoke(invoke: Invoke) -> Result<(), String> {
     let repo = std::env::current_dir().map_err(|e| e.to_string())?;
-    let event =
-        std::fs::read(&invoke.event).map_err(|e| format!("{}: {e}", invoke.event.display()))?;
+    let event = std::fs::read(&invoke.event).map_err(|e| format!("{}: {e}", invoke.event.display()))?;
     let (_moto, endpoint) = start_moto(&invoke.moto, 0).await?;
     let stack = LocalStack {
         endpoint,
@@ -148,15 +147,9 @@ async fn run(up: Up) -> Result<(), String> {
     let sdk = stack.sdk_config().await;
     let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &stack.table);
     let owner = "demo".parse().map_err(|e| format!("{e}"))?;
-    let (_, token) = intake_core::service::mint_token(
-        &catalog,
-        &SystemClock,
-        &OsRandom,
-        &owner,
-        "intake-local demo",
-    )
-    .await
-    .map_err(|e| format!("minting the demo token: {e}"))?;
+    let (_, token) = intake_core::service::mint_token(&catalog, &SystemClock, &OsRandom, &owner, "intake-local demo")
+        .await
+        .map_err(|e| format!("minting the demo token: {e}"))?;
 
     let alb = FunctionHost::start(FunctionSpec {
         name: "AlbFunction".into(),
@@ -184,8 +177,7 @@ async fn run(up: Up) -> Result<(), String> {
         stack.table,
         stack.bucket
     );
-    std::fs::write(&up.env_file, env_file)
-        .map_err(|e| format!("writing {}: {e}", up.env_file.display()))?;
+    std::fs::write(&up.env_file, env_file).map_err(|e| format!("writing {}: {e}", up.env_file.display()))?;
 
     println!(
         "\nintake is running locally.\n\
@@ -199,8 +191,8 @@ async fn run(up: Up) -> Result<(), String> {
         up.env_file.display()
     );
     let serving = tokio::spawn(front.serve(door));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| e.to_string())?;
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

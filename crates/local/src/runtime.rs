@@ -115,9 +115,7 @@ impl FunctionHost {
         let wait = host.spec.timeout.max(Duration::from_secs(10));
         let exited = async {
             loop {
-                if let Some(Ok(Some(status))) =
-                    env.child.lock().await.as_mut().map(|c| c.try_wait())
-                {
+                if let Some(Ok(Some(status))) = env.child.lock().await.as_mut().map(|c| c.try_wait()) {
                     return status;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -151,28 +149,22 @@ impl FunctionHost {
             let count = self.environments.lock().await.len();
             if count < self.spec.max_environments {
                 if let Err(e) = self.add_environment().await.map(drop) {
-                    eprintln!(
-                        "[local] {}: cannot start another environment: {e}",
-                        self.spec.name
-                    );
+                    eprintln!("[local] {}: cannot start another environment: {e}", self.spec.name);
                 }
             }
         }
         let _ = self.queue.send(pending);
-        let outcome =
-            match tokio::time::timeout(self.spec.timeout + Duration::from_millis(250), outcome)
-                .await
-            {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(_)) => Outcome::Failed("the execution environment went away".into()),
-                Err(_) => {
-                    self.kill_running(&request_id).await;
-                    Outcome::Failed(format!(
-                        "Task timed out after {:.2} seconds",
-                        self.spec.timeout.as_secs_f64()
-                    ))
-                }
-            };
+        let outcome = match tokio::time::timeout(self.spec.timeout + Duration::from_millis(250), outcome).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Outcome::Failed("the execution environment went away".into()),
+            Err(_) => {
+                self.kill_running(&request_id).await;
+                Outcome::Failed(format!(
+                    "Task timed out after {:.2} seconds",
+                    self.spec.timeout.as_secs_f64()
+                ))
+            }
+        };
         Invocation {
             request_id,
             duration: started.elapsed(),
@@ -209,14 +201,8 @@ impl FunctionHost {
             .env("AWS_LAMBDA_RUNTIME_API", env.addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                spec.memory_mb.to_string(),
-            )
-            .env(
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{}", spec.name),
-            )
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.name))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{}", env.index))
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .kill_on_drop(true);
@@ -331,9 +317,7 @@ async fn handle(
             let (id, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             let mut current = env.current.lock().await;
             match current.take() {
-                Some((running, sender))
-                    if running == id && (kind == "response" || kind == "error") =>
-                {
+                Some((running, sender)) if running == id && (kind == "response" || kind == "error") => {
                     let outcome = if kind == "response" {
                         Outcome::Response(body)
                     } else {
@@ -376,10 +360,7 @@ async fn next(host: &FunctionHost, env: &Environment) -> Response<Full<Bytes>> {
     let Some(p) = pending else {
         return reply(StatusCode::INTERNAL_SERVER_ERROR, "host shutting down");
     };
-    let deadline_ms = p
-        .deadline
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let deadline_ms = p.deadline.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     *env.current.lock().await = Some((p.request_id.clone(), p.reply));
     Response::builder()
         .status(StatusCode::OK)
@@ -388,10 +369,7 @@ async fn next(host: &FunctionHost, env: &Environment) -> Response<Full<Bytes>> {
         .header("lambda-runtime-deadline-ms", deadline_ms.to_string())
         .header(
             "lambda-runtime-invoked-function-arn",
-            format!(
-                "arn:aws:lambda:us-east-1:000000000000:function:{}",
-                host.spec.name
-            ),
+            format!("arn:aws:lambda:us-east-1:000000000000:function:{}", host.spec.name),
         )
         .header("lambda-runtime-trace-id", &p.trace_id)
         .body(Full::new(p.payload))
@@ -400,15 +378,9 @@ async fn next(host: &FunctionHost, env: &Environment) -> Response<Full<Bytes>> {
 
 /// An X-Ray trace header shaped like Lambda's (`Root=1-<epoch hex>-<96 random bits>`).
 fn trace_id() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let id = crate::request_id().replace('-', "");
-    format!(
-        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
-        &id[..24],
-        &id[16..32]
-    )
+    format!("Root=1-{secs:08x}-{};Parent={};Sampled=0", &id[..24], &id[16..32])
 }
 
 /// Reads the invocations' outcomes for callers that only want the payload.

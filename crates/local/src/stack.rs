@@ -30,31 +30,21 @@ pub async fn start_moto(binary: &Path, port: u16) -> Result<(Child, String), Str
         .stderr(Stdio::null())
         .kill_on_drop(true);
     crate::die_with_parent(&mut cmd);
-    let child = cmd.spawn().map_err(|e| {
-        format!(
-            "cannot start {} ({e}); run scripts/bootstrap",
-            binary.display()
-        )
-    })?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {} ({e}); run scripts/bootstrap", binary.display()))?;
     let endpoint = format!("http://127.0.0.1:{port}");
     for _ in 0..150 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return Ok((child, endpoint));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(format!(
-        "moto_server did not listen on {endpoint} within 30 s"
-    ))
+    Err(format!("moto_server did not listen on {endpoint} within 30 s"))
 }
 
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl LocalStack {
@@ -79,13 +69,7 @@ impl LocalStack {
                 .map_err(|e| format!("creating bucket {}: {e:?}", self.bucket))?;
         }
         let ddb = intake_aws::dynamodb_client(&sdk);
-        if ddb
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .is_err()
-        {
+        if ddb.describe_table().table_name(&self.table).send().await.is_err() {
             intake_aws::schema::create_table(&ddb, &self.table)
                 .await
                 .map_err(|e| format!("creating table {}: {e:?}", self.table))?;
@@ -125,12 +109,6 @@ impl LocalStack {
 fn aws_sdk_credentials() -> aws_config::meta::credentials::CredentialsProviderChain {
     aws_config::meta::credentials::CredentialsProviderChain::first_try(
         "local",
-        intake_aws::aws_sdk_s3::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "intake-local",
-        ),
+        intake_aws::aws_sdk_s3::config::Credentials::new("local", "local", None, None, "intake-local"),
     )
 }

@@ -80,11 +80,7 @@ async fn a_malformed_event_is_an_invocation_error_and_the_environment_survives()
     let stack = stack().await;
     let host = alb(&stack).await;
     let inv = host.invoke(event("malformed-event")).await;
-    assert!(
-        matches!(&*inv.outcome, Outcome::Error(_)),
-        "{:?}",
-        inv.outcome
-    );
+    assert!(matches!(&*inv.outcome, Outcome::Error(_)), "{:?}", inv.outcome);
     let after = host.invoke(event("health")).await;
     assert!(after.payload().is_ok());
 }
@@ -104,9 +100,7 @@ async fn a_binary_that_cannot_start_is_reported_at_start() {
 }
 
 async fn http(port: u16, request: impl AsRef<[u8]>) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     stream.write_all(request.as_ref()).await.unwrap();
     let mut out = Vec::new();
     stream.read_to_end(&mut out).await.unwrap();
@@ -119,10 +113,9 @@ async fn the_front_door_speaks_http_and_the_function_writes_to_local_aws() {
     let sdk = stack.sdk_config().await;
     let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &stack.table);
     let owner = "demo".parse().unwrap();
-    let (_, token) =
-        intake_core::service::mint_token(&catalog, &SystemClock, &OsRandom, &owner, "t")
-            .await
-            .unwrap();
+    let (_, token) = intake_core::service::mint_token(&catalog, &SystemClock, &OsRandom, &owner, "t")
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(
@@ -156,13 +149,7 @@ async fn the_front_door_speaks_http_and_the_function_writes_to_local_aws() {
         .unwrap();
     let key = listed.contents()[0].key().unwrap().to_owned();
     assert!(key.ends_with("/pic one.png"), "{key}");
-    let object = s3
-        .get_object()
-        .bucket(&stack.bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    let object = s3.get_object().bucket(&stack.bucket).key(&key).send().await.unwrap();
     assert_eq!(
         object.body.collect().await.unwrap().into_bytes().as_ref(),
         body,

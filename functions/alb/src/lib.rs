@@ -43,10 +43,7 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let response = self
-            .dispatch(req)
-            .await
-            .unwrap_or_else(ApiError::into_response);
+        let response = self.dispatch(req).await.unwrap_or_else(ApiError::into_response);
         let status = response.status().as_u16();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         if status >= 500 {
@@ -64,10 +61,8 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
             Route::Health => return Ok(json(StatusCode::OK, &json!({ "status": "ok" }))),
             Route::OpenApi => {
                 let mut resp = Response::new(Body::Text(OPENAPI.into()));
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
+                resp.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 return Ok(resp);
             }
             _ => {}
@@ -124,11 +119,7 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                     &json!({ "url": link.url, "expires_at": link.expires_at }),
                 );
                 let location = HeaderValue::from_str(&link.url).map_err(|_| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        "unusable download link",
-                    )
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unusable download link")
                 })?;
                 resp.headers_mut().insert(header::LOCATION, location);
                 Ok(resp)
@@ -138,10 +129,7 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                 let patch = DocumentPatch {
                     name: body
                         .name
-                        .map(|n| {
-                            FileName::sanitize(&n)
-                                .ok_or_else(|| Invalid::new("name", "has no usable characters"))
-                        })
+                        .map(|n| FileName::sanitize(&n).ok_or_else(|| Invalid::new("name", "has no usable characters")))
                         .transpose()?,
                     tags: body.tags.map(Tags::parse).transpose()?,
                 };
@@ -190,10 +178,7 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(intake_core::Error::Unauthenticated)?;
@@ -220,20 +205,13 @@ fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
         }
     }
     let bytes: &[u8] = req.body().as_ref();
-    let bytes = if bytes.is_empty() {
-        b"{}".as_slice()
-    } else {
-        bytes
-    };
+    let bytes = if bytes.is_empty() { b"{}".as_slice() } else { bytes };
     serde_json::from_slice(bytes).map_err(ApiError::invalid_json)
 }
 
 /// The file name from `?name=` or `Content-Disposition` (`filename*` preferred, RFC 6266).
 fn upload_name(req: &Request) -> Option<String> {
-    if let Some(name) = req
-        .query_string_parameters_ref()
-        .and_then(|q| q.first("name"))
-    {
+    if let Some(name) = req.query_string_parameters_ref().and_then(|q| q.first("name")) {
         return Some(name.to_owned());
     }
     let disposition = header_str(req, header::CONTENT_DISPOSITION)?;
@@ -269,9 +247,7 @@ fn upload_from(req: &Request) -> Result<Upload, ApiError> {
         name: upload_name(req),
         content_type,
         tags: Tags::parse(tags)?,
-        idempotency_key: header_str(req, "idempotency-key")
-            .map(str::parse)
-            .transpose()?,
+        idempotency_key: header_str(req, "idempotency-key").map(str::parse).transpose()?,
     })
 }
 
@@ -280,12 +256,8 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
     let time = |field: &'static str| -> Result<Option<OffsetDateTime>, Invalid> {
         q.first(field)
             .map(|v| {
-                OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
-                    Invalid::new(
-                        field,
-                        "must be an RFC 3339 time such as 2026-11-27T10:00:00Z",
-                    )
-                })
+                OffsetDateTime::parse(v, &Rfc3339)
+                    .map_err(|_| Invalid::new(field, "must be an RFC 3339 time such as 2026-11-27T10:00:00Z"))
             })
             .transpose()
     };
@@ -304,12 +276,8 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
         limit: q
             .first("limit")
             .map(|l| {
-                l.parse().map_err(|_| {
-                    Invalid::new(
-                        "limit",
-                        format!("must be between 1 and {}", ListQuery::MAX_LIMIT),
-                    )
-                })
+                l.parse()
+                    .map_err(|_| Invalid::new("limit", format!("must be between 1 and {}", ListQuery::MAX_LIMIT)))
             })
             .transpose()?
             .unwrap_or(ListQuery::DEFAULT_LIMIT),

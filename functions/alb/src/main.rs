@@ -12,8 +12,7 @@ use tracing::Instrument;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config =
-        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let policy = config
         .load_policy()
         .inspect_err(|e| tracing::error!(error = %e, "bad policy"))?;
@@ -28,11 +27,7 @@ async fn main() -> Result<(), Error> {
     });
     let api = &api;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(
-            api.handle(req)
-                .instrument(telemetry::invocation_span())
-                .await,
-        )
+        Ok::<_, Error>(api.handle(req).instrument(telemetry::invocation_span()).await)
     }))
     .await
 }

@@ -11,15 +11,12 @@ use serde_json::json;
 use crate::routes::NoRoute;
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
-    let body = serde_json::to_string(value).unwrap_or_else(|_| {
-        r#"{"error":{"code":"internal","message":"serialization failed"}}"#.into()
-    });
+    let body = serde_json::to_string(value)
+        .unwrap_or_else(|_| r#"{"error":{"code":"internal","message":"serialization failed"}}"#.into());
     let mut resp = Response::new(Body::Text(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
@@ -89,10 +86,8 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
             Error::Invalid(invalid) => invalid.into(),
-            Error::Unauthenticated => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
-                    .with_header(header::WWW_AUTHENTICATE, "Bearer")
-            }
+            Error::Unauthenticated => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+                .with_header(header::WWW_AUTHENTICATE, "Bearer"),
             Error::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             Error::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             Error::TooLarge { .. } => ApiError::new(
@@ -105,10 +100,8 @@ impl From<Error> for ApiError {
                 "unsupported_media_type",
                 e.to_string(),
             ),
-            Error::Throttled => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", e.to_string())
-                    .with_header(header::RETRY_AFTER, "1")
-            }
+            Error::Throttled => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", e.to_string())
+                .with_header(header::RETRY_AFTER, "1"),
             Error::Unavailable(detail) => {
                 // The detail is for the logs; the client learns only that it may retry.
                 tracing::error!(error = %detail, "dependency failure");
@@ -126,9 +119,7 @@ impl From<Error> for ApiError {
 impl From<NoRoute> for ApiError {
     fn from(e: NoRoute) -> Self {
         match e {
-            NoRoute::NotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
-            }
+            NoRoute::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"),
             NoRoute::MethodNotAllowed { allow } => {
                 let mut err = ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,

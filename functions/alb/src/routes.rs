@@ -89,9 +89,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
         ("GET", "/v1/stats") => Route::Stats,
         ("GET", "/v1/webhooks") => Route::ListWebhooks,
         ("POST", "/v1/webhooks") => Route::CreateWebhook,
-        ("DELETE", "/v1/webhooks/{id}") => {
-            Route::DeleteWebhook(param.parse().map_err(|_| NoRoute::NotFound)?)
-        }
+        ("DELETE", "/v1/webhooks/{id}") => Route::DeleteWebhook(param.parse().map_err(|_| NoRoute::NotFound)?),
         _ => return Err(NoRoute::NotFound),
     })
 }
@@ -112,19 +110,13 @@ mod tests {
     #[test]
     fn unknown_paths_and_methods_are_told_apart() {
         assert_eq!(route(&Method::GET, "/v2/documents"), Err(NoRoute::NotFound));
-        assert_eq!(
-            route(&Method::GET, "/v1/documents/not-an-id"),
-            Err(NoRoute::NotFound)
-        );
+        assert_eq!(route(&Method::GET, "/v1/documents/not-an-id"), Err(NoRoute::NotFound));
         assert_eq!(
             route(&Method::PUT, "/v1/documents"),
             Err(NoRoute::MethodNotAllowed {
                 allow: vec!["POST", "GET"]
             })
         );
-        assert_eq!(
-            route(&Method::GET, "/v1/documents/"),
-            Ok(Route::ListDocuments)
-        );
+        assert_eq!(route(&Method::GET, "/v1/documents/"), Ok(Route::ListDocuments));
     }
 }

@@ -17,13 +17,9 @@ const DOC: &str = "01JDZ8Q3M4V9W6X7Y8Z9A0B1C2";
 type TestApi = Api<MemoryCatalog, MemoryBlobStore>;
 
 fn event(name: &str) -> Request {
-    let path = format!(
-        "{}/../../events/alb/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../events/alb/{name}.json", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    lambda_http::request::from_str(&text)
-        .unwrap_or_else(|e| panic!("{path} is not an ALB event: {e}"))
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{path} is not an ALB event: {e}"))
 }
 
 async fn api() -> TestApi {
@@ -100,11 +96,7 @@ async fn call(api: &TestApi, req: Request) -> Answer {
 fn assert_error(a: &Answer, status: StatusCode, code: &str) {
     assert_eq!(a.status, status, "{}", a.json);
     assert_eq!(a.json["error"]["code"], code, "{}", a.json);
-    assert!(
-        a.json["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty())
-    );
+    assert!(a.json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
 }
 
 #[tokio::test]
@@ -126,19 +118,11 @@ async fn openapi_document_describes_exactly_the_served_routes() {
     let doc: Value = serde_json::from_str(OPENAPI).unwrap();
     let mut documented = BTreeSet::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
-        for method in ops
-            .as_object()
-            .unwrap()
-            .keys()
-            .filter(|k| *k != "parameters")
-        {
+        for method in ops.as_object().unwrap().keys().filter(|k| *k != "parameters") {
             documented.insert((method.to_uppercase(), path.clone()));
         }
     }
-    let served: BTreeSet<(String, String)> = ROUTES
-        .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
-        .collect();
+    let served: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(documented, served);
 }
 
@@ -150,10 +134,7 @@ async fn base64_upload_is_accepted_and_written_under_incoming() {
     let id = a.json["id"].as_str().unwrap().to_owned();
     assert_eq!(a.json["status"], "received");
     assert_eq!(a.json["url"], format!("/v1/documents/{id}"));
-    assert_eq!(
-        a.headers[header::LOCATION],
-        format!("/v1/documents/{id}").as_str()
-    );
+    assert_eq!(a.headers[header::LOCATION], format!("/v1/documents/{id}").as_str());
     assert_eq!(a.json["document"]["name"], "invoice 2026.pdf");
     assert_eq!(a.json["document"]["tags"], json!(["invoices"]));
     let (bytes, meta) = api
@@ -161,18 +142,11 @@ async fn base64_upload_is_accepted_and_written_under_incoming() {
         .blobs
         .object(&format!("incoming/acme/http/{id}/invoice 2026.pdf"))
         .unwrap();
-    assert!(
-        bytes.starts_with(b"%PDF-1.4"),
-        "the base64 body is stored decoded"
-    );
+    assert!(bytes.starts_with(b"%PDF-1.4"), "the base64 body is stored decoded");
     assert_eq!(meta.content_type.unwrap().as_str(), "application/pdf");
 
     let got = call(&api, as_owner(event("get-document"), "acme")).await;
-    assert_eq!(
-        got.status,
-        StatusCode::NOT_FOUND,
-        "the sample id is not this upload's"
-    );
+    assert_eq!(got.status, StatusCode::NOT_FOUND, "the sample id is not this upload's");
 }
 
 #[tokio::test]
@@ -187,11 +161,7 @@ async fn duplicate_upload_with_the_same_idempotency_key_returns_the_existing_doc
 
     let mut other_body = event("upload-base64");
     *other_body.body_mut() = Body::Binary(b"%PDF-1.4 different".to_vec());
-    assert_error(
-        &call(&api, other_body).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
+    assert_error(&call(&api, other_body).await, StatusCode::CONFLICT, "conflict");
 }
 
 #[tokio::test]
@@ -230,10 +200,7 @@ async fn another_owners_document_is_404_on_every_route() {
     }
     let still = call(&api, event("get-document")).await;
     assert_eq!(still.status, StatusCode::OK);
-    assert_eq!(
-        still.json["name"], "invoice.pdf",
-        "globex's PATCH changed nothing"
-    );
+    assert_eq!(still.json["name"], "invoice.pdf", "globex's PATCH changed nothing");
 }
 
 #[tokio::test]
@@ -292,12 +259,7 @@ async fn oversize_body_is_413() {
     *req.body_mut() = Body::Binary(vec![b'%'; 900 * 1024]);
     let a = call(&api, req).await;
     assert_error(&a, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
-    assert!(
-        a.json["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("/v1/uploads")
-    );
+    assert!(a.json["error"]["message"].as_str().unwrap().contains("/v1/uploads"));
 }
 
 #[tokio::test]
@@ -393,12 +355,7 @@ async fn listing_pages_through_every_document_once_in_both_header_modes() {
     for i in 0..5 {
         let mut req = event("upload-multi-value");
         *req.body_mut() = Body::Text(format!("note {i}"));
-        ids.push(
-            call(&api, req).await.json["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.push(call(&api, req).await.json["id"].as_str().unwrap().to_owned());
     }
     ids.reverse();
     for name in ["list-documents-multi-value", "list-documents"] {
@@ -445,16 +402,8 @@ async fn webhooks_show_their_secret_once() {
     let api = api().await;
     let created = call(&api, event("create-webhook")).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
-    assert!(
-        created.json["secret"]
-            .as_str()
-            .unwrap()
-            .starts_with("whsec_")
-    );
-    assert_eq!(
-        created.json["events"],
-        json!(["document.accepted", "document.deleted"])
-    );
+    assert!(created.json["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(created.json["events"], json!(["document.accepted", "document.deleted"]));
     let listed = call(&api, event("list-webhooks")).await;
     assert_eq!(listed.json["items"].as_array().unwrap().len(), 1);
     assert!(listed.json["items"][0].get("secret").is_none());
@@ -467,21 +416,14 @@ async fn webhooks_show_their_secret_once() {
     let id = created.json["id"].as_str().unwrap();
     let mut del = event("delete-webhook");
     *del.uri_mut() = format!("/v1/webhooks/{id}").parse().unwrap();
-    assert_eq!(
-        call(&api, as_owner(del, "globex")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(call(&api, as_owner(del, "globex")).await.status, StatusCode::NOT_FOUND);
     let mut del = event("delete-webhook");
     *del.uri_mut() = format!("/v1/webhooks/{id}").parse().unwrap();
     assert_eq!(call(&api, del).await.status, StatusCode::NO_CONTENT);
 
     let mut private = event("create-webhook");
     *private.body_mut() = Body::Text(r#"{"url": "https://169.254.169.254/latest"}"#.into());
-    assert_error(
-        &call(&api, private).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-    );
+    assert_error(&call(&api, private).await, StatusCode::BAD_REQUEST, "invalid_request");
 }
 
 #[tokio::test]
@@ -495,15 +437,10 @@ async fn stats_are_per_owner() {
             bytes: 20,
         },
     );
-    api.intake()
-        .catalog
-        .set_stats(&"acme".parse().unwrap(), stats);
+    api.intake().catalog.set_stats(&"acme".parse().unwrap(), stats);
     let a = call(&api, event("stats")).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(
-        a.json["by_status"]["accepted"],
-        json!({ "documents": 2, "bytes": 20 })
-    );
+    assert_eq!(a.json["by_status"]["accepted"], json!({ "documents": 2, "bytes": 20 }));
     let b = call(&api, as_owner(event("stats"), "globex")).await;
     assert_eq!(b.json["by_status"], json!({}));
 }
@@ -559,10 +496,7 @@ async fn no_input_makes_it_panic() {
                 };
                 *req.body_mut() = Body::Binary(body.to_vec());
                 let status = api.handle(req).await.status();
-                assert!(
-                    status.as_u16() < 500,
-                    "{method} {path} {body:?} -> {status}"
-                );
+                assert!(status.as_u16() < 500, "{method} {path} {body:?} -> {status}");
             }
         }
     }

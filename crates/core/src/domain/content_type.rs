@@ -45,13 +45,7 @@ impl FromStr for ContentType {
     fn from_str(s: &str) -> Result<Self, Invalid> {
         let essence = s.split(';').next().unwrap_or_default().trim();
         match essence.split_once('/') {
-            Some((t, sub))
-                if essence.len() <= 127
-                    && is_token(t)
-                    && is_token(sub)
-                    && t != "*"
-                    && sub != "*" =>
-            {
+            Some((t, sub)) if essence.len() <= 127 && is_token(t) && is_token(sub) && t != "*" && sub != "*" => {
                 Ok(Self(essence.to_ascii_lowercase()))
             }
             _ => Err(Invalid::new(

@@ -55,10 +55,7 @@ impl FromStr for Sha256 {
     fn from_str(s: &str) -> Result<Self, Invalid> {
         let mut out = [0u8; 32];
         // Lower case only: one spelling per digest, as in `blobs/sha256/<hex>`.
-        if s.len() != 64
-            || s.bytes().any(|b| b.is_ascii_uppercase())
-            || hex::decode_to_slice(s, &mut out).is_err()
-        {
+        if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) || hex::decode_to_slice(s, &mut out).is_err() {
             return Err(Invalid::new("sha256", "must be 64 lower-case hex digits"));
         }
         Ok(Self(out))

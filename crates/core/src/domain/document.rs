@@ -80,15 +80,12 @@ impl fmt::Display for StatusKind {
 impl std::str::FromStr for StatusKind {
     type Err = crate::Invalid;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        StatusKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                crate::Invalid::new(
-                    "status",
-                    "must be one of received, accepted, duplicate, rejected, deleted",
-                )
-            })
+        StatusKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            crate::Invalid::new(
+                "status",
+                "must be one of received, accepted, duplicate, rejected, deleted",
+            )
+        })
     }
 }
 
@@ -200,10 +197,7 @@ mod tests {
         };
         let json = serde_json::to_value(&doc).unwrap();
         assert_eq!(json["status"], "duplicate");
-        assert_eq!(
-            json["duplicate_of"],
-            DocumentId::from_parts(at, 1).to_string()
-        );
+        assert_eq!(json["duplicate_of"], DocumentId::from_parts(at, 1).to_string());
         assert_eq!(json["source"]["kind"], "http");
         assert_eq!(serde_json::from_value::<Document>(json).unwrap(), doc);
     }

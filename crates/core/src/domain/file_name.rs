@@ -24,13 +24,8 @@ impl FileName {
             .filter(|c| !c.is_control() && !is_invisible_format(*c))
             .map(|c| if r#"<>:"|?*"#.contains(c) { '_' } else { c })
             .collect();
-        cleaned = cleaned
-            .trim()
-            .trim_start_matches('.')
-            .trim_start()
-            .to_owned();
-        let cleaned =
-            truncate_keeping_extension(cleaned.trim_end_matches(['.', ' ']), Self::MAX_BYTES);
+        cleaned = cleaned.trim().trim_start_matches('.').trim_start().to_owned();
+        let cleaned = truncate_keeping_extension(cleaned.trim_end_matches(['.', ' ']), Self::MAX_BYTES);
         (!cleaned.is_empty()).then_some(Self(cleaned))
     }
 
@@ -108,10 +103,7 @@ mod tests {
     #[test]
     fn paths_and_leading_dots_are_stripped() {
         assert_eq!(clean("../../etc/passwd").as_deref(), Some("passwd"));
-        assert_eq!(
-            clean(r"C:\Users\me\report.pdf").as_deref(),
-            Some("report.pdf")
-        );
+        assert_eq!(clean(r"C:\Users\me\report.pdf").as_deref(), Some("report.pdf"));
         assert_eq!(clean(".bashrc").as_deref(), Some("bashrc"));
         assert_eq!(clean("...").as_deref(), None);
         assert_eq!(clean("dir/").as_deref(), None);
@@ -126,10 +118,7 @@ mod tests {
 
     #[test]
     fn unicode_is_kept() {
-        assert_eq!(
-            clean("Ünïcødé 報告 📄.pdf").as_deref(),
-            Some("Ünïcødé 報告 📄.pdf")
-        );
+        assert_eq!(clean("Ünïcødé 報告 📄.pdf").as_deref(), Some("Ünïcødé 報告 📄.pdf"));
     }
 
     #[test]

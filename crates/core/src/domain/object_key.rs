@@ -27,11 +27,7 @@ impl ObjectKey {
 
     /// A key that arrived from outside (an S3 event), already URL-decoded.
     pub fn parse(key: &str) -> Result<Self, Invalid> {
-        if key.is_empty()
-            || key.len() > 1024
-            || key.starts_with('/')
-            || key.chars().any(char::is_control)
-        {
+        if key.is_empty() || key.len() > 1024 || key.starts_with('/') || key.chars().any(char::is_control) {
             return Err(Invalid::new(
                 "key",
                 "must be 1-1024 bytes without control characters or a leading slash",
@@ -132,9 +128,7 @@ impl IncomingKey {
                 Err(_) => (Door::Drop, name_of(name)),
             },
             ["email", message, file] => match (message.parse(), file.split_once('-')) {
-                (Ok(message), Some((n, name))) if n.parse::<u32>().is_ok() => {
-                    (Door::Email { message }, name_of(name))
-                }
+                (Ok(message), Some((n, name))) if n.parse::<u32>().is_ok() => (Door::Email { message }, name_of(name)),
                 _ => (Door::Drop, name_of(file)),
             },
             _ => (Door::Drop, name_of(last)),

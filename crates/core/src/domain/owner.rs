@@ -21,8 +21,7 @@ impl Owner {
 impl FromStr for Owner {
     type Err = Invalid;
     fn from_str(s: &str) -> Result<Self, Invalid> {
-        let ok_char =
-            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
         let starts_ok = s
             .chars()
             .next()

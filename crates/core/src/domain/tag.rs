@@ -53,10 +53,7 @@ impl Tags {
     pub fn new(tags: impl IntoIterator<Item = Tag>) -> Result<Self, Invalid> {
         let set: BTreeSet<Tag> = tags.into_iter().collect();
         if set.len() > Self::MAX {
-            return Err(Invalid::new(
-                "tags",
-                format!("at most {} tags per document", Self::MAX),
-            ));
+            return Err(Invalid::new("tags", format!("at most {} tags per document", Self::MAX)));
         }
         Ok(Self(set))
     }

@@ -32,16 +32,12 @@ impl WebhookUrl {
         let private = match host {
             url::Host::Ipv4(ip) => is_private(IpAddr::V4(ip)),
             url::Host::Ipv6(ip) => is_private(IpAddr::V6(ip)),
-            url::Host::Domain(d) => {
-                d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
-            }
+            url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
         };
         match url.scheme() {
             "https" if !private || allow_private => Ok(Self(url.into())),
             "http" if allow_private => Ok(Self(url.into())),
-            "https" => Err(bad(
-                "must not point at a private, loopback or link-local address",
-            )),
+            "https" => Err(bad("must not point at a private, loopback or link-local address")),
             _ => Err(bad("must use https")),
         }
     }
@@ -54,11 +50,7 @@ impl WebhookUrl {
 fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
+            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
         }
         IpAddr::V6(v6) => {
             let first = v6.segments()[0];
@@ -66,9 +58,7 @@ fn is_private(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
         }
     }
 }

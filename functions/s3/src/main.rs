@@ -1,0 +1,36 @@
+//! The s3 function: catalogues what arrives under `incoming/` in the intake bucket.
+
+// The cataloguing future nests the SDK's deeply; its layout needs more than the default depth.
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::s3::S3Event;
+use intake_core::ingest::Cataloguer;
+use intake_core::ports::SystemClock;
+use intake_lambda::{Clients, Config, telemetry};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use tracing::Instrument;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let policy = config
+        .load_policy()
+        .inspect_err(|e| tracing::error!(error = %e, "bad policy"))?;
+    let clients = Clients::new(&config).await;
+    let cataloguer = Cataloguer {
+        catalog: clients.catalog(&config),
+        blobs: clients.blobs(&config),
+        policy,
+        clock: Arc::new(SystemClock),
+    };
+    let cataloguer = &cataloguer;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
+        intake_s3::handle(cataloguer, event.payload)
+            .instrument(telemetry::invocation_span())
+            .await
+    }))
+    .await
+}

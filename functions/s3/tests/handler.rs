@@ -1,0 +1,170 @@
+//! The s3 function's handler with the sample events in `events/s3/`, against in-memory ports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::s3::S3Event;
+use bytes::Bytes;
+use intake_core::ingest::Cataloguer;
+use intake_core::memory::{MemoryBlobStore, MemoryCatalog};
+use intake_core::ports::*;
+use intake_core::{ObjectKey, Policy};
+use intake_s3::{Summary, handle};
+
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+
+fn event(name: &str) -> S3Event {
+    let text = std::fs::read_to_string(format!("{}/../../events/s3/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A blob store that fails reads of one key, as S3 sometimes does.
+#[derive(Default)]
+struct Flaky {
+    inner: MemoryBlobStore,
+    failing: std::sync::Mutex<Option<String>>,
+}
+
+impl BlobStore for Flaky {
+    async fn put(&self, key: &ObjectKey, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
+        self.inner.put(key, body, meta).await
+    }
+    async fn get(&self, key: &ObjectKey) -> Result<Option<ByteStream>, StoreError> {
+        if self.failing.lock().unwrap().as_deref() == Some(key.as_str()) {
+            return Err(StoreError::Unavailable("503 Slow Down".into()));
+        }
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
+        self.inner.head(key).await
+    }
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StoreError> {
+        self.inner.copy(from, to).await
+    }
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        meta: &ObjectMeta,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
+        self.inner.presign_put(key, meta, ttl).await
+    }
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        d: &DownloadAs,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
+        self.inner.presign_get(key, d, ttl).await
+    }
+}
+
+fn cataloguer() -> Cataloguer<MemoryCatalog, Flaky> {
+    Cataloguer {
+        catalog: MemoryCatalog::default(),
+        blobs: Flaky::default(),
+        policy: Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
+        clock: Arc::new(SystemClock),
+    }
+}
+
+async fn put(c: &Cataloguer<MemoryCatalog, Flaky>, key: &str, body: &[u8]) {
+    c.blobs
+        .put(
+            &ObjectKey::parse(key).unwrap(),
+            Bytes::copy_from_slice(body),
+            &ObjectMeta::default(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_plain_put_is_accepted() {
+    let c = cataloguer();
+    put(&c, "incoming/demo/inbox/invoice.pdf", PDF).await;
+    let summary = handle(&c, event("put")).await.unwrap();
+    assert_eq!(
+        summary,
+        Summary {
+            accepted: 1,
+            ..Summary::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn keys_with_spaces_and_unicode_are_decoded() {
+    let c = cataloguer();
+    put(&c, "incoming/demo/inbox/Q4 report Ünïcødé.pdf", PDF).await;
+    assert_eq!(handle(&c, event("spaces-unicode")).await.unwrap().accepted, 1);
+    let docs = c
+        .catalog
+        .list_documents(&"demo".parse().unwrap(), &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(docs.items[0].name.as_str(), "Q4 report Ünïcødé.pdf");
+}
+
+#[tokio::test]
+async fn one_failing_record_does_not_lose_the_others_and_the_retry_is_safe() {
+    let c = cataloguer();
+    put(&c, "incoming/demo/batch/a.pdf", PDF).await;
+    put(&c, "incoming/demo/batch/b.png", PNG).await;
+    put(&c, "incoming/demo/batch/c.txt", b"hello, world").await;
+    *c.blobs.failing.lock().unwrap() = Some("incoming/demo/batch/b.png".into());
+    let failure = handle(&c, event("multi-record")).await.unwrap_err();
+    assert_eq!((failure.failed, failure.total), (1, 3));
+    assert_eq!(failure.summary.accepted, 2);
+
+    *c.blobs.failing.lock().unwrap() = None;
+    let retry = handle(&c, event("multi-record")).await.unwrap();
+    assert_eq!(
+        retry,
+        Summary {
+            accepted: 1,
+            already_catalogued: 2,
+            ..Summary::default()
+        }
+    );
+    let docs = c
+        .catalog
+        .list_documents(&"demo".parse().unwrap(), &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(docs.items.len(), 3);
+    let keys: BTreeMap<_, _> = c.blobs.inner.keys().into_iter().map(|k| (k, ())).collect();
+    assert!(
+        keys.keys().all(|k| k.starts_with("blobs/sha256/")),
+        "incoming cleared: {keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_object_that_no_longer_exists_is_not_an_error() {
+    let c = cataloguer();
+    assert_eq!(
+        handle(&c, event("missing-object")).await.unwrap(),
+        Summary {
+            gone: 1,
+            ..Summary::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_sam_cli_sample_is_accepted_and_skipped_as_outside_incoming() {
+    let c = cataloguer();
+    assert_eq!(
+        handle(&c, event("sam-generate-event")).await.unwrap(),
+        Summary {
+            skipped: 1,
+            ..Summary::default()
+        }
+    );
+}
