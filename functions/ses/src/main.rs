@@ -1,0 +1,32 @@
+//! The ses function: turns mail received by SES into incoming documents.
+
+// The receiving future nests the SDK's deeply; its layout needs more than the default depth.
+#![recursion_limit = "256"]
+
+use intake_core::mail::MailIntake;
+use intake_lambda::{Clients, Config, telemetry};
+use intake_ses::SesEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use tracing::Instrument;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let policy = config
+        .load_policy()
+        .inspect_err(|e| tracing::error!(error = %e, "bad policy"))?;
+    let clients = Clients::new(&config).await;
+    let door = MailIntake {
+        catalog: clients.catalog(&config),
+        blobs: clients.blobs(&config),
+        policy,
+    };
+    let door = &door;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SesEvent>| async move {
+        intake_ses::handle(door, event.payload)
+            .instrument(telemetry::invocation_span())
+            .await
+    }))
+    .await
+}
