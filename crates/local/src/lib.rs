@@ -4,6 +4,7 @@
 //! (moto) holds the bucket and the table ([`stack`]).
 
 pub mod front_door;
+pub mod notify;
 pub mod runtime;
 pub mod stack;
 

@@ -1,16 +1,22 @@
-//! `intake-local up`: the pipeline on this machine. Starts a local AWS API server (moto) with
-//! the bucket and table, runs the function binaries behind a local Lambda Runtime API, and
-//! opens the ALB-shaped front door. Ctrl-C stops everything.
+//! `intake-local`: intake on this machine, without AWS or Docker.
+//!
+//!     intake-local up                           the pipeline: local AWS, every function, the front door
+//!     intake-local invoke S3Function -e events/s3/put.json     one function, one event
+//!     intake-local mail events/ses/mail/one-pdf.eml            "receive" a message, as SES would
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use intake_core::ports::{OsRandom, SystemClock};
 use intake_local::front_door::FrontDoor;
+use intake_local::notify::{ses_event, watch_incoming};
 use intake_local::runtime::{FunctionHost, FunctionSpec};
 use intake_local::stack::{LocalStack, start_moto};
+use time::OffsetDateTime;
 
 #[derive(Parser)]
 #[command(
@@ -29,19 +35,9 @@ enum Cmd {
     Up(Up),
     /// Invoke one function once with an event file, like `sam local invoke` without Docker.
     Invoke(Invoke),
-}
-
-#[derive(clap::Args)]
-struct Invoke {
-    /// The function's logical id in template.yaml.
-    function: String,
-    /// The event file (e.g. events/alb/health.json).
-    #[arg(short = 'e', long = "event")]
-    event: PathBuf,
-    #[arg(long, default_value = "target/debug")]
-    functions: PathBuf,
-    #[arg(long, default_value = ".venv/bin/moto_server")]
-    moto: PathBuf,
+    /// Deliver a .eml file to the running pipeline as SES would: store it under mail/ and
+    /// invoke the ses function with a receipt event.
+    Mail(Mail),
 }
 
 #[derive(clap::Args)]
@@ -66,11 +62,54 @@ struct Up {
     env_file: PathBuf,
 }
 
+#[derive(clap::Args)]
+struct Invoke {
+    /// The function's logical id in template.yaml.
+    function: String,
+    /// The event file (e.g. events/alb/health.json).
+    #[arg(short = 'e', long = "event")]
+    event: PathBuf,
+    #[arg(long, default_value = "target/debug")]
+    functions: PathBuf,
+    #[arg(long, default_value = ".venv/bin/moto_server")]
+    moto: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct Mail {
+    /// The message, as a .eml file.
+    file: PathBuf,
+    /// Envelope recipients (default: the message's To and Cc addresses).
+    #[arg(long)]
+    to: Vec<String>,
+    /// Envelope sender (default: the message's From address).
+    #[arg(long)]
+    from: Option<String>,
+    /// Verdicts other than PASS, e.g. `--verdict dkim=FAIL`.
+    #[arg(long, value_parser = parse_verdict)]
+    verdict: Vec<(String, String)>,
+    #[arg(long, default_value = "target/debug")]
+    functions: PathBuf,
+    /// The running pipeline's settings, written by `intake-local up`.
+    #[arg(long, default_value = ".local/env")]
+    env_file: PathBuf,
+}
+
+fn parse_verdict(s: &str) -> Result<(String, String), String> {
+    let (check, status) = s.split_once('=').ok_or("expected CHECK=STATUS, e.g. dkim=FAIL")?;
+    let check = check.to_ascii_lowercase();
+    if !["spam", "virus", "spf", "dkim", "dmarc"].contains(&check.as_str()) {
+        return Err(format!("unknown check {check}: spam, virus, spf, dkim or dmarc"));
+    }
+    Ok((check, status.to_ascii_uppercase()))
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Cmd::Up(up) => run(up).await,
+        Cmd::Up(up) => run_up(up).await,
         Cmd::Invoke(invoke) => run_invoke(invoke).await,
+        Cmd::Mail(mail) => run_mail(mail).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,12 +120,35 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The binary of a function by its logical id in template.yaml.
-fn binary_for(logical_id: &str, dir: &std::path::Path) -> Result<PathBuf, String> {
-    match logical_id {
-        "AlbFunction" => Ok(dir.join("intake-alb")),
-        other => Err(format!("unknown function {other}; known: AlbFunction")),
-    }
+/// The functions of template.yaml: logical id, binary, timeout, memory.
+const FUNCTIONS: &[(&str, &str, u64, u32)] = &[
+    ("AlbFunction", "intake-alb", 10, 128),
+    ("S3Function", "intake-s3", 120, 128),
+    ("SesFunction", "intake-ses", 60, 256),
+];
+
+async fn start_function(
+    logical_id: &str,
+    dir: &Path,
+    stack: &LocalStack,
+    repo: &Path,
+) -> Result<Arc<FunctionHost>, String> {
+    let (_, binary, timeout, memory) = FUNCTIONS.iter().find(|(id, ..)| *id == logical_id).ok_or_else(|| {
+        format!(
+            "unknown function {logical_id}; known: {}",
+            FUNCTIONS.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    FunctionHost::start(FunctionSpec {
+        name: logical_id.into(),
+        binary: dir.join(binary),
+        env: stack.function_env(repo),
+        timeout: Duration::from_secs(*timeout),
+        memory_mb: *memory,
+        max_environments: 4,
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 async fn run_invoke(invoke: Invoke) -> Result<(), String> {
@@ -99,16 +161,7 @@ async fn run_invoke(invoke: Invoke) -> Result<(), String> {
         table: "intake-local".into(),
     };
     stack.ensure().await?;
-    let host = FunctionHost::start(FunctionSpec {
-        name: invoke.function.clone(),
-        binary: binary_for(&invoke.function, &invoke.functions)?,
-        env: stack.function_env(&repo),
-        timeout: Duration::from_secs(10),
-        memory_mb: 128,
-        max_environments: 1,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    let host = start_function(&invoke.function, &invoke.functions, &stack, &repo).await?;
     let inv = host.invoke(event.into()).await;
     eprintln!(
         "[local] {} {} in {:.1} ms",
@@ -125,7 +178,90 @@ async fn run_invoke(invoke: Invoke) -> Result<(), String> {
     }
 }
 
-async fn run(up: Up) -> Result<(), String> {
+/// The settings `up` wrote for other shells.
+fn read_env_file(path: &Path) -> Result<HashMap<String, String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: {e}; is `scripts/run` (intake-local up) running?", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .flat_map(|l| l.split(' '))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
+async fn run_mail(mail: Mail) -> Result<(), String> {
+    let repo = std::env::current_dir().map_err(|e| e.to_string())?;
+    let env = read_env_file(&mail.env_file)?;
+    let get = |k: &str| {
+        env.get(k)
+            .cloned()
+            .ok_or_else(|| format!("{} has no {k}", mail.env_file.display()))
+    };
+    let stack = LocalStack {
+        endpoint: get("AWS_ENDPOINT_URL")?,
+        bucket: get("BUCKET_NAME")?,
+        table: get("TABLE_NAME")?,
+    };
+    let raw = std::fs::read(&mail.file).map_err(|e| format!("{}: {e}", mail.file.display()))?;
+    let parsed = mail_parser::MessageParser::default().parse(&raw);
+    let addresses = |which: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+        which
+            .map(|a| a.iter().filter_map(|x| x.address().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let header_to: Vec<String> = parsed
+        .as_ref()
+        .map(|m| [addresses(m.to()), addresses(m.cc())].concat())
+        .unwrap_or_default();
+    let recipients = if mail.to.is_empty() { header_to } else { mail.to.clone() };
+    if recipients.is_empty() {
+        return Err("the message has no To or Cc address; give the envelope recipient with --to".into());
+    }
+    let sender = mail
+        .from
+        .clone()
+        .or_else(|| parsed.as_ref().and_then(|m| addresses(m.from()).into_iter().next()))
+        .unwrap_or_else(|| "unknown@localhost".into());
+    let subject = parsed.as_ref().and_then(|m| m.subject().map(str::to_owned));
+    // SES message ids are opaque and unique per delivery.
+    let message_id = intake_local::request_id().replace('-', "");
+
+    let sdk = stack.sdk_config().await;
+    let s3 = intake_aws::s3_client(&sdk, true);
+    s3.put_object()
+        .bucket(&stack.bucket)
+        .key(format!("mail/{message_id}"))
+        .body(raw.into())
+        .send()
+        .await
+        .map_err(|e| format!("storing the message: {e:?}"))?;
+    let verdicts: HashMap<String, String> = mail.verdict.into_iter().collect();
+    let event = ses_event(
+        &message_id,
+        &sender,
+        &recipients,
+        subject.as_deref(),
+        &verdicts,
+        OffsetDateTime::now_utc(),
+    );
+    let host = start_function("SesFunction", &mail.functions, &stack, &repo).await?;
+    let inv = host.invoke(event.to_string().into()).await;
+    match inv.payload() {
+        Ok(answer) => {
+            println!(
+                "message {message_id} from {sender} to {}: {}",
+                recipients.join(", "),
+                String::from_utf8_lossy(answer)
+            );
+            Ok(())
+        }
+        Err(e) => Err(format!("the ses function failed: {e}")),
+    }
+}
+
+async fn run_up(up: Up) -> Result<(), String> {
     let repo = std::env::current_dir().map_err(|e| e.to_string())?;
     let door = tokio::net::TcpListener::bind(("127.0.0.1", up.port))
         .await
@@ -151,16 +287,14 @@ async fn run(up: Up) -> Result<(), String> {
         .await
         .map_err(|e| format!("minting the demo token: {e}"))?;
 
-    let alb = FunctionHost::start(FunctionSpec {
-        name: "AlbFunction".into(),
-        binary: binary_for("AlbFunction", &up.functions)?,
-        env: stack.function_env(&repo),
-        timeout: Duration::from_secs(10),
-        memory_mb: 128,
-        max_environments: 4,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    let alb = start_function("AlbFunction", &up.functions, &stack, &repo).await?;
+    let s3_fn = start_function("S3Function", &up.functions, &stack, &repo).await?;
+    let notifications = tokio::spawn(watch_incoming(
+        intake_aws::s3_client(&sdk, true),
+        stack.bucket.clone(),
+        s3_fn,
+        Duration::from_millis(250),
+    ));
     let front = FrontDoor {
         function: alb,
         multi_value: !up.single_value_headers,
@@ -198,6 +332,7 @@ async fn run(up: Up) -> Result<(), String> {
         _ = term.recv() => {}
     }
     serving.abort();
+    notifications.abort();
     println!("stopped");
     Ok(())
 }
