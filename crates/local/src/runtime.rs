@@ -132,6 +132,17 @@ impl FunctionHost {
         &self.spec.name
     }
 
+    /// The process ids of the running execution environments (for `/proc` measurements).
+    pub async fn pids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for env in self.environments.lock().await.iter() {
+            if let Some(pid) = env.child.lock().await.as_ref().and_then(|c| c.id()) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
     /// Invokes the function with `payload` (an event, as JSON) and waits for the outcome.
     pub async fn invoke(self: &Arc<Self>, payload: Bytes) -> Invocation {
         let started = Instant::now();

@@ -163,3 +163,97 @@ async fn the_front_door_speaks_http_and_the_function_writes_to_local_aws() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
 }
+
+async fn start(name: &str, binary_name: &str, stack: &LocalStack) -> Arc<FunctionHost> {
+    FunctionHost::start(FunctionSpec {
+        name: name.into(),
+        binary: binary(binary_name),
+        env: stack.function_env(&repo()),
+        timeout: Duration::from_secs(30),
+        memory_mb: 128,
+        max_environments: 2,
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits (bounded) until `owner` has `n` documents in a final state.
+async fn settled(catalog: &intake_aws::DynamoCatalog, owner: &str, n: usize) -> Vec<intake_core::Document> {
+    use intake_core::ports::{Documents, ListQuery};
+    let owner = owner.parse().unwrap();
+    for _ in 0..100 {
+        let page = catalog.list_documents(&owner, &ListQuery::default()).await.unwrap();
+        if page.items.len() >= n && page.items.iter().all(|d| d.status != intake_core::Status::Received) {
+            return page.items;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{owner} did not get {n} catalogued documents within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
+    let stack = stack().await;
+    let sdk = stack.sdk_config().await;
+    let s3 = intake_aws::s3_client(&sdk, true);
+    let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &stack.table);
+    let watcher = tokio::spawn(intake_local::notify::watch_incoming(
+        s3.clone(),
+        stack.bucket.clone(),
+        start("S3Function", "intake-s3", &stack).await,
+        Duration::from_millis(100),
+    ));
+
+    // The S3 drop door: the same bytes twice, and a type the policy refuses.
+    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".to_vec();
+    for key in ["incoming/acme/drop/a b.pdf", "incoming/acme/drop/copy.pdf"] {
+        s3.put_object()
+            .bucket(&stack.bucket)
+            .key(key)
+            .body(pdf.clone().into())
+            .send()
+            .await
+            .unwrap();
+        settled(&catalog, "acme", if key.ends_with("copy.pdf") { 2 } else { 1 }).await;
+    }
+    s3.put_object()
+        .bucket(&stack.bucket)
+        .key("incoming/acme/drop/tool.exe")
+        .body(b"MZ\x90\0\x03\0\0\0".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let docs = settled(&catalog, "acme", 3).await;
+    let statuses: Vec<&str> = docs.iter().map(|d| d.status.kind().as_str()).collect();
+    assert_eq!(statuses, vec!["rejected", "duplicate", "accepted"], "newest first");
+
+    // The e-mail door: SES stores the message, then invokes the ses function.
+    let eml = std::fs::read(repo().join("events/ses/mail/two-attachments.eml")).unwrap();
+    s3.put_object()
+        .bucket(&stack.bucket)
+        .key("mail/m-0001")
+        .body(eml.into())
+        .send()
+        .await
+        .unwrap();
+    let ses = start("SesFunction", "intake-ses", &stack).await;
+    let event = intake_local::notify::ses_event(
+        "m-0001",
+        "alice@acme.example",
+        &["docs@intake.example.com".to_owned()],
+        Some("Two documents"),
+        &Default::default(),
+        time::OffsetDateTime::now_utc(),
+    );
+    let answer: Value =
+        serde_json::from_slice(ses.invoke(Bytes::from(event.to_string())).await.payload().unwrap()).unwrap();
+    assert_eq!(answer["disposition"], "CONTINUE");
+    let mailed = settled(&catalog, "demo", 2).await;
+    for doc in &mailed {
+        assert_eq!(doc.status, intake_core::Status::Accepted, "{doc:?}");
+        assert!(
+            matches!(&doc.source, intake_core::Source::Email { sender, subject, .. } if sender == "alice@acme.example" && subject.as_deref() == Some("Two documents"))
+        );
+    }
+    watcher.abort();
+}
