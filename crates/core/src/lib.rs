@@ -3,8 +3,10 @@
 //! the [`ports`]; functions call the use cases: [`service`] (the HTTP door), [`ingest`]
 //! (cataloguing what arrives under `incoming/`), [`mail`] (the e-mail door).
 
+pub mod announce;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod ingest;
 pub mod mail;
 pub mod memory;
@@ -12,6 +14,7 @@ pub mod policy;
 pub mod ports;
 pub mod service;
 pub mod sniff;
+pub mod subscriber;
 
 pub use domain::*;
 pub use error::{Error, Invalid};

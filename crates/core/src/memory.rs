@@ -29,6 +29,8 @@ struct CatalogState {
     stats: HashMap<Owner, Stats>,
     content: HashMap<(Owner, Sha256), DocumentId>,
     mail: HashMap<MessageId, (Owner, u32)>,
+    applied: std::collections::HashSet<String>,
+    deliveries: std::collections::HashSet<(String, WebhookId)>,
 }
 
 impl MemoryCatalog {
@@ -204,6 +206,71 @@ impl MailLog for MemoryCatalog {
     ) -> Result<(), StoreError> {
         self.state().mail.insert(message.clone(), (owner.clone(), attachments));
         Ok(())
+    }
+}
+
+impl StatsWriter for MemoryCatalog {
+    async fn apply_stats(
+        &self,
+        record_id: &str,
+        owner: &Owner,
+        deltas: &[(crate::StatusKind, i64, i64)],
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state();
+        if !s.applied.insert(record_id.to_owned()) {
+            return Ok(false);
+        }
+        let stats = s.stats.entry(owner.clone()).or_default();
+        for (kind, docs, bytes) in deltas {
+            let c = stats.by_status.entry(*kind).or_default();
+            c.documents = c.documents.saturating_add_signed(*docs);
+            c.bytes = c.bytes.saturating_add_signed(*bytes);
+        }
+        Ok(true)
+    }
+}
+
+impl Deliveries for MemoryCatalog {
+    async fn delivered(&self, event_id: &str, hook: &WebhookId) -> Result<bool, StoreError> {
+        Ok(self.state().deliveries.contains(&(event_id.to_owned(), *hook)))
+    }
+    async fn record_delivery(&self, event_id: &str, hook: &WebhookId, _at: OffsetDateTime) -> Result<(), StoreError> {
+        self.state().deliveries.insert((event_id.to_owned(), *hook));
+        Ok(())
+    }
+}
+
+impl BlobReferences for MemoryCatalog {
+    async fn blob_in_use(&self, sha256: &Sha256) -> Result<bool, StoreError> {
+        Ok(self.state().documents.values().any(|d| {
+            d.sha256.as_ref() == Some(sha256)
+                && matches!(d.status, crate::Status::Accepted | crate::Status::Duplicate { .. })
+        }))
+    }
+}
+
+/// Publishes into a list, for assertions.
+#[derive(Default)]
+pub struct MemoryPublisher {
+    pub published: Mutex<Vec<crate::events::DomainEvent>>,
+    /// Event ids whose publication fails.
+    pub failing: Mutex<std::collections::HashSet<String>>,
+}
+
+impl EventPublisher for MemoryPublisher {
+    async fn publish(&self, events: &[crate::events::DomainEvent]) -> Vec<Result<(), StoreError>> {
+        let failing = self.failing.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        events
+            .iter()
+            .map(|e| {
+                if failing.contains(&e.id) {
+                    return Err(StoreError::Unavailable("publish failed".into()));
+                }
+                published.push(e.clone());
+                Ok(())
+            })
+            .collect()
     }
 }
 

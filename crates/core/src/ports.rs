@@ -180,9 +180,85 @@ pub trait MailLog: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Per-owner counters, kept by the stream function.
+pub trait StatsWriter: Send + Sync {
+    /// Applies the deltas `(status, documents, bytes)` of stream record `record_id` to `owner`'s
+    /// counters, once: `false` when that record was applied before (a replay).
+    fn apply_stats(
+        &self,
+        record_id: &str,
+        owner: &Owner,
+        deltas: &[(StatusKind, i64, i64)],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Which webhook got which event, so that a retried message is not delivered twice.
+pub trait Deliveries: Send + Sync {
+    fn delivered(&self, event_id: &str, hook: &WebhookId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn record_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Which live documents, of any owner, use a blob.
+pub trait BlobReferences: Send + Sync {
+    /// Whether any accepted or duplicate document has these bytes.
+    fn blob_in_use(&self, sha256: &Sha256) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// Everything the catalog holds, in one bound.
-pub trait Catalog: Documents + Idempotency + Tokens + Webhooks + StatsReader + ContentIndex + MailLog {}
-impl<T: Documents + Idempotency + Tokens + Webhooks + StatsReader + ContentIndex + MailLog> Catalog for T {}
+pub trait Catalog:
+    Documents
+    + Idempotency
+    + Tokens
+    + Webhooks
+    + StatsReader
+    + ContentIndex
+    + MailLog
+    + StatsWriter
+    + Deliveries
+    + BlobReferences
+{
+}
+impl<T> Catalog for T where
+    T: Documents
+        + Idempotency
+        + Tokens
+        + Webhooks
+        + StatsReader
+        + ContentIndex
+        + MailLog
+        + StatsWriter
+        + Deliveries
+        + BlobReferences
+{
+}
+
+// ----- announcing ---------------------------------------------------------------------------
+
+/// Where domain events go (an SNS topic).
+pub trait EventPublisher: Send + Sync {
+    /// Publishes `events`; one result per event, in order.
+    fn publish(
+        &self,
+        events: &[crate::events::DomainEvent],
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send;
+}
+
+/// An HTTP client for webhook deliveries.
+pub trait WebhookClient: Send + Sync {
+    /// POSTs `body` with `headers`; the response status, or why there is none.
+    fn post(
+        &self,
+        url: &crate::WebhookUrl,
+        headers: &[(&'static str, String)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<u16, String>> + Send;
+}
 
 // ----- the blob store ----------------------------------------------------------------------
 

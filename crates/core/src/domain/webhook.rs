@@ -74,6 +74,21 @@ pub enum EventType {
     DocumentUpdated,
     #[serde(rename = "document.deleted")]
     DocumentDeleted,
+    /// The same owner already had these bytes: the document points at the one that holds them.
+    #[serde(rename = "document.duplicate")]
+    DocumentDuplicate,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::DocumentAccepted => "document.accepted",
+            EventType::DocumentRejected => "document.rejected",
+            EventType::DocumentUpdated => "document.updated",
+            EventType::DocumentDeleted => "document.deleted",
+            EventType::DocumentDuplicate => "document.duplicate",
+        }
+    }
 }
 
 /// The key a webhook's deliveries are signed with. Kept retrievable (signing needs it), shown to
