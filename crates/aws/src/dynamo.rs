@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Update};
 use intake_core::ports::{
-    Claim, ContentIndex, Documents, Idempotency, IdempotencyRecord, ListQuery, MailLog, Page, StatsReader, StoreError,
-    Tokens, Webhooks,
+    BlobReferences, Claim, ContentIndex, Deliveries, Documents, Idempotency, IdempotencyRecord, ListQuery, MailLog,
+    Page, StatsReader, StatsWriter, StoreError, Tokens, Webhooks,
 };
 use intake_core::{
     Document, DocumentId, MessageId, Owner, Stats, StatusCounts, StatusKind, TokenHash, TokenId, TokenRecord, Webhook,
@@ -522,5 +522,188 @@ impl MailLog for DynamoCatalog {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+}
+
+/// How long applied stream records are remembered: longer than a stream keeps records (24 h).
+const APPLIED_TTL_SECS: i64 = 7 * 24 * 60 * 60;
+/// How long webhook deliveries are remembered: longer than SNS and Lambda retry.
+const DELIVERY_TTL_SECS: i64 = 14 * 24 * 60 * 60;
+
+fn expires(after_secs: i64) -> AttributeValue {
+    AttributeValue::N((time::OffsetDateTime::now_utc().unix_timestamp() + after_secs).to_string())
+}
+
+impl StatsWriter for DynamoCatalog {
+    /// One transaction: a marker for the record (absent, or the record was applied before),
+    /// the owner's counters (`ADD`), and the blob's reference count.
+    async fn apply_stats(
+        &self,
+        record_id: &str,
+        owner: &Owner,
+        deltas: &[(StatusKind, i64, i64)],
+        blob: Option<(intake_core::Sha256, i64)>,
+    ) -> Result<bool, StoreError> {
+        let corrupt = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt {
+            key: record_id.to_owned(),
+            message: e.to_string(),
+        };
+        let marker = format!("APPLIED#{record_id}");
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item(PK, s(marker.clone()))
+                        .item(SK, s("APPLIED"))
+                        .item(ENTITY, s("applied"))
+                        .item(TTL, expires(APPLIED_TTL_SECS))
+                        .condition_expression("attribute_not_exists(#pk)")
+                        .expression_attribute_names("#pk", PK)
+                        .build()
+                        .map_err(corrupt)?,
+                )
+                .build(),
+        ];
+        if !deltas.is_empty() {
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(format!("STATS#{owner}")))
+                .key(SK, s("STATS"))
+                .expression_attribute_names("#entity", ENTITY)
+                .expression_attribute_values(":entity", s("stats"));
+            let mut adds = Vec::new();
+            for (i, (kind, docs, bytes)) in deltas.iter().enumerate() {
+                update = update
+                    .expression_attribute_names(format!("#d{i}"), format!("{kind}_documents"))
+                    .expression_attribute_names(format!("#b{i}"), format!("{kind}_bytes"))
+                    .expression_attribute_values(format!(":d{i}"), AttributeValue::N(docs.to_string()))
+                    .expression_attribute_values(format!(":b{i}"), AttributeValue::N(bytes.to_string()));
+                adds.push(format!("#d{i} :d{i}, #b{i} :b{i}"));
+            }
+            let update = update.update_expression(format!("ADD {} SET #entity = :entity", adds.join(", ")));
+            items.push(
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(corrupt)?)
+                    .build(),
+            );
+        }
+        if let Some((sha, delta)) = blob {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(format!("BLOB#{sha}")))
+                .key(SK, s("BLOB"))
+                .update_expression("ADD #refs :d SET #entity = :entity")
+                .expression_attribute_names("#refs", "refs")
+                .expression_attribute_names("#entity", ENTITY)
+                .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
+                .expression_attribute_values(":entity", s("blob"));
+            items.push(
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(corrupt)?)
+                    .build(),
+            );
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+                    let reasons: Vec<&str> = cancel.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+                    if reasons
+                        .iter()
+                        .any(|c| c.contains("Throttl") || *c == "ProvisionedThroughputExceeded")
+                    {
+                        return Err(StoreError::Throttled);
+                    }
+                    let applied = self
+                        .client
+                        .get_item()
+                        .table_name(&self.table)
+                        .key(PK, s(marker))
+                        .key(SK, s("APPLIED"))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(store_error)?;
+                    match applied.item {
+                        Some(_) => Ok(false),
+                        None => Err(StoreError::Unavailable(format!(
+                            "statistics transaction cancelled: {reasons:?}"
+                        ))),
+                    }
+                }
+                _ => Err(store_error(e)),
+            },
+        }
+    }
+}
+
+impl Deliveries for DynamoCatalog {
+    async fn delivered(&self, event_id: &str, hook: &WebhookId) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("DELIVERY#{event_id}#{hook}")))
+            .key(SK, s("DELIVERY"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item.is_some())
+    }
+
+    async fn record_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(format!("DELIVERY#{event_id}#{hook}")))
+            .item(SK, s("DELIVERY"))
+            .item(ENTITY, s("delivery"))
+            .item(
+                "delivered_at",
+                s(at.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()),
+            )
+            .item(TTL, expires(DELIVERY_TTL_SECS))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+impl BlobReferences for DynamoCatalog {
+    /// The reference count the stream function keeps (`BLOB#<sha>`), read consistently.
+    async fn blob_in_use(&self, sha256: &intake_core::Sha256) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("BLOB#{sha256}")))
+            .key(SK, s("BLOB"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let refs = out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("refs"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0);
+        Ok(refs > 0)
     }
 }

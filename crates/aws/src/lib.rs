@@ -1,17 +1,21 @@
-//! intake's ports on AWS: the catalog on one DynamoDB table ([`DynamoCatalog`]) and the blob
-//! store on one S3 bucket ([`S3BlobStore`]). Clients are built by the caller, once per
+//! intake's ports on AWS: the catalog on one DynamoDB table ([`DynamoCatalog`]), the blob
+//! store on one S3 bucket ([`S3BlobStore`]) and the event publisher on an SNS topic
+//! ([`SnsPublisher`]). Clients are built by the caller, once per
 //! execution environment, and passed in.
 
 mod dynamo;
 mod error;
 mod s3;
 pub mod schema;
+mod sns;
 
 pub use dynamo::DynamoCatalog;
 pub use s3::S3BlobStore;
+pub use sns::SnsPublisher;
 
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_s3;
+pub use aws_sdk_sns;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -27,4 +31,8 @@ pub fn s3_client(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk
 
 pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(sdk)
+}
+
+pub fn sns_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(sdk)
 }

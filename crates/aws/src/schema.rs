@@ -8,6 +8,11 @@
 //! | API token    | `TOKEN#<sha256 of token>`| `TOKEN`   | `OWNER#<owner>#TOKEN`     | `<id>`     |
 //! | webhook      | `WEBHOOK#<id>`           | `WEBHOOK` | `OWNER#<owner>#WEBHOOK`   | `<id>`     |
 //! | statistics   | `STATS#<owner>`          | `STATS`   |                           |            |
+//! | content claim| `CONTENT#<owner>#<sha>`  | `CONTENT` |                           |            |
+//! | mail seen    | `MAIL#<messageId>`       | `MAIL`    |                           |            |
+//! | blob refs    | `BLOB#<sha>`             | `BLOB`    |                           |            |
+//! | applied rec. | `APPLIED#<record id>`    | `APPLIED` |                           |            |
+//! | delivery     | `DELIVERY#<event>#<hook>`| `DELIVERY`|                           |            |
 //!
 //! Document ids are ULIDs, so `gsi1sk` orders an owner's documents by creation time.
 //! Items that expire (idempotency keys) carry `expires_at` (epoch seconds), the table's TTL.

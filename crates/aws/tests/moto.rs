@@ -565,3 +565,159 @@ mod pipeline {
         }
     }
 }
+
+mod announcing {
+    //! The stream and sns functions' ports on real DynamoDB, SNS and SQS APIs.
+
+    use super::*;
+    use intake_aws::SnsPublisher;
+    use intake_aws::testing::unique_name;
+    use intake_core::events::DomainEvent;
+
+    fn event(n: u128, event_type: EventType, owner: &str) -> DomainEvent {
+        let at = datetime!(2026-11-27 10:00 UTC);
+        let d = doc(owner, at, n);
+        DomainEvent {
+            version: 1,
+            id: format!("evt-{n}"),
+            event_type,
+            owner: d.owner.clone(),
+            occurred_at: at,
+            document: d,
+            previous_status: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_published_in_batches_with_attributes_that_filter_policies_honour() {
+        let sdk = sdk_config().await;
+        let sns = intake_aws::sns_client(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let topic = sns
+            .create_topic()
+            .name(unique_name("events"))
+            .send()
+            .await
+            .unwrap()
+            .topic_arn
+            .unwrap();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique_name("accepted"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        sns.subscribe()
+            .topic_arn(&topic)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .attributes("FilterPolicy", r#"{"type": ["document.accepted"], "owner": ["acme"]}"#)
+            .send()
+            .await
+            .unwrap();
+
+        let events: Vec<DomainEvent> = (0..12u128)
+            .map(|n| {
+                let t = if n % 3 == 0 {
+                    EventType::DocumentDeleted
+                } else {
+                    EventType::DocumentAccepted
+                };
+                event(n, t, if n == 1 { "globex" } else { "acme" })
+            })
+            .collect();
+        let results = SnsPublisher::new(sns, &topic).publish(&events).await;
+        assert_eq!(results.len(), 12);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+        let mut received = Vec::new();
+        for _ in 0..10 {
+            let out = sqs
+                .receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            for m in out.messages() {
+                received.push(serde_json::from_str::<DomainEvent>(m.body().unwrap()).unwrap().id);
+            }
+            if received.len() >= 7 {
+                break;
+            }
+        }
+        received.sort();
+        let mut expected: Vec<String> = [2, 4, 5, 7, 8, 10, 11].iter().map(|n| format!("evt-{n}")).collect();
+        expected.sort();
+        assert_eq!(received, expected, "only acme's accepted events pass the filter");
+    }
+
+    #[tokio::test]
+    async fn statistics_and_blob_references_count_a_record_once() {
+        let sdk = sdk_config().await;
+        let catalog = fresh_catalog(&sdk).await;
+        let acme: Owner = "acme".parse().unwrap();
+        let sha = Sha256::of(b"blob");
+        let deltas = [(StatusKind::Received, -1, -10), (StatusKind::Accepted, 1, 10)];
+        assert!(
+            catalog
+                .apply_stats("rec-1", &acme, &deltas, Some((sha, 1)))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !catalog
+                .apply_stats("rec-1", &acme, &deltas, Some((sha, 1)))
+                .await
+                .unwrap(),
+            "a replay"
+        );
+        assert!(
+            catalog
+                .apply_stats("rec-2", &acme, &[(StatusKind::Accepted, 1, 5)], None)
+                .await
+                .unwrap()
+        );
+        let stats = catalog.get_stats(&acme).await.unwrap();
+        assert_eq!(
+            stats.by_status[&StatusKind::Accepted],
+            StatusCounts {
+                documents: 2,
+                bytes: 15
+            }
+        );
+        assert!(catalog.blob_in_use(&sha).await.unwrap());
+        assert!(catalog.apply_stats("rec-3", &acme, &[], Some((sha, -1))).await.unwrap());
+        assert!(!catalog.blob_in_use(&sha).await.unwrap());
+        assert!(!catalog.blob_in_use(&Sha256::of(b"never")).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_remembered_per_event_and_hook() {
+        let sdk = sdk_config().await;
+        let catalog = fresh_catalog(&sdk).await;
+        let hook = WebhookId::from_parts(datetime!(2026-11-27 10:00 UTC), 1);
+        let other = WebhookId::from_parts(datetime!(2026-11-27 10:00 UTC), 2);
+        assert!(!catalog.delivered("evt-1", &hook).await.unwrap());
+        catalog
+            .record_delivery("evt-1", &hook, datetime!(2026-11-27 10:00 UTC))
+            .await
+            .unwrap();
+        assert!(catalog.delivered("evt-1", &hook).await.unwrap());
+        assert!(!catalog.delivered("evt-1", &other).await.unwrap());
+        assert!(!catalog.delivered("evt-2", &hook).await.unwrap());
+    }
+}

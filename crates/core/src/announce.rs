@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::events::{Change, DomainEvent, event_for, stat_deltas};
+use crate::events::{Change, DomainEvent, blob_delta, event_for, stat_deltas};
 use crate::ports::{EventPublisher, StatsWriter};
 
 /// One stream record, decoded as far as it could be.
@@ -74,8 +74,9 @@ impl<S: StatsWriter, P: EventPublisher> Announcer<S, P> {
             };
             let owner = change.new.as_ref().or(change.old.as_ref()).map(|d| d.owner.clone());
             let deltas = stat_deltas(change);
-            if let (Some(owner), false) = (owner, deltas.is_empty()) {
-                if let Err(e) = self.stats.apply_stats(&change.record_id, &owner, &deltas).await {
+            let blob = blob_delta(change);
+            if let (Some(owner), false) = (owner, deltas.is_empty() && blob.is_none()) {
+                if let Err(e) = self.stats.apply_stats(&change.record_id, &owner, &deltas, blob).await {
                     tracing::error!(record = %record.id, error = %e, "statistics not updated");
                     first_failure.entry(&record.partition).or_insert(i);
                     continue;

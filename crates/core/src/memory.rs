@@ -210,11 +210,13 @@ impl MailLog for MemoryCatalog {
 }
 
 impl StatsWriter for MemoryCatalog {
+    /// Blob references are answered from the documents themselves (see `blob_in_use`).
     async fn apply_stats(
         &self,
         record_id: &str,
         owner: &Owner,
         deltas: &[(crate::StatusKind, i64, i64)],
+        _blob: Option<(Sha256, i64)>,
     ) -> Result<bool, StoreError> {
         let mut s = self.state();
         if !s.applied.insert(record_id.to_owned()) {

@@ -183,12 +183,14 @@ pub trait MailLog: Send + Sync {
 /// Per-owner counters, kept by the stream function.
 pub trait StatsWriter: Send + Sync {
     /// Applies the deltas `(status, documents, bytes)` of stream record `record_id` to `owner`'s
-    /// counters, once: `false` when that record was applied before (a replay).
+    /// counters, and `blob` to the blob's count of live references, once: `false` when that
+    /// record was applied before (a replay).
     fn apply_stats(
         &self,
         record_id: &str,
         owner: &Owner,
         deltas: &[(StatusKind, i64, i64)],
+        blob: Option<(Sha256, i64)>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 

@@ -9,6 +9,7 @@ use crate::Config;
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
+    pub sns: intake_aws::aws_sdk_sns::Client,
 }
 
 impl Clients {
@@ -18,6 +19,7 @@ impl Clients {
         Self {
             dynamodb: intake_aws::dynamodb_client(&sdk),
             s3: intake_aws::s3_client(&sdk, config.local_endpoint),
+            sns: intake_aws::sns_client(&sdk),
         }
     }
 
@@ -27,5 +29,9 @@ impl Clients {
 
     pub fn blobs(&self, config: &Config) -> intake_aws::S3BlobStore {
         intake_aws::S3BlobStore::new(self.s3.clone(), &config.bucket_name)
+    }
+
+    pub fn publisher(&self, topic_arn: &str) -> intake_aws::SnsPublisher {
+        intake_aws::SnsPublisher::new(self.sns.clone(), topic_arn)
     }
 }

@@ -1,0 +1,97 @@
+//! The dynamodb-stream function: each batch of table changes becomes statistics and domain
+//! events ([`Announcer`]); records that must be retried are reported as batch item failures
+//! (`ReportBatchItemFailures`), never the whole batch for one poison record.
+//!
+//! Images are decoded with `serde_dynamo` into the core's `Document`. Items that are not
+//! documents (tokens, webhooks, counters, claims, markers) are skipped without error.
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use intake_core::Document;
+use intake_core::announce::{Announcer, Decoded, StreamRecord};
+use intake_core::events::Change;
+use intake_core::ports::{EventPublisher, StatsWriter};
+use serde_dynamo::{AttributeValue, Item};
+use time::OffsetDateTime;
+
+fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn is_document(item: &Item) -> bool {
+    string(item, "entity") == Some("document") || string(item, "pk").is_some_and(|pk| pk.starts_with("DOC#"))
+}
+
+fn image(item: &Item) -> Result<Option<Document>, String> {
+    if item.is_empty() {
+        return Ok(None);
+    }
+    serde_dynamo::from_item(item.clone())
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// One stream record as the core sees it.
+pub fn decode(record: &EventRecord) -> StreamRecord {
+    let change = &record.change;
+    let id = change
+        .sequence_number
+        .clone()
+        .unwrap_or_else(|| record.event_id.clone());
+    let partition = string(&change.keys, "pk").unwrap_or_default().to_owned();
+    let decoded = if !is_document(&change.keys) && !is_document(&change.new_image) && !is_document(&change.old_image) {
+        Decoded::Other
+    } else {
+        match (image(&change.old_image), image(&change.new_image)) {
+            (Ok(old), Ok(new)) => {
+                let nanos = change
+                    .approximate_creation_date_time
+                    .timestamp_nanos_opt()
+                    .unwrap_or_default();
+                let at =
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                Decoded::Document(Change {
+                    record_id: record.event_id.clone(),
+                    old,
+                    new,
+                    at,
+                })
+            }
+            (Err(e), _) | (_, Err(e)) => Decoded::Poison(format!("the image is not a document: {e}")),
+        }
+    };
+    StreamRecord {
+        id,
+        partition,
+        change: decoded,
+    }
+}
+
+pub async fn handle<S: StatsWriter, P: EventPublisher>(
+    announcer: &Announcer<S, P>,
+    event: Event,
+) -> DynamoDbEventResponse {
+    let records: Vec<StreamRecord> = event.records.iter().map(decode).collect();
+    let report = announcer.announce(&records).await;
+    tracing::info!(
+        records = records.len(),
+        published = report.published,
+        ignored = report.ignored,
+        failed = report.failed.len(),
+        "batch handled"
+    );
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = report
+        .failed
+        .into_iter()
+        .map(|id| {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(id);
+            failure
+        })
+        .collect();
+    response
+}

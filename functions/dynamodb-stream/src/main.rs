@@ -1,0 +1,35 @@
+//! The dynamodb-stream function: announces catalog changes on SNS and keeps statistics.
+
+// The announcing future nests the SDK's deeply; its layout needs more than the default depth.
+#![recursion_limit = "256"]
+
+use aws_lambda_events::event::dynamodb::Event;
+use intake_core::announce::Announcer;
+use intake_lambda::{Clients, Config, ConfigError, telemetry};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use tracing::Instrument;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let topic = config
+        .topic_arn
+        .clone()
+        .ok_or(ConfigError::Missing("TOPIC_ARN"))
+        .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let clients = Clients::new(&config).await;
+    let announcer = Announcer {
+        stats: clients.catalog(&config),
+        publisher: clients.publisher(&topic),
+    };
+    let announcer = &announcer;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+        Ok::<_, Error>(
+            intake_dynamodb_stream::handle(announcer, event.payload)
+                .instrument(telemetry::invocation_span())
+                .await,
+        )
+    }))
+    .await
+}
