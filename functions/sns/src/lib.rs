@@ -1,0 +1,105 @@
+//! The sns function: subscribed to the events topic. Each message is an intake domain event;
+//! the core's [`Subscriber`] delivers it to the owner's webhooks (signed, once per hook) and
+//! removes a deleted document's blob when nothing live uses it. A message that is not an intake
+//! event is logged and dropped (retrying cannot fix it); a failed delivery fails the
+//! invocation after the successful ones were recorded, so Lambda's retries and the on-failure
+//! destination take over without duplicating what got through.
+
+pub mod http;
+
+use aws_lambda_events::event::sns::SnsEvent;
+use intake_core::events::{DomainEvent, SCHEMA_VERSION};
+use intake_core::ports::{BlobReferences, BlobStore, Deliveries, WebhookClient, Webhooks};
+use intake_core::subscriber::{Delivery, Subscriber};
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub events: u32,
+    pub delivered: u32,
+    pub already_delivered: u32,
+    pub blobs_removed: u32,
+    pub dropped: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} deliveries or steps failed and will be retried: {first}")]
+pub struct RetryableFailure {
+    pub failed: usize,
+    pub first: String,
+    pub summary: Summary,
+}
+
+impl From<RetryableFailure> for lambda_runtime::Diagnostic {
+    fn from(e: RetryableFailure) -> Self {
+        Self {
+            error_type: "Intake.RetryableFailure".into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The intake event a message carries, or why it is not one.
+pub fn parse(message: &str) -> Result<DomainEvent, String> {
+    let event: DomainEvent = serde_json::from_str(message).map_err(|e| format!("not an intake event: {e}"))?;
+    if event.version != SCHEMA_VERSION {
+        return Err(format!(
+            "event schema version {} is not {SCHEMA_VERSION}",
+            event.version
+        ));
+    }
+    Ok(event)
+}
+
+pub async fn handle<C, B, H>(subscriber: &Subscriber<C, B, H>, event: SnsEvent) -> Result<Summary, RetryableFailure>
+where
+    C: Webhooks + Deliveries + BlobReferences,
+    B: BlobStore,
+    H: WebhookClient,
+{
+    let mut summary = Summary::default();
+    let mut failures: Vec<String> = Vec::new();
+    for record in &event.records {
+        let event = match parse(&record.sns.message) {
+            Ok(event) => event,
+            Err(problem) => {
+                tracing::error!(message_id = %record.sns.message_id, %problem, "message dropped");
+                summary.dropped += 1;
+                continue;
+            }
+        };
+        let span = tracing::info_span!("event", event_id = %event.id, event_type = event.event_type.as_str(), owner = %event.owner);
+        let _enter = span.enter();
+        summary.events += 1;
+        match subscriber.handle(&event).await {
+            Ok(handled) => {
+                summary.blobs_removed += u32::from(handled.blob_removed);
+                for delivery in handled.deliveries {
+                    match delivery {
+                        Delivery::Delivered(hook) => {
+                            summary.delivered += 1;
+                            tracing::info!(webhook = %hook, "delivered");
+                        }
+                        Delivery::AlreadyDelivered(_) => summary.already_delivered += 1,
+                        Delivery::Failed { hook, reason } => {
+                            tracing::warn!(webhook = %hook, %reason, "delivery failed; will be retried");
+                            failures.push(format!("webhook {hook}: {reason}"));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "handling failed; will be retried");
+                failures.push(e.to_string());
+            }
+        }
+    }
+    tracing::info!(?summary, "message handled");
+    match failures.first() {
+        None => Ok(summary),
+        Some(first) => Err(RetryableFailure {
+            failed: failures.len(),
+            first: first.clone(),
+            summary,
+        }),
+    }
+}
