@@ -163,6 +163,7 @@ async fn s3(cli: &Cli, mib: u64, repeat: usize) -> Result<(String, String), Stri
         endpoint,
         bucket: "intake-bench".into(),
         table: "intake-bench".into(),
+        topic_arn: None,
     };
     stack.ensure().await?;
     let sdk = stack.sdk_config().await;

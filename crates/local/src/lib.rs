@@ -7,6 +7,7 @@ pub mod front_door;
 pub mod notify;
 pub mod runtime;
 pub mod stack;
+pub mod stream;
 
 /// 128 random bits, formatted like the request ids Lambda hands out.
 pub fn request_id() -> String {

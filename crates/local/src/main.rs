@@ -16,6 +16,7 @@ use intake_local::front_door::FrontDoor;
 use intake_local::notify::{ses_event, watch_incoming};
 use intake_local::runtime::{FunctionHost, FunctionSpec};
 use intake_local::stack::{LocalStack, start_moto};
+use intake_local::stream::{LocalApi, poll_stream, serve_sns_endpoint};
 use time::OffsetDateTime;
 
 #[derive(Parser)]
@@ -125,6 +126,8 @@ const FUNCTIONS: &[(&str, &str, u64, u32)] = &[
     ("AlbFunction", "intake-alb", 10, 128),
     ("S3Function", "intake-s3", 120, 128),
     ("SesFunction", "intake-ses", 60, 256),
+    ("DynamoDbStreamFunction", "intake-dynamodb-stream", 60, 128),
+    ("SnsFunction", "intake-sns", 30, 128),
 ];
 
 async fn start_function(
@@ -155,12 +158,14 @@ async fn run_invoke(invoke: Invoke) -> Result<(), String> {
     let repo = std::env::current_dir().map_err(|e| e.to_string())?;
     let event = std::fs::read(&invoke.event).map_err(|e| format!("{}: {e}", invoke.event.display()))?;
     let (_moto, endpoint) = start_moto(&invoke.moto, 0).await?;
-    let stack = LocalStack {
+    let mut stack = LocalStack {
         endpoint,
         bucket: "intake-local".into(),
         table: "intake-local".into(),
+        topic_arn: None,
     };
     stack.ensure().await?;
+    stack.ensure_topic("intake-local-events").await?;
     let host = start_function(&invoke.function, &invoke.functions, &stack, &repo).await?;
     let inv = host.invoke(event.into()).await;
     eprintln!(
@@ -203,6 +208,7 @@ async fn run_mail(mail: Mail) -> Result<(), String> {
         endpoint: get("AWS_ENDPOINT_URL")?,
         bucket: get("BUCKET_NAME")?,
         table: get("TABLE_NAME")?,
+        topic_arn: env.get("TOPIC_ARN").cloned(),
     };
     let raw = std::fs::read(&mail.file).map_err(|e| format!("{}: {e}", mail.file.display()))?;
     let parsed = mail_parser::MessageParser::default().parse(&raw);
@@ -273,12 +279,14 @@ async fn run_up(up: Up) -> Result<(), String> {
         })?;
 
     let (_moto, endpoint) = start_moto(&up.moto, up.aws_port).await?;
-    let stack = LocalStack {
+    let mut stack = LocalStack {
         endpoint,
         bucket: "intake-local".into(),
         table: "intake-local".into(),
+        topic_arn: None,
     };
     stack.ensure().await?;
+    let topic = stack.ensure_topic("intake-local-events").await?;
 
     let sdk = stack.sdk_config().await;
     let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &stack.table);
@@ -295,6 +303,25 @@ async fn run_up(up: Up) -> Result<(), String> {
         s3_fn,
         Duration::from_millis(250),
     ));
+    // Announcements: the table's stream into the stream function, the topic into the sns function.
+    let stream_fn = start_function("DynamoDbStreamFunction", &up.functions, &stack, &repo).await?;
+    let stream = tokio::spawn(poll_stream(
+        LocalApi::new(&stack.endpoint),
+        stack.table.clone(),
+        stream_fn,
+        100,
+        Duration::from_millis(250),
+    ));
+    let sns_fn = start_function("SnsFunction", &up.functions, &stack, &repo).await?;
+    let sns_endpoint = serve_sns_endpoint(sns_fn).await.map_err(|e| e.to_string())?;
+    intake_aws::sns_client(&sdk)
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("http")
+        .endpoint(&sns_endpoint)
+        .send()
+        .await
+        .map_err(|e| format!("subscribing the sns function: {e:?}"))?;
     let front = FrontDoor {
         function: alb,
         multi_value: !up.single_value_headers,
@@ -305,7 +332,7 @@ async fn run_up(up: Up) -> Result<(), String> {
         let _ = std::fs::create_dir_all(dir);
     }
     let env_file = format!(
-        "export INTAKE_URL={url}\nexport INTAKE_TOKEN={}\nexport AWS_ENDPOINT_URL={}\nexport TABLE_NAME={}\nexport BUCKET_NAME={}\nexport AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n",
+        "export INTAKE_URL={url}\nexport INTAKE_TOKEN={}\nexport AWS_ENDPOINT_URL={}\nexport TABLE_NAME={}\nexport BUCKET_NAME={}\nexport TOPIC_ARN={topic}\nexport AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n",
         token.reveal(),
         stack.endpoint,
         stack.table,
@@ -333,6 +360,7 @@ async fn run_up(up: Up) -> Result<(), String> {
     }
     serving.abort();
     notifications.abort();
+    stream.abort();
     println!("stopped");
     Ok(())
 }

@@ -15,6 +15,8 @@ pub struct LocalStack {
     pub endpoint: String,
     pub bucket: String,
     pub table: String,
+    /// The events topic, once created (`ensure_topic`).
+    pub topic_arn: Option<String>,
 }
 
 /// Starts `moto_server` on `port` (0: any free port) and waits until it answers.
@@ -77,6 +79,21 @@ impl LocalStack {
         Ok(())
     }
 
+    /// Creates the events topic (idempotent) and records its ARN.
+    pub async fn ensure_topic(&mut self, name: &str) -> Result<String, String> {
+        let sns = intake_aws::sns_client(&self.sdk_config().await);
+        let arn = sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| format!("creating topic {name}: {e:?}"))?
+            .topic_arn
+            .unwrap_or_default();
+        self.topic_arn = Some(arn.clone());
+        Ok(arn)
+    }
+
     /// What every function's environment holds locally: what the template sets, pointed at
     /// the local resources, plus the local AWS endpoint and credentials.
     pub fn function_env(&self, repo: &Path) -> Vec<(String, String)> {
@@ -101,6 +118,7 @@ impl LocalStack {
             ("ALLOW_PRIVATE_WEBHOOKS", "true".into()),
         ]
         .into_iter()
+        .chain(self.topic_arn.clone().map(|t| ("TOPIC_ARN", t)))
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
     }

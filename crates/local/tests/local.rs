@@ -38,6 +38,7 @@ async fn stack() -> LocalStack {
         endpoint: endpoint(),
         bucket: unique_name("local"),
         table: unique_name("local"),
+        topic_arn: None,
     };
     stack.ensure().await.unwrap();
     stack
