@@ -300,7 +300,12 @@ async fn stream(cli: &Cli, repeat: usize) -> Result<(String, String), String> {
     let (_moto, endpoint) = start_moto(&cli.moto, 0).await?;
     let (mut cpu, mut wall) = (Vec::new(), Vec::new());
     for run in 0..repeat {
-        let mut stack = LocalStack { endpoint: endpoint.clone(), bucket: format!("bench-{run}"), table: format!("bench-{run}"), topic_arn: None };
+        let mut stack = LocalStack {
+            endpoint: endpoint.clone(),
+            bucket: format!("bench-{run}"),
+            table: format!("bench-{run}"),
+            topic_arn: None,
+        };
         stack.ensure().await?;
         stack.ensure_topic("bench-events").await?;
         let mut env = stack.function_env(&std::env::current_dir().map_err(|e| e.to_string())?);
@@ -319,8 +324,9 @@ async fn stream(cli: &Cli, repeat: usize) -> Result<(String, String), String> {
         let before = cpu_time(pid).ok_or("cannot read /proc/<pid>/stat")?;
         let invocation = host.invoke(Bytes::from(raw.clone())).await;
         let after = cpu_time(pid).ok_or("cannot read /proc/<pid>/stat")?;
-        let answer: serde_json::Value = serde_json::from_slice(invocation.payload().map_err(|e| format!("the function failed: {e}"))?)
-            .map_err(|e| e.to_string())?;
+        let answer: serde_json::Value =
+            serde_json::from_slice(invocation.payload().map_err(|e| format!("the function failed: {e}"))?)
+                .map_err(|e| e.to_string())?;
         if answer["batchItemFailures"].as_array().is_some_and(|f| !f.is_empty()) {
             return Err(format!("the function reported failures: {answer}"));
         }

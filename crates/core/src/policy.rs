@@ -136,6 +136,8 @@ impl Policy {
             }
         }
         match declared {
+            // "Some bytes": the type is for the s3 function to sniff.
+            Some(ct) if matches!(ct.as_str(), "application/octet-stream" | "binary/octet-stream") => Ok(()),
             Some(ct) if !self.accepts_type(ct) => Err(Rejection {
                 code: RejectionCode::TypeNotAccepted,
                 message: format!("{ct} is not an accepted type"),
@@ -437,6 +439,10 @@ mod tests {
         );
         assert_eq!(p.check_declared(None, Some(0)).unwrap_err().code, RejectionCode::Empty);
         assert!(p.check_declared(Some(&"image/png".parse().unwrap()), Some(10)).is_ok());
+        assert!(
+            p.check_declared(Some(&ContentType::octet_stream()), Some(10)).is_ok(),
+            "unknown: decided by sniffing"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod front_door;
 pub mod notify;
+pub mod pipeline;
 pub mod runtime;
 pub mod stack;
 pub mod stream;

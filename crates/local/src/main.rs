@@ -7,17 +7,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use intake_core::ports::{OsRandom, SystemClock};
-use intake_local::front_door::FrontDoor;
-use intake_local::notify::{ses_event, watch_incoming};
-use intake_local::runtime::{FunctionHost, FunctionSpec};
+use intake_local::pipeline::{Options, Pipeline, deliver_mail, start_function};
 use intake_local::stack::{LocalStack, start_moto};
-use intake_local::stream::{LocalApi, poll_stream, serve_sns_endpoint};
-use time::OffsetDateTime;
 
 #[derive(Parser)]
 #[command(
@@ -121,39 +115,6 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The functions of template.yaml: logical id, binary, timeout, memory.
-const FUNCTIONS: &[(&str, &str, u64, u32)] = &[
-    ("AlbFunction", "intake-alb", 10, 128),
-    ("S3Function", "intake-s3", 120, 128),
-    ("SesFunction", "intake-ses", 60, 256),
-    ("DynamoDbStreamFunction", "intake-dynamodb-stream", 60, 128),
-    ("SnsFunction", "intake-sns", 30, 128),
-];
-
-async fn start_function(
-    logical_id: &str,
-    dir: &Path,
-    stack: &LocalStack,
-    repo: &Path,
-) -> Result<Arc<FunctionHost>, String> {
-    let (_, binary, timeout, memory) = FUNCTIONS.iter().find(|(id, ..)| *id == logical_id).ok_or_else(|| {
-        format!(
-            "unknown function {logical_id}; known: {}",
-            FUNCTIONS.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
-        )
-    })?;
-    FunctionHost::start(FunctionSpec {
-        name: logical_id.into(),
-        binary: dir.join(binary),
-        env: stack.function_env(repo),
-        timeout: Duration::from_secs(*timeout),
-        memory_mb: *memory,
-        max_environments: 4,
-    })
-    .await
-    .map_err(|e| e.to_string())
-}
-
 async fn run_invoke(invoke: Invoke) -> Result<(), String> {
     let repo = std::env::current_dir().map_err(|e| e.to_string())?;
     let event = std::fs::read(&invoke.event).map_err(|e| format!("{}: {e}", invoke.event.display()))?;
@@ -231,40 +192,11 @@ async fn run_mail(mail: Mail) -> Result<(), String> {
         .or_else(|| parsed.as_ref().and_then(|m| addresses(m.from()).into_iter().next()))
         .unwrap_or_else(|| "unknown@localhost".into());
     let subject = parsed.as_ref().and_then(|m| m.subject().map(str::to_owned));
-    // SES message ids are opaque and unique per delivery.
-    let message_id = intake_local::request_id().replace('-', "");
-
-    let sdk = stack.sdk_config().await;
-    let s3 = intake_aws::s3_client(&sdk, true);
-    s3.put_object()
-        .bucket(&stack.bucket)
-        .key(format!("mail/{message_id}"))
-        .body(raw.into())
-        .send()
-        .await
-        .map_err(|e| format!("storing the message: {e:?}"))?;
     let verdicts: HashMap<String, String> = mail.verdict.into_iter().collect();
-    let event = ses_event(
-        &message_id,
-        &sender,
-        &recipients,
-        subject.as_deref(),
-        &verdicts,
-        OffsetDateTime::now_utc(),
-    );
-    let host = start_function("SesFunction", &mail.functions, &stack, &repo).await?;
-    let inv = host.invoke(event.to_string().into()).await;
-    match inv.payload() {
-        Ok(answer) => {
-            println!(
-                "message {message_id} from {sender} to {}: {}",
-                recipients.join(", "),
-                String::from_utf8_lossy(answer)
-            );
-            Ok(())
-        }
-        Err(e) => Err(format!("the ses function failed: {e}")),
-    }
+    let ses = start_function("SesFunction", &mail.functions, &stack, &repo).await?;
+    let answer = deliver_mail(&stack, &ses, raw, &sender, &recipients, subject.as_deref(), &verdicts).await?;
+    println!("from {sender} to {}: {answer}", recipients.join(", "));
+    Ok(())
 }
 
 async fn run_up(up: Up) -> Result<(), String> {
@@ -277,90 +209,49 @@ async fn run_up(up: Up) -> Result<(), String> {
                 up.port
             )
         })?;
-
     let (_moto, endpoint) = start_moto(&up.moto, up.aws_port).await?;
-    let mut stack = LocalStack {
+    let options = Options {
+        functions: up.functions.clone(),
+        repo,
         endpoint,
         bucket: "intake-local".into(),
         table: "intake-local".into(),
-        topic_arn: None,
+        topic: "intake-local-events".into(),
+        multi_value_headers: !up.single_value_headers,
+        poll: Duration::from_millis(250),
     };
-    stack.ensure().await?;
-    let topic = stack.ensure_topic("intake-local-events").await?;
-
-    let sdk = stack.sdk_config().await;
-    let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &stack.table);
-    let owner = "demo".parse().map_err(|e| format!("{e}"))?;
-    let (_, token) = intake_core::service::mint_token(&catalog, &SystemClock, &OsRandom, &owner, "intake-local demo")
-        .await
-        .map_err(|e| format!("minting the demo token: {e}"))?;
-
-    let alb = start_function("AlbFunction", &up.functions, &stack, &repo).await?;
-    let s3_fn = start_function("S3Function", &up.functions, &stack, &repo).await?;
-    let notifications = tokio::spawn(watch_incoming(
-        intake_aws::s3_client(&sdk, true),
-        stack.bucket.clone(),
-        s3_fn,
-        Duration::from_millis(250),
-    ));
-    // Announcements: the table's stream into the stream function, the topic into the sns function.
-    let stream_fn = start_function("DynamoDbStreamFunction", &up.functions, &stack, &repo).await?;
-    let stream = tokio::spawn(poll_stream(
-        LocalApi::new(&stack.endpoint),
-        stack.table.clone(),
-        stream_fn,
-        100,
-        Duration::from_millis(250),
-    ));
-    let sns_fn = start_function("SnsFunction", &up.functions, &stack, &repo).await?;
-    let sns_endpoint = serve_sns_endpoint(sns_fn).await.map_err(|e| e.to_string())?;
-    intake_aws::sns_client(&sdk)
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol("http")
-        .endpoint(&sns_endpoint)
-        .send()
-        .await
-        .map_err(|e| format!("subscribing the sns function: {e:?}"))?;
-    let front = FrontDoor {
-        function: alb,
-        multi_value: !up.single_value_headers,
-    };
-    let url = format!("http://127.0.0.1:{}", up.port);
+    let pipeline = Pipeline::start(options, door).await?;
+    let (url, stack, token) = (&pipeline.url, &pipeline.stack, pipeline.token.reveal());
 
     if let Some(dir) = up.env_file.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     let env_file = format!(
-        "export INTAKE_URL={url}\nexport INTAKE_TOKEN={}\nexport AWS_ENDPOINT_URL={}\nexport TABLE_NAME={}\nexport BUCKET_NAME={}\nexport TOPIC_ARN={topic}\nexport AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n",
-        token.reveal(),
+        "export INTAKE_URL={url}\nexport INTAKE_TOKEN={token}\nexport AWS_ENDPOINT_URL={}\nexport TABLE_NAME={}\nexport BUCKET_NAME={}\nexport TOPIC_ARN={}\nexport AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n",
         stack.endpoint,
         stack.table,
-        stack.bucket
+        stack.bucket,
+        stack.topic_arn.as_deref().unwrap_or_default(),
     );
     std::fs::write(&up.env_file, env_file).map_err(|e| format!("writing {}: {e}", up.env_file.display()))?;
 
     println!(
         "\nintake is running locally.\n\
-         \n  front door (ALB)   {url}\n  local AWS (moto)   {}  bucket {}, table {}\n  API token (owner demo)  {}\n\
-         \nIn another shell:  source {}  then\n  curl -s $INTAKE_URL/health\n  curl -s -H \"Authorization: Bearer $INTAKE_TOKEN\" $INTAKE_URL/v1/documents\n\
+         \n  front door (ALB)   {url}\n  local AWS (moto)   {}  bucket {}, table {}\n  API token (owner demo)  {token}\n\
+         \nIn another shell:  source {}  then\n  curl -s $INTAKE_URL/health\n  curl -s -H \"Authorization: Bearer $INTAKE_TOKEN\" $INTAKE_URL/v1/documents\n  scripts/mail events/ses/mail/two-attachments.eml\n\
          \nCtrl-C stops everything.\n",
         stack.endpoint,
         stack.bucket,
         stack.table,
-        token.reveal(),
         up.env_file.display()
     );
-    let serving = tokio::spawn(front.serve(door));
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    serving.abort();
-    notifications.abort();
-    stream.abort();
+    drop(pipeline);
     println!("stopped");
     Ok(())
 }

@@ -1,0 +1,345 @@
+//! End to end: the whole pipeline on one machine (real function binaries, local AWS), driven
+//! through real HTTP and real API calls, the way a client, a mail server and a webhook
+//! receiver see it. Waits are on conditions, bounded; never fixed sleeps.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use intake_aws::testing::{endpoint, unique_name};
+use intake_local::pipeline::{Options, Pipeline};
+use serde_json::{Value, json};
+
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn functions() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target"));
+    target.join("debug")
+}
+
+/// Polls `check` every 100 ms for at most 20 s.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+type Deliveries = Arc<Mutex<Vec<(HashMap<String, String>, Bytes)>>>;
+
+async fn webhook_receiver() -> (Deliveries, String) {
+    let got: Deliveries = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let g = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let g = g.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let g = g.clone();
+                    async move {
+                        let headers = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                            .collect();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        g.lock().unwrap().push((headers, body));
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (got, url)
+}
+
+fn delivered(got: &Deliveries, event_type: &str, id: &str) -> Option<(HashMap<String, String>, Bytes)> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .find(|(h, b)| {
+            h.get("intake-event-type").map(String::as_str) == Some(event_type)
+                && serde_json::from_slice::<Value>(b).is_ok_and(|v| v["document"]["id"] == id)
+        })
+        .cloned()
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Client {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn upload(&self, name: &str, content_type: &str, body: &[u8]) -> String {
+        let r = self
+            .http
+            .post(format!("{}/v1/documents?name={name}", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the document has left `received`.
+    async fn settled(&self, id: &str) -> Value {
+        eventually(&format!("document {id} to be catalogued"), || async {
+            let (status, doc) = self.get(&format!("/v1/documents/{id}")).await;
+            (status == 200 && doc["status"] != "received").then_some(doc)
+        })
+        .await
+    }
+
+    async fn find(&self, query: &str, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let (_, page) = self.get(&format!("/v1/documents?{query}")).await;
+        page["items"].as_array()?.iter().find(|d| pred(d)).cloned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = Options {
+        functions: functions(),
+        repo: repo(),
+        endpoint: endpoint(),
+        bucket: unique_name("e2e"),
+        table: unique_name("e2e"),
+        topic: unique_name("e2e"),
+        multi_value_headers: true,
+        poll: Duration::from_millis(100),
+    };
+    let pipeline = Pipeline::start(options, door).await.unwrap();
+    let api = Client {
+        http: reqwest::Client::new(),
+        url: pipeline.url.clone(),
+        token: pipeline.token.reveal().to_owned(),
+    };
+    let sdk = pipeline.stack.sdk_config().await;
+    let s3 = intake_aws::s3_client(&sdk, true);
+    let bucket = pipeline.stack.bucket.clone();
+
+    // A signed webhook on loopback.
+    let (got, hook_url) = webhook_receiver().await;
+    let hook: Value = api
+        .http
+        .post(format!("{}/v1/webhooks", api.url))
+        .bearer_auth(&api.token)
+        .json(&json!({ "url": hook_url }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+
+    // 1. POST /v1/documents: accepted, retrievable, downloadable, announced with a valid signature.
+    let first = api.upload("first.pdf", "application/pdf", PDF).await;
+    let doc = api.settled(&first).await;
+    assert_eq!(doc["status"], "accepted", "{doc}");
+    let content = api
+        .http
+        .get(format!("{}/v1/documents/{first}/content", api.url))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        content.bytes().await.unwrap(),
+        PDF,
+        "the presigned link serves the bytes"
+    );
+    let (headers, body) = eventually("the accepted webhook", || async {
+        delivered(&got, "document.accepted", &first)
+    })
+    .await;
+    let sig = &headers["intake-signature"];
+    let (t, v1) = sig.strip_prefix("t=").unwrap().split_once(",v1=").unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&body);
+    assert_eq!(
+        hex::encode(mac.finalize().into_bytes()),
+        v1,
+        "the signature verifies with the hook's secret"
+    );
+
+    // 2. A large file: POST /v1/uploads, then the presigned PUT.
+    let mut big = b"%PDF-1.4\n".to_vec();
+    big.resize(2 << 20, b'.');
+    let started: Value = api
+        .http
+        .post(format!("{}/v1/uploads", api.url))
+        .bearer_auth(&api.token)
+        .json(&json!({ "name": "big.pdf", "content_type": "application/pdf", "size": big.len() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut put = api
+        .http
+        .put(started["upload"]["url"].as_str().unwrap())
+        .body(big.clone());
+    for (k, v) in started["upload"]["headers"].as_object().unwrap() {
+        put = put.header(k.as_str(), v.as_str().unwrap());
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+    let large = started["id"].as_str().unwrap().to_owned();
+    assert_eq!(api.settled(&large).await["status"], "accepted");
+
+    // 3. The S3 door, twice with the same bytes: accepted, then a duplicate.
+    let dropped = b"%PDF-1.4 dropped into the bucket\n%%EOF\n".to_vec();
+    s3.put_object()
+        .bucket(&bucket)
+        .key("incoming/demo/drop/one.pdf")
+        .body(dropped.clone().into())
+        .send()
+        .await
+        .unwrap();
+    let one = eventually("the dropped file", || {
+        api.find("limit=50", |d| d["name"] == "one.pdf" && d["status"] != "received")
+    })
+    .await;
+    assert_eq!(one["status"], "accepted");
+    s3.put_object()
+        .bucket(&bucket)
+        .key("incoming/demo/drop/two.pdf")
+        .body(dropped.into())
+        .send()
+        .await
+        .unwrap();
+    let two = eventually("the second drop", || {
+        api.find("status=duplicate", |d| d["name"] == "two.pdf")
+    })
+    .await;
+    assert_eq!(two["duplicate_of"], one["id"]);
+
+    // 4. Mail with two attachments: two documents with the sender and subject.
+    let eml = std::fs::read(repo().join("events/ses/mail/two-attachments.eml")).unwrap();
+    let answer = pipeline
+        .receive_mail(
+            eml,
+            "alice@acme.example",
+            &["docs@intake.example.com".to_owned()],
+            Some("Two documents"),
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["disposition"], "CONTINUE");
+    for name in ["offer.pdf", "stamp.png"] {
+        let d = eventually(name, || {
+            api.find("limit=50", |d| d["name"] == name && d["status"] == "accepted")
+        })
+        .await;
+        assert_eq!(
+            d["source"],
+            json!({ "kind": "email", "sender": "alice@acme.example", "subject": "Two documents", "message_id": d["source"]["message_id"] })
+        );
+    }
+
+    // 5. A type the policy refuses: rejected, with its reason, visible in the API.
+    let exe = api
+        .upload(
+            "tool.exe",
+            "application/octet-stream",
+            b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff",
+        )
+        .await;
+    let rejected = api.settled(&exe).await;
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(rejected["rejection"]["code"], "type_not_accepted");
+
+    // 6. Delete: a document.deleted webhook; the blob goes once nothing live uses it.
+    let blob = format!("blobs/sha256/{}", doc["sha256"].as_str().unwrap());
+    let del = api
+        .http
+        .delete(format!("{}/v1/documents/{first}", api.url))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    eventually("the deleted webhook", || async {
+        delivered(&got, "document.deleted", &first)
+    })
+    .await;
+    eventually("the blob to be removed", || async {
+        s3.head_object()
+            .bucket(&bucket)
+            .key(&blob)
+            .send()
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+
+    // 7. Statistics reflect all of the above.
+    let stats = eventually("the statistics", || async {
+        let (_, s) = api.get("/v1/stats").await;
+        let by = &s["by_status"];
+        (by["accepted"]["documents"] == 4 && by["deleted"]["documents"] == 1 && by["rejected"]["documents"] == 1)
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(stats["by_status"]["duplicate"]["documents"], 1, "{stats}");
+    assert_eq!(stats["by_status"]["received"]["documents"], 0, "{stats}");
+    // Every event reached the hook once.
+    let ids: Vec<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(h, _)| h["intake-event-id"].clone())
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "no event delivered twice");
+}
