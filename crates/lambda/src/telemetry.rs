@@ -31,8 +31,14 @@ pub fn init() {
     };
 }
 
-/// A span for one invocation; `cold_start` is true for the first one of the process.
+/// A span for one invocation; `cold_start` is true for the first one of the process, which
+/// also counts a `ColdStarts` metric.
 pub fn invocation_span() -> tracing::Span {
     let cold_start = COLD.swap(false, Ordering::Relaxed);
+    if cold_start {
+        let mut m = crate::metrics::Metrics::default();
+        m.count("ColdStarts", 1);
+        m.flush();
+    }
     tracing::info_span!("invocation", cold_start)
 }

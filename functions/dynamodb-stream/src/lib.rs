@@ -11,6 +11,7 @@ use intake_core::Document;
 use intake_core::announce::{Announcer, Decoded, StreamRecord};
 use intake_core::events::Change;
 use intake_core::ports::{EventPublisher, StatsWriter};
+use intake_lambda::metrics::Metrics;
 use serde_dynamo::{AttributeValue, Item};
 use time::OffsetDateTime;
 
@@ -83,6 +84,10 @@ pub async fn handle<S: StatsWriter, P: EventPublisher>(
         failed = report.failed.len(),
         "batch handled"
     );
+    let mut metrics = Metrics::default();
+    metrics.count("EventsPublished", report.published as u64);
+    metrics.count("RecordsFailed", report.failed.len() as u64);
+    metrics.flush();
     let mut response = DynamoDbEventResponse::default();
     response.batch_item_failures = report
         .failed

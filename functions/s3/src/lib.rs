@@ -8,6 +8,7 @@ use intake_core::Error;
 use intake_core::ingest::{Arrival, Cataloguer, Outcome};
 use intake_core::ports::{BlobStore, ContentIndex, Documents};
 use intake_core::{Document, ObjectKey};
+use intake_lambda::metrics::{Metrics, Unit};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -64,6 +65,7 @@ pub async fn handle<C: Documents + ContentIndex, B: BlobStore>(
 ) -> Result<Summary, RetryableFailure> {
     let mut summary = Summary::default();
     let mut failures = Vec::new();
+    let mut bytes_accepted = 0u64;
     let total = event.records.len();
     for record in &event.records {
         if !record
@@ -89,6 +91,7 @@ pub async fn handle<C: Documents + ContentIndex, B: BlobStore>(
         match cataloguer.catalogue(&arrival).await {
             Ok(Outcome::Accepted(doc)) => {
                 summary.accepted += 1;
+                bytes_accepted += doc.size.unwrap_or(0);
                 log_document("accepted", &doc);
             }
             Ok(Outcome::Duplicate(doc)) => {
@@ -118,6 +121,13 @@ pub async fn handle<C: Documents + ContentIndex, B: BlobStore>(
         }
     }
     tracing::info!(?summary, "event handled");
+    let mut metrics = Metrics::default();
+    metrics.count("DocumentsAccepted", summary.accepted.into());
+    metrics.count("DocumentsDuplicate", summary.duplicate.into());
+    metrics.count("DocumentsRejected", summary.rejected.into());
+    metrics.add("BytesAccepted", bytes_accepted as f64, Unit::Bytes);
+    metrics.count("RecordsFailed", failures.len() as u64);
+    metrics.flush();
     match failures.first() {
         None => Ok(summary),
         Some(first) => Err(RetryableFailure {

@@ -9,6 +9,7 @@
 use intake_core::Error;
 use intake_core::mail::{MailIntake, MailOutcome, Receipt, VerdictStatus, Verdicts};
 use intake_core::ports::{BlobStore, MailLog};
+use intake_lambda::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -137,6 +138,16 @@ pub async fn handle<C: MailLog, B: BlobStore>(
             MailOutcome::Refused(reason) => tracing::warn!(%reason, sender = %receipt.sender, "mail refused"),
             MailOutcome::AlreadyProcessed => tracing::info!("mail already processed (redelivered receipt)"),
         }
+        let mut metrics = Metrics::default();
+        match &outcome {
+            MailOutcome::Ingested { attachments, .. } => {
+                metrics.count("MailIngested", 1);
+                metrics.count("Attachments", u64::from(*attachments));
+            }
+            MailOutcome::Refused(_) => metrics.count("MailRefused", 1),
+            MailOutcome::NoAttachments { .. } | MailOutcome::AlreadyProcessed => {}
+        }
+        metrics.flush();
         if outcome.disposition() == "STOP_RULE_SET" {
             disposition = "STOP_RULE_SET";
         }

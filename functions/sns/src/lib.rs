@@ -11,6 +11,7 @@ use aws_lambda_events::event::sns::SnsEvent;
 use intake_core::events::{DomainEvent, SCHEMA_VERSION};
 use intake_core::ports::{BlobReferences, BlobStore, Deliveries, WebhookClient, Webhooks};
 use intake_core::subscriber::{Delivery, Subscriber};
+use intake_lambda::metrics::Metrics;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
@@ -94,6 +95,12 @@ where
         }
     }
     tracing::info!(?summary, "message handled");
+    let mut metrics = Metrics::default();
+    metrics.count("WebhookDeliveries", summary.delivered.into());
+    metrics.count("WebhookFailures", failures.len() as u64);
+    metrics.count("BlobsRemoved", summary.blobs_removed.into());
+    metrics.count("MessagesDropped", summary.dropped.into());
+    metrics.flush();
     match failures.first() {
         None => Ok(summary),
         Some(first) => Err(RetryableFailure {
