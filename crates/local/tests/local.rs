@@ -260,3 +260,22 @@ async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
     }
     watcher.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_whose_process_died_is_restarted() {
+    let stack = stack().await;
+    let host = alb(&stack).await;
+    let pid = host.pids().await[0];
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    // The next invocations land on a restarted environment (the first may see the death).
+    let mut answered = false;
+    for _ in 0..50 {
+        if host.invoke(event("health")).await.payload().is_ok() && host.pids().await.first() != Some(&pid) {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the environment was not restarted");
+}
