@@ -118,12 +118,32 @@ fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     })
 }
 
-fn document_item(doc: &Document) -> Result<Item, StoreError> {
-    let mut item = to_item(doc, [(PK, format!("DOC#{}", doc.id)), (SK, "DOC".into())])?;
-    item.insert(GSI1_PK.into(), s(owned_key(&doc.owner, "DOC")));
-    item.insert(GSI1_SK.into(), s(doc.id.to_string()));
-    item.insert(ENTITY.into(), s("document"));
+/// An item an owner lists through `gsi1`: `<KIND>#<pk suffix>` / `<KIND>`, listed under
+/// `OWNER#<owner>#<KIND>` by `sort` (an id, so by creation time).
+fn owned_item<T: Serialize>(
+    value: &T,
+    kind: &str,
+    pk_suffix: String,
+    owner: &Owner,
+    sort: String,
+    entity: &str,
+) -> Result<Item, StoreError> {
+    let mut item = to_item(value, [(PK, format!("{kind}#{pk_suffix}")), (SK, kind.into())])?;
+    item.insert(GSI1_PK.into(), s(owned_key(owner, kind)));
+    item.insert(GSI1_SK.into(), s(sort));
+    item.insert(ENTITY.into(), s(entity));
     Ok(item)
+}
+
+fn document_item(doc: &Document) -> Result<Item, StoreError> {
+    owned_item(
+        doc,
+        "DOC",
+        doc.id.to_string(),
+        &doc.owner,
+        doc.id.to_string(),
+        "document",
+    )
 }
 
 impl Documents for DynamoCatalog {
@@ -279,10 +299,14 @@ impl Idempotency for DynamoCatalog {
 
 impl Tokens for DynamoCatalog {
     async fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        let mut item = to_item(token, [(PK, format!("TOKEN#{}", token.hash)), (SK, "TOKEN".into())])?;
-        item.insert(GSI1_PK.into(), s(owned_key(&token.owner, "TOKEN")));
-        item.insert(GSI1_SK.into(), s(token.id.to_string()));
-        item.insert(ENTITY.into(), s("token"));
+        let item = owned_item(
+            token,
+            "TOKEN",
+            token.hash.to_string(),
+            &token.owner,
+            token.id.to_string(),
+            "token",
+        )?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -319,10 +343,14 @@ impl Tokens for DynamoCatalog {
 
 impl Webhooks for DynamoCatalog {
     async fn put_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
-        let mut item = to_item(hook, [(PK, format!("WEBHOOK#{}", hook.id)), (SK, "WEBHOOK".into())])?;
-        item.insert(GSI1_PK.into(), s(owned_key(&hook.owner, "WEBHOOK")));
-        item.insert(GSI1_SK.into(), s(hook.id.to_string()));
-        item.insert(ENTITY.into(), s("webhook"));
+        let item = owned_item(
+            hook,
+            "WEBHOOK",
+            hook.id.to_string(),
+            &hook.owner,
+            hook.id.to_string(),
+            "webhook",
+        )?;
         self.client
             .put_item()
             .table_name(&self.table)

@@ -2,8 +2,8 @@
 //! the environment, JSON logs, CloudWatch metrics (EMF), AWS clients built once per execution
 //! environment.
 //!
-//! A function's `main` is: [`telemetry::init`], [`Config::from_env`], [`Clients::new`], build
-//! the handler's state, run it.
+//! A function's `main` is: [`setup`] (logs, configuration, clients), build the handler's state
+//! from it, run it.
 
 pub mod config;
 pub mod metrics;
@@ -13,3 +13,44 @@ mod clients;
 
 pub use clients::Clients;
 pub use config::{Config, ConfigError};
+
+/// What every function's `main` starts with: logs, configuration read once, AWS clients built
+/// once. A problem is logged (so it reaches CloudWatch) and returned (so the process exits and
+/// Lambda reports an init failure).
+pub struct Setup {
+    pub config: Config,
+    pub clients: Clients,
+}
+
+pub async fn setup() -> Result<Setup, ConfigError> {
+    telemetry::init();
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let clients = Clients::new(&config).await;
+    Ok(Setup { config, clients })
+}
+
+impl Setup {
+    /// The intake policy from the layer (or `INTAKE_POLICY_PATH`).
+    pub fn policy(&self) -> Result<std::sync::Arc<intake_core::Policy>, ConfigError> {
+        self.config
+            .load_policy()
+            .inspect_err(|e| tracing::error!(error = %e, "bad policy"))
+    }
+
+    /// `TOPIC_ARN`, for the functions that publish.
+    pub fn topic_arn(&self) -> Result<&str, ConfigError> {
+        self.config
+            .topic_arn
+            .as_deref()
+            .ok_or(ConfigError::Missing("TOPIC_ARN"))
+            .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))
+    }
+
+    pub fn catalog(&self) -> intake_aws::DynamoCatalog {
+        self.clients.catalog(&self.config)
+    }
+
+    pub fn blobs(&self) -> intake_aws::S3BlobStore {
+        self.clients.blobs(&self.config)
+    }
+}

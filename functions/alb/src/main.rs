@@ -5,23 +5,18 @@ use std::sync::Arc;
 use intake_alb::Api;
 use intake_core::ports::{OsRandom, SystemClock};
 use intake_core::service::Intake;
-use intake_lambda::{Clients, Config, telemetry};
+use intake_lambda::telemetry;
 use lambda_http::{Error, Request, service_fn};
 use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let policy = config
-        .load_policy()
-        .inspect_err(|e| tracing::error!(error = %e, "bad policy"))?;
-    let clients = Clients::new(&config).await;
+    let setup = intake_lambda::setup().await?;
     let api = Api::new(Intake {
-        catalog: clients.catalog(&config),
-        blobs: clients.blobs(&config),
-        policy,
-        settings: config.settings.clone(),
+        catalog: setup.catalog(),
+        blobs: setup.blobs(),
+        policy: setup.policy()?,
+        settings: setup.config.settings.clone(),
         clock: Arc::new(SystemClock),
         ids: Arc::new(OsRandom),
     });

@@ -5,23 +5,16 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use intake_core::announce::Announcer;
-use intake_lambda::{Clients, Config, ConfigError, telemetry};
+use intake_lambda::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let topic = config
-        .topic_arn
-        .clone()
-        .ok_or(ConfigError::Missing("TOPIC_ARN"))
-        .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let clients = Clients::new(&config).await;
+    let setup = intake_lambda::setup().await?;
     let announcer = Announcer {
-        stats: clients.catalog(&config),
-        publisher: clients.publisher(&topic),
+        stats: setup.catalog(),
+        publisher: setup.clients.publisher(setup.topic_arn()?),
     };
     let announcer = &announcer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {

@@ -8,22 +8,17 @@ use std::sync::Arc;
 use aws_lambda_events::event::s3::S3Event;
 use intake_core::ingest::Cataloguer;
 use intake_core::ports::SystemClock;
-use intake_lambda::{Clients, Config, telemetry};
+use intake_lambda::telemetry;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let policy = config
-        .load_policy()
-        .inspect_err(|e| tracing::error!(error = %e, "bad policy"))?;
-    let clients = Clients::new(&config).await;
+    let setup = intake_lambda::setup().await?;
     let cataloguer = Cataloguer {
-        catalog: clients.catalog(&config),
-        blobs: clients.blobs(&config),
-        policy,
+        catalog: setup.catalog(),
+        blobs: setup.blobs(),
+        policy: setup.policy()?,
         clock: Arc::new(SystemClock),
     };
     let cataloguer = &cataloguer;

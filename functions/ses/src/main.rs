@@ -4,23 +4,18 @@
 #![recursion_limit = "256"]
 
 use intake_core::mail::MailIntake;
-use intake_lambda::{Clients, Config, telemetry};
+use intake_lambda::telemetry;
 use intake_ses::SesEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let policy = config
-        .load_policy()
-        .inspect_err(|e| tracing::error!(error = %e, "bad policy"))?;
-    let clients = Clients::new(&config).await;
+    let setup = intake_lambda::setup().await?;
     let door = MailIntake {
-        catalog: clients.catalog(&config),
-        blobs: clients.blobs(&config),
-        policy,
+        catalog: setup.catalog(),
+        blobs: setup.blobs(),
+        policy: setup.policy()?,
     };
     let door = &door;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SesEvent>| async move {

@@ -9,19 +9,17 @@ use std::time::Duration;
 use aws_lambda_events::event::sns::SnsEvent;
 use intake_core::ports::SystemClock;
 use intake_core::subscriber::Subscriber;
-use intake_lambda::{Clients, Config, telemetry};
+use intake_lambda::telemetry;
 use intake_sns::http::HyperWebhookClient;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let clients = Clients::new(&config).await;
+    let setup = intake_lambda::setup().await?;
     let subscriber = Subscriber {
-        catalog: clients.catalog(&config),
-        blobs: clients.blobs(&config),
+        catalog: setup.catalog(),
+        blobs: setup.blobs(),
         client: HyperWebhookClient::default(),
         clock: Arc::new(SystemClock),
         timeout: Duration::from_secs(5),
