@@ -1,11 +1,12 @@
 //! The catalog on one DynamoDB table (layout in [`crate::schema`]). Items are (de)serialised
 //! with `serde_dynamo` from the core's own types; the adapter only adds the key attributes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Update};
+use intake_core::ports::StatsChange;
 use intake_core::ports::{
     BlobReferences, Claim, ContentIndex, Deliveries, Documents, Idempotency, IdempotencyRecord, ListQuery, MailLog,
     Page, StatsReader, StatsWriter, StoreError, Tokens, Webhooks,
@@ -573,6 +574,141 @@ fn expires(after_secs: i64) -> AttributeValue {
     AttributeValue::N((time::OffsetDateTime::now_utc().unix_timestamp() + after_secs).to_string())
 }
 
+/// A transaction holds at most 100 items.
+const TRANSACTION_ITEMS: usize = 100;
+
+impl DynamoCatalog {
+    fn build_error(&self, e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+        StoreError::Corrupt {
+            key: self.table.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The marker that makes a stream record count once.
+    fn applied_marker(&self, record_id: &str) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(format!("APPLIED#{record_id}")))
+            .item(SK, s("APPLIED"))
+            .item(ENTITY, s("applied"))
+            .item(TTL, expires(APPLIED_TTL_SECS))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(|e| self.build_error(e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// `ADD`s an owner's counters (`<status>_documents`, `<status>_bytes`).
+    fn stats_update(&self, owner: &Owner, deltas: &[(StatusKind, i64, i64)]) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(format!("STATS#{owner}")))
+            .key(SK, s("STATS"))
+            .expression_attribute_names("#entity", ENTITY)
+            .expression_attribute_values(":entity", s("stats"));
+        let mut adds = Vec::new();
+        for (i, (kind, docs, bytes)) in deltas.iter().enumerate() {
+            update = update
+                .expression_attribute_names(format!("#d{i}"), format!("{kind}_documents"))
+                .expression_attribute_names(format!("#b{i}"), format!("{kind}_bytes"))
+                .expression_attribute_values(format!(":d{i}"), AttributeValue::N(docs.to_string()))
+                .expression_attribute_values(format!(":b{i}"), AttributeValue::N(bytes.to_string()));
+            adds.push(format!("#d{i} :d{i}, #b{i} :b{i}"));
+        }
+        let update = update
+            .update_expression(format!("ADD {} SET #entity = :entity", adds.join(", ")))
+            .build()
+            .map_err(|e| self.build_error(e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// `ADD`s to a blob's count of live references.
+    fn blob_update(&self, sha: &intake_core::Sha256, delta: i64) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(format!("BLOB#{sha}")))
+            .key(SK, s("BLOB"))
+            .update_expression("ADD #refs :d SET #entity = :entity")
+            .expression_attribute_names("#refs", "refs")
+            .expression_attribute_names("#entity", ENTITY)
+            .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
+            .expression_attribute_values(":entity", s("blob"))
+            .build()
+            .map_err(|e| self.build_error(e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Markers for every change of `chunk`, and the counters summed per owner and per blob,
+    /// in one transaction. Fails as a whole (e.g. when one record was applied before).
+    async fn apply_chunk(&self, chunk: &[StatsChange]) -> Result<(), StoreError> {
+        let mut owners: BTreeMap<&Owner, BTreeMap<StatusKind, (i64, i64)>> = BTreeMap::new();
+        let mut blobs: BTreeMap<intake_core::Sha256, i64> = BTreeMap::new();
+        let mut items = Vec::with_capacity(TRANSACTION_ITEMS);
+        for c in chunk {
+            items.push(self.applied_marker(&c.record_id)?);
+            let sums = owners.entry(&c.owner).or_default();
+            for (kind, docs, bytes) in &c.deltas {
+                let e = sums.entry(*kind).or_default();
+                e.0 += docs;
+                e.1 += bytes;
+            }
+            if let Some((sha, d)) = c.blob {
+                *blobs.entry(sha).or_default() += d;
+            }
+        }
+        for (owner, sums) in owners {
+            let deltas: Vec<(StatusKind, i64, i64)> = sums
+                .into_iter()
+                .filter(|(_, (d, b))| *d != 0 || *b != 0)
+                .map(|(k, (d, b))| (k, d, b))
+                .collect();
+            if !deltas.is_empty() {
+                items.push(self.stats_update(owner, &deltas)?);
+            }
+        }
+        for (sha, delta) in blobs.into_iter().filter(|(_, d)| *d != 0) {
+            items.push(self.blob_update(&sha, delta)?);
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+/// Splits changes into chunks whose transaction (a marker each, one update per owner and per
+/// blob) stays within the item limit.
+fn chunks(changes: &[StatsChange]) -> Vec<&[StatsChange]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < changes.len() {
+        let (mut owners, mut blobs) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+        let mut end = start;
+        while end < changes.len() {
+            let c = &changes[end];
+            let new_owner = !owners.contains(&c.owner);
+            let new_blob = c.blob.is_some_and(|(sha, _)| !blobs.contains(&sha));
+            let items = (end - start + 1) + owners.len() + usize::from(new_owner) + blobs.len() + usize::from(new_blob);
+            if items > TRANSACTION_ITEMS {
+                break;
+            }
+            owners.insert(c.owner.clone());
+            if let Some((sha, _)) = c.blob {
+                blobs.insert(sha);
+            }
+            end += 1;
+        }
+        out.push(&changes[start..end.max(start + 1)]);
+        start = end.max(start + 1);
+    }
+    out
+}
+
 impl StatsWriter for DynamoCatalog {
     /// One transaction: a marker for the record (absent, or the record was applied before),
     /// the owner's counters (`ADD`), and the blob's reference count.
@@ -583,65 +719,12 @@ impl StatsWriter for DynamoCatalog {
         deltas: &[(StatusKind, i64, i64)],
         blob: Option<(intake_core::Sha256, i64)>,
     ) -> Result<bool, StoreError> {
-        let corrupt = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt {
-            key: record_id.to_owned(),
-            message: e.to_string(),
-        };
-        let marker = format!("APPLIED#{record_id}");
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .item(PK, s(marker.clone()))
-                        .item(SK, s("APPLIED"))
-                        .item(ENTITY, s("applied"))
-                        .item(TTL, expires(APPLIED_TTL_SECS))
-                        .condition_expression("attribute_not_exists(#pk)")
-                        .expression_attribute_names("#pk", PK)
-                        .build()
-                        .map_err(corrupt)?,
-                )
-                .build(),
-        ];
+        let mut items = vec![self.applied_marker(record_id)?];
         if !deltas.is_empty() {
-            let mut update = Update::builder()
-                .table_name(&self.table)
-                .key(PK, s(format!("STATS#{owner}")))
-                .key(SK, s("STATS"))
-                .expression_attribute_names("#entity", ENTITY)
-                .expression_attribute_values(":entity", s("stats"));
-            let mut adds = Vec::new();
-            for (i, (kind, docs, bytes)) in deltas.iter().enumerate() {
-                update = update
-                    .expression_attribute_names(format!("#d{i}"), format!("{kind}_documents"))
-                    .expression_attribute_names(format!("#b{i}"), format!("{kind}_bytes"))
-                    .expression_attribute_values(format!(":d{i}"), AttributeValue::N(docs.to_string()))
-                    .expression_attribute_values(format!(":b{i}"), AttributeValue::N(bytes.to_string()));
-                adds.push(format!("#d{i} :d{i}, #b{i} :b{i}"));
-            }
-            let update = update.update_expression(format!("ADD {} SET #entity = :entity", adds.join(", ")));
-            items.push(
-                TransactWriteItem::builder()
-                    .update(update.build().map_err(corrupt)?)
-                    .build(),
-            );
+            items.push(self.stats_update(owner, deltas)?);
         }
         if let Some((sha, delta)) = blob {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .key(PK, s(format!("BLOB#{sha}")))
-                .key(SK, s("BLOB"))
-                .update_expression("ADD #refs :d SET #entity = :entity")
-                .expression_attribute_names("#refs", "refs")
-                .expression_attribute_names("#entity", ENTITY)
-                .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
-                .expression_attribute_values(":entity", s("blob"));
-            items.push(
-                TransactWriteItem::builder()
-                    .update(update.build().map_err(corrupt)?)
-                    .build(),
-            );
+            items.push(self.blob_update(&sha, delta)?);
         }
         match self
             .client
@@ -664,7 +747,7 @@ impl StatsWriter for DynamoCatalog {
                         .client
                         .get_item()
                         .table_name(&self.table)
-                        .key(PK, s(marker))
+                        .key(PK, s(format!("APPLIED#{record_id}")))
                         .key(SK, s("APPLIED"))
                         .consistent_read(true)
                         .send()
@@ -680,6 +763,23 @@ impl StatsWriter for DynamoCatalog {
                 _ => Err(store_error(e)),
             },
         }
+    }
+
+    /// Up to a hundred records per transaction; a chunk that cannot go through whole (one of
+    /// its records was applied before, or a write conflicted) is applied record by record.
+    async fn apply_stats_batch(&self, changes: &[StatsChange]) -> Vec<Result<bool, StoreError>> {
+        let mut results = Vec::with_capacity(changes.len());
+        for chunk in chunks(changes) {
+            match self.apply_chunk(chunk).await {
+                Ok(()) => results.extend(chunk.iter().map(|_| Ok(true))),
+                Err(_) => {
+                    for c in chunk {
+                        results.push(self.apply_stats(&c.record_id, &c.owner, &c.deltas, c.blob).await);
+                    }
+                }
+            }
+        }
+        results
     }
 }
 

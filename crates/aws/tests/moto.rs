@@ -573,6 +573,7 @@ mod announcing {
     use intake_aws::SnsPublisher;
     use intake_aws::testing::unique_name;
     use intake_core::events::DomainEvent;
+    use intake_core::ports::StatsChange;
 
     fn event(n: u128, event_type: EventType, owner: &str) -> DomainEvent {
         let at = datetime!(2026-11-27 10:00 UTC);
@@ -703,6 +704,43 @@ mod announcing {
         assert!(catalog.apply_stats("rec-3", &acme, &[], Some((sha, -1))).await.unwrap());
         assert!(!catalog.blob_in_use(&sha).await.unwrap());
         assert!(!catalog.blob_in_use(&Sha256::of(b"never")).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn statistics_in_batches_count_each_record_once_even_when_partly_replayed() {
+        let sdk = sdk_config().await;
+        let catalog = fresh_catalog(&sdk).await;
+        let change = |n: usize| StatsChange {
+            record_id: format!("rec-{n}"),
+            owner: format!("owner-{}", n % 3).parse().unwrap(),
+            deltas: vec![(StatusKind::Accepted, 1, 10)],
+            blob: Some((Sha256::of(format!("blob-{}", n % 5).as_bytes()), 1)),
+        };
+        let first: Vec<StatsChange> = (0..120).map(change).collect();
+        assert!(
+            catalog.apply_stats_batch(&first).await.into_iter().all(|r| r.unwrap()),
+            "more than one transaction's worth, all applied"
+        );
+        // A replay that overlaps: 120..250 are new, 60..120 were applied before.
+        let second: Vec<StatsChange> = (60..250).map(change).collect();
+        let results: Vec<bool> = catalog
+            .apply_stats_batch(&second)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(results.iter().filter(|applied| **applied).count(), 130);
+        let mut total = 0;
+        for o in 0..3 {
+            total += catalog
+                .get_stats(&format!("owner-{o}").parse().unwrap())
+                .await
+                .unwrap()
+                .by_status[&StatusKind::Accepted]
+                .documents;
+        }
+        assert_eq!(total, 250, "each record counted once");
+        assert!(catalog.blob_in_use(&Sha256::of(b"blob-0")).await.unwrap());
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::events::{Change, DomainEvent, blob_delta, event_for, stat_deltas};
-use crate::ports::{EventPublisher, StatsWriter};
+use crate::ports::{EventPublisher, StatsChange, StatsWriter};
 
 /// One stream record, decoded as far as it could be.
 #[derive(Debug, Clone)]
@@ -56,34 +56,46 @@ impl<S: StatsWriter, P: EventPublisher> Announcer<S, P> {
             |first: &HashMap<&str, usize>, i: usize| first.get(records[i].partition.as_str()).is_some_and(|&f| f < i);
         let mut to_publish: VecDeque<(usize, DomainEvent)> = VecDeque::new();
 
+        // Statistics first, for every document change of the batch at once (each record is
+        // applied once however often it comes; counters commute, so order does not matter).
+        let mut changes: Vec<(usize, &Change)> = Vec::new();
         for (i, record) in records.iter().enumerate() {
-            if blocked(&first_failure, i) {
-                continue;
-            }
-            let change = match &record.change {
-                Decoded::Document(change) => change,
-                Decoded::Other => {
-                    report.ignored += 1;
-                    continue;
-                }
+            match &record.change {
+                Decoded::Document(change) => changes.push((i, change)),
+                Decoded::Other => report.ignored += 1,
                 Decoded::Poison(why) => {
                     tracing::error!(record = %record.id, partition = %record.partition, problem = %why, "poison record");
                     first_failure.entry(&record.partition).or_insert(i);
-                    continue;
-                }
-            };
-            let owner = change.new.as_ref().or(change.old.as_ref()).map(|d| d.owner.clone());
-            let deltas = stat_deltas(change);
-            let blob = blob_delta(change);
-            if let (Some(owner), false) = (owner, deltas.is_empty() && blob.is_none()) {
-                if let Err(e) = self.stats.apply_stats(&change.record_id, &owner, &deltas, blob).await {
-                    tracing::error!(record = %record.id, error = %e, "statistics not updated");
-                    first_failure.entry(&record.partition).or_insert(i);
-                    continue;
                 }
             }
-            if let Some(event) = event_for(change) {
-                to_publish.push_back((i, event));
+        }
+        let mut with_stats: Vec<usize> = Vec::new();
+        let mut stats: Vec<StatsChange> = Vec::new();
+        for (i, change) in &changes {
+            let owner = change.new.as_ref().or(change.old.as_ref()).map(|d| d.owner.clone());
+            let (deltas, blob) = (stat_deltas(change), blob_delta(change));
+            if let (Some(owner), false) = (owner, deltas.is_empty() && blob.is_none()) {
+                with_stats.push(*i);
+                stats.push(StatsChange {
+                    record_id: change.record_id.clone(),
+                    owner,
+                    deltas,
+                    blob,
+                });
+            }
+        }
+        for (i, result) in with_stats.iter().zip(self.stats.apply_stats_batch(&stats).await) {
+            if let Err(e) = result {
+                tracing::error!(record = %records[*i].id, error = %e, "statistics not updated");
+                let first = first_failure.entry(&records[*i].partition).or_insert(*i);
+                *first = (*first).min(*i);
+            }
+        }
+        for (i, change) in changes {
+            if !blocked(&first_failure, i) && first_failure.get(records[i].partition.as_str()) != Some(&i) {
+                if let Some(event) = event_for(change) {
+                    to_publish.push_back((i, event));
+                }
             }
         }
 

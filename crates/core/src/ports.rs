@@ -192,6 +192,27 @@ pub trait StatsWriter: Send + Sync {
         deltas: &[(StatusKind, i64, i64)],
         blob: Option<(Sha256, i64)>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Applies many records' changes, each once, as cheaply as the store allows; one result per
+    /// record, in order. By default, one record at a time.
+    fn apply_stats_batch(&self, changes: &[StatsChange]) -> impl Future<Output = Vec<Result<bool, StoreError>>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(changes.len());
+            for c in changes {
+                results.push(self.apply_stats(&c.record_id, &c.owner, &c.deltas, c.blob).await);
+            }
+            results
+        }
+    }
+}
+
+/// One stream record's effect on the counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsChange {
+    pub record_id: String,
+    pub owner: Owner,
+    pub deltas: Vec<(StatusKind, i64, i64)>,
+    pub blob: Option<(Sha256, i64)>,
 }
 
 /// Which webhook got which event, so that a retried message is not delivered twice.
