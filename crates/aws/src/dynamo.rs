@@ -64,6 +64,18 @@ impl DynamoCatalog {
         out.item.map(from_item).transpose()
     }
 
+    /// Writes an item whatever was there (tokens and webhooks are only ever created whole).
+    async fn put_unconditionally(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     /// Every item of one kind for an owner, following pages.
     async fn query_owned<T: DeserializeOwned>(&self, owner: &Owner, kind: &str) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
@@ -308,14 +320,7 @@ impl Tokens for DynamoCatalog {
             token.id.to_string(),
             "token",
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.put_unconditionally(item).await
     }
 
     async fn find_token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
@@ -352,14 +357,7 @@ impl Webhooks for DynamoCatalog {
             hook.id.to_string(),
             "webhook",
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.put_unconditionally(item).await
     }
 
     async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
