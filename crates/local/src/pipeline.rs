@@ -47,6 +47,7 @@ pub async fn start_function(
     FunctionHost::start(FunctionSpec {
         name: logical_id.into(),
         binary: dir.join(binary),
+        args: Vec::new(),
         env: stack.function_env(repo),
         timeout: Duration::from_secs(*timeout),
         memory_mb: *memory,

@@ -33,6 +33,9 @@ pub struct FunctionSpec {
     /// The logical id in `template.yaml` (e.g. `AlbFunction`); also the function name.
     pub name: String,
     pub binary: PathBuf,
+    /// Arguments for the binary (none for a Lambda `bootstrap`; an interpreter's script for
+    /// the benchmark's peers).
+    pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
     pub memory_mb: u32,
@@ -74,6 +77,8 @@ pub struct FunctionHost {
     environments: Mutex<Vec<Arc<Environment>>>,
     /// Environments parked in `/next`, ready for work.
     idle: Arc<AtomicUsize>,
+    /// Set by [`FunctionHost::stop`]: exited processes are not restarted.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 struct Environment {
@@ -86,6 +91,8 @@ struct Environment {
     init_reported: std::sync::atomic::AtomicBool,
     /// Signalled when the process first asks for work (its init is done).
     ready: Notify,
+    /// How long the current process took from its start to its first `/next`.
+    init: Mutex<Option<Duration>>,
 }
 
 impl FunctionHost {
@@ -108,6 +115,7 @@ impl FunctionHost {
             receiver: Arc::new(Mutex::new(receiver)),
             environments: Mutex::new(Vec::new()),
             idle: Arc::new(AtomicUsize::new(0)),
+            stopped: false.into(),
         });
         let env = host.add_environment().await?;
         // Wait for the first environment's init, so that a broken binary or configuration is
@@ -141,6 +149,26 @@ impl FunctionHost {
             }
         }
         pids
+    }
+
+    /// Stops every execution environment (kills its process) for good.
+    pub async fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        for env in self.environments.lock().await.iter() {
+            if let Some(mut child) = env.child.lock().await.take() {
+                let _ = child.kill().await;
+            }
+        }
+    }
+
+    /// Each running environment's init: from its process's start to its first `/next` (what
+    /// Lambda reports as `Init Duration`).
+    pub async fn init_durations(&self) -> Vec<Duration> {
+        let mut out = Vec::new();
+        for env in self.environments.lock().await.iter() {
+            out.extend(*env.init.lock().await);
+        }
+        out
     }
 
     /// Invokes the function with `payload` (an event, as JSON) and waits for the outcome.
@@ -195,6 +223,7 @@ impl FunctionHost {
             started: Mutex::new(Instant::now()),
             init_reported: false.into(),
             ready: Notify::new(),
+            init: Mutex::new(None),
         });
         envs.push(env.clone());
         drop(envs);
@@ -207,7 +236,8 @@ impl FunctionHost {
     async fn spawn_process(&self, env: &Environment) -> std::io::Result<()> {
         let spec = &self.spec;
         let mut cmd = Command::new(&spec.binary);
-        cmd.env_clear()
+        cmd.args(&spec.args)
+            .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", env.addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
@@ -218,8 +248,9 @@ impl FunctionHost {
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .kill_on_drop(true);
         crate::die_with_parent(&mut cmd);
-        *env.started.lock().await = Instant::now();
+        *env.init.lock().await = None;
         env.init_reported.store(false, Ordering::Relaxed);
+        *env.started.lock().await = Instant::now();
         *env.child.lock().await = Some(cmd.spawn()?);
         Ok(())
     }
@@ -268,6 +299,9 @@ async fn supervise(host: Arc<FunctionHost>, env: Arc<Environment>) {
             )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+        if host.stopped.load(Ordering::Acquire) {
+            return;
+        }
         if let Err(e) = host.spawn_process(&env).await {
             eprintln!("[local] {}: restart failed: {e}", host.spec.name);
             return;
@@ -357,6 +391,7 @@ async fn handle(
 async fn next(host: &FunctionHost, env: &Environment) -> Response<Full<Bytes>> {
     if !env.init_reported.swap(true, Ordering::Relaxed) {
         let init = env.started.lock().await.elapsed();
+        *env.init.lock().await = Some(init);
         eprintln!(
             "[local] {} environment {} ready: init {:.1} ms",
             host.spec.name,

@@ -48,6 +48,7 @@ async fn alb(stack: &LocalStack) -> Arc<FunctionHost> {
     FunctionHost::start(FunctionSpec {
         name: "AlbFunction".into(),
         binary: binary("intake-alb"),
+        args: Vec::new(),
         env: stack.function_env(&repo()),
         timeout: Duration::from_secs(10),
         memory_mb: 128,
@@ -91,6 +92,7 @@ async fn a_binary_that_cannot_start_is_reported_at_start() {
     let spec = FunctionSpec {
         name: "Broken".into(),
         binary: binary("intake-alb"),
+        args: Vec::new(),
         env: vec![], // no TABLE_NAME: the function refuses to start
         timeout: Duration::from_secs(5),
         memory_mb: 128,
@@ -169,6 +171,7 @@ async fn start(name: &str, binary_name: &str, stack: &LocalStack) -> Arc<Functio
     FunctionHost::start(FunctionSpec {
         name: name.into(),
         binary: binary(binary_name),
+        args: Vec::new(),
         env: stack.function_env(&repo()),
         timeout: Duration::from_secs(30),
         memory_mb: 128,
