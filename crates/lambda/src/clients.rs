@@ -1,37 +1,117 @@
 //! AWS clients, built once per execution environment and shared by every invocation. Building
-//! them makes no network call: credentials and endpoints resolve on first use.
+//! them makes no network call: endpoints resolve on first use.
+//!
+//! What init costs was measured (`bench/REPORT.md`; callgrind on the alb function) and cut:
+//! - the clients share one HTTPS client, the SDK's own (rustls with aws-lc), whose trust store
+//!   holds the roots of Amazon Trust Services, built in (see [`TrustStore`]): the SDK's default,
+//!   the platform's store, is read and parsed while the client is built, and that was 85% of
+//!   init (21 of 25 million instructions);
+//! - credentials come from the environment, where Lambda puts them: the SDK's default chain
+//!   also builds an STS client (for web identity) and reads profile files, 19% of what was left;
+//! - a function builds only the clients it uses (each parses the SDK's partition table).
 
 use aws_config::BehaviorVersion;
+use aws_smithy_http_client::tls::{self, TlsContext};
 
 use crate::Config;
+use crate::config::TrustStore;
 
+/// Amazon Root CA 1-4 and Starfield Services Root CA G2, in PEM.
+const AMAZON_TRUST_SERVICES: &str = include_str!("amazon-trust-services.pem");
+
+/// The shared AWS configuration, from which a function builds the clients it uses, once.
 #[derive(Clone)]
 pub struct Clients {
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub sns: intake_aws::aws_sdk_sns::Client,
+    sdk: aws_config::SdkConfig,
+    local_endpoint: bool,
+}
+
+/// The HTTPS client the AWS clients share.
+fn https_client(trust: TrustStore) -> aws_sdk_dynamodb::config::SharedHttpClient {
+    let roots = match trust {
+        TrustStore::AmazonTrustServices => tls::TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES),
+        TrustStore::Native => tls::TrustStore::default(),
+    };
+    let context = TlsContext::builder()
+        .with_trust_store(roots)
+        .build()
+        .unwrap_or_default();
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
 }
 
 impl Clients {
     pub async fn new(config: &Config) -> Self {
         // Region, credentials and AWS_ENDPOINT_URL come from the environment Lambda provides.
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client(config.trust_store))
+            .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+            .load()
+            .await;
         Self {
-            dynamodb: intake_aws::dynamodb_client(&sdk),
-            s3: intake_aws::s3_client(&sdk, config.local_endpoint),
-            sns: intake_aws::sns_client(&sdk),
+            sdk,
+            local_endpoint: config.local_endpoint,
         }
     }
 
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        intake_aws::dynamodb_client(&self.sdk)
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        intake_aws::s3_client(&self.sdk, self.local_endpoint)
+    }
+
+    pub fn sns(&self) -> intake_aws::aws_sdk_sns::Client {
+        intake_aws::sns_client(&self.sdk)
+    }
+
     pub fn catalog(&self, config: &Config) -> intake_aws::DynamoCatalog {
-        intake_aws::DynamoCatalog::new(self.dynamodb.clone(), &config.table_name)
+        intake_aws::DynamoCatalog::new(self.dynamodb(), &config.table_name)
     }
 
     pub fn blobs(&self, config: &Config) -> intake_aws::S3BlobStore {
-        intake_aws::S3BlobStore::new(self.s3.clone(), &config.bucket_name)
+        intake_aws::S3BlobStore::new(self.s3(), &config.bucket_name)
     }
 
     pub fn publisher(&self, topic_arn: &str) -> intake_aws::SnsPublisher {
-        intake_aws::SnsPublisher::new(self.sns.clone(), topic_arn)
+        intake_aws::SnsPublisher::new(self.sns(), topic_arn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_roots_are_the_five_amazon_trust_services_certificates() {
+        assert_eq!(AMAZON_TRUST_SERVICES.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        assert_eq!(AMAZON_TRUST_SERVICES.matches("-----END CERTIFICATE-----").count(), 5);
+    }
+
+    /// Building a client parses its trust store (the SDK panics on a certificate it cannot
+    /// parse); a request over HTTPS to a closed port then fails as a connection error.
+    #[tokio::test]
+    async fn clients_build_with_either_trust_store_and_fail_cleanly_without_a_server() {
+        for trust in [TrustStore::AmazonTrustServices, TrustStore::Native] {
+            let sdk = aws_config::defaults(BehaviorVersion::latest())
+                .http_client(https_client(trust))
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url("https://127.0.0.1:9")
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("a", "b", None, None, "test"))
+                .load()
+                .await;
+            let e = intake_aws::dynamodb_client(&sdk)
+                .list_tables()
+                .send()
+                .await
+                .expect_err("nothing listens on port 9");
+            assert!(
+                matches!(e, aws_sdk_dynamodb::error::SdkError::DispatchFailure(_)),
+                "{trust:?}: {e:?}"
+            );
+        }
     }
 }

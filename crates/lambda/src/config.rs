@@ -73,6 +73,29 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// The root certificates intake's AWS clients trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustStore {
+    /// `amazon` (the default): the roots of Amazon Trust Services, which issues the certificates
+    /// of AWS service endpoints, built into the binary. Loading the platform's store instead
+    /// (some 140 certificates on Lambda) was 85% of a function's init.
+    AmazonTrustServices,
+    /// `native`: the platform's store, for endpoints whose certificates chain elsewhere (a
+    /// TLS-inspecting proxy, an S3-compatible service, a partition with other issuers).
+    Native,
+}
+
+impl FromStr for TrustStore {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "amazon" => Ok(Self::AmazonTrustServices),
+            "native" => Ok(Self::Native),
+            _ => Err("expected amazon or native".into()),
+        }
+    }
+}
+
 /// What every intake function needs to know about its deployment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -86,6 +109,8 @@ pub struct Config {
     pub policy_path: PathBuf,
     /// `AWS_ENDPOINT_URL` set means a local AWS API server: S3 then needs path-style requests.
     pub local_endpoint: bool,
+    /// `INTAKE_AWS_TRUST_STORE`: which root certificates the AWS clients trust.
+    pub trust_store: TrustStore,
     /// The HTTP door's settings (`INLINE_UPLOAD_LIMIT_BYTES`, `UPLOAD_URL_TTL_SECONDS`,
     /// `DOWNLOAD_URL_TTL_SECONDS`, `ALLOW_PRIVATE_WEBHOOKS`, `MAX_WEBHOOKS_PER_OWNER`).
     pub settings: Settings,
@@ -118,6 +143,7 @@ impl Config {
                 .unwrap_or_else(|| "/opt/policy.toml".into())
                 .into(),
             local_endpoint: env.optional("AWS_ENDPOINT_URL").is_some(),
+            trust_store: env.parse_or("INTAKE_AWS_TRUST_STORE", TrustStore::AmazonTrustServices)?,
             settings: Settings {
                 inline_upload_limit: env.parse_or("INLINE_UPLOAD_LIMIT_BYTES", defaults.inline_upload_limit)?,
                 upload_url_ttl: secs("UPLOAD_URL_TTL_SECONDS", defaults.upload_url_ttl)?,
@@ -148,6 +174,23 @@ mod tests {
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Env::from_fn(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_trust_store_defaults_to_amazon_and_is_checked() {
+        let base = [("TABLE_NAME", "t"), ("BUCKET_NAME", "b")];
+        assert_eq!(
+            Config::from(&env(&base)).unwrap().trust_store,
+            TrustStore::AmazonTrustServices
+        );
+        let native = [base[0], base[1], ("INTAKE_AWS_TRUST_STORE", "native")];
+        assert_eq!(Config::from(&env(&native)).unwrap().trust_store, TrustStore::Native);
+        let bad = [base[0], base[1], ("INTAKE_AWS_TRUST_STORE", "all")];
+        let e = Config::from(&env(&bad)).unwrap_err().to_string();
+        assert!(
+            e.contains("INTAKE_AWS_TRUST_STORE") && e.contains("amazon or native"),
+            "{e}"
+        );
     }
 
     #[test]
