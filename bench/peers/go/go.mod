@@ -1,0 +1,3 @@
+module intake.example/peer
+
+go 1.19
