@@ -1492,3 +1492,43 @@ fn cost_section(r: &mut Report, costs: &HashMap<&'static str, f64>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invocation_is_billed_its_cpu_time_stretched_to_the_128_mb_share_by_the_millisecond() {
+        // 1 ms of CPU at 128/1769 of a vCPU is 13.8 ms: 14 ms billed.
+        let (billed, cost) = invocation_cost(1_000.0);
+        assert_eq!(billed, 14.0);
+        let expected = 0.20 / 1e6 + 0.014 * (128.0 / 1024.0) * 0.000_013_333_4;
+        assert!((cost - expected).abs() < 1e-15, "{cost} vs {expected}");
+        // Never less than 1 ms.
+        assert_eq!(invocation_cost(1.0).0, 1.0);
+    }
+
+    #[test]
+    fn small_documents_are_distinct_pdfs_of_the_size_asked() {
+        let (a, b) = (small_pdf(1, 8192), small_pdf(2, 8192));
+        assert_eq!((a.len(), b.len()), (8192, 8192));
+        assert!(a.starts_with(b"%PDF-1.7\n"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn alb_events_carry_the_body_in_base64() {
+        let event: Value = serde_json::from_slice(&alb_event(
+            "POST",
+            "/v1/documents",
+            &[("name", "a.pdf")],
+            &[],
+            Some(b"%PDF"),
+        ))
+        .unwrap();
+        assert_eq!(event["isBase64Encoded"], true);
+        assert_eq!(event["body"], "JVBERg==");
+        assert_eq!(event["queryStringParameters"]["name"], "a.pdf");
+        assert_eq!(event["headers"]["x-forwarded-proto"], "https");
+    }
+}
