@@ -348,25 +348,24 @@ pub async fn run(cli: &Cli, quick: bool, report_path: &Path) -> Result<(), Strin
     );
     r.para(
         "Instructions count the function process alone (the host's side of the exchange is not in them) and repeat \
-         exactly from run to run; times and CPU above move with the machine's load.",
+         exactly from run to run; times and CPU above move with the machine's load. The alb function makes the same \
+         system calls per invocation as the floor (`strace -c`); what it adds is `lambda_http`'s conversion of the ALB \
+         event into an `http::Request` and of the response back (both header maps), and its router and handler.",
     );
     let overhead = ours.p50_us() / floor.p50_us();
-    match (ir_ours, ir_floor) {
-        (Some(o), Some(f)) => targets.add(
-            "ALB health warm overhead <= 1.5x the floor (`floor-echo`)",
-            format!(
-                "{:.2}x in instructions per invocation (repeatable); p50 round trip {overhead:.2}x, CPU {:.2}x (noisy)",
-                o / f,
-                ours.cpu_us() / floor.cpu_us()
-            ),
+    if let (Some(o), Some(f)) = (ir_ours, ir_floor) {
+        targets.add(
+            "ALB health warm overhead <= 1.5x the floor (`floor-echo`), in instructions per invocation",
+            format!("{:.2}x (callgrind: repeatable)", o / f),
             o / f <= 1.5,
-        ),
-        _ => targets.add(
-            "ALB health warm overhead <= 1.5x the floor (p50, `floor-echo`)",
-            format!("{overhead:.2}x (callgrind unavailable)"),
-            overhead <= 1.5,
-        ),
+        );
     }
+    let cpu_overhead = ours.cpu_us() / floor.cpu_us();
+    targets.add(
+        "... and in time: warm p50 round trip and CPU per invocation",
+        format!("p50 {overhead:.2}x, CPU {cpu_overhead:.2}x (this machine, this run)"),
+        overhead <= 1.5 && cpu_overhead <= 1.5,
+    );
     costs.insert("python-alb-health", py.cpu_us());
     stop_all(contenders).await;
 
@@ -552,10 +551,23 @@ async fn init_section(
         .collect();
     let worst = ours.iter().map(|(_, m)| *m).fold(0.0, f64::max);
     targets.add(
-        "every function's init (clients built) <= 2x the floor",
+        "every function's init (clients built) <= 2x the floor, in time (median of the starts)",
         format!("slowest {} = {}", us(worst), ratio(worst, floor)),
         worst <= 2.0 * floor,
     );
+    let ours_ir: Vec<u64> = specs
+        .iter()
+        .zip(&instructions)
+        .filter(|(s, _)| intake_local::pipeline::FUNCTIONS.iter().any(|(id, ..)| *id == s.name))
+        .filter_map(|(_, n)| *n)
+        .collect();
+    if let (Some(&most), Some(f)) = (ours_ir.iter().max(), floor_ir) {
+        targets.add(
+            "... in instructions (repeatable; most of init's time is the process start both pay)",
+            format!("most {:.2} M = {}", most as f64 / 1e6, ratio(most as f64, f as f64)),
+            most as f64 <= 2.0 * f as f64,
+        );
+    }
     targets.add(
         "... and >= 3x faster than the Python peer (`python-alb`)",
         format!("python-alb {} = {} the slowest", us(python), ratio(python, worst)),
@@ -596,6 +608,7 @@ async fn stream_section(
     );
     let mut work_rows = Vec::new();
     let mut batch_1000: Option<(Vec<String>, Vec<Series>)> = None;
+    let mut sent_1000 = stub::Snapshot::default();
     for (records, plan) in [
         (
             1usize,
@@ -646,6 +659,9 @@ async fn stream_section(
             let d = counts.snapshot() - before;
             if d.refused > 0 {
                 return Err(format!("{}: the stub refused {} requests", c.label, d.refused));
+            }
+            if records == 1000 && c.label == "DynamoDbStreamFunction" {
+                sent_1000 = d;
             }
             work_rows.push(vec![
                 format!("{records}"),
@@ -806,21 +822,37 @@ async fn stream_section(
     r.para(&format!(
         "In-process rows: median of {} interleaved runs in the benchmark's own process. Instructions: \
          `valgrind --tool=callgrind` on `intake-bench instructions <work>`, minus a run that only reads the file; \
-         they repeat exactly from run to run.",
-        ctx.n(21, 5)
+         they repeat exactly from run to run. The real process does more than the handler: it receives the batch \
+         through the Runtime API and makes {} AWS requests for it ({} `TransactWriteItems`, {} `PublishBatch`: \
+         SNS takes ten messages per call), each built, signed and sent by the SDK; that, not the handler, is most \
+         of its CPU. The Python and Go peers make the same requests (table above).",
+        ctx.n(21, 5),
+        sent_1000.transactions + sent_1000.publish_batches,
+        sent_1000.transactions,
+        sent_1000.publish_batches,
     ));
     let own = match (noop, ir_parse, ir_logic) {
         (Some(n), Some(p), Some(l)) => (l - n) as f64 / (p - n) as f64,
         _ => logic / parse,
     };
     targets.add(
-        "stream: CPU per 1,000-record batch <= 3x merely parsing it",
+        "stream: CPU per 1,000-record batch <= 3x merely parsing it: the function's own work",
         format!(
-            "handler {own:.2}x (instructions); whole process incl. SDK requests {}",
-            process_ratio.map_or("–".into(), |r| format!("{r:.2}x"))
+            "{own:.2}x in instructions, {:.2}x in time (handler with in-memory ports)",
+            logic / parse
         ),
         own <= 3.0,
     );
+    if let Some(r) = process_ratio {
+        targets.add(
+            &format!(
+                "... the whole process, with its {} signed requests to DynamoDB and SNS",
+                sent_1000.transactions + sent_1000.publish_batches
+            ),
+            format!("{r:.2}x (CPU time of the process / in-process parsing)"),
+            r <= 3.0,
+        );
+    }
     let py_cpu = labels
         .iter()
         .position(|x| x == "python-stream")
