@@ -1443,10 +1443,21 @@ fn artefacts_section(ctx: &Ctx, r: &mut Report) -> Result<(), String> {
         );
     }
     for (id, ..) in intake_local::pipeline::FUNCTIONS {
+        let bootstrap = ctx.repo.join(".aws-sam/build").join(id).join("bootstrap");
+        // When it was built, so that a stale build shows as one.
+        let built = bootstrap
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|t| {
+                time::OffsetDateTime::from(t)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
         add(
             format!("`{id}` (arm64 `bootstrap`)"),
-            &ctx.repo.join(".aws-sam/build").join(id).join("bootstrap"),
-            "as deployed: `sam build` (cargo-lambda, aarch64), from `scripts/build-check`",
+            &bootstrap,
+            &format!("as deployed: `sam build` (cargo-lambda, aarch64) at {built}"),
         );
     }
     add(
