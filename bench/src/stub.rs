@@ -5,15 +5,13 @@
 //! and counts what it received, so the report can show that every contender did the same work.
 //! `POST /hook` answers 200: a webhook receiver for the sns function.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 #[derive(Default, Debug)]
@@ -72,21 +70,9 @@ pub async fn start() -> std::io::Result<(String, Arc<Counts>)> {
     let url = format!("http://{}", listener.local_addr()?);
     let counts = Arc::new(Counts::default());
     let shared = counts.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let counts = shared.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| answer(req, counts.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    tokio::spawn(intake_local::serve_http(listener, move |req, _| {
+        answer(req, shared.clone())
+    }));
     Ok((url, counts))
 }
 
@@ -99,7 +85,7 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-async fn answer(req: Request<Incoming>, counts: Arc<Counts>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(req: Request<Incoming>, counts: Arc<Counts>) -> Response<Full<Bytes>> {
     counts.requests.fetch_add(1, Ordering::Relaxed);
     let signed = req
         .headers()
@@ -112,24 +98,19 @@ async fn answer(req: Request<Incoming>, counts: Arc<Counts>) -> Result<Response<
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let path = req.uri().path().to_owned();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = intake_local::body_bytes(req.into_body()).await;
     if path == "/hook" {
         counts.hooks.fetch_add(1, Ordering::Relaxed);
-        return Ok(reply(StatusCode::OK, "text/plain", "ok".into()));
+        return reply(StatusCode::OK, "text/plain", "ok".into());
     }
     let refuse = |why: &str| {
         counts.refused.fetch_add(1, Ordering::Relaxed);
         eprintln!("[stub] refused: {why}");
-        Ok(reply(
+        reply(
             StatusCode::BAD_REQUEST,
             "application/x-amz-json-1.0",
             format!(r#"{{"__type":"ValidationException","message":"{why}"}}"#),
-        ))
+        )
     };
     if !signed {
         return refuse("unsigned request");
@@ -149,7 +130,7 @@ async fn answer(req: Request<Incoming>, counts: Arc<Counts>) -> Result<Response<
             counts
                 .transaction_items
                 .fetch_add(items.len() as u64, Ordering::Relaxed);
-            Ok(reply(StatusCode::OK, "application/x-amz-json-1.0", "{}".into()))
+            reply(StatusCode::OK, "application/x-amz-json-1.0", "{}".into())
         }
         Some(other) => refuse(&format!("operation {other} is not stubbed")),
         None => {
@@ -177,7 +158,7 @@ async fn answer(req: Request<Incoming>, counts: Arc<Counts>) -> Result<Response<
                     format!("<member><Id>{id}</Id><MessageId>00000000-0000-0000-0000-{id:0>12}</MessageId></member>")
                 })
                 .collect();
-            Ok(reply(
+            reply(
                 StatusCode::OK,
                 "text/xml",
                 format!(
@@ -186,7 +167,7 @@ async fn answer(req: Request<Incoming>, counts: Arc<Counts>) -> Result<Response<
                      <ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata>\
                      </PublishBatchResponse>"
                 ),
-            ))
+            )
         }
     }
 }

@@ -905,6 +905,7 @@ async fn warm_instructions(spec: &FunctionSpec, payload: &Bytes, n: usize) -> Op
     let out = std::env::temp_dir().join(format!("intake-bench-warm.{}.{}", std::process::id(), spec.name));
     let mut under = spec.clone();
     under.args = vec![
+        "-q".into(),
         "--tool=callgrind".into(),
         format!("--callgrind-out-file={}", out.display()),
         spec.binary.display().to_string(),

@@ -4,7 +4,6 @@
 //! `x-forwarded-*` and `x-amzn-trace-id` ones, base64 for bodies that are not text, a 1 MB
 //! request limit, and 502 when the function fails.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,7 +13,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
@@ -33,22 +31,11 @@ pub struct FrontDoor {
 impl FrontDoor {
     /// Serves until the task is dropped.
     pub async fn serve(self, listener: TcpListener) {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
+        crate::serve_http(listener, move |req, peer| {
             let door = self.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let door = door.clone();
-                    async move { Ok::<_, Infallible>(door.handle(req, peer).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
+            async move { door.handle(req, peer).await }
+        })
+        .await
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {

@@ -10,6 +10,38 @@ pub mod runtime;
 pub mod stack;
 pub mod stream;
 
+/// Serves HTTP/1.1 on `listener` until the task is dropped; every request goes to
+/// `handle(request, peer)`. Sockets use `TCP_NODELAY`: these are small request/response
+/// exchanges, which Nagle's algorithm would stall on delayed ACKs (~40 ms each).
+pub async fn serve_http<F, Fut>(listener: tokio::net::TcpListener, handle: F)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>, std::net::SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
+{
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let response = handle(req, peer);
+                async move { Ok::<_, std::convert::Infallible>(response.await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// A request's whole body (empty if the connection broke off).
+pub async fn body_bytes(body: hyper::body::Incoming) -> bytes::Bytes {
+    use http_body_util::BodyExt;
+    body.collect().await.map(|b| b.to_bytes()).unwrap_or_default()
+}
+
 /// 128 random bits, formatted like the request ids Lambda hands out.
 pub fn request_id() -> String {
     let mut b = [0u8; 16];

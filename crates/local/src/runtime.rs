@@ -9,7 +9,6 @@
 //! `POST /2018-06-01/runtime/invocation/{id}/response`, `.../{id}/error`,
 //! `POST /2018-06-01/runtime/init/error`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,10 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
@@ -310,20 +308,7 @@ async fn supervise(host: Arc<FunctionHost>, env: Arc<Environment>) {
 }
 
 async fn serve_runtime_api(listener: TcpListener, host: Arc<FunctionHost>, env: Arc<Environment>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        // Small request/response exchanges: Nagle's algorithm would add delayed-ACK stalls.
-        let _ = stream.set_nodelay(true);
-        let (host, env) = (host.clone(), env.clone());
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(req, host.clone(), env.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+    crate::serve_http(listener, move |req, _| handle(req, host.clone(), env.clone())).await
 }
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -332,21 +317,12 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    host: Arc<FunctionHost>,
-    env: Arc<Environment>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(req: Request<Incoming>, host: Arc<FunctionHost>, env: Arc<Environment>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = crate::body_bytes(req.into_body()).await;
     let rest = path.strip_prefix(API).unwrap_or("");
-    Ok(match (method.as_str(), rest) {
+    match (method.as_str(), rest) {
         ("GET", "/invocation/next") => next(&host, &env).await,
         ("POST", "/init/error") => {
             eprintln!(
@@ -384,7 +360,7 @@ async fn handle(
             StatusCode::NOT_FOUND,
             r#"{"errorMessage":"not a Runtime API path","errorType":"NotFound"}"#,
         ),
-    })
+    }
 }
 
 /// Long-polls the function's queue for the next invocation.

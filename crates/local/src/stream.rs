@@ -9,7 +9,6 @@
 //!
 //! The local AWS server does not check signatures, so the Streams API is called as plain JSON.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 use crate::runtime::FunctionHost;
@@ -206,41 +205,22 @@ pub fn sns_event(notification: &Value, subscription: &str) -> Value {
 pub async fn serve_sns_endpoint(function: Arc<FunctionHost>) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/sns", listener.local_addr()?);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let function = function.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let function = function.clone();
-                    async move {
-                        let body = req
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        if let Ok(notification) = serde_json::from_slice::<Value>(&body) {
-                            if notification["Type"] == "Notification" {
-                                let event = sns_event(
-                                    &notification,
-                                    "arn:aws:sns:us-east-1:000000000000:intake-local-events:local",
-                                );
-                                tokio::spawn(invoke_async(function, Bytes::from(event.to_string())));
-                            }
-                        }
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+    tokio::spawn(crate::serve_http(listener, move |req, _| {
+        let function = function.clone();
+        async move {
+            let body = crate::body_bytes(req.into_body()).await;
+            if let Ok(notification) = serde_json::from_slice::<Value>(&body) {
+                if notification["Type"] == "Notification" {
+                    let event = sns_event(
+                        &notification,
+                        "arn:aws:sns:us-east-1:000000000000:intake-local-events:local",
+                    );
+                    tokio::spawn(invoke_async(function, Bytes::from(event.to_string())));
+                }
+            }
+            hyper::Response::new(Full::new(Bytes::new()))
         }
-    });
+    }));
     Ok(url)
 }
 
