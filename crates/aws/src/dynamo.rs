@@ -50,7 +50,8 @@ impl DynamoCatalog {
         &self.table
     }
 
-    async fn get_item<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
+    /// One item by its key, read consistently.
+    async fn get_raw(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -61,7 +62,11 @@ impl DynamoCatalog {
             .send()
             .await
             .map_err(store_error)?;
-        out.item.map(from_item).transpose()
+        Ok(out.item)
+    }
+
+    async fn get_item<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
+        self.get_raw(pk, sk).await?.map(from_item).transpose()
     }
 
     /// Writes an item whatever was there (tokens and webhooks are only ever created whole).
@@ -524,17 +529,7 @@ struct ClaimItem {
 
 impl MailLog for DynamoCatalog {
     async fn mail_processed(&self, message: &MessageId) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(format!("MAIL#{message}")))
-            .key(SK, s("MAIL"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(out.item.is_some())
+        Ok(self.get_raw(format!("MAIL#{message}"), "MAIL").await?.is_some())
     }
 
     async fn record_mail(
@@ -741,17 +736,7 @@ impl StatsWriter for DynamoCatalog {
                     {
                         return Err(StoreError::Throttled);
                     }
-                    let applied = self
-                        .client
-                        .get_item()
-                        .table_name(&self.table)
-                        .key(PK, s(format!("APPLIED#{record_id}")))
-                        .key(SK, s("APPLIED"))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(store_error)?;
-                    match applied.item {
+                    match self.get_raw(format!("APPLIED#{record_id}"), "APPLIED").await? {
                         Some(_) => Ok(false),
                         None => Err(StoreError::Unavailable(format!(
                             "statistics transaction cancelled: {reasons:?}"
@@ -783,17 +768,10 @@ impl StatsWriter for DynamoCatalog {
 
 impl Deliveries for DynamoCatalog {
     async fn delivered(&self, event_id: &str, hook: &WebhookId) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(format!("DELIVERY#{event_id}#{hook}")))
-            .key(SK, s("DELIVERY"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(out.item.is_some())
+        Ok(self
+            .get_raw(format!("DELIVERY#{event_id}#{hook}"), "DELIVERY")
+            .await?
+            .is_some())
     }
 
     async fn record_delivery(
@@ -824,18 +802,9 @@ impl Deliveries for DynamoCatalog {
 impl BlobReferences for DynamoCatalog {
     /// The reference count the stream function keeps (`BLOB#<sha>`), read consistently.
     async fn blob_in_use(&self, sha256: &intake_core::Sha256) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(format!("BLOB#{sha256}")))
-            .key(SK, s("BLOB"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let refs = out
-            .item
+        let refs = self
+            .get_raw(format!("BLOB#{sha256}"), "BLOB")
+            .await?
             .as_ref()
             .and_then(|i| i.get("refs"))
             .and_then(|v| v.as_n().ok())
