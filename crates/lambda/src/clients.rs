@@ -35,6 +35,8 @@ fn https_client(trust: TrustStore) -> aws_sdk_dynamodb::config::SharedHttpClient
     let context = TlsContext::builder()
         .with_trust_store(roots)
         .build()
+        // Building fails only on extra server names, which are not set here; the default is
+        // the platform's store, never an empty one.
         .unwrap_or_default();
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
@@ -56,6 +58,8 @@ impl Clients {
         }
     }
 
+    // Each of these builds a client (the SDK parses its endpoint tables): call them once, at
+    // init, and keep what they return.
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         intake_aws::dynamodb_client(&self.sdk)
     }

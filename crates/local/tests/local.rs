@@ -282,3 +282,45 @@ async fn a_function_whose_process_died_is_restarted() {
     }
     assert!(answered, "the environment was not restarted");
 }
+
+/// The benchmark's needs of the host: a command with arguments (here a shell that execs the
+/// function), each environment's init time, and a stop that kills the process for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_runs_a_command_with_arguments_reports_init_and_stops_for_good() {
+    let stack = LocalStack {
+        endpoint: "http://127.0.0.1:9".into(),
+        bucket: "unused".into(),
+        table: "unused".into(),
+        topic_arn: None,
+    };
+    let host = FunctionHost::start(FunctionSpec {
+        name: "AlbFunction".into(),
+        binary: "/bin/sh".into(),
+        args: vec![
+            "-c".into(),
+            "exec \"$0\"".into(),
+            binary("intake-alb").display().to_string(),
+        ],
+        env: stack.function_env(&repo()),
+        timeout: Duration::from_secs(10),
+        memory_mb: 128,
+        max_environments: 1,
+    })
+    .await
+    .unwrap();
+    let inits = host.init_durations().await;
+    assert_eq!(inits.len(), 1);
+    assert!(inits[0] > Duration::ZERO);
+    let answer: Value = serde_json::from_slice(host.invoke(event("health")).await.payload().unwrap()).unwrap();
+    assert_eq!(answer["statusCode"], 200);
+
+    let pid = host.pids().await[0];
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    host.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the process is gone"
+    );
+    assert!(host.pids().await.is_empty(), "and no environment was restarted");
+}
