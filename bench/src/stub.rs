@@ -183,12 +183,7 @@ mod tests {
     #[tokio::test]
     async fn the_sdk_accepts_its_answers_and_it_counts_them() {
         let (url, counts) = start().await.unwrap();
-        let stack = LocalStack {
-            endpoint: url.clone(),
-            bucket: "b".into(),
-            table: "t".into(),
-            topic_arn: None,
-        };
+        let stack = LocalStack::named(url.clone(), "b", "t");
         let sdk = stack.sdk_config().await;
         let entries: Vec<PublishBatchRequestEntry> = (0..3)
             .map(|i| {

@@ -250,20 +250,10 @@ pub async fn run(cli: &Cli, quick: bool, report_path: &Path) -> Result<(), Strin
     let mut costs: HashMap<&'static str, f64> = HashMap::new();
 
     let (stub_url, stub_counts) = stub::start().await.map_err(|e| e.to_string())?;
-    let stubbed = LocalStack {
-        endpoint: stub_url.clone(),
-        bucket: "intake-bench".into(),
-        table: "intake-bench".into(),
-        topic_arn: Some("arn:aws:sns:us-east-1:000000000000:intake-bench-events".into()),
-    };
-    let moto_bin = ctx.python.with_file_name("moto_server");
-    let (_moto, moto_endpoint) = start_moto(&moto_bin, 0).await?;
-    let mut moto = LocalStack {
-        endpoint: moto_endpoint,
-        bucket: "intake-bench".into(),
-        table: "intake-bench".into(),
-        topic_arn: None,
-    };
+    let mut stubbed = LocalStack::named(stub_url.clone(), "intake-bench", "intake-bench");
+    stubbed.topic_arn = Some("arn:aws:sns:us-east-1:000000000000:intake-bench-events".into());
+    let (_moto, moto_endpoint) = start_moto(&ctx.python, &ctx.repo, 0).await?;
+    let mut moto = LocalStack::named(moto_endpoint, "intake-bench", "intake-bench");
     moto.ensure().await?;
     moto.ensure_topic("intake-bench-events").await?;
 
@@ -1123,7 +1113,7 @@ async fn moto_section(
     let keys = uploaded.lock().map_err(|_| "poisoned")?.clone();
     let now = time::OffsetDateTime::now_utc();
     let event_for = |(key, size): &(String, i64)| {
-        Bytes::from(intake_local::notify::s3_event(&moto.bucket, key, *size, "bench", now).to_string())
+        Bytes::from(intake_local::notify::s3_event(&moto.bucket, key, *size, None, None, now).to_string())
     };
     let accepted = |_: usize, a: &Bytes| {
         let v = json_of(a)?;
@@ -1378,7 +1368,8 @@ async fn large_object_section(
         &moto.bucket,
         &key,
         bytes as i64,
-        "bench",
+        None,
+        None,
         time::OffsetDateTime::now_utc(),
     );
     let (took, answer) = f.invoke(Bytes::from(event.to_string())).await?;

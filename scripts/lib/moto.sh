@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# start_moto: starts moto_server on a free loopback port, waits (bounded) until it answers,
-# exports MOTO_ENDPOINT, and stops it when the calling script exits.
+# start_moto: starts the local AWS (moto_server with the project's fixes, scripts/lib/intake_moto.py)
+# on a free loopback port, waits (bounded) until it answers, exports MOTO_ENDPOINT, and stops it
+# when the calling script exits.
 
 free_port() {
   .venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -10,7 +11,7 @@ start_moto() {
   local port log
   port=$(free_port)
   log=${MOTO_LOG:-$(mktemp -t moto.XXXXXX.log)}
-  .venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  .venv/bin/python scripts/lib/intake_moto.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
   export MOTO_ENDPOINT="http://127.0.0.1:$port"

@@ -19,7 +19,7 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     match err.code() {
-        Some("ConditionalCheckFailedException") => StoreError::ConditionFailed,
+        Some("ConditionalCheckFailedException" | "PreconditionFailed") => StoreError::ConditionFailed,
         Some(code) if THROTTLING.contains(&code) => StoreError::Throttled,
         _ => StoreError::Unavailable(DisplayErrorContext(&err).to_string()),
     }

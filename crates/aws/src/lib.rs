@@ -1,21 +1,24 @@
 //! intake's ports on AWS: the catalog on one DynamoDB table ([`DynamoCatalog`]), the blob
-//! store on one S3 bucket ([`S3BlobStore`]) and the event publisher on an SNS topic
-//! ([`SnsPublisher`]). Clients are built by the caller, once per
-//! execution environment, and passed in.
+//! store on one S3 bucket ([`S3BlobStore`]), the event publisher on an SNS topic
+//! ([`SnsPublisher`]) and the work queue on SQS ([`SqsWorkQueue`]). Clients are built by the
+//! caller, once per execution environment, and passed in.
 
 mod dynamo;
 mod error;
 mod s3;
 pub mod schema;
 mod sns;
+mod sqs;
 
 pub use dynamo::DynamoCatalog;
 pub use s3::S3BlobStore;
 pub use sns::SnsPublisher;
+pub use sqs::SqsWorkQueue;
 
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_s3;
 pub use aws_sdk_sns;
+pub use aws_sdk_sqs;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -35,4 +38,8 @@ pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client 
 
 pub fn sns_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::new(sdk)
+}
+
+pub fn sqs_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(sdk)
 }

@@ -59,7 +59,7 @@ pub async fn fresh_catalog(sdk: &SdkConfig) -> DynamoCatalog {
     DynamoCatalog::new(client, name)
 }
 
-/// A new, empty bucket.
+/// A new, empty bucket, versioned as the template's is.
 pub async fn fresh_blobs(sdk: &SdkConfig) -> S3BlobStore {
     let client = crate::s3_client(sdk, true);
     let name = unique_name("intake-test");
@@ -69,5 +69,37 @@ pub async fn fresh_blobs(sdk: &SdkConfig) -> S3BlobStore {
         .send()
         .await
         .expect("create test bucket");
-    S3BlobStore::new(client, name)
+    client
+        .put_bucket_versioning()
+        .bucket(&name)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+    blob_store(sdk, name)
+}
+
+/// The blob store on an existing bucket, as the functions build it.
+pub fn blob_store(sdk: &SdkConfig, bucket: impl Into<String>) -> S3BlobStore {
+    let mut store = S3BlobStore::new(crate::s3_client(sdk, true), bucket).with_endpoint(endpoint());
+    if let Some(credentials) = sdk.credentials_provider() {
+        store = store.with_credentials(credentials);
+    }
+    store
+}
+
+/// A new queue, and its URL.
+pub async fn fresh_queue(sdk: &SdkConfig) -> String {
+    crate::sqs_client(sdk)
+        .create_queue()
+        .queue_name(unique_name("intake-test"))
+        .send()
+        .await
+        .expect("create test queue")
+        .queue_url
+        .unwrap_or_default()
 }

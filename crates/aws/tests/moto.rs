@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use intake_aws::S3BlobStore;
 use intake_aws::testing::{fresh_blobs, fresh_catalog, sdk_config};
 use intake_core::ports::*;
 use intake_core::service::{Intake, Settings, Upload};
@@ -41,6 +42,7 @@ fn doc(owner: &str, at: OffsetDateTime, n: u128) -> Document {
         created_at: at,
         updated_at: at,
         version: 1,
+        upload_deadline: None,
     }
 }
 
@@ -49,10 +51,10 @@ async fn documents_round_trip_and_writes_are_conditional() {
     let sdk = sdk_config().await;
     let catalog = fresh_catalog(&sdk).await;
     let d = doc("acme", datetime!(2026-11-27 10:00 UTC), 3);
-    catalog.insert_document(&d).await.unwrap();
+    catalog.insert_document(&d, None).await.unwrap();
     assert_eq!(catalog.get_document(&d.id).await.unwrap().as_ref(), Some(&d));
     assert!(matches!(
-        catalog.insert_document(&d).await,
+        catalog.insert_document(&d, None).await,
         Err(StoreError::ConditionFailed)
     ));
 
@@ -61,9 +63,9 @@ async fn documents_round_trip_and_writes_are_conditional() {
         duplicate_of: DocumentId::from_parts(d.created_at, 99),
     };
     changed.version = 2;
-    catalog.replace_document(&changed, 1).await.unwrap();
+    catalog.replace_document(&changed, 1, None).await.unwrap();
     assert!(matches!(
-        catalog.replace_document(&changed, 1).await,
+        catalog.replace_document(&changed, 1, None).await,
         Err(StoreError::ConditionFailed)
     ));
     assert_eq!(catalog.get_document(&d.id).await.unwrap(), Some(changed));
@@ -79,10 +81,10 @@ async fn listing_pages_through_filters_without_skipping_or_repeating() {
     let mut all = Vec::new();
     for n in 1..=40u128 {
         let d = doc("acme", t0 + Duration::from_secs(60 * (n as u64 / 2)), n);
-        catalog.insert_document(&d).await.unwrap();
+        catalog.insert_document(&d, None).await.unwrap();
         all.push(d);
     }
-    catalog.insert_document(&doc("globex", t0, 1001)).await.unwrap();
+    catalog.insert_document(&doc("globex", t0, 1001), None).await.unwrap();
 
     let cases: Vec<(ListQuery, Box<dyn Fn(&Document) -> bool>)> = vec![
         (
@@ -146,7 +148,7 @@ async fn deleted_documents_are_listed_only_on_request() {
     d.status = Status::Deleted {
         deleted_at: d.created_at,
     };
-    catalog.insert_document(&d).await.unwrap();
+    catalog.insert_document(&d, None).await.unwrap();
     let owner: Owner = "acme".parse().unwrap();
     assert!(
         catalog
@@ -252,57 +254,134 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
 }
 
 #[tokio::test]
-async fn blobs_put_stream_copy_delete() {
+async fn blobs_put_stream_copy_delete_pinned_to_a_revision() {
     let sdk = sdk_config().await;
     let blobs = fresh_blobs(&sdk).await;
-    let key = ObjectKey::blob(&Sha256::of(b"hello"));
+    let key = ObjectKey::parse("incoming/acme/résumé.txt").unwrap();
     let mut meta = ObjectMeta {
         content_type: Some("text/plain".parse().unwrap()),
         ..Default::default()
     };
-    meta.user.insert("intake-name".into(), "r%C3%A9sum%C3%A9.txt".into());
+    meta.set("intake-subject", "Rechnungen über € 100");
     let body = Bytes::from(vec![b'x'; 3 << 20]);
     blobs.put(&key, body.clone(), &meta).await.unwrap();
 
-    let info = blobs.head(&key).await.unwrap().unwrap();
+    let info = blobs.head(&key, None).await.unwrap().unwrap();
     assert_eq!(info.size, body.len() as u64);
-    assert_eq!(info.meta.name().unwrap().as_str(), "résumé.txt");
+    assert_eq!(
+        info.meta.get("intake-subject").as_deref(),
+        Some("Rechnungen über € 100")
+    );
     assert_eq!(info.meta.content_type, meta.content_type);
+    assert_eq!(info.sha256, Some(Sha256::of(&body)), "S3 verified and kept the SHA-256");
+    let first = info.revision.clone();
+    assert!(first.version_id.is_some() && first.etag.is_some(), "{first:?}");
 
-    let chunks: Vec<Bytes> = blobs.get(&key).await.unwrap().unwrap().try_collect().await.unwrap();
+    // A second write of the key: the first revision is still readable, copyable, deletable.
+    blobs.put(&key, Bytes::from_static(b"newer"), &meta).await.unwrap();
+    let chunks: Vec<Bytes> = blobs
+        .get(&key, Some(&first))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), body.len());
+    let copy = ObjectKey::blob(&Sha256::of(&body));
+    assert_eq!(
+        blobs.copy(&key, Some(&first), &copy).await.unwrap(),
+        Some(Sha256::of(&body)),
+        "S3 computed the copy's SHA-256"
+    );
+    assert_eq!(blobs.head(&copy, None).await.unwrap().unwrap().size, body.len() as u64);
+    // Pinned to an ETag alone (an unversioned bucket), the first write is no longer there.
+    let by_etag = Revision {
+        version_id: None,
+        etag: first.etag.clone(),
+    };
+    assert!(blobs.get(&key, Some(&by_etag)).await.unwrap().is_none());
+    assert!(blobs.head(&key, Some(&by_etag)).await.unwrap().is_none());
+    assert!(matches!(
+        blobs.copy(&key, Some(&by_etag), &copy).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    blobs.delete(&key, Some(&by_etag)).await.unwrap();
+    assert_eq!(
+        blobs.head(&key, None).await.unwrap().unwrap().size,
+        5,
+        "a conditional delete leaves a newer write alone"
+    );
+    // Deleting the first revision removes exactly it.
+    blobs.delete(&key, Some(&first)).await.unwrap();
+    blobs.delete(&key, Some(&first)).await.unwrap();
+    assert!(blobs.head(&key, Some(&first)).await.unwrap().is_none());
+    assert_eq!(blobs.head(&key, None).await.unwrap().unwrap().size, 5);
+    blobs.delete(&key, None).await.unwrap();
+    assert!(blobs.head(&key, None).await.unwrap().is_none());
+    assert!(blobs.get(&key, None).await.unwrap().is_none());
+}
 
-    let copy = ObjectKey::blob(&Sha256::of(b"copy"));
-    blobs.copy(&key, &copy).await.unwrap();
-    assert_eq!(blobs.head(&copy).await.unwrap().unwrap().size, body.len() as u64);
-    blobs.delete(&key).await.unwrap();
-    blobs.delete(&key).await.unwrap();
-    assert!(blobs.head(&key).await.unwrap().is_none());
-    assert!(blobs.get(&key).await.unwrap().is_none());
+/// Sends a presigned upload as a browser would: the fields, then the file.
+async fn post_upload(upload: &PresignedUpload, body: &'static [u8], overrides: &[(&str, &str)]) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in &upload.fields {
+        let v = overrides.iter().find(|(o, _)| o == k).map_or(v.as_str(), |(_, v)| v);
+        form = form.text(k.clone(), v.to_owned());
+    }
+    form = form.part("file", reqwest::multipart::Part::bytes(body).file_name("upload.bin"));
+    reqwest::Client::new()
+        .post(&upload.url)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
-async fn presigned_put_and_get_move_bytes_without_credentials() {
+async fn a_presigned_upload_is_refused_by_s3_unless_it_keeps_to_its_policy() {
     let sdk = sdk_config().await;
     let blobs = fresh_blobs(&sdk).await;
-    let at = datetime!(2026-11-27 10:00 UTC);
-    let d = doc("acme", at, 1);
+    let d = doc("acme", datetime!(2026-11-27 10:00 UTC), 1);
     let key = ObjectKey::incoming_http(&d.owner, &d.id, &d.name);
-    let put = blobs
-        .presign_put(&key, &ObjectMeta::for_document(&d), Duration::from_secs(60))
+    let body: &[u8] = b"%PDF-1.7 presigned";
+    let conditions = UploadConditions {
+        max_bytes: body.len() as u64,
+        content_type: Some("application/pdf".parse().unwrap()),
+        sha256: Some(Sha256::of(body)),
+    };
+    let upload = blobs
+        .presign_upload(
+            &key,
+            &ObjectMeta::for_document(&d),
+            &conditions,
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
-    let http = reqwest::Client::new();
-    let mut req = http.put(&put.url).body("%PDF-1.7 presigned");
-    for (k, v) in &put.headers {
-        req = req.header(k, v);
-    }
-    let resp = req.send().await.unwrap();
-    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
-    let info = blobs.head(&key).await.unwrap().expect("object arrived");
-    assert_eq!(info.size, 18);
+    assert_eq!(upload.method, "POST");
+
+    let too_big = post_upload(&upload, b"%PDF-1.7 presigned, and then some", &[]).await;
+    assert_eq!(too_big.status(), 400, "{}", too_big.text().await.unwrap());
+    let other_bytes = post_upload(&upload, b"%PDF-1.7 presigneX", &[]).await;
+    assert_eq!(
+        other_bytes.status(),
+        400,
+        "another SHA-256: {}",
+        other_bytes.text().await.unwrap()
+    );
+    let other_key = post_upload(&upload, body, &[("key", "incoming/acme/elsewhere.pdf")]).await;
+    assert_eq!(other_key.status(), 403, "{}", other_key.text().await.unwrap());
+    let other_type = post_upload(&upload, body, &[("Content-Type", "text/html")]).await;
+    assert_eq!(other_type.status(), 403, "{}", other_type.text().await.unwrap());
+    assert!(blobs.head(&key, None).await.unwrap().is_none(), "nothing was stored");
+
+    let ok = post_upload(&upload, body, &[]).await;
+    assert!(ok.status().is_success(), "{}", ok.text().await.unwrap());
+    let info = blobs.head(&key, None).await.unwrap().expect("object arrived");
+    assert_eq!(info.size, body.len() as u64);
     assert_eq!(info.meta.get("intake-document-id"), Some(d.id.to_string()));
-    assert_eq!(info.meta.name(), Some(d.name.clone()));
+    assert_eq!(info.sha256, Some(Sha256::of(body)));
 
     let get = blobs
         .presign_get(
@@ -326,9 +405,9 @@ async fn presigned_put_and_get_move_bytes_without_credentials() {
         "{}",
         get.url
     );
-    let resp = http.get(&get.url).send().await.unwrap();
+    let resp = reqwest::Client::new().get(&get.url).send().await.unwrap();
     assert!(resp.status().is_success());
-    assert_eq!(resp.bytes().await.unwrap(), "%PDF-1.7 presigned");
+    assert_eq!(resp.bytes().await.unwrap(), body);
 }
 
 #[tokio::test]
@@ -357,7 +436,7 @@ async fn the_http_door_end_to_end_on_real_apis() {
     assert_eq!(first.document.id, again.document.id);
     assert!(again.replayed);
     let key = ObjectKey::incoming_http(&acme, &first.document.id, &first.document.name);
-    assert_eq!(app.blobs.head(&key).await.unwrap().unwrap().size, 12);
+    assert_eq!(app.blobs.head(&key, None).await.unwrap().unwrap().size, 12);
     let listed = app.list(&acme, &ListQuery::default()).await.unwrap();
     assert_eq!(listed.items.len(), 1);
 }
@@ -375,11 +454,20 @@ mod pipeline {
         Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap())
     }
 
-    fn arrival(key: &str, seq: &str) -> Arrival {
+    /// The event S3 sends for the current write of `key` (its version id and ETag).
+    async fn arrival(blobs: &S3BlobStore, key: &str, seq: &str) -> Arrival {
+        let key = ObjectKey::parse(key).unwrap();
+        let revision = blobs
+            .head(&key, None)
+            .await
+            .unwrap()
+            .map(|i| i.revision)
+            .unwrap_or_default();
         Arrival {
-            key: ObjectKey::parse(key).unwrap(),
+            key,
             event_time: datetime!(2026-11-27 10:00 UTC),
             sequencer: Some(seq.into()),
+            revision,
         }
     }
 
@@ -392,10 +480,14 @@ mod pipeline {
         a.status = Status::Accepted;
         let mut b = doc("acme", at, 2);
         b.status = Status::Accepted;
-        assert_eq!(catalog.accept_document(&a, None, None).await.unwrap(), Claim::Accepted);
+        let copied = BlobUse::Copied;
+        assert_eq!(
+            catalog.accept_document(&a, None, None, copied).await.unwrap(),
+            Claim::Accepted
+        );
         assert_eq!(catalog.get_document(&a.id).await.unwrap(), Some(a.clone()));
         assert_eq!(
-            catalog.accept_document(&b, None, None).await.unwrap(),
+            catalog.accept_document(&b, None, None, copied).await.unwrap(),
             Claim::HeldBy(a.id)
         );
         assert_eq!(
@@ -404,17 +496,89 @@ mod pipeline {
             "nothing written when the content is held"
         );
         assert!(matches!(
-            catalog.accept_document(&a, None, None).await,
+            catalog.accept_document(&a, None, None, copied).await,
             Err(StoreError::ConditionFailed)
         ));
         assert_eq!(
-            catalog.accept_document(&b, None, Some(a.id)).await.unwrap(),
+            catalog
+                .accept_document(&b, None, Some(a.id), BlobUse::Existing)
+                .await
+                .unwrap(),
             Claim::Accepted
         );
         let mut other_owner = doc("globex", at, 3);
         other_owner.status = Status::Accepted;
         assert_eq!(
-            catalog.accept_document(&other_owner, None, None).await.unwrap(),
+            catalog
+                .accept_document(&other_owner, None, None, BlobUse::Existing)
+                .await
+                .unwrap(),
+            Claim::Accepted
+        );
+        assert!(matches!(
+            catalog.blob_state(&Sha256::of(b"x")).await.unwrap(),
+            BlobState::Live { refs: 3, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_ledger_counts_references_with_documents_and_guards_sweeps() {
+        let sdk = sdk_config().await;
+        let catalog = fresh_catalog(&sdk).await;
+        let at = datetime!(2026-11-27 10:00 UTC);
+        let sha = Sha256::of(b"x");
+        let mut a = doc("acme", at, 1);
+        a.status = Status::Accepted;
+        // Counting a reference to a blob the ledger does not hold, as if it existed, fails.
+        assert!(matches!(
+            catalog.accept_document(&a, None, None, BlobUse::Existing).await,
+            Err(StoreError::ConditionFailed)
+        ));
+        assert_eq!(catalog.get_document(&a.id).await.unwrap(), None, "nothing written");
+        assert_eq!(
+            catalog.accept_document(&a, None, None, BlobUse::Copied).await.unwrap(),
+            Claim::Accepted
+        );
+        assert!(!catalog.begin_sweep(&sha, at).await.unwrap(), "in use");
+
+        let mut deleted = a.clone();
+        deleted.status = Status::Deleted { deleted_at: at };
+        deleted.version = 2;
+        deleted.updated_at = at;
+        catalog
+            .replace_document(&deleted, 1, Some(BlobRef::Release(sha)))
+            .await
+            .unwrap();
+        assert_eq!(
+            catalog.blob_state(&sha).await.unwrap(),
+            BlobState::Live {
+                refs: 0,
+                released_at: Some(at)
+            }
+        );
+        assert!(
+            !catalog.begin_sweep(&sha, at - Duration::from_secs(1)).await.unwrap(),
+            "released too recently"
+        );
+        assert!(catalog.begin_sweep(&sha, at).await.unwrap());
+        assert_eq!(catalog.blob_state(&sha).await.unwrap(), BlobState::Sweeping);
+        // While a sweep runs, no reference may be counted, copied or not.
+        let mut b = doc("acme", at, 2);
+        b.status = Status::Accepted;
+        for usage in [BlobUse::Existing, BlobUse::Copied] {
+            assert!(matches!(
+                catalog.accept_document(&b, None, Some(a.id), usage).await,
+                Err(StoreError::ConditionFailed)
+            ));
+        }
+        catalog.end_sweep(&sha).await.unwrap();
+        catalog.end_sweep(&sha).await.unwrap();
+        assert_eq!(catalog.blob_state(&sha).await.unwrap(), BlobState::Absent);
+        assert_eq!(
+            catalog
+                .accept_document(&b, None, Some(a.id), BlobUse::Copied)
+                .await
+                .unwrap(),
             Claim::Accepted
         );
     }
@@ -449,22 +613,23 @@ mod pipeline {
             .await
             .unwrap();
 
-        let first = arrival("incoming/acme/in box/Ünïcødé.pdf", "01");
+        let first = arrival(&c.blobs, "incoming/acme/in box/Ünïcødé.pdf", "01").await;
         let Outcome::Accepted(doc) = c.catalogue(&first).await.unwrap() else {
             panic!()
         };
         assert_eq!(doc.name.as_str(), "Ünïcødé.pdf");
         assert!(
             c.blobs
-                .head(&ObjectKey::blob(&Sha256::of(PDF)))
+                .head(&ObjectKey::blob(&Sha256::of(PDF)), None)
                 .await
                 .unwrap()
                 .is_some()
         );
-        assert!(c.blobs.head(&first.key).await.unwrap().is_none());
+        assert!(c.blobs.head(&first.key, None).await.unwrap().is_none());
         assert!(matches!(c.catalogue(&first).await.unwrap(), Outcome::AlreadyCatalogued(id) if id == doc.id));
 
-        let Outcome::Duplicate(dup) = c.catalogue(&arrival("incoming/acme/copy.pdf", "02")).await.unwrap() else {
+        let copy = arrival(&c.blobs, "incoming/acme/copy.pdf", "02").await;
+        let Outcome::Duplicate(dup) = c.catalogue(&copy).await.unwrap() else {
             panic!()
         };
         assert_eq!(dup.status, Status::Duplicate { duplicate_of: doc.id });
@@ -486,7 +651,8 @@ mod pipeline {
             .put(&key, Bytes::from(body.clone()), &ObjectMeta::default())
             .await
             .unwrap();
-        let Outcome::Accepted(doc) = c.catalogue(&arrival("incoming/acme/big.pdf", "03")).await.unwrap() else {
+        let big = arrival(&c.blobs, "incoming/acme/big.pdf", "03").await;
+        let Outcome::Accepted(doc) = c.catalogue(&big).await.unwrap() else {
             panic!()
         };
         assert_eq!(doc.sha256, Some(Sha256::of(&body)));
@@ -545,7 +711,7 @@ mod pipeline {
         };
         for (n, name) in ["contract.pdf", "signature.png", "ledger.csv"].iter().enumerate() {
             let key = format!("incoming/demo/email/three-attachments/{}-{name}", n + 1);
-            let Outcome::Accepted(doc) = c.catalogue(&arrival(&key, "04")).await.unwrap() else {
+            let Outcome::Accepted(doc) = c.catalogue(&arrival(&c.blobs, &key, "04").await).await.unwrap() else {
                 panic!("{key}")
             };
             assert_eq!(doc.name.as_str(), *name);
@@ -667,28 +833,16 @@ mod announcing {
     }
 
     #[tokio::test]
-    async fn statistics_and_blob_references_count_a_record_once() {
+    async fn statistics_count_a_record_once() {
         let sdk = sdk_config().await;
         let catalog = fresh_catalog(&sdk).await;
         let acme: Owner = "acme".parse().unwrap();
-        let sha = Sha256::of(b"blob");
         let deltas = [(StatusKind::Received, -1, -10), (StatusKind::Accepted, 1, 10)];
+        assert!(catalog.apply_stats("rec-1", &acme, &deltas).await.unwrap());
+        assert!(!catalog.apply_stats("rec-1", &acme, &deltas).await.unwrap(), "a replay");
         assert!(
             catalog
-                .apply_stats("rec-1", &acme, &deltas, Some((sha, 1)))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !catalog
-                .apply_stats("rec-1", &acme, &deltas, Some((sha, 1)))
-                .await
-                .unwrap(),
-            "a replay"
-        );
-        assert!(
-            catalog
-                .apply_stats("rec-2", &acme, &[(StatusKind::Accepted, 1, 5)], None)
+                .apply_stats("rec-2", &acme, &[(StatusKind::Accepted, 1, 5)])
                 .await
                 .unwrap()
         );
@@ -700,10 +854,6 @@ mod announcing {
                 bytes: 15
             }
         );
-        assert!(catalog.blob_in_use(&sha).await.unwrap());
-        assert!(catalog.apply_stats("rec-3", &acme, &[], Some((sha, -1))).await.unwrap());
-        assert!(!catalog.blob_in_use(&sha).await.unwrap());
-        assert!(!catalog.blob_in_use(&Sha256::of(b"never")).await.unwrap());
     }
 
     #[tokio::test]
@@ -714,7 +864,6 @@ mod announcing {
             record_id: format!("rec-{n}"),
             owner: format!("owner-{}", n % 3).parse().unwrap(),
             deltas: vec![(StatusKind::Accepted, 1, 10)],
-            blob: Some((Sha256::of(format!("blob-{}", n % 5).as_bytes()), 1)),
         };
         let first: Vec<StatsChange> = (0..120).map(change).collect();
         assert!(
@@ -740,22 +889,69 @@ mod announcing {
                 .documents;
         }
         assert_eq!(total, 250, "each record counted once");
-        assert!(catalog.blob_in_use(&Sha256::of(b"blob-0")).await.unwrap());
     }
 
     #[tokio::test]
-    async fn deliveries_are_remembered_per_event_and_hook() {
+    async fn a_delivery_is_claimed_once_until_done_released_or_its_lease_runs_out() {
         let sdk = sdk_config().await;
         let catalog = fresh_catalog(&sdk).await;
-        let hook = WebhookId::from_parts(datetime!(2026-11-27 10:00 UTC), 1);
-        let other = WebhookId::from_parts(datetime!(2026-11-27 10:00 UTC), 2);
-        assert!(!catalog.delivered("evt-1", &hook).await.unwrap());
-        catalog
-            .record_delivery("evt-1", &hook, datetime!(2026-11-27 10:00 UTC))
-            .await
-            .unwrap();
-        assert!(catalog.delivered("evt-1", &hook).await.unwrap());
-        assert!(!catalog.delivered("evt-1", &other).await.unwrap());
-        assert!(!catalog.delivered("evt-2", &hook).await.unwrap());
+        let now = datetime!(2026-11-27 10:00 UTC);
+        let lease = Duration::from_secs(60);
+        let hook = WebhookId::from_parts(now, 1);
+        let other = WebhookId::from_parts(now, 2);
+        let claim = |token: &'static str, at| {
+            let catalog = catalog.clone();
+            async move { catalog.claim_delivery("evt-1", &hook, token, at, lease).await.unwrap() }
+        };
+        assert_eq!(claim("a", now).await, DeliveryClaim::Claimed);
+        assert_eq!(claim("b", now).await, DeliveryClaim::InFlight);
+        assert_eq!(
+            claim("a", now).await,
+            DeliveryClaim::Claimed,
+            "our own claim, written before"
+        );
+        // A failed attempt gives the claim back; only its holder can.
+        catalog.release_delivery("evt-1", &hook, "b").await.unwrap();
+        assert_eq!(claim("b", now).await, DeliveryClaim::InFlight);
+        catalog.release_delivery("evt-1", &hook, "a").await.unwrap();
+        assert_eq!(claim("b", now).await, DeliveryClaim::Claimed);
+        // A holder that died: the claim is taken over once its lease ran out.
+        assert_eq!(claim("c", now + Duration::from_secs(30)).await, DeliveryClaim::InFlight);
+        assert_eq!(claim("c", now + Duration::from_secs(61)).await, DeliveryClaim::Claimed);
+        catalog.complete_delivery("evt-1", &hook, "c", now).await.unwrap();
+        assert_eq!(
+            claim("d", now + Duration::from_secs(3600)).await,
+            DeliveryClaim::Delivered
+        );
+        assert_eq!(
+            catalog.claim_delivery("evt-1", &other, "e", now, lease).await.unwrap(),
+            DeliveryClaim::Claimed,
+            "per hook"
+        );
+    }
+
+    #[tokio::test]
+    async fn jobs_wait_on_the_work_queue_for_their_delay() {
+        let sdk = sdk_config().await;
+        let url = intake_aws::testing::fresh_queue(&sdk).await;
+        let queue = intake_aws::SqsWorkQueue::new(intake_aws::sqs_client(&sdk), &url);
+        let job = intake_core::jobs::Job::SweepBlob {
+            sha256: Sha256::of(b"x"),
+        };
+        queue.schedule(&job, Duration::from_secs(2)).await.unwrap();
+        let sqs = intake_aws::sqs_client(&sdk);
+        let receive = || sqs.receive_message().queue_url(&url).wait_time_seconds(1).send();
+        assert!(receive().await.unwrap().messages().is_empty(), "not before its delay");
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.extend(receive().await.unwrap().messages().to_vec());
+            if !got.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(
+            intake_core::jobs::Job::from_message(got[0].body().unwrap()).unwrap(),
+            job
+        );
     }
 }

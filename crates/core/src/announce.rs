@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::events::{Change, DomainEvent, blob_delta, event_for, stat_deltas};
+use crate::events::{Change, DomainEvent, event_for, stat_deltas};
 use crate::ports::{EventPublisher, StatsChange, StatsWriter};
 
 /// One stream record, decoded as far as it could be.
@@ -73,14 +73,13 @@ impl<S: StatsWriter, P: EventPublisher> Announcer<S, P> {
         let mut stats: Vec<StatsChange> = Vec::new();
         for (i, change) in &changes {
             let owner = change.new.as_ref().or(change.old.as_ref()).map(|d| d.owner.clone());
-            let (deltas, blob) = (stat_deltas(change), blob_delta(change));
-            if let (Some(owner), false) = (owner, deltas.is_empty() && blob.is_none()) {
+            let deltas = stat_deltas(change);
+            if let (Some(owner), false) = (owner, deltas.is_empty()) {
                 with_stats.push(*i);
                 stats.push(StatsChange {
                     record_id: change.record_id.clone(),
                     owner,
                     deltas,
-                    blob,
                 });
             }
         }

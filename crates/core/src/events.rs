@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{Document, EventType, Owner, Sha256, Status, StatusKind};
+use crate::{Document, EventType, Owner, Status, StatusKind};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -52,6 +52,7 @@ pub fn classify(change: &Change) -> Option<EventType> {
         Status::Accepted => Some(EventType::DocumentAccepted),
         Status::Duplicate { .. } => Some(EventType::DocumentDuplicate),
         Status::Rejected { .. } => Some(EventType::DocumentRejected),
+        Status::Failed { .. } => Some(EventType::DocumentFailed),
         Status::Deleted { .. } => Some(EventType::DocumentDeleted),
     }
 }
@@ -93,21 +94,6 @@ pub fn stat_deltas(change: &Change) -> Vec<(StatusKind, i64, i64)> {
     deltas
 }
 
-/// How one change moves the number of live documents using a blob: `(digest, +1 or -1)`.
-/// Accepted and duplicate documents use `blobs/sha256/<hex>`; nothing else does.
-pub fn blob_delta(change: &Change) -> Option<(Sha256, i64)> {
-    let uses = |d: &Option<Document>| {
-        d.as_ref()
-            .filter(|d| matches!(d.status, Status::Accepted | Status::Duplicate { .. }))
-            .and_then(|d| d.sha256)
-    };
-    match (uses(&change.old), uses(&change.new)) {
-        (None, Some(sha)) => Some((sha, 1)),
-        (Some(sha), None) => Some((sha, -1)),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +116,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             version: 1,
+            upload_deadline: None,
         }
     }
 

@@ -3,8 +3,13 @@
 //! accept (content-addressed blob, document and dedup claim written together), mark as a
 //! duplicate, or reject with a reason; finally clear the incoming object.
 //!
-//! Every step is safe to repeat: S3 delivers events at least once. A redelivered event finds
-//! its document already decided and only finishes the clean-up.
+//! Every step is safe to repeat: S3 delivers events at least once, sometimes concurrently. A
+//! redelivered event finds its document already decided and only finishes the clean-up.
+//!
+//! Content integrity: every read, copy and delete is pinned to the revision (version id or
+//! ETag) the event names, so `blobs/sha256/<hex>` is only ever written with bytes whose SHA-256
+//! is `<hex>`, even when the key is written again meanwhile. Where S3 verified a SHA-256 on
+//! upload, the bytes read must match it.
 
 use std::sync::Arc;
 
@@ -13,11 +18,14 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::policy::{OnMismatch, OnReject};
-use crate::ports::{BlobStore, ByteStream, Claim, Clock, ContentIndex, Documents, ObjectMeta, StoreError};
+use crate::ports::{
+    BlobLedger, BlobRef, BlobState, BlobStore, BlobUse, ByteStream, Claim, Clock, ContentIndex, Documents, ObjectMeta,
+    Revision, StoreError,
+};
 use crate::sniff::{SNIFF_BYTES, agrees, sniff};
 use crate::{
-    ContentType, Document, DocumentId, Door, Error, FileName, IncomingKey, ObjectKey, Policy, Rejection, RejectionCode,
-    Sha256, Sha256Hasher, Source, Status, Tags,
+    ContentType, Document, DocumentId, Door, Error, Failure, FileName, IncomingKey, ObjectKey, Policy, Rejection,
+    RejectionCode, Sha256, Sha256Hasher, Source, Status, Tags,
 };
 
 pub struct Cataloguer<C, B> {
@@ -34,6 +42,9 @@ pub struct Arrival {
     pub event_time: OffsetDateTime,
     /// S3's per-write sequencer: tells two writes of the same key apart.
     pub sequencer: Option<String>,
+    /// Which write of the key the event is about (version id, ETag): every read, copy and
+    /// delete is pinned to it, so the bytes hashed are the bytes stored.
+    pub revision: Revision,
 }
 
 #[derive(Debug)]
@@ -43,9 +54,13 @@ pub enum Outcome {
     Rejected(Document),
     /// Decided before (a redelivered event); left-over objects were cleaned up.
     AlreadyCatalogued(DocumentId),
-    /// The object no longer exists and nothing was decided for it.
+    /// The object (the write the event is about) no longer exists and nothing was decided
+    /// for it: it was replaced or removed before it could be read.
     Gone,
 }
+
+/// How often a decision is made again after losing a race (a concurrent delivery, a sweep).
+const DECISION_ROUNDS: usize = 5;
 
 /// What the bytes turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,19 +138,26 @@ pub fn evaluate(
     Ok(effective)
 }
 
-impl<C: Documents + ContentIndex, B: BlobStore> Cataloguer<C, B> {
+impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
     /// Catalogues one object. `Error::Invalid` means the object can never be catalogued (a key
     /// outside the layout) and must not be retried; other errors are worth a retry.
+    ///
+    /// Every write is conditional on what was read; a decision that loses a race is made again
+    /// from a fresh read, so concurrent deliveries of one event decide once.
     pub async fn catalogue(&self, arrival: &Arrival) -> Result<Outcome, Error> {
         let incoming = IncomingKey::parse(&arrival.key)?;
-        let Some(info) = self.blobs.head(&incoming.key).await? else {
-            return Ok(match self.decided(&incoming, arrival).await? {
-                Some(id) => Outcome::AlreadyCatalogued(id),
-                None => Outcome::Gone,
-            });
+        let pinned = arrival.revision.is_pinned().then_some(&arrival.revision);
+        let Some(info) = self.blobs.head(&incoming.key, pinned).await? else {
+            return self.gone(&incoming, arrival).await;
+        };
+        // From here on, every step acts on the write that HEAD saw (the event's, if it named one).
+        let revision = if arrival.revision.is_pinned() {
+            arrival.revision.clone()
+        } else {
+            info.revision.clone()
         };
         let id = document_id(&incoming, arrival, &info.meta);
-        let existing = self.catalog.get_document(&id).await?;
+        let mut existing = self.catalog.get_document(&id).await?;
         if let Some(doc) = &existing {
             if doc.owner != incoming.owner {
                 return Err(crate::Invalid::new(
@@ -144,28 +166,32 @@ impl<C: Documents + ContentIndex, B: BlobStore> Cataloguer<C, B> {
                 )
                 .into());
             }
-            if doc.status != Status::Received {
-                self.blobs.delete(&incoming.key).await?;
+            if !doc.status.is_undecided() {
+                self.blobs.delete(&incoming.key, Some(&revision)).await?;
                 return Ok(Outcome::AlreadyCatalogued(id));
             }
         }
 
-        let now = self.clock.now();
-        let mut doc = existing
-            .clone()
-            .unwrap_or_else(|| new_document(id, &incoming, &info.meta, now));
-        let declared = doc.declared_type.clone();
-        let Some(stream) = self.blobs.get(&incoming.key).await? else {
-            return Ok(Outcome::Gone);
-        };
         // Oversized objects are refused on their declared size, without reading them.
         let inspection = if info.size > self.policy.limits.max_bytes {
             None
         } else {
-            Some(inspect(stream).await?)
+            let Some(stream) = self.blobs.get(&incoming.key, Some(&revision)).await? else {
+                return self.gone(&incoming, arrival).await;
+            };
+            let inspection = inspect(stream).await?;
+            if let Some(verified) = info.sha256 {
+                if verified != inspection.sha256 {
+                    return Err(Error::Unavailable(format!(
+                        "{}: read bytes with SHA-256 {} but S3 verified {verified} on upload",
+                        incoming.key, inspection.sha256
+                    )));
+                }
+            }
+            Some(inspection)
         };
         let verdict = match &inspection {
-            Some(i) => evaluate(&self.policy, declared.as_ref(), i),
+            Some(i) => evaluate(&self.policy, existing_declared(&existing, &info.meta).as_ref(), i),
             None => Err(Rejection {
                 code: RejectionCode::TooLarge,
                 message: format!(
@@ -174,75 +200,143 @@ impl<C: Documents + ContentIndex, B: BlobStore> Cataloguer<C, B> {
                 ),
             }),
         };
-        doc.size = Some(inspection.as_ref().map_or(info.size, |i| i.size));
-        if let Some(i) = &inspection {
-            doc.sha256 = Some(i.sha256);
-            doc.content_type = Some(i.sniffed.clone());
-        }
-        let expected = existing.as_ref().map(|d| d.version);
-        doc.version = expected.map_or(1, |v| v + 1);
-        doc.updated_at = now;
 
-        let outcome = match verdict {
-            Ok(content_type) => {
-                doc.content_type = Some(content_type);
-                let sha = doc
-                    .sha256
-                    .ok_or_else(|| Error::Unavailable("inspection lost the digest".into()))?;
-                let blob = ObjectKey::blob(&sha);
-                if self.blobs.head(&blob).await?.is_none() {
-                    self.blobs.copy(&incoming.key, &blob).await?;
-                }
-                self.accept(doc, expected).await?
+        let mut copied = false;
+        for _ in 0..DECISION_ROUNDS {
+            let now = self.clock.now();
+            let expected = existing.as_ref().map(|d| d.version);
+            let mut doc = existing
+                .clone()
+                .unwrap_or_else(|| new_document(id, &incoming, &info.meta, now));
+            doc.size = Some(inspection.as_ref().map_or(info.size, |i| i.size));
+            if let Some(i) = &inspection {
+                doc.sha256 = Some(i.sha256);
+                doc.content_type = Some(i.sniffed.clone());
             }
-            Err(rejection) => {
-                doc.status = Status::Rejected { rejection };
-                if self.policy.rejected == OnReject::Quarantine {
-                    self.blobs
-                        .copy(&incoming.key, &ObjectKey::quarantine(&doc.owner, &doc.id, &doc.name))
-                        .await?;
+            doc.version = expected.map_or(1, |v| v + 1);
+            doc.updated_at = now;
+            doc.upload_deadline = None;
+            let decided = match &verdict {
+                Ok(content_type) => {
+                    doc.content_type = Some(content_type.clone());
+                    self.accept(doc, expected, &incoming, &revision, &mut copied).await?
                 }
-                match self.save(&doc, expected).await? {
-                    true => Outcome::Rejected(doc),
-                    false => Outcome::AlreadyCatalogued(doc.id),
+                Err(rejection) => {
+                    doc.status = Status::Rejected {
+                        rejection: rejection.clone(),
+                    };
+                    self.reject(doc, expected, &incoming, &revision).await?
+                }
+            };
+            match decided {
+                Decided::Done(outcome) => {
+                    self.blobs.delete(&incoming.key, Some(&revision)).await?;
+                    return Ok(outcome);
+                }
+                Decided::Gone => return self.gone(&incoming, arrival).await,
+                Decided::LostRace => {
+                    existing = self.catalog.get_document(&id).await?;
+                    if existing.as_ref().is_some_and(|d| !d.status.is_undecided()) {
+                        self.blobs.delete(&incoming.key, Some(&revision)).await?;
+                        return Ok(Outcome::AlreadyCatalogued(id));
+                    }
                 }
             }
-        };
-        self.blobs.delete(&incoming.key).await?;
-        Ok(outcome)
+        }
+        Err(Error::Conflict(format!(
+            "document {id} kept changing while it was catalogued; retry"
+        )))
     }
 
-    /// Writes an accepted document with its dedup claim, or records it as a duplicate of the
-    /// document that holds the same bytes.
-    async fn accept(&self, mut doc: Document, expected: Option<u64>) -> Result<Outcome, Error> {
+    /// Writes an accepted document with its dedup claim and its reference to the blob, or
+    /// records it as a duplicate of the document that holds the same bytes. The blob is copied
+    /// (pinned to the revision that was hashed) unless the ledger says it is live.
+    async fn accept(
+        &self,
+        mut doc: Document,
+        expected: Option<u64>,
+        incoming: &IncomingKey,
+        revision: &Revision,
+        copied: &mut bool,
+    ) -> Result<Decided, Error> {
+        let sha = doc
+            .sha256
+            .ok_or_else(|| Error::Unavailable("inspection lost the digest".into()))?;
+        let blob = ObjectKey::blob(&sha);
+        let usage = match self.catalog.blob_state(&sha).await? {
+            BlobState::Live { .. } => BlobUse::Existing,
+            BlobState::Sweeping => {
+                return Err(Error::Unavailable(format!(
+                    "{blob} is being removed by a sweep; the event will be retried"
+                )));
+            }
+            BlobState::Absent => {
+                if !*copied {
+                    match self.blobs.copy(&incoming.key, Some(revision), &blob).await {
+                        Ok(Some(stored)) if stored != sha => {
+                            return Err(Error::Unavailable(format!(
+                                "S3 reports SHA-256 {stored} for the copy to {blob}"
+                            )));
+                        }
+                        Ok(_) => *copied = true,
+                        Err(StoreError::ConditionFailed) => return Ok(Decided::Gone),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                BlobUse::Copied
+            }
+        };
         doc.status = Status::Accepted;
         let mut stale = None;
         // At most: claim, find the holder deleted, take the claim over.
         for _ in 0..3 {
-            match self.catalog.accept_document(&doc, expected, stale).await {
-                Ok(Claim::Accepted) => return Ok(Outcome::Accepted(doc)),
+            match self.catalog.accept_document(&doc, expected, stale, usage).await {
+                Ok(Claim::Accepted) => return Ok(Decided::Done(Outcome::Accepted(doc))),
                 Ok(Claim::HeldBy(holder)) => match self.catalog.get_document(&holder).await? {
                     Some(h) if !h.is_deleted() => {
                         doc.status = Status::Duplicate { duplicate_of: holder };
-                        return Ok(match self.save(&doc, expected).await? {
-                            true => Outcome::Duplicate(doc),
-                            false => Outcome::AlreadyCatalogued(doc.id),
-                        });
+                        return Ok(
+                            match self.save(&doc, expected, Some(BlobRef::Acquire(sha, usage))).await? {
+                                true => Decided::Done(Outcome::Duplicate(doc)),
+                                false => Decided::LostRace,
+                            },
+                        );
                     }
                     _ => stale = Some(holder),
                 },
-                Err(StoreError::ConditionFailed) => return Ok(Outcome::AlreadyCatalogued(doc.id)),
+                Err(StoreError::ConditionFailed) => return Ok(Decided::LostRace),
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict("the content claim kept changing; retry".into()))
+        Ok(Decided::LostRace)
     }
 
-    /// Inserts or replaces `doc`; `false` when another delivery decided it first.
-    async fn save(&self, doc: &Document, expected: Option<u64>) -> Result<bool, Error> {
+    async fn reject(
+        &self,
+        doc: Document,
+        expected: Option<u64>,
+        incoming: &IncomingKey,
+        revision: &Revision,
+    ) -> Result<Decided, Error> {
+        if self.policy.rejected == OnReject::Quarantine {
+            let quarantine = ObjectKey::quarantine(&doc.owner, &doc.id, &doc.name);
+            match self.blobs.copy(&incoming.key, Some(revision), &quarantine).await {
+                Ok(_) => {}
+                Err(StoreError::ConditionFailed) => return Ok(Decided::Gone),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(match self.save(&doc, expected, None).await? {
+            true => Decided::Done(Outcome::Rejected(doc)),
+            false => Decided::LostRace,
+        })
+    }
+
+    /// Inserts or replaces `doc`; `false` when another writer changed it first.
+    async fn save(&self, doc: &Document, expected: Option<u64>, blob: Option<BlobRef>) -> Result<bool, Error> {
         let written = match expected {
-            None => self.catalog.insert_document(doc).await,
-            Some(v) => self.catalog.replace_document(doc, v).await,
+            None => self.catalog.insert_document(doc, blob).await,
+            Some(v) => self.catalog.replace_document(doc, v, blob).await,
         };
         match written {
             Ok(()) => Ok(true),
@@ -251,16 +345,77 @@ impl<C: Documents + ContentIndex, B: BlobStore> Cataloguer<C, B> {
         }
     }
 
-    /// For an object that is gone: the document decided for it, if the key tells which.
-    async fn decided(&self, incoming: &IncomingKey, arrival: &Arrival) -> Result<Option<DocumentId>, Error> {
+    /// The write an event is about is gone: decided before (a redelivery after the clean-up),
+    /// or replaced before it could be read (the newer write has an event of its own).
+    async fn gone(&self, incoming: &IncomingKey, arrival: &Arrival) -> Result<Outcome, Error> {
         let id = document_id(incoming, arrival, &ObjectMeta::default());
-        Ok(self
-            .catalog
-            .get_document(&id)
-            .await?
-            .filter(|d| d.status != Status::Received)
-            .map(|d| d.id))
+        Ok(match self.catalog.get_document(&id).await? {
+            Some(d) if !d.status.is_undecided() => Outcome::AlreadyCatalogued(d.id),
+            _ => Outcome::Gone,
+        })
     }
+
+    /// Records that processing gave up on an object (every retry failed): its document
+    /// becomes `failed` with `reason`, so the API shows what happened. Returns the document if
+    /// this call recorded the failure; `None` if the object was catalogued after all or the
+    /// failure was recorded before.
+    pub async fn record_failure(&self, arrival: &Arrival, reason: &str) -> Result<Option<Document>, Error> {
+        let incoming = IncomingKey::parse(&arrival.key)?;
+        let pinned = arrival.revision.is_pinned().then_some(&arrival.revision);
+        let meta = self
+            .blobs
+            .head(&incoming.key, pinned)
+            .await?
+            .map(|i| i.meta)
+            .unwrap_or_default();
+        let id = document_id(&incoming, arrival, &meta);
+        for _ in 0..DECISION_ROUNDS {
+            let existing = self.catalog.get_document(&id).await?;
+            if existing.as_ref().is_some_and(|d| !matches!(d.status, Status::Received)) {
+                return Ok(None);
+            }
+            let now = self.clock.now();
+            let expected = existing.as_ref().map(|d| d.version);
+            let mut doc = existing.unwrap_or_else(|| new_document(id, &incoming, &meta, now));
+            doc.status = Status::Failed {
+                failure: Failure {
+                    message: reason.to_owned(),
+                    failed_at: now,
+                },
+            };
+            doc.version = expected.map_or(1, |v| v + 1);
+            doc.updated_at = now;
+            doc.upload_deadline = None;
+            if self.save(&doc, expected, None).await? {
+                return Ok(Some(doc));
+            }
+        }
+        Err(Error::Conflict(format!("document {id} kept changing; retry")))
+    }
+}
+
+/// How one round of a decision ended.
+enum Decided {
+    Done(Outcome),
+    /// The revision that was hashed is no longer there.
+    Gone,
+    /// A conditional write found the document (or the blob's record) changed: read again.
+    LostRace,
+}
+
+/// What the sender declared the type to be: the document's own word (the HTTP door), or the
+/// object's `Content-Type`.
+fn existing_declared(existing: &Option<Document>, meta: &ObjectMeta) -> Option<ContentType> {
+    match existing {
+        Some(doc) => doc.declared_type.clone(),
+        None => declared_type(meta),
+    }
+}
+
+fn declared_type(meta: &ObjectMeta) -> Option<ContentType> {
+    meta.content_type
+        .clone()
+        .filter(|ct| ct.as_str() != "binary/octet-stream")
 }
 
 /// The document an object becomes. The HTTP door names it in the key; the other doors get an
@@ -284,27 +439,18 @@ fn document_id(incoming: &IncomingKey, arrival: &Arrival, meta: &ObjectMeta) -> 
 }
 
 fn new_document(id: DocumentId, incoming: &IncomingKey, meta: &ObjectMeta, now: OffsetDateTime) -> Document {
-    let declared = meta
-        .content_type
-        .clone()
-        .filter(|ct| ct.as_str() != "binary/octet-stream");
-    let (source, name) = match &incoming.door {
-        Door::Email { message } => (
-            Source::Email {
-                sender: meta.get("intake-sender").unwrap_or_default(),
-                subject: meta.get("intake-subject"),
-                message_id: message.to_string(),
-            },
-            meta.name().unwrap_or_else(|| incoming.name.clone()),
-        ),
-        Door::Http { .. } => (Source::Http, meta.name().unwrap_or_else(|| incoming.name.clone())),
-        Door::Drop => (
-            Source::S3 {
-                key: incoming.key.to_string(),
-            },
-            incoming.name.clone(),
-        ),
+    let source = match &incoming.door {
+        Door::Email { message } => Source::Email {
+            sender: meta.get("intake-sender").unwrap_or_default(),
+            subject: meta.get("intake-subject"),
+            message_id: message.to_string(),
+        },
+        Door::Http { .. } => Source::Http,
+        Door::Drop => Source::S3 {
+            key: incoming.key.to_string(),
+        },
     };
+    let name = incoming.name.clone();
     Document {
         id,
         owner: incoming.owner.clone(),
@@ -313,7 +459,7 @@ fn new_document(id: DocumentId, incoming: &IncomingKey, meta: &ObjectMeta, now: 
         } else {
             name
         },
-        declared_type: declared,
+        declared_type: declared_type(meta),
         content_type: None,
         size: None,
         sha256: None,
@@ -323,5 +469,6 @@ fn new_document(id: DocumentId, incoming: &IncomingKey, meta: &ObjectMeta, now: 
         created_at: id.created_at(),
         updated_at: now,
         version: 0,
+        upload_deadline: None,
     }
 }

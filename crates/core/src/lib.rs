@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod ingest;
+pub mod jobs;
 pub mod mail;
 pub mod memory;
 pub mod policy;
@@ -15,6 +16,7 @@ pub mod ports;
 pub mod service;
 pub mod sniff;
 pub mod subscriber;
+pub mod sweep;
 
 pub use domain::*;
 pub use error::{Error, Invalid};

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::policy::{MailPolicy, Verdict};
-use crate::ports::{BlobStore, MailLog, ObjectMeta};
+use crate::ports::{BlobStore, MailLog, ObjectMeta, USER_METADATA_LIMIT};
 use crate::{ContentType, Error, FileName, MessageId, ObjectKey, Owner, Policy};
 
 /// What SES concluded about one check.
@@ -192,6 +192,30 @@ pub fn attachments(raw: &[u8], policy: &MailPolicy) -> Result<Vec<Attachment>, R
         .collect())
 }
 
+/// What an attachment's object says about itself. S3 allows 2 KB of user metadata
+/// ([`USER_METADATA_LIMIT`]); the fields a sender controls (sender, subject, original name) are
+/// cut to fit, never refused: the name is in the key, whole.
+pub fn attachment_meta(owner: &Owner, receipt: &Receipt, received_at: &str, part: &Attachment) -> ObjectMeta {
+    let mut meta = ObjectMeta {
+        content_type: part.content_type.clone(),
+        ..ObjectMeta::default()
+    };
+    meta.set("intake-owner", owner.as_str());
+    meta.set("intake-source", "email");
+    meta.set("intake-message-id", &receipt.message_id.to_string());
+    meta.set("intake-received-at", received_at);
+    // Owner (64), message id (128) and time (~30) with their keys take under 400 bytes.
+    meta.set_bounded("intake-sender", &receipt.sender, 400);
+    if let Some(subject) = &receipt.subject {
+        meta.set_bounded("intake-subject", subject, 500);
+    }
+    if let Some(original) = &part.original_name {
+        meta.set_bounded("intake-original-name", original, 500);
+    }
+    debug_assert!(meta.user_size() <= USER_METADATA_LIMIT);
+    meta
+}
+
 /// How deep multiparts and attached messages nest below part `index`.
 fn nesting(message: &mail_parser::Message<'_>, index: usize, depth: u32) -> u32 {
     match message.parts.get(index).map(|p| &p.body) {
@@ -248,14 +272,14 @@ impl<C: MailLog, B: BlobStore> MailIntake<C, B> {
         }
         let raw_key = ObjectKey::mail(&receipt.message_id);
         let limit = self.policy.mail.max_message_bytes;
-        let Some(info) = self.blobs.head(&raw_key).await? else {
+        let Some(info) = self.blobs.head(&raw_key, None).await? else {
             // The receipt rule stores the message before invoking us: worth a retry.
             return Err(Error::Unavailable(format!("{raw_key} does not exist (yet)")));
         };
         if info.size > limit {
             return Ok(MailOutcome::Refused(Refusal::TooLarge { size: info.size, limit }));
         }
-        let Some(mut stream) = self.blobs.get(&raw_key).await? else {
+        let Some(mut stream) = self.blobs.get(&raw_key, None).await? else {
             return Err(Error::Unavailable(format!("{raw_key} disappeared while reading")));
         };
         let mut raw = Vec::with_capacity(info.size as usize);
@@ -281,22 +305,7 @@ impl<C: MailLog, B: BlobStore> MailIntake<C, B> {
                 .and_then(FileName::sanitize)
                 .unwrap_or_else(FileName::unnamed);
             let key = ObjectKey::incoming_email(&owner, &receipt.message_id, n as u32 + 1, &name);
-            let mut meta = ObjectMeta {
-                content_type: part.content_type.clone(),
-                ..ObjectMeta::default()
-            };
-            meta.set("intake-owner", owner.as_str());
-            meta.set("intake-source", "email");
-            meta.set("intake-name", name.as_str());
-            meta.set("intake-sender", &receipt.sender);
-            meta.set("intake-message-id", &receipt.message_id.to_string());
-            meta.set("intake-received-at", &received_at);
-            if let Some(subject) = &receipt.subject {
-                meta.set("intake-subject", subject);
-            }
-            if let Some(original) = &part.original_name {
-                meta.set("intake-original-name", original);
-            }
+            let meta = attachment_meta(&owner, receipt, &received_at, part);
             self.blobs.put(&key, part.body.clone(), &meta).await?;
         }
         let count = parts.len() as u32;

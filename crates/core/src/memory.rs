@@ -18,6 +18,8 @@ use crate::{
 #[derive(Default)]
 pub struct MemoryCatalog {
     state: Mutex<CatalogState>,
+    /// See [`MemoryCatalog::lose_answers`].
+    lose_answers: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -30,7 +32,44 @@ struct CatalogState {
     content: HashMap<(Owner, Sha256), DocumentId>,
     mail: HashMap<MessageId, (Owner, u32)>,
     applied: std::collections::HashSet<String>,
-    deliveries: std::collections::HashSet<(String, WebhookId)>,
+    deliveries: HashMap<(String, WebhookId), DeliveryRecord>,
+    blobs: HashMap<Sha256, BlobRecord>,
+}
+
+#[derive(Debug, Clone)]
+enum DeliveryRecord {
+    Delivered,
+    Claimed { token: String, until: OffsetDateTime },
+}
+
+#[derive(Debug, Clone, Default)]
+struct BlobRecord {
+    refs: i64,
+    released_at: Option<OffsetDateTime>,
+    sweeping: bool,
+}
+
+impl CatalogState {
+    /// Whether `blob` may move with a document write (the condition of the transaction).
+    fn blob_allows(&self, blob: Option<BlobRef>) -> bool {
+        match blob {
+            Some(BlobRef::Acquire(sha, BlobUse::Existing)) => self.blobs.get(&sha).is_some_and(|b| !b.sweeping),
+            Some(BlobRef::Acquire(sha, BlobUse::Copied)) => self.blobs.get(&sha).is_none_or(|b| !b.sweeping),
+            Some(BlobRef::Release(_)) | None => true,
+        }
+    }
+
+    fn move_blob(&mut self, blob: Option<BlobRef>, at: OffsetDateTime) {
+        match blob {
+            Some(BlobRef::Acquire(sha, _)) => self.blobs.entry(sha).or_default().refs += 1,
+            Some(BlobRef::Release(sha)) => {
+                let b = self.blobs.entry(sha).or_default();
+                b.refs -= 1;
+                b.released_at = Some(at);
+            }
+            None => {}
+        }
+    }
 }
 
 impl MemoryCatalog {
@@ -43,6 +82,27 @@ impl MemoryCatalog {
     pub fn set_stats(&self, owner: &Owner, stats: Stats) {
         self.state().stats.insert(owner.clone(), stats);
     }
+
+    /// Every document, for assertions.
+    pub fn documents(&self) -> Vec<Document> {
+        self.state().documents.values().cloned().collect()
+    }
+
+    /// From now on, every write that is applied has its answer lost and is sent again, as the
+    /// SDK retries a request whose response did not arrive: the caller sees the second answer
+    /// (usually "condition failed", since the first attempt changed what it was conditional on).
+    pub fn lose_answers(&self, on: bool) {
+        self.lose_answers.store(on, Ordering::SeqCst);
+    }
+
+    /// `write`, once, or twice when answers are lost.
+    fn write<T>(&self, write: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let first = write();
+        if first.is_ok() && self.lose_answers.load(Ordering::SeqCst) {
+            return write();
+        }
+        first
+    }
 }
 
 impl Documents for MemoryCatalog {
@@ -50,24 +110,35 @@ impl Documents for MemoryCatalog {
         Ok(self.state().documents.get(id).cloned())
     }
 
-    async fn insert_document(&self, doc: &Document) -> Result<(), StoreError> {
-        let mut s = self.state();
-        if s.documents.contains_key(&doc.id) {
-            return Err(StoreError::ConditionFailed);
-        }
-        s.documents.insert(doc.id, doc.clone());
-        Ok(())
+    async fn insert_document(&self, doc: &Document, blob: Option<BlobRef>) -> Result<(), StoreError> {
+        self.write(|| {
+            let mut s = self.state();
+            if s.documents.contains_key(&doc.id) || !s.blob_allows(blob) {
+                return Err(StoreError::ConditionFailed);
+            }
+            s.documents.insert(doc.id, doc.clone());
+            s.move_blob(blob, doc.updated_at);
+            Ok(())
+        })
     }
 
-    async fn replace_document(&self, doc: &Document, expected_version: u64) -> Result<(), StoreError> {
-        let mut s = self.state();
-        match s.documents.get(&doc.id) {
-            Some(old) if old.version == expected_version => {
-                s.documents.insert(doc.id, doc.clone());
-                Ok(())
+    async fn replace_document(
+        &self,
+        doc: &Document,
+        expected_version: u64,
+        blob: Option<BlobRef>,
+    ) -> Result<(), StoreError> {
+        self.write(|| {
+            let mut s = self.state();
+            match s.documents.get(&doc.id) {
+                Some(old) if old.version == expected_version && s.blob_allows(blob) => {
+                    s.documents.insert(doc.id, doc.clone());
+                    s.move_blob(blob, doc.updated_at);
+                    Ok(())
+                }
+                _ => Err(StoreError::ConditionFailed),
             }
-            _ => Err(StoreError::ConditionFailed),
-        }
+        })
     }
 
     async fn list_documents(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, StoreError> {
@@ -94,13 +165,15 @@ impl Documents for MemoryCatalog {
 
 impl Idempotency for MemoryCatalog {
     async fn claim_idempotency_key(&self, record: &IdempotencyRecord) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let mut s = self.state();
-        let key = (record.owner.clone(), record.key.clone());
-        if let Some(existing) = s.idempotency.get(&key) {
-            return Ok(Some(existing.clone()));
-        }
-        s.idempotency.insert(key, record.clone());
-        Ok(None)
+        self.write(|| {
+            let mut s = self.state();
+            let key = (record.owner.clone(), record.key.clone());
+            if let Some(existing) = s.idempotency.get(&key) {
+                return Ok(Some(existing.clone()));
+            }
+            s.idempotency.insert(key, record.clone());
+            Ok(None)
+        })
     }
 }
 
@@ -166,30 +239,67 @@ impl ContentIndex for MemoryCatalog {
         doc: &Document,
         expected_version: Option<u64>,
         stale: Option<DocumentId>,
+        blob: BlobUse,
     ) -> Result<Claim, StoreError> {
         let sha = doc.sha256.ok_or_else(|| StoreError::Corrupt {
             key: doc.id.to_string(),
             message: "accepted without a digest".into(),
         })?;
-        let mut s = self.state();
-        let version_ok = match (expected_version, s.documents.get(&doc.id)) {
-            (None, None) => true,
-            (Some(v), Some(old)) => old.version == v,
-            _ => false,
-        };
-        if !version_ok {
-            return Err(StoreError::ConditionFailed);
-        }
-        let key = (doc.owner.clone(), sha);
-        match s.content.get(&key) {
-            Some(holder) if Some(*holder) != stale && *holder != doc.id => {
-                return Ok(Claim::HeldBy(*holder));
+        self.write(|| {
+            let mut s = self.state();
+            let key = (doc.owner.clone(), sha);
+            match s.content.get(&key) {
+                Some(holder) if Some(*holder) != stale && *holder != doc.id => {
+                    return Ok(Claim::HeldBy(*holder));
+                }
+                _ => {}
             }
-            _ => {}
+            let version_ok = match (expected_version, s.documents.get(&doc.id)) {
+                (None, None) => true,
+                (Some(v), Some(old)) => old.version == v,
+                _ => false,
+            };
+            let blob = Some(BlobRef::Acquire(sha, blob));
+            if !version_ok || !s.blob_allows(blob) {
+                return Err(StoreError::ConditionFailed);
+            }
+            s.content.insert(key, doc.id);
+            s.documents.insert(doc.id, doc.clone());
+            s.move_blob(blob, doc.updated_at);
+            Ok(Claim::Accepted)
+        })
+    }
+}
+
+impl BlobLedger for MemoryCatalog {
+    async fn blob_state(&self, sha256: &Sha256) -> Result<BlobState, StoreError> {
+        Ok(match self.state().blobs.get(sha256) {
+            None => BlobState::Absent,
+            Some(b) if b.sweeping => BlobState::Sweeping,
+            Some(b) => BlobState::Live {
+                refs: b.refs,
+                released_at: b.released_at,
+            },
+        })
+    }
+
+    async fn begin_sweep(&self, sha256: &Sha256, released_before: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut s = self.state();
+        match s.blobs.get_mut(sha256) {
+            Some(b) if !b.sweeping && b.refs <= 0 && b.released_at.is_none_or(|r| r <= released_before) => {
+                b.sweeping = true;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        s.content.insert(key, doc.id);
-        s.documents.insert(doc.id, doc.clone());
-        Ok(Claim::Accepted)
+    }
+
+    async fn end_sweep(&self, sha256: &Sha256) -> Result<(), StoreError> {
+        let mut s = self.state();
+        if s.blobs.get(sha256).is_some_and(|b| b.sweeping) {
+            s.blobs.remove(sha256);
+        }
+        Ok(())
     }
 }
 
@@ -210,13 +320,11 @@ impl MailLog for MemoryCatalog {
 }
 
 impl StatsWriter for MemoryCatalog {
-    /// Blob references are answered from the documents themselves (see `blob_in_use`).
     async fn apply_stats(
         &self,
         record_id: &str,
         owner: &Owner,
         deltas: &[(crate::StatusKind, i64, i64)],
-        _blob: Option<(Sha256, i64)>,
     ) -> Result<bool, StoreError> {
         let mut s = self.state();
         if !s.applied.insert(record_id.to_owned()) {
@@ -233,21 +341,50 @@ impl StatsWriter for MemoryCatalog {
 }
 
 impl Deliveries for MemoryCatalog {
-    async fn delivered(&self, event_id: &str, hook: &WebhookId) -> Result<bool, StoreError> {
-        Ok(self.state().deliveries.contains(&(event_id.to_owned(), *hook)))
+    async fn claim_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+        token: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<DeliveryClaim, StoreError> {
+        let mut s = self.state();
+        let key = (event_id.to_owned(), *hook);
+        match s.deliveries.get(&key) {
+            Some(DeliveryRecord::Delivered) => Ok(DeliveryClaim::Delivered),
+            Some(DeliveryRecord::Claimed { until, .. }) if *until > now => Ok(DeliveryClaim::InFlight),
+            _ => {
+                let claim = DeliveryRecord::Claimed {
+                    token: token.to_owned(),
+                    until: now + lease,
+                };
+                s.deliveries.insert(key, claim);
+                Ok(DeliveryClaim::Claimed)
+            }
+        }
     }
-    async fn record_delivery(&self, event_id: &str, hook: &WebhookId, _at: OffsetDateTime) -> Result<(), StoreError> {
-        self.state().deliveries.insert((event_id.to_owned(), *hook));
+
+    async fn complete_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+        _token: &str,
+        _at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.state()
+            .deliveries
+            .insert((event_id.to_owned(), *hook), DeliveryRecord::Delivered);
         Ok(())
     }
-}
 
-impl BlobReferences for MemoryCatalog {
-    async fn blob_in_use(&self, sha256: &Sha256) -> Result<bool, StoreError> {
-        Ok(self.state().documents.values().any(|d| {
-            d.sha256.as_ref() == Some(sha256)
-                && matches!(d.status, crate::Status::Accepted | crate::Status::Duplicate { .. })
-        }))
+    async fn release_delivery(&self, event_id: &str, hook: &WebhookId, token: &str) -> Result<(), StoreError> {
+        let mut s = self.state();
+        let key = (event_id.to_owned(), *hook);
+        if matches!(s.deliveries.get(&key), Some(DeliveryRecord::Claimed { token: t, .. }) if t == token) {
+            s.deliveries.remove(&key);
+        }
+        Ok(())
     }
 }
 
@@ -276,74 +413,183 @@ impl EventPublisher for MemoryPublisher {
     }
 }
 
-/// A bucket in memory. Presigned URLs use a `memory://` scheme: they are never fetched.
+/// A work queue in memory: what was scheduled, with its delay.
+#[derive(Default)]
+pub struct MemoryQueue {
+    pub jobs: Mutex<Vec<(crate::jobs::Job, Duration)>>,
+}
+
+impl MemoryQueue {
+    pub fn take(&self) -> Vec<(crate::jobs::Job, Duration)> {
+        std::mem::take(&mut *self.jobs.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl WorkQueue for MemoryQueue {
+    async fn schedule(&self, job: &crate::jobs::Job, delay: Duration) -> Result<(), StoreError> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((job.clone(), delay));
+        Ok(())
+    }
+}
+
+/// One write of a key in a [`MemoryBlobStore`]: S3's versioned bucket in miniature.
+#[derive(Debug, Clone)]
+struct Version {
+    id: String,
+    /// `None`: a delete marker.
+    object: Option<(Bytes, ObjectMeta)>,
+}
+
+fn etag(body: &[u8]) -> String {
+    Sha256::of(body).to_string()[..32].to_owned()
+}
+
+/// A versioned bucket in memory: every write is a new version (ETag: the first half of the
+/// SHA-256), deletes by version remove that version, plain deletes add a delete marker.
+/// Presigned URLs use a `memory://` scheme: they are never fetched.
 #[derive(Default)]
 pub struct MemoryBlobStore {
-    objects: Mutex<BTreeMap<String, (Bytes, ObjectMeta)>>,
+    objects: Mutex<BTreeMap<String, Vec<Version>>>,
+    versions: AtomicU64,
 }
 
 impl MemoryBlobStore {
-    fn objects(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (Bytes, ObjectMeta)>> {
+    fn objects(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<Version>>> {
         self.objects.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The stored bytes and metadata of an object, for assertions.
+    /// The current bytes and metadata of an object, for assertions.
     pub fn object(&self, key: &str) -> Option<(Bytes, ObjectMeta)> {
-        self.objects().get(key).cloned()
+        self.objects()
+            .get(key)
+            .and_then(|v| v.last())
+            .and_then(|v| v.object.clone())
     }
 
+    /// Keys with a current object.
     pub fn keys(&self) -> Vec<String> {
-        self.objects().keys().cloned().collect()
+        self.objects()
+            .iter()
+            .filter(|(_, v)| v.last().is_some_and(|v| v.object.is_some()))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The revision of an object's current version, as an event would report it.
+    pub fn revision(&self, key: &str) -> Option<Revision> {
+        let objects = self.objects();
+        let v = objects.get(key)?.last()?;
+        let (body, _) = v.object.as_ref()?;
+        Some(Revision {
+            version_id: Some(v.id.clone()),
+            etag: Some(etag(body)),
+        })
+    }
+
+    /// The version `revision` names (the current one if it names none), if it exists.
+    fn find(&self, key: &str, revision: Option<&Revision>) -> Option<(String, Bytes, ObjectMeta)> {
+        let objects = self.objects();
+        let versions = objects.get(key)?;
+        let version = match revision.and_then(|r| r.version_id.as_deref()) {
+            Some(id) => versions.iter().find(|v| v.id == id)?,
+            None => versions.last()?,
+        };
+        let (body, meta) = version.object.clone()?;
+        if revision
+            .and_then(|r| r.etag.as_deref())
+            .is_some_and(|e| e != etag(&body))
+        {
+            return None;
+        }
+        Some((version.id.clone(), body, meta))
+    }
+
+    fn write(&self, key: &str, object: Option<(Bytes, ObjectMeta)>) {
+        let id = format!("v{:08}", self.versions.fetch_add(1, Ordering::Relaxed));
+        self.objects()
+            .entry(key.to_owned())
+            .or_default()
+            .push(Version { id, object });
     }
 }
 
 impl BlobStore for MemoryBlobStore {
     async fn put(&self, key: &ObjectKey, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
-        self.objects().insert(key.to_string(), (body, meta.clone()));
+        self.write(key.as_str(), Some((body, meta.clone())));
         Ok(())
     }
 
-    async fn get(&self, key: &ObjectKey) -> Result<Option<ByteStream>, StoreError> {
-        let body = self.objects().get(key.as_str()).map(|(b, _)| b.clone());
+    async fn get(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ByteStream>, StoreError> {
+        let body = self.find(key.as_str(), revision).map(|(_, b, _)| b);
         Ok(body.map(|b| -> ByteStream { Box::pin(futures::stream::iter([Ok(b)])) }))
     }
 
-    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
-        Ok(self.objects().get(key.as_str()).map(|(b, m)| ObjectInfo {
+    async fn head(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ObjectInfo>, StoreError> {
+        Ok(self.find(key.as_str(), revision).map(|(id, b, m)| ObjectInfo {
             size: b.len() as u64,
-            meta: m.clone(),
+            meta: m,
+            revision: Revision {
+                version_id: Some(id),
+                etag: Some(etag(&b)),
+            },
+            sha256: Some(Sha256::of(&b)),
         }))
     }
 
-    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StoreError> {
-        let mut objects = self.objects();
-        let obj = objects
-            .get(from.as_str())
-            .cloned()
-            .ok_or_else(|| StoreError::Unavailable(format!("no such key {from}")))?;
-        objects.insert(to.to_string(), obj);
+    async fn copy(
+        &self,
+        from: &ObjectKey,
+        revision: Option<&Revision>,
+        to: &ObjectKey,
+    ) -> Result<Option<Sha256>, StoreError> {
+        let (_, body, meta) = self.find(from.as_str(), revision).ok_or(StoreError::ConditionFailed)?;
+        let sha = Sha256::of(&body);
+        self.write(to.as_str(), Some((body, meta)));
+        Ok(Some(sha))
+    }
+
+    async fn delete(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<(), StoreError> {
+        match revision {
+            Some(Revision {
+                version_id: Some(id), ..
+            }) => {
+                if let Some(versions) = self.objects().get_mut(key.as_str()) {
+                    versions.retain(|v| &v.id != id);
+                }
+            }
+            Some(r @ Revision { etag: Some(_), .. }) => {
+                if self.find(key.as_str(), Some(r)).is_none() {
+                    return Err(StoreError::ConditionFailed);
+                }
+                self.write(key.as_str(), None);
+            }
+            _ => self.write(key.as_str(), None),
+        }
         Ok(())
     }
 
-    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        self.objects().remove(key.as_str());
-        Ok(())
-    }
-
-    async fn presign_put(
+    async fn presign_upload(
         &self,
         key: &ObjectKey,
         meta: &ObjectMeta,
+        conditions: &UploadConditions,
         expires_in: Duration,
-    ) -> Result<PresignedRequest, StoreError> {
-        let mut headers = BTreeMap::new();
-        if let Some(ct) = &meta.content_type {
-            headers.insert("content-type".into(), ct.to_string());
+    ) -> Result<PresignedUpload, StoreError> {
+        let mut fields = vec![("key".to_owned(), key.to_string())];
+        if let Some(ct) = &conditions.content_type {
+            fields.push(("Content-Type".into(), ct.to_string()));
         }
-        Ok(PresignedRequest {
-            method: "PUT",
-            url: format!("memory://bucket/{key}?expires={}", expires_in.as_secs()),
-            headers,
+        for (k, v) in &meta.user {
+            fields.push((format!("x-amz-meta-{k}"), v.clone()));
+        }
+        fields.push(("max-bytes".into(), conditions.max_bytes.to_string()));
+        Ok(PresignedUpload {
+            method: "POST",
+            url: format!("memory://bucket/?expires={}", expires_in.as_secs()),
+            fields,
             expires_at: OffsetDateTime::UNIX_EPOCH + expires_in,
         })
     }

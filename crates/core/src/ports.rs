@@ -86,20 +86,51 @@ impl Default for ListQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    /// Where the next page starts; `None` on the last page.
+    /// Where the next page starts (the page's items are all newer than it); `None` on the last
+    /// page.
     pub next: Option<DocumentId>,
+}
+
+/// How a document write moves a blob's reference count, in the same transaction as the
+/// document, so that the count can never disagree with the documents (see [`BlobLedger`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobRef {
+    /// The document now uses `blobs/sha256/<sha>` (it became accepted or a duplicate).
+    Acquire(Sha256, BlobUse),
+    /// The document no longer uses it (it was deleted).
+    Release(Sha256),
+}
+
+/// What a writer knew about the blob when it decided to use it; the write is conditional on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobUse {
+    /// The ledger said `Live` (so the object exists) and the copy was skipped: the record must
+    /// still be live when the reference is counted.
+    Existing,
+    /// The writer has just copied the bytes: the record must be absent or live (not swept).
+    Copied,
 }
 
 pub trait Documents: Send + Sync {
     fn get_document(&self, id: &DocumentId) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send;
-    /// Writes a new document; `ConditionFailed` if one with its id exists.
-    fn insert_document(&self, doc: &Document) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Replaces a document whose stored version is `expected_version`; `ConditionFailed` otherwise.
+    /// Writes a new document (and moves `blob`'s count with it); `ConditionFailed` if one with
+    /// its id exists or the blob's record is not in the state `blob` requires.
+    fn insert_document(
+        &self,
+        doc: &Document,
+        blob: Option<BlobRef>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Replaces a document whose stored version is `expected_version` (and moves `blob`'s
+    /// count with it); `ConditionFailed` otherwise.
     fn replace_document(
         &self,
         doc: &Document,
         expected_version: u64,
+        blob: Option<BlobRef>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A page of `owner`'s documents. A store may end a page early, with fewer items than the
+    /// limit and a cursor, when filters match little of what it had to read (a bounded amount
+    /// of work per request).
     fn list_documents(
         &self,
         owner: &Owner,
@@ -156,15 +187,17 @@ pub enum Claim {
 
 /// Which document of an owner holds which bytes: the deduplication index.
 pub trait ContentIndex: Send + Sync {
-    /// Writes `doc` (accepted, with its digest) and claims `(owner, sha256)` for it, in one
-    /// transaction. `expected_version` is as in [`Documents::replace_document`] (`None`: the
-    /// document is new). A claim held by `stale` (a deleted document) may be taken over.
-    /// `ConditionFailed` when the document itself changed meanwhile.
+    /// Writes `doc` (accepted, with its digest), claims `(owner, sha256)` for it and counts its
+    /// reference to the blob, in one transaction. `expected_version` is as in
+    /// [`Documents::replace_document`] (`None`: the document is new). A claim held by `stale`
+    /// (a deleted document) may be taken over. `ConditionFailed` when the document changed
+    /// meanwhile or the blob's record is not in the state `blob` requires.
     fn accept_document(
         &self,
         doc: &Document,
         expected_version: Option<u64>,
         stale: Option<DocumentId>,
+        blob: BlobUse,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 }
 
@@ -183,14 +216,12 @@ pub trait MailLog: Send + Sync {
 /// Per-owner counters, kept by the stream function.
 pub trait StatsWriter: Send + Sync {
     /// Applies the deltas `(status, documents, bytes)` of stream record `record_id` to `owner`'s
-    /// counters, and `blob` to the blob's count of live references, once: `false` when that
-    /// record was applied before (a replay).
+    /// counters, once: `false` when that record was applied before (a replay).
     fn apply_stats(
         &self,
         record_id: &str,
         owner: &Owner,
         deltas: &[(StatusKind, i64, i64)],
-        blob: Option<(Sha256, i64)>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Applies many records' changes, each once, as cheaply as the store allows; one result per
@@ -199,7 +230,7 @@ pub trait StatsWriter: Send + Sync {
         async move {
             let mut results = Vec::with_capacity(changes.len());
             for c in changes {
-                results.push(self.apply_stats(&c.record_id, &c.owner, &c.deltas, c.blob).await);
+                results.push(self.apply_stats(&c.record_id, &c.owner, &c.deltas).await);
             }
             results
         }
@@ -212,24 +243,78 @@ pub struct StatsChange {
     pub record_id: String,
     pub owner: Owner,
     pub deltas: Vec<(StatusKind, i64, i64)>,
-    pub blob: Option<(Sha256, i64)>,
 }
 
-/// Which webhook got which event, so that a retried message is not delivered twice.
+/// Who may deliver an event to a hook right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryClaim {
+    /// This caller holds the lease: it sends, then completes or releases the claim.
+    Claimed,
+    /// The hook got the event before.
+    Delivered,
+    /// Another caller holds an unexpired lease and is sending it now.
+    InFlight,
+}
+
+/// Which webhook got which event. A delivery is claimed before it is sent (a conditional
+/// record with a lease) and recorded after, so that concurrent deliveries of one event to one
+/// hook send it once; a claim whose holder died expires with its lease.
 pub trait Deliveries: Send + Sync {
-    fn delivered(&self, event_id: &str, hook: &WebhookId) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    fn record_delivery(
+    /// Claims `(event_id, hook)` for `token` until `now + lease`.
+    fn claim_delivery(
         &self,
         event_id: &str,
         hook: &WebhookId,
+        token: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> impl Future<Output = Result<DeliveryClaim, StoreError>> + Send;
+    /// Records the delivery made under `token`'s claim.
+    fn complete_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+        token: &str,
         at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Gives up `token`'s claim (the delivery failed), so that a retry need not wait for the
+    /// lease to expire.
+    fn release_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+        token: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Which live documents, of any owner, use a blob.
-pub trait BlobReferences: Send + Sync {
-    /// Whether any accepted or duplicate document has these bytes.
-    fn blob_in_use(&self, sha256: &Sha256) -> impl Future<Output = Result<bool, StoreError>> + Send;
+/// A blob's record in the ledger (`BLOB#<sha>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobState {
+    /// No record: no document uses these bytes.
+    Absent,
+    /// `refs` documents use the bytes; `released_at` is when one last stopped using them.
+    /// Invariant: a live record's object exists.
+    Live {
+        refs: i64,
+        released_at: Option<OffsetDateTime>,
+    },
+    /// A sweep is removing the object; nothing may count a reference until it is done.
+    Sweeping,
+}
+
+/// The ledger of blob references. Counts move only in the transactions that change documents
+/// ([`BlobRef`]); a blob is removed by a delayed sweep that claims the record first.
+pub trait BlobLedger: Send + Sync {
+    fn blob_state(&self, sha256: &Sha256) -> impl Future<Output = Result<BlobState, StoreError>> + Send;
+    /// Marks the blob as being swept, only if no document uses it and the last reference was
+    /// released before `released_before`: `false` otherwise.
+    fn begin_sweep(
+        &self,
+        sha256: &Sha256,
+        released_before: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Forgets a swept blob, once its object is gone.
+    fn end_sweep(&self, sha256: &Sha256) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Everything the catalog holds, in one bound.
@@ -243,7 +328,7 @@ pub trait Catalog:
     + MailLog
     + StatsWriter
     + Deliveries
-    + BlobReferences
+    + BlobLedger
 {
 }
 impl<T> Catalog for T where
@@ -256,11 +341,11 @@ impl<T> Catalog for T where
         + MailLog
         + StatsWriter
         + Deliveries
-        + BlobReferences
+        + BlobLedger
 {
 }
 
-// ----- announcing ---------------------------------------------------------------------------
+// ----- announcing and reacting -------------------------------------------------------------
 
 /// Where domain events go (an SNS topic).
 pub trait EventPublisher: Send + Sync {
@@ -271,9 +356,13 @@ pub trait EventPublisher: Send + Sync {
     ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send;
 }
 
+/// The most of a webhook's answer that is read (and then dropped): enough for an error page.
+pub const WEBHOOK_ANSWER_LIMIT: usize = 64 * 1024;
+
 /// An HTTP client for webhook deliveries.
 pub trait WebhookClient: Send + Sync {
-    /// POSTs `body` with `headers`; the response status, or why there is none.
+    /// POSTs `body` with `headers` within `timeout`; the response status, or why there is none.
+    /// Reads at most [`WEBHOOK_ANSWER_LIMIT`] bytes of the answer.
     fn post(
         &self,
         url: &crate::WebhookUrl,
@@ -283,10 +372,35 @@ pub trait WebhookClient: Send + Sync {
     ) -> impl Future<Output = Result<u16, String>> + Send;
 }
 
+/// Work to be done later by the deferred-work function (an SQS queue with per-message delay).
+pub trait WorkQueue: Send + Sync {
+    /// Enqueues `job` to run after `delay` (at most 15 minutes).
+    fn schedule(&self, job: &crate::jobs::Job, delay: Duration) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 // ----- the blob store ----------------------------------------------------------------------
 
 /// Bytes as they stream out of the store; never the whole object in memory.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StoreError>> + Send>>;
+
+/// Which write of a key is meant: S3's version id (versioned buckets) and ETag, as an event
+/// reported them. Reads, copies and deletes pinned to a revision act on exactly those bytes,
+/// or not at all, whatever was written to the key since.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revision {
+    pub version_id: Option<String>,
+    /// Without quotes.
+    pub etag: Option<String>,
+}
+
+impl Revision {
+    pub fn is_pinned(&self) -> bool {
+        self.version_id.is_some() || self.etag.is_some()
+    }
+}
+
+/// S3 limits user-defined metadata to 2 KB: the UTF-8 bytes of every key and value.
+pub const USER_METADATA_LIMIT: usize = 2048;
 
 /// What a door attaches to an object under `incoming/`, so that the object describes itself to
 /// the s3 function. Values are percent-encoded: S3 user metadata must be US-ASCII.
@@ -304,25 +418,42 @@ const META_UNSAFE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b' ');
 
 impl ObjectMeta {
-    /// The metadata the HTTP door attaches.
+    /// The metadata the HTTP door attaches (the name is in the key; the rest is in the
+    /// document, which exists before its bytes).
     pub fn for_document(doc: &Document) -> Self {
-        let mut user = BTreeMap::new();
-        user.insert("intake-document-id".into(), doc.id.to_string());
-        user.insert("intake-owner".into(), doc.owner.to_string());
-        user.insert(
-            "intake-name".into(),
-            utf8_percent_encode(doc.name.as_str(), META_UNSAFE).to_string(),
-        );
-        Self {
+        let mut meta = Self {
             content_type: doc.declared_type.clone(),
-            user,
-        }
+            user: BTreeMap::new(),
+        };
+        meta.set("intake-document-id", &doc.id.to_string());
+        meta.set("intake-owner", doc.owner.as_str());
+        meta
     }
 
     /// Sets a metadata value, percent-encoding what is not plain ASCII.
     pub fn set(&mut self, key: &str, value: &str) {
         self.user
             .insert(key.to_owned(), utf8_percent_encode(value, META_UNSAFE).to_string());
+    }
+
+    /// Sets a value of unbounded length (a subject, a sender) so that its encoded form takes at
+    /// most `max` bytes: a longer value is cut at a character boundary and ends in `…`.
+    pub fn set_bounded(&mut self, key: &str, value: &str, max: usize) {
+        let encoded_len = |s: &str| utf8_percent_encode(s, META_UNSAFE).to_string().len();
+        if encoded_len(value) <= max {
+            return self.set(key, value);
+        }
+        let mut cut = String::new();
+        for c in value.chars() {
+            let mut next = cut.clone();
+            next.push(c);
+            if encoded_len(&next) + encoded_len("…") > max {
+                break;
+            }
+            cut = next;
+        }
+        cut.push('…');
+        self.set(key, &cut);
     }
 
     /// A metadata value, decoded.
@@ -332,8 +463,9 @@ impl ObjectMeta {
             .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
     }
 
-    pub fn name(&self) -> Option<FileName> {
-        self.get("intake-name").and_then(|n| FileName::sanitize(&n))
+    /// How much of S3's user-metadata allowance this takes.
+    pub fn user_size(&self) -> usize {
+        self.user.iter().map(|(k, v)| k.len() + v.len()).sum()
     }
 }
 
@@ -341,6 +473,10 @@ impl ObjectMeta {
 pub struct ObjectInfo {
     pub size: u64,
     pub meta: ObjectMeta,
+    /// The revision the store answered with.
+    pub revision: Revision,
+    /// The object's whole-content SHA-256 as the store verified it on upload, if it keeps one.
+    pub sha256: Option<Sha256>,
 }
 
 /// A request a client can make without credentials until `expires_at`.
@@ -354,6 +490,36 @@ pub struct PresignedRequest {
     pub expires_at: OffsetDateTime,
 }
 
+/// What the store itself must refuse in a presigned upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadConditions {
+    /// Largest body accepted.
+    pub max_bytes: u64,
+    /// The exact `Content-Type` the upload must declare, if the client announced one.
+    pub content_type: Option<ContentType>,
+    /// The SHA-256 the bytes must have, if the client announced one: the store verifies it.
+    pub sha256: Option<Sha256>,
+}
+
+/// A browser-style upload (an HTML form POST) a client can make without credentials until
+/// `expires_at`: POST `url` as `multipart/form-data` with `fields`, in order, then the file as
+/// the last field, `file`. The signed policy makes the store refuse anything else: another
+/// key, a bigger body, another type or metadata, other bytes than the announced checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresignedUpload {
+    pub method: &'static str,
+    pub url: String,
+    /// In order (a JSON object in the API: S3 needs only the file last).
+    #[serde(serialize_with = "fields_as_object")]
+    pub fields: Vec<(String, String)>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+fn fields_as_object<S: serde::Serializer>(fields: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(fields.iter().map(|(k, v)| (k, v)))
+}
+
 /// How a presigned download presents itself to the browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownloadAs {
@@ -362,31 +528,171 @@ pub struct DownloadAs {
 }
 
 pub trait BlobStore: Send + Sync {
+    /// Writes an object; the store verifies the bytes' SHA-256 on the way in and keeps it.
     fn put(
         &self,
         key: &ObjectKey,
         body: Bytes,
         meta: &ObjectMeta,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// `None` when there is no such object.
-    fn get(&self, key: &ObjectKey) -> impl Future<Output = Result<Option<ByteStream>, StoreError>> + Send;
-    fn head(&self, key: &ObjectKey) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
-    /// Server-side copy: the bytes never pass through the function.
-    fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Deleting what is not there succeeds.
-    fn delete(&self, key: &ObjectKey) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn presign_put(
+    /// The object (at `revision`, if given); `None` when there is no such object or revision.
+    fn get(
+        &self,
+        key: &ObjectKey,
+        revision: Option<&Revision>,
+    ) -> impl Future<Output = Result<Option<ByteStream>, StoreError>> + Send;
+    fn head(
+        &self,
+        key: &ObjectKey,
+        revision: Option<&Revision>,
+    ) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
+    /// Server-side copy of `from` at `revision` (the bytes never pass through the function);
+    /// `ConditionFailed` if that revision is no longer there. Returns the SHA-256 of the copy
+    /// as the store computed it, when it reports one.
+    fn copy(
+        &self,
+        from: &ObjectKey,
+        revision: Option<&Revision>,
+        to: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<Sha256>, StoreError>> + Send;
+    /// Deletes the object (only `revision` of it, if given). Deleting what is not there
+    /// succeeds.
+    fn delete(
+        &self,
+        key: &ObjectKey,
+        revision: Option<&Revision>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn presign_upload(
         &self,
         key: &ObjectKey,
         meta: &ObjectMeta,
+        conditions: &UploadConditions,
         expires_in: Duration,
-    ) -> impl Future<Output = Result<PresignedRequest, StoreError>> + Send;
+    ) -> impl Future<Output = Result<PresignedUpload, StoreError>> + Send;
     fn presign_get(
         &self,
         key: &ObjectKey,
         download: &DownloadAs,
         expires_in: Duration,
     ) -> impl Future<Output = Result<PresignedRequest, StoreError>> + Send;
+}
+
+// ----- sharing ---------------------------------------------------------------------------
+
+// A store behind an `Arc` is the same store, so that use cases can share one (the s3 and the
+// deferred-work functions hand one catalog and one blob store to two use cases).
+
+impl<T: Documents> Documents for std::sync::Arc<T> {
+    fn get_document(&self, id: &DocumentId) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send {
+        (**self).get_document(id)
+    }
+    fn insert_document(
+        &self,
+        doc: &Document,
+        blob: Option<BlobRef>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).insert_document(doc, blob)
+    }
+    fn replace_document(
+        &self,
+        doc: &Document,
+        expected_version: u64,
+        blob: Option<BlobRef>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).replace_document(doc, expected_version, blob)
+    }
+    fn list_documents(
+        &self,
+        owner: &Owner,
+        query: &ListQuery,
+    ) -> impl Future<Output = Result<Page<Document>, StoreError>> + Send {
+        (**self).list_documents(owner, query)
+    }
+}
+
+impl<T: ContentIndex> ContentIndex for std::sync::Arc<T> {
+    fn accept_document(
+        &self,
+        doc: &Document,
+        expected_version: Option<u64>,
+        stale: Option<DocumentId>,
+        blob: BlobUse,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send {
+        (**self).accept_document(doc, expected_version, stale, blob)
+    }
+}
+
+impl<T: BlobLedger> BlobLedger for std::sync::Arc<T> {
+    fn blob_state(&self, sha256: &Sha256) -> impl Future<Output = Result<BlobState, StoreError>> + Send {
+        (**self).blob_state(sha256)
+    }
+    fn begin_sweep(
+        &self,
+        sha256: &Sha256,
+        released_before: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).begin_sweep(sha256, released_before)
+    }
+    fn end_sweep(&self, sha256: &Sha256) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).end_sweep(sha256)
+    }
+}
+
+impl<T: BlobStore> BlobStore for std::sync::Arc<T> {
+    fn put(
+        &self,
+        key: &ObjectKey,
+        body: Bytes,
+        meta: &ObjectMeta,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put(key, body, meta)
+    }
+    fn get(
+        &self,
+        key: &ObjectKey,
+        revision: Option<&Revision>,
+    ) -> impl Future<Output = Result<Option<ByteStream>, StoreError>> + Send {
+        (**self).get(key, revision)
+    }
+    fn head(
+        &self,
+        key: &ObjectKey,
+        revision: Option<&Revision>,
+    ) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send {
+        (**self).head(key, revision)
+    }
+    fn copy(
+        &self,
+        from: &ObjectKey,
+        revision: Option<&Revision>,
+        to: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<Sha256>, StoreError>> + Send {
+        (**self).copy(from, revision, to)
+    }
+    fn delete(
+        &self,
+        key: &ObjectKey,
+        revision: Option<&Revision>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete(key, revision)
+    }
+    fn presign_upload(
+        &self,
+        key: &ObjectKey,
+        meta: &ObjectMeta,
+        conditions: &UploadConditions,
+        expires_in: Duration,
+    ) -> impl Future<Output = Result<PresignedUpload, StoreError>> + Send {
+        (**self).presign_upload(key, meta, conditions, expires_in)
+    }
+    fn presign_get(
+        &self,
+        key: &ObjectKey,
+        download: &DownloadAs,
+        expires_in: Duration,
+    ) -> impl Future<Output = Result<PresignedRequest, StoreError>> + Send {
+        (**self).presign_get(key, download, expires_in)
+    }
 }
 
 // ----- time and randomness -----------------------------------------------------------------

@@ -26,6 +26,9 @@ pub struct Settings {
     /// Allow webhooks to plain-HTTP, loopback and private addresses (local runs only).
     pub allow_private_webhooks: bool,
     pub max_webhooks_per_owner: usize,
+    /// How long after its upload could have finished a `received` document whose bytes never
+    /// arrived is kept (then the catalog forgets it: nothing stays `received` for ever).
+    pub received_grace: Duration,
 }
 
 impl Default for Settings {
@@ -36,6 +39,7 @@ impl Default for Settings {
             download_url_ttl: Duration::from_secs(5 * 60),
             allow_private_webhooks: false,
             max_webhooks_per_owner: 10,
+            received_grace: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct UploadIntent {
     pub name: Option<String>,
     pub content_type: Option<ContentType>,
     pub size: Option<u64>,
+    /// The SHA-256 the client says the bytes have: S3 then refuses any other bytes.
+    pub sha256: Option<Sha256>,
     pub tags: Tags,
 }
 
@@ -113,7 +119,9 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     }
 
     /// Takes a small file through the HTTP door: records it as `received` and writes its bytes
-    /// under `incoming/`, where the s3 function verifies and catalogues it.
+    /// under `incoming/`, where the s3 function verifies and catalogues it. The answer comes
+    /// only once both are written; what a failure leaves behind is safe to retry (with the same
+    /// `Idempotency-Key`) and, if never retried, forgotten after [`Settings::received_grace`].
     pub async fn submit(&self, owner: &Owner, upload: Upload) -> Result<Submitted, Error> {
         let size = upload.body.len() as u64;
         let limit = self.settings.inline_upload_limit.min(self.policy.limits.max_bytes);
@@ -142,8 +150,10 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
                         "Idempotency-Key was already used with a different body".into(),
                     ));
                 }
+                // Our own claim, written although its answer was lost (the id is fresh and
+                // random): this is still the first request.
+                replayed = first.document_id != id;
                 id = first.document_id;
-                replayed = true;
             }
         }
 
@@ -161,17 +171,9 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             created_at: now,
             updated_at: now,
             version: 1,
+            upload_deadline: Some(now + self.settings.received_grace),
         };
-        let document = match self.catalog.insert_document(&document).await {
-            Ok(()) => document,
-            // A retry of a request that got this far before: carry on with what is stored.
-            Err(StoreError::ConditionFailed) if replayed => self
-                .catalog
-                .get_document(&id)
-                .await?
-                .ok_or(Error::Conflict("retry the request".into()))?,
-            Err(e) => return Err(e.into()),
-        };
+        let document = self.insert_new(&document).await?;
         // Until the s3 function has moved the document on, (re)writing the same bytes to the same
         // key is harmless, and it completes an earlier attempt that failed after the catalog write.
         if document.status == Status::Received {
@@ -183,17 +185,34 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         Ok(Submitted { document, replayed })
     }
 
-    /// Announces a large file: records it as `received` and returns a presigned PUT for its bytes.
+    /// Writes a new document, or finds the one stored under its id: written by an earlier
+    /// attempt of the same request (a retry, or a write that was applied although its answer
+    /// was lost), or moved on since by the s3 function.
+    async fn insert_new(&self, document: &Document) -> Result<Document, Error> {
+        match self.catalog.insert_document(document, None).await {
+            Ok(()) => Ok(document.clone()),
+            Err(StoreError::ConditionFailed) => match self.catalog.get_document(&document.id).await? {
+                Some(stored) if stored.owner == document.owner => Ok(stored),
+                _ => Err(Error::Conflict("retry the request".into())),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Announces a large file: records it as `received` and returns a presigned upload (an
+    /// HTML-form POST) whose signed policy makes S3 refuse another key, a larger body, another
+    /// type or, when the client gave one, bytes with another SHA-256.
     pub async fn start_upload(
         &self,
         owner: &Owner,
         intent: UploadIntent,
-    ) -> Result<(Document, PresignedRequest), Error> {
+    ) -> Result<(Document, PresignedUpload), Error> {
         let limit = self.policy.limits.max_bytes;
         self.policy
             .check_declared(intent.content_type.as_ref(), intent.size)
             .map_err(|r| door_error(r, intent.size, limit))?;
         let now = self.clock.now();
+        let ttl = self.settings.upload_url_ttl;
         let document = Document {
             id: self.new_document_id(),
             owner: owner.clone(),
@@ -208,15 +227,18 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             created_at: now,
             updated_at: now,
             version: 1,
+            upload_deadline: Some(now + ttl + self.settings.received_grace),
         };
-        self.catalog.insert_document(&document).await?;
+        let document = self.insert_new(&document).await?;
         let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
         let meta = ObjectMeta::for_document(&document);
-        let request = self
-            .blobs
-            .presign_put(&key, &meta, self.settings.upload_url_ttl)
-            .await?;
-        Ok((document, request))
+        let conditions = UploadConditions {
+            max_bytes: intent.size.unwrap_or(limit).min(limit),
+            content_type: document.declared_type.clone(),
+            sha256: intent.sha256,
+        };
+        let upload = self.blobs.presign_upload(&key, &meta, &conditions, ttl).await?;
+        Ok((document, upload))
     }
 
     pub async fn list(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, Error> {
@@ -248,6 +270,12 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
                 return Err(Error::Conflict(format!(
                     "the document was rejected: {}",
                     rejection.message
+                )));
+            }
+            (Status::Failed { failure }, _) => {
+                return Err(Error::Conflict(format!(
+                    "processing the document failed: {}",
+                    failure.message
                 )));
             }
             _ => {
@@ -282,23 +310,43 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         .await
     }
 
-    /// Soft delete: the document becomes `deleted`; its blob is removed downstream once no live
-    /// document references it. Deleting twice succeeds.
+    /// Soft delete: the document becomes `deleted` and, in the same transaction, stops
+    /// counting as a user of its blob (which a delayed sweep removes once nothing uses it).
+    /// Deleting twice succeeds, also when the first attempt's answer was lost.
     pub async fn delete(&self, owner: &Owner, id: &DocumentId) -> Result<(), Error> {
-        match self.catalog.get_document(id).await? {
-            Some(doc) if &doc.owner == owner && doc.is_deleted() => return Ok(()),
-            _ => {}
+        for _ in 0..3 {
+            let doc = match self.catalog.get_document(id).await? {
+                Some(doc) if &doc.owner == owner => doc,
+                _ => return Err(Error::NotFound("document")),
+            };
+            if doc.is_deleted() {
+                return Ok(());
+            }
+            let now = self.clock.now();
+            let release = match (doc.status.uses_blob(), doc.sha256) {
+                (true, Some(sha)) => Some(BlobRef::Release(sha)),
+                _ => None,
+            };
+            let expected = doc.version;
+            let mut deleted = doc;
+            deleted.status = Status::Deleted { deleted_at: now };
+            deleted.version += 1;
+            deleted.updated_at = now;
+            deleted.upload_deadline = None;
+            match self.catalog.replace_document(&deleted, expected, release).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        self.modify(owner, id, |doc, now| {
-            doc.status = Status::Deleted { deleted_at: now };
-            true
-        })
-        .await
-        .map(drop)
+        Err(Error::Conflict(
+            "the document is being changed concurrently; retry".into(),
+        ))
     }
 
     /// Read, change, write conditionally on the version read; a few retries absorb concurrent
-    /// writers (the s3 function, another API call) without losing either change.
+    /// writers (the s3 function, another API call) without losing either change. A change
+    /// found already made (an earlier attempt whose answer was lost) is not made again.
     async fn modify(
         &self,
         owner: &Owner,
@@ -314,7 +362,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             let expected = doc.version;
             doc.version += 1;
             doc.updated_at = now;
-            match self.catalog.replace_document(&doc, expected).await {
+            match self.catalog.replace_document(&doc, expected, None).await {
                 Ok(()) => return Ok(doc),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),

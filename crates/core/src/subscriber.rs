@@ -1,20 +1,22 @@
 //! What the sns function does with a domain event: deliver it to the owner's webhooks, signed,
-//! at most once per (event, webhook); and remove a deleted document's blob once nothing live
-//! references it.
+//! once per (event, webhook) however often and however concurrently the event arrives; and,
+//! when a document that used a blob is deleted, schedule the blob's sweep ([`crate::sweep`]).
 //!
 //! Signing: `Intake-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 //! A receiver recomputes the HMAC over the timestamp, a dot and the raw body with the secret it
 //! was given, compares in constant time, and rejects old timestamps (replays).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 
 use crate::events::DomainEvent;
-use crate::ports::{BlobReferences, BlobStore, Clock, Deliveries, WebhookClient, Webhooks};
-use crate::{Error, EventType, ObjectKey, WebhookId, WebhookSecret};
+use crate::jobs::Job;
+use crate::ports::{Clock, Deliveries, DeliveryClaim, IdSource, WebhookClient, Webhooks, WorkQueue};
+use crate::{Error, EventType, StatusKind, Webhook, WebhookId, WebhookSecret};
 
 pub const SIGNATURE_HEADER: &str = "intake-signature";
 
@@ -32,14 +34,19 @@ pub fn sign(secret: &WebhookSecret, timestamp: i64, body: &[u8]) -> String {
 pub enum Delivery {
     Delivered(WebhookId),
     AlreadyDelivered(WebhookId),
-    Failed { hook: WebhookId, reason: String },
+    /// Another invocation holds the claim and is delivering it now.
+    InFlight(WebhookId),
+    Failed {
+        hook: WebhookId,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Handled {
     pub deliveries: Vec<Delivery>,
-    /// The blob was removed (the last live reference was deleted).
-    pub blob_removed: bool,
+    /// A sweep of the deleted document's blob was scheduled.
+    pub sweep_scheduled: bool,
 }
 
 impl Handled {
@@ -51,59 +58,103 @@ impl Handled {
     }
 }
 
-pub struct Subscriber<C, B, H> {
+/// How many webhooks of one event are posted at once.
+pub const PARALLEL_POSTS: usize = 8;
+/// Time kept back from the invocation's deadline for recording what happened.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+pub struct Subscriber<C, H, Q> {
     pub catalog: C,
-    pub blobs: B,
     pub client: H,
+    pub queue: Q,
     pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdSource>,
+    /// The longest one POST may take.
     pub timeout: Duration,
+    /// How long a delivery claim holds: longer than its holder can run (the function's
+    /// timeout), so that a claim is only ever taken over from a holder that is gone.
+    pub lease: Duration,
+    /// How long an unreferenced blob is kept before its sweep ([`crate::sweep::GRACE`]).
+    pub grace: Duration,
 }
 
-impl<C: Webhooks + Deliveries + BlobReferences, B: BlobStore, H: WebhookClient> Subscriber<C, B, H> {
-    /// Handles one event. Failed deliveries are reported in the result (the caller fails the
-    /// invocation so that it is retried); hooks that got the event are not called again.
-    pub async fn handle(&self, event: &DomainEvent) -> Result<Handled, Error> {
+impl<C: Webhooks + Deliveries, H: WebhookClient, Q: WorkQueue> Subscriber<C, H, Q> {
+    /// Handles one event, within `deadline`. Failed deliveries are reported in the result (the
+    /// caller fails the invocation so that it is retried); hooks that got the event are not
+    /// called again, and concurrent deliveries of the event post to each hook once.
+    pub async fn handle(&self, event: &DomainEvent, deadline: Instant) -> Result<Handled, Error> {
         let mut handled = Handled::default();
-        if event.event_type == EventType::DocumentDeleted {
-            if let Some(sha) = event.document.sha256 {
-                if !self.catalog.blob_in_use(&sha).await? {
-                    self.blobs.delete(&ObjectKey::blob(&sha)).await?;
-                    handled.blob_removed = true;
-                }
+        if event.event_type == EventType::DocumentDeleted
+            && event
+                .previous_status
+                .is_some_and(|s| matches!(s, StatusKind::Accepted | StatusKind::Duplicate))
+        {
+            if let Some(sha256) = event.document.sha256 {
+                self.queue.schedule(&Job::SweepBlob { sha256 }, self.grace).await?;
+                handled.sweep_scheduled = true;
             }
         }
         let hooks = self.catalog.list_webhooks(&event.owner).await?;
         let body = Bytes::from(serde_json::to_vec(event).map_err(|e| Error::Unavailable(e.to_string()))?);
-        for hook in hooks
+        let wanted = hooks
             .iter()
-            .filter(|h| h.events.is_empty() || h.events.contains(&event.event_type))
-        {
-            if self.catalog.delivered(&event.id, &hook.id).await? {
-                handled.deliveries.push(Delivery::AlreadyDelivered(hook.id));
-                continue;
-            }
-            let now = self.clock.now();
-            let headers = [
-                ("content-type", "application/json".to_owned()),
-                ("user-agent", "intake-webhooks/1".to_owned()),
-                ("intake-event-id", event.id.clone()),
-                ("intake-event-type", event.event_type.as_str().to_owned()),
-                ("intake-timestamp", now.unix_timestamp().to_string()),
-                (SIGNATURE_HEADER, sign(&hook.secret, now.unix_timestamp(), &body)),
-            ];
-            match self.client.post(&hook.url, &headers, body.clone(), self.timeout).await {
-                Ok(status) if (200..300).contains(&status) => {
-                    self.catalog.record_delivery(&event.id, &hook.id, now).await?;
-                    handled.deliveries.push(Delivery::Delivered(hook.id));
-                }
-                Ok(status) => handled.deliveries.push(Delivery::Failed {
-                    hook: hook.id,
-                    reason: format!("HTTP {status}"),
-                }),
-                Err(reason) => handled.deliveries.push(Delivery::Failed { hook: hook.id, reason }),
-            }
-        }
+            .filter(|h| h.events.is_empty() || h.events.contains(&event.event_type));
+        handled.deliveries = futures::stream::iter(wanted)
+            .map(|hook| self.deliver(event, hook, body.clone(), deadline))
+            .buffer_unordered(PARALLEL_POSTS)
+            .collect()
+            .await;
         Ok(handled)
+    }
+
+    /// Claim, post, record: the claim is taken before the POST and the delivery recorded
+    /// after it, so two concurrent invocations never both post.
+    async fn deliver(&self, event: &DomainEvent, hook: &Webhook, body: Bytes, deadline: Instant) -> Delivery {
+        let failed = |reason: String| Delivery::Failed { hook: hook.id, reason };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let Some(timeout) = remaining.checked_sub(DEADLINE_MARGIN).map(|t| t.min(self.timeout)) else {
+            return failed("no time left in this invocation".into());
+        };
+        let token = format!("{:032x}", self.ids.random_bits());
+        let now = self.clock.now();
+        match self
+            .catalog
+            .claim_delivery(&event.id, &hook.id, &token, now, self.lease)
+            .await
+        {
+            Ok(DeliveryClaim::Claimed) => {}
+            Ok(DeliveryClaim::Delivered) => return Delivery::AlreadyDelivered(hook.id),
+            Ok(DeliveryClaim::InFlight) => return Delivery::InFlight(hook.id),
+            Err(e) => return failed(format!("claiming the delivery: {e}")),
+        }
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            ("user-agent", "intake-webhooks/1".to_owned()),
+            ("intake-event-id", event.id.clone()),
+            ("intake-event-type", event.event_type.as_str().to_owned()),
+            ("intake-timestamp", now.unix_timestamp().to_string()),
+            (SIGNATURE_HEADER, sign(&hook.secret, now.unix_timestamp(), &body)),
+        ];
+        let reason = match self.client.post(&hook.url, &headers, body, timeout).await {
+            Ok(status) if (200..300).contains(&status) => {
+                return match self
+                    .catalog
+                    .complete_delivery(&event.id, &hook.id, &token, self.clock.now())
+                    .await
+                {
+                    Ok(()) => Delivery::Delivered(hook.id),
+                    // The hook has it; a retry after the lease may post it again (receivers
+                    // de-duplicate on the event id).
+                    Err(e) => failed(format!("delivered, but recording it failed: {e}")),
+                };
+            }
+            Ok(status) => format!("HTTP {status}"),
+            Err(reason) => reason,
+        };
+        if let Err(e) = self.catalog.release_delivery(&event.id, &hook.id, &token).await {
+            tracing::warn!(webhook = %hook.id, error = %e, "releasing the delivery claim failed; it expires with its lease");
+        }
+        failed(reason)
     }
 }
 

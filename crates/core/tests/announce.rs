@@ -1,12 +1,12 @@
 //! Announcing catalog changes and reacting to them, against the in-memory ports.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use intake_core::announce::{Announcer, Decoded, StreamRecord};
 use intake_core::events::{Change, DomainEvent};
-use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, MemoryPublisher};
+use intake_core::memory::{ManualClock, MemoryCatalog, MemoryPublisher, MemoryQueue, SequentialIds};
 use intake_core::ports::*;
 use intake_core::subscriber::{Delivery, Subscriber, sign};
 use intake_core::*;
@@ -28,6 +28,7 @@ fn doc(n: u128, status: Status, sha: &[u8]) -> Document {
         created_at: at,
         updated_at: at,
         version: 1,
+        upload_deadline: None,
     }
 }
 
@@ -193,13 +194,22 @@ impl WebhookClient for Recorder {
     }
 }
 
-async fn subscriber() -> (Subscriber<MemoryCatalog, MemoryBlobStore, Recorder>, Webhook, Webhook) {
+type TestSubscriber = Subscriber<MemoryCatalog, Recorder, MemoryQueue>;
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(20)
+}
+
+async fn subscriber() -> (TestSubscriber, Webhook, Webhook) {
     let s = Subscriber {
         catalog: MemoryCatalog::default(),
-        blobs: MemoryBlobStore::default(),
         client: Recorder::default(),
+        queue: MemoryQueue::default(),
         clock: Arc::new(ManualClock::new(datetime!(2026-11-27 12:00 UTC))),
+        ids: Arc::new(SequentialIds::default()),
         timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(60),
+        grace: Duration::from_secs(900),
     };
     let hook = |n: u128, url: &str| Webhook {
         id: WebhookId::from_parts(datetime!(2026-11-27 09:00 UTC), n),
@@ -235,12 +245,12 @@ async fn each_hook_gets_each_event_once_signed_even_across_retries() {
     let (s, good, bad) = subscriber().await;
     *s.client.broken.lock().unwrap() = true;
     let e = event("evt-9", EventType::DocumentAccepted, doc(1, Status::Accepted, b"x"));
-    let first = s.handle(&e).await.unwrap();
+    let first = s.handle(&e, soon()).await.unwrap();
     assert_eq!(first.failures(), 1);
     assert!(first.deliveries.contains(&Delivery::Delivered(good.id)));
 
     *s.client.broken.lock().unwrap() = false;
-    let retry = s.handle(&e).await.unwrap();
+    let retry = s.handle(&e, soon()).await.unwrap();
     assert_eq!(retry.failures(), 0);
     assert!(retry.deliveries.contains(&Delivery::AlreadyDelivered(good.id)));
     assert!(retry.deliveries.contains(&Delivery::Delivered(bad.id)));
@@ -268,49 +278,44 @@ async fn hooks_only_get_the_event_types_they_asked_for() {
     picky.events = vec![EventType::DocumentDeleted];
     s.catalog.put_webhook(&picky).await.unwrap();
     let handled = s
-        .handle(&event("e", EventType::DocumentAccepted, doc(1, Status::Accepted, b"x")))
+        .handle(
+            &event("e", EventType::DocumentAccepted, doc(1, Status::Accepted, b"x")),
+            soon(),
+        )
         .await
         .unwrap();
     assert_eq!(handled.deliveries.len(), 2);
 }
 
 #[tokio::test]
-async fn a_blob_is_removed_only_with_its_last_live_reference() {
+async fn a_deleted_document_that_used_a_blob_schedules_a_sweep_and_others_do_not() {
     let (s, _, _) = subscriber().await;
-    let blob = ObjectKey::blob(&Sha256::of(b"shared"));
-    s.blobs
-        .put(&blob, Bytes::from_static(b"shared"), &ObjectMeta::default())
-        .await
-        .unwrap();
-    let one = doc(1, Status::Accepted, b"shared");
-    let two = doc(2, Status::Duplicate { duplicate_of: one.id }, b"shared");
-    s.catalog.insert_document(&one).await.unwrap();
-    s.catalog.insert_document(&two).await.unwrap();
-    let deleted = |d: &Document| {
-        let mut d = d.clone();
-        d.status = Status::Deleted {
-            deleted_at: datetime!(2026-11-27 11:00 UTC),
-        };
-        d.version += 1;
-        d
+    let deleted = |status: StatusKind| {
+        let mut e = event(
+            "d",
+            EventType::DocumentDeleted,
+            doc(
+                1,
+                Status::Deleted {
+                    deleted_at: datetime!(2026-11-27 11:00 UTC),
+                },
+                b"shared",
+            ),
+        );
+        e.previous_status = Some(status);
+        e
     };
-
-    s.catalog.replace_document(&deleted(&one), 1).await.unwrap();
-    let first = s
-        .handle(&event("d1", EventType::DocumentDeleted, deleted(&one)))
-        .await
-        .unwrap();
-    assert!(!first.blob_removed);
-    assert!(
-        s.blobs.head(&blob).await.unwrap().is_some(),
-        "the other document still uses it"
-    );
-
-    s.catalog.replace_document(&deleted(&two), 1).await.unwrap();
-    let second = s
-        .handle(&event("d2", EventType::DocumentDeleted, deleted(&two)))
-        .await
-        .unwrap();
-    assert!(second.blob_removed);
-    assert!(s.blobs.head(&blob).await.unwrap().is_none());
+    for used in [StatusKind::Accepted, StatusKind::Duplicate] {
+        assert!(s.handle(&deleted(used), soon()).await.unwrap().sweep_scheduled);
+    }
+    for unused in [StatusKind::Received, StatusKind::Rejected, StatusKind::Failed] {
+        assert!(!s.handle(&deleted(unused), soon()).await.unwrap().sweep_scheduled);
+    }
+    let jobs = s.queue.take();
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|(job, delay)| *job
+        == intake_core::jobs::Job::SweepBlob {
+            sha256: Sha256::of(b"shared")
+        }
+        && *delay == Duration::from_secs(900)));
 }

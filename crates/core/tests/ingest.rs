@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use intake_core::ingest::{Arrival, Cataloguer, Outcome};
 use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, SequentialIds};
-use intake_core::ports::{BlobStore, Documents, ObjectMeta};
+use intake_core::ports::{BlobRef, BlobStore, Documents, ObjectMeta, Revision};
 use intake_core::service::{Intake, Settings, Upload};
 use intake_core::*;
 use time::macros::datetime;
@@ -35,10 +35,21 @@ async fn drop_file(
     };
     let key = ObjectKey::parse(key).unwrap();
     c.blobs.put(&key, Bytes::copy_from_slice(body), &meta).await.unwrap();
+    arrival_of(&c.blobs, key.as_str())
+}
+
+/// The event S3 would send for the current write of `key`.
+fn arrival_of(blobs: &MemoryBlobStore, key: &str) -> Arrival {
+    write_of(blobs, key, "0066A1B2C3")
+}
+
+/// The event for the current write of `key`, with S3's `sequencer` for that write.
+fn write_of(blobs: &MemoryBlobStore, key: &str, sequencer: &str) -> Arrival {
     Arrival {
-        key,
+        key: ObjectKey::parse(key).unwrap(),
         event_time: datetime!(2026-11-27 10:00 UTC),
-        sequencer: Some("0066A1B2C3".into()),
+        sequencer: Some(sequencer.into()),
+        revision: blobs.revision(key).expect("the object exists"),
     }
 }
 
@@ -140,7 +151,10 @@ async fn content_whose_holder_was_deleted_is_accepted_again() {
         deleted_at: datetime!(2026-11-27 11:00 UTC),
     };
     first.version += 1;
-    c.catalog.replace_document(&first, v).await.unwrap();
+    c.catalog
+        .replace_document(&first, v, first.sha256.map(BlobRef::Release))
+        .await
+        .unwrap();
     accepted(
         c.catalogue(&drop_file(&c, "incoming/acme/again.pdf", PDF, None).await)
             .await
@@ -214,7 +228,7 @@ async fn an_http_upload_moves_from_received_to_accepted() {
     };
     let received = door.submit(&"acme".parse().unwrap(), upload).await.unwrap().document;
     // Hand the door's writes to the cataloguer's stores.
-    c.catalog.insert_document(&received).await.unwrap();
+    c.catalog.insert_document(&received, None).await.unwrap();
     let key = format!("incoming/acme/http/{}/up.pdf", received.id);
     let (bytes, meta) = door.blobs.object(&key).unwrap();
     c.blobs
@@ -222,12 +236,7 @@ async fn an_http_upload_moves_from_received_to_accepted() {
         .await
         .unwrap();
 
-    let arrival = Arrival {
-        key: ObjectKey::parse(&key).unwrap(),
-        event_time: datetime!(2026-11-27 09:00 UTC),
-        sequencer: None,
-    };
-    let doc = accepted(c.catalogue(&arrival).await.unwrap());
+    let doc = accepted(c.catalogue(&arrival_of(&c.blobs, &key)).await.unwrap());
     assert_eq!(doc.id, received.id);
     assert_eq!(doc.version, received.version + 1);
     assert_eq!(doc.tags, received.tags, "what the door recorded is kept");
@@ -241,6 +250,7 @@ async fn a_vanished_object_and_a_foreign_key_are_not_errors_to_retry() {
         key: ObjectKey::parse("incoming/acme/never.pdf").unwrap(),
         event_time: datetime!(2026-11-27 10:00 UTC),
         sequencer: None,
+        revision: Revision::default(),
     };
     assert!(matches!(c.catalogue(&gone).await.unwrap(), Outcome::Gone));
     let outside = Arrival {

@@ -107,7 +107,10 @@ async fn the_same_receipt_twice_writes_one_set_of_objects() {
     let door = door(&["one-pdf"]).await;
     door.receive(&receipt("one-pdf")).await.unwrap();
     door.blobs
-        .delete(&ObjectKey::parse("incoming/demo/email/one-pdf/1-invoice-2026-001.pdf").unwrap())
+        .delete(
+            &ObjectKey::parse("incoming/demo/email/one-pdf/1-invoice-2026-001.pdf").unwrap(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -238,4 +241,30 @@ async fn bcc_only_mail_is_routed_by_the_envelope() {
             attachments: 1
         }
     );
+}
+
+#[test]
+fn attachment_metadata_fits_s3s_two_kilobytes_whatever_the_sender_writes() {
+    // One CJK character is nine bytes percent-encoded: 1,000 of them would be 9 KB.
+    let long = "報告".repeat(500);
+    let mut receipt = receipt("one-pdf");
+    receipt.sender = format!("{}@example.com", "送信者".repeat(200));
+    receipt.subject = Some(long.clone());
+    let part = intake_core::mail::Attachment {
+        original_name: Some(long.clone()),
+        content_type: Some("application/pdf".parse().unwrap()),
+        body: Bytes::from_static(b"%PDF-1.4"),
+    };
+    let meta = intake_core::mail::attachment_meta(&"demo".parse().unwrap(), &receipt, "2026-11-27T09:00:00Z", &part);
+    assert!(
+        meta.user_size() <= intake_core::ports::USER_METADATA_LIMIT,
+        "{} bytes",
+        meta.user_size()
+    );
+    let subject = meta.get("intake-subject").unwrap();
+    assert!(subject.ends_with('…') && long.starts_with(subject.trim_end_matches('…')));
+    assert!(meta.user.values().all(|v| v.is_ascii()));
+    // Short values are kept whole.
+    let meta = intake_core::mail::attachment_meta(&"demo".parse().unwrap(), &self::receipt("one-pdf"), "t", &part);
+    assert_eq!(meta.get("intake-subject").as_deref(), Some("Rechnungen über € 100"));
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, SequentialIds};
-use intake_core::ports::{Documents, ListQuery, Tokens};
+use intake_core::ports::{BlobLedger, BlobRef, BlobState, BlobUse, Documents, ListQuery, Tokens};
 use intake_core::service::{Intake, NewWebhook, Settings, Upload, UploadIntent};
 use intake_core::*;
 use time::macros::datetime;
@@ -55,7 +55,15 @@ async fn submitted_upload_is_received_and_written_under_incoming() {
     let (bytes, meta) = w.app.blobs.object(&key).expect("object written");
     assert_eq!(&bytes[..], b"%PDF-1.7 hello");
     assert_eq!(meta.get("intake-document-id"), Some(s.document.id.to_string()));
-    assert_eq!(meta.name().unwrap().as_str(), "report.pdf");
+    let deadline = s
+        .document
+        .upload_deadline
+        .expect("a received document waits for its bytes");
+    assert_eq!(
+        deadline,
+        datetime!(2026-11-27 10:00 UTC),
+        "an hour, then the catalog forgets it"
+    );
 }
 
 #[tokio::test]
@@ -114,13 +122,29 @@ async fn presigned_upload_records_a_received_document() {
         name: Some("../big scan.tiff".into()),
         content_type: Some("image/tiff".parse().unwrap()),
         size: Some(50 << 20),
+        sha256: None,
         tags: Tags::default(),
     };
     let (doc, req) = w.app.start_upload(&acme, intent.clone()).await.unwrap();
     assert_eq!(doc.name.as_str(), "big scan.tiff");
-    assert_eq!(req.method, "PUT");
-    assert!(req.url.contains(&format!("incoming/acme/http/{}/", doc.id)));
+    assert_eq!(req.method, "POST");
+    let field = |name: &str| req.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(
+        field("key"),
+        Some(format!("incoming/acme/http/{}/big scan.tiff", doc.id))
+    );
+    assert_eq!(
+        field("max-bytes"),
+        Some((50u64 << 20).to_string()),
+        "bounded by the announced size"
+    );
+    assert_eq!(field("Content-Type").as_deref(), Some("image/tiff"));
     assert_eq!(w.app.get(&acme, &doc.id).await.unwrap().status, Status::Received);
+    assert_eq!(
+        doc.upload_deadline,
+        Some(datetime!(2026-11-27 10:15 UTC)),
+        "the link's 15 minutes, then an hour's grace"
+    );
 
     let too_big = UploadIntent {
         size: Some(1 << 40),
@@ -262,7 +286,11 @@ async fn an_update_racing_another_writer_keeps_both_changes() {
     let mut accepted = doc.clone();
     accepted.status = Status::Accepted;
     accepted.version += 1;
-    w.app.catalog.replace_document(&accepted, doc.version).await.unwrap();
+    w.app
+        .catalog
+        .replace_document(&accepted, doc.version, None)
+        .await
+        .unwrap();
     let patch = DocumentPatch {
         tags: Some(Tags::parse(["kept"]).unwrap()),
         name: None,
@@ -297,7 +325,11 @@ async fn download_needs_verified_content() {
     let mut accepted = doc.clone();
     accepted.status = Status::Accepted;
     accepted.version += 1;
-    w.app.catalog.replace_document(&accepted, doc.version).await.unwrap();
+    w.app
+        .catalog
+        .replace_document(&accepted, doc.version, None)
+        .await
+        .unwrap();
     let link = w.app.download(&acme, &doc.id).await.unwrap();
     assert!(
         link.url
@@ -359,4 +391,95 @@ async fn webhooks_are_validated_bounded_and_owned() {
     ));
     w.app.delete_webhook(&acme, &hook.id).await.unwrap();
     assert_eq!(w.app.list_webhooks(&acme).await.unwrap().len(), 9);
+}
+
+#[tokio::test]
+async fn writes_applied_although_their_answer_was_lost_still_succeed() {
+    let w = world();
+    let acme = owner("acme");
+    w.app.catalog.lose_answers(true);
+    // The first request of a key whose claim was applied: not a replay.
+    let mut u = upload(b"%PDF-1.7 lost");
+    u.idempotency_key = Some("lost-1".parse().unwrap());
+    let first = w.app.submit(&acme, u).await.expect("not a 409");
+    assert!(!first.replayed, "the first request is not answered as a replay");
+    assert_eq!(first.document.status, Status::Received);
+    assert!(
+        w.app
+            .blobs
+            .object(&format!("incoming/acme/http/{}/report.pdf", first.document.id))
+            .is_some()
+    );
+    // A new document whose insert was applied: the retry finds it, it is ours.
+    let plain = w.app.submit(&acme, upload(b"%PDF-1.7 plain")).await.expect("not a 409");
+    let intent = UploadIntent {
+        name: Some("big.pdf".into()),
+        content_type: None,
+        size: None,
+        sha256: None,
+        tags: Tags::default(),
+    };
+    w.app.start_upload(&acme, intent).await.expect("not a 409");
+    // A rename and a delete whose writes were applied: both answer as done.
+    let patch = DocumentPatch {
+        name: FileName::sanitize("renamed.pdf"),
+        tags: None,
+    };
+    assert_eq!(
+        w.app
+            .update(&acme, &plain.document.id, patch)
+            .await
+            .unwrap()
+            .name
+            .as_str(),
+        "renamed.pdf"
+    );
+    w.app.delete(&acme, &plain.document.id).await.expect("deleted, not 404");
+    w.app.catalog.lose_answers(false);
+    assert!(matches!(
+        w.app.get(&acme, &plain.document.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn deleting_a_document_releases_its_blob_in_the_same_write() {
+    let w = world();
+    let acme = owner("acme");
+    let doc = w.app.submit(&acme, upload(b"%PDF-1.7 b")).await.unwrap().document;
+    let sha = doc.sha256.unwrap();
+    // As the s3 function accepts it: the reference is counted with the document.
+    let mut accepted = doc.clone();
+    accepted.status = Status::Accepted;
+    accepted.version += 1;
+    w.app
+        .catalog
+        .replace_document(&accepted, doc.version, Some(BlobRef::Acquire(sha, BlobUse::Copied)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.app.catalog.blob_state(&sha).await.unwrap(),
+        BlobState::Live { refs: 1, .. }
+    ));
+    w.clock.advance(Duration::from_secs(60));
+    w.app.delete(&acme, &doc.id).await.unwrap();
+    assert_eq!(
+        w.app.catalog.blob_state(&sha).await.unwrap(),
+        BlobState::Live {
+            refs: 0,
+            released_at: Some(datetime!(2026-11-27 09:01 UTC))
+        }
+    );
+    // Deleting again moves nothing; a document that never used a blob moves nothing.
+    w.app.delete(&acme, &doc.id).await.unwrap();
+    let other = w.app.submit(&acme, upload(b"%PDF-1.7 c")).await.unwrap().document;
+    w.app.delete(&acme, &other.id).await.unwrap();
+    assert_eq!(
+        w.app.catalog.blob_state(&other.sha256.unwrap()).await.unwrap(),
+        BlobState::Absent
+    );
+    assert!(matches!(
+        w.app.catalog.blob_state(&sha).await.unwrap(),
+        BlobState::Live { refs: 0, .. }
+    ));
 }

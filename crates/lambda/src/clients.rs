@@ -10,7 +10,10 @@
 //!   also builds an STS client (for web identity) and reads profile files, 19% of what was left;
 //! - a function builds only the clients it uses (each parses the SDK's partition table).
 
+use std::time::Duration;
+
 use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls::{self, TlsContext};
 
 use crate::Config;
@@ -23,7 +26,29 @@ const AMAZON_TRUST_SERVICES: &str = include_str!("amazon-trust-services.pem");
 #[derive(Clone)]
 pub struct Clients {
     sdk: aws_config::SdkConfig,
-    local_endpoint: bool,
+    endpoint_url: Option<String>,
+}
+
+/// Bounds on every AWS call, so that a stuck connection is retried (or fails) well within a
+/// function's deadline; each invocation is bounded as a whole by [`crate::deadline`]. S3 has no
+/// attempt bound: a server-side copy of a large object legitimately takes a while (its first
+/// byte is bounded), and a streamed body is read outside the SDK's timeouts (stalled-stream
+/// protection stops a body that stops flowing).
+pub fn timeouts(service: Service) -> TimeoutConfig {
+    let builder = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .read_timeout(Duration::from_secs(10));
+    match service {
+        Service::Api => builder.operation_attempt_timeout(Duration::from_secs(5)).build(),
+        Service::S3 => builder.build(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// DynamoDB, SNS, SQS: small requests, answered in milliseconds.
+    Api,
+    S3,
 }
 
 /// The HTTPS client the AWS clients share.
@@ -50,11 +75,12 @@ impl Clients {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https_client(config.trust_store))
             .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+            .timeout_config(timeouts(Service::Api))
             .load()
             .await;
         Self {
             sdk,
-            local_endpoint: config.local_endpoint,
+            endpoint_url: config.endpoint_url.clone(),
         }
     }
 
@@ -65,19 +91,36 @@ impl Clients {
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        intake_aws::s3_client(&self.sdk, self.local_endpoint)
+        let sdk = self.sdk.to_builder().timeout_config(timeouts(Service::S3)).build();
+        intake_aws::s3_client(&sdk, self.endpoint_url.is_some())
     }
 
     pub fn sns(&self) -> intake_aws::aws_sdk_sns::Client {
         intake_aws::sns_client(&self.sdk)
     }
 
+    pub fn sqs(&self) -> intake_aws::aws_sdk_sqs::Client {
+        intake_aws::sqs_client(&self.sdk)
+    }
+
     pub fn catalog(&self, config: &Config) -> intake_aws::DynamoCatalog {
         intake_aws::DynamoCatalog::new(self.dynamodb(), &config.table_name)
     }
 
+    /// The blob store; it signs browser-style uploads with the function's own credentials.
     pub fn blobs(&self, config: &Config) -> intake_aws::S3BlobStore {
-        intake_aws::S3BlobStore::new(self.s3(), &config.bucket_name)
+        let mut store = intake_aws::S3BlobStore::new(self.s3(), &config.bucket_name);
+        if let Some(endpoint) = &self.endpoint_url {
+            store = store.with_endpoint(endpoint);
+        }
+        if let Some(credentials) = self.sdk.credentials_provider() {
+            store = store.with_credentials(credentials);
+        }
+        store
+    }
+
+    pub fn work_queue(&self, queue_url: &str) -> intake_aws::SqsWorkQueue {
+        intake_aws::SqsWorkQueue::new(self.sqs(), queue_url)
     }
 
     pub fn publisher(&self, topic_arn: &str) -> intake_aws::SnsPublisher {

@@ -107,8 +107,14 @@ pub struct Config {
     pub topic_arn: Option<String>,
     /// `INTAKE_POLICY_PATH`, default `/opt/policy.toml` (the shared layer).
     pub policy_path: PathBuf,
-    /// `AWS_ENDPOINT_URL` set means a local AWS API server: S3 then needs path-style requests.
-    pub local_endpoint: bool,
+    /// `AWS_ENDPOINT_URL`: a local AWS API server (S3 then needs path-style requests).
+    pub endpoint_url: Option<String>,
+    /// `WORK_QUEUE_URL`: the deferred-work queue, for the functions that schedule work.
+    pub work_queue_url: Option<String>,
+    /// `BLOB_SWEEP_GRACE_SECONDS`: how long an unreferenced blob is kept before its sweep
+    /// (default 900). Keep it above the s3 function's timeout (see `intake_core::sweep`);
+    /// local runs shorten it to see sweeps happen.
+    pub sweep_grace: Duration,
     /// `INTAKE_AWS_TRUST_STORE`: which root certificates the AWS clients trust.
     pub trust_store: TrustStore,
     /// The HTTP door's settings (`INLINE_UPLOAD_LIMIT_BYTES`, `UPLOAD_URL_TTL_SECONDS`,
@@ -142,7 +148,9 @@ impl Config {
                 .optional("INTAKE_POLICY_PATH")
                 .unwrap_or_else(|| "/opt/policy.toml".into())
                 .into(),
-            local_endpoint: env.optional("AWS_ENDPOINT_URL").is_some(),
+            endpoint_url: env.optional("AWS_ENDPOINT_URL"),
+            work_queue_url: env.optional("WORK_QUEUE_URL"),
+            sweep_grace: secs("BLOB_SWEEP_GRACE_SECONDS", intake_core::sweep::GRACE)?,
             trust_store: env.parse_or("INTAKE_AWS_TRUST_STORE", TrustStore::AmazonTrustServices)?,
             settings: Settings {
                 inline_upload_limit: env.parse_or("INLINE_UPLOAD_LIMIT_BYTES", defaults.inline_upload_limit)?,
@@ -150,6 +158,7 @@ impl Config {
                 download_url_ttl: secs("DOWNLOAD_URL_TTL_SECONDS", defaults.download_url_ttl)?,
                 allow_private_webhooks: env.flag("ALLOW_PRIVATE_WEBHOOKS")?,
                 max_webhooks_per_owner: env.parse_or("MAX_WEBHOOKS_PER_OWNER", defaults.max_webhooks_per_owner)?,
+                received_grace: defaults.received_grace,
             },
         })
     }
@@ -222,7 +231,7 @@ mod tests {
     fn defaults_apply() {
         let c = Config::from(&env(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b")])).unwrap();
         assert_eq!(c.policy_path, PathBuf::from("/opt/policy.toml"));
-        assert!(!c.local_endpoint);
+        assert!(c.endpoint_url.is_none());
         assert!(!c.settings.allow_private_webhooks);
     }
 

@@ -6,6 +6,8 @@
 //! from it, run it.
 
 pub mod config;
+pub mod deadline;
+pub mod events;
 pub mod metrics;
 pub mod telemetry;
 
@@ -52,5 +54,16 @@ impl Setup {
 
     pub fn blobs(&self) -> intake_aws::S3BlobStore {
         self.clients.blobs(&self.config)
+    }
+
+    /// The deferred-work queue (`WORK_QUEUE_URL`), for the functions that schedule work.
+    pub fn work_queue(&self) -> Result<intake_aws::SqsWorkQueue, ConfigError> {
+        let url = self
+            .config
+            .work_queue_url
+            .as_deref()
+            .ok_or(ConfigError::Missing("WORK_QUEUE_URL"))
+            .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+        Ok(self.clients.work_queue(url))
     }
 }

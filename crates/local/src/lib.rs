@@ -4,9 +4,11 @@
 //! (moto) holds the bucket and the table ([`stack`]).
 
 pub mod front_door;
+pub mod invoke;
 pub mod notify;
 pub mod pipeline;
 pub mod runtime;
+pub mod sqs;
 pub mod stack;
 pub mod stream;
 

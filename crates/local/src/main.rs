@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use intake_local::pipeline::{Options, Pipeline, deliver_mail, start_function};
@@ -46,9 +45,9 @@ struct Up {
     /// Where the function binaries are (target/debug or target/release).
     #[arg(long, default_value = "target/debug")]
     functions: PathBuf,
-    /// The moto_server executable.
-    #[arg(long, default_value = ".venv/bin/moto_server")]
-    moto: PathBuf,
+    /// The Python with moto (runs scripts/lib/intake_moto.py, the local AWS).
+    #[arg(long, default_value = ".venv/bin/python")]
+    python: PathBuf,
     /// Send single-value headers and query parameters (the target group's default).
     #[arg(long)]
     single_value_headers: bool,
@@ -66,8 +65,8 @@ struct Invoke {
     event: PathBuf,
     #[arg(long, default_value = "target/debug")]
     functions: PathBuf,
-    #[arg(long, default_value = ".venv/bin/moto_server")]
-    moto: PathBuf,
+    #[arg(long, default_value = ".venv/bin/python")]
+    python: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -118,13 +117,8 @@ async fn main() -> ExitCode {
 async fn run_invoke(invoke: Invoke) -> Result<(), String> {
     let repo = std::env::current_dir().map_err(|e| e.to_string())?;
     let event = std::fs::read(&invoke.event).map_err(|e| format!("{}: {e}", invoke.event.display()))?;
-    let (_moto, endpoint) = start_moto(&invoke.moto, 0).await?;
-    let mut stack = LocalStack {
-        endpoint,
-        bucket: "intake-local".into(),
-        table: "intake-local".into(),
-        topic_arn: None,
-    };
+    let (_moto, endpoint) = start_moto(&invoke.python, &repo, 0).await?;
+    let mut stack = LocalStack::named(endpoint, "intake-local", "intake-local");
     stack.ensure().await?;
     stack.ensure_topic("intake-local-events").await?;
     let host = start_function(&invoke.function, &invoke.functions, &stack, &repo).await?;
@@ -165,12 +159,8 @@ async fn run_mail(mail: Mail) -> Result<(), String> {
             .cloned()
             .ok_or_else(|| format!("{} has no {k}", mail.env_file.display()))
     };
-    let stack = LocalStack {
-        endpoint: get("AWS_ENDPOINT_URL")?,
-        bucket: get("BUCKET_NAME")?,
-        table: get("TABLE_NAME")?,
-        topic_arn: env.get("TOPIC_ARN").cloned(),
-    };
+    let mut stack = LocalStack::named(get("AWS_ENDPOINT_URL")?, get("BUCKET_NAME")?, get("TABLE_NAME")?);
+    stack.topic_arn = env.get("TOPIC_ARN").cloned();
     let raw = std::fs::read(&mail.file).map_err(|e| format!("{}: {e}", mail.file.display()))?;
     let parsed = mail_parser::MessageParser::default().parse(&raw);
     let addresses = |which: Option<&mail_parser::Address<'_>>| -> Vec<String> {
@@ -209,17 +199,9 @@ async fn run_up(up: Up) -> Result<(), String> {
                 up.port
             )
         })?;
-    let (_moto, endpoint) = start_moto(&up.moto, up.aws_port).await?;
-    let options = Options {
-        functions: up.functions.clone(),
-        repo,
-        endpoint,
-        bucket: "intake-local".into(),
-        table: "intake-local".into(),
-        topic: "intake-local-events".into(),
-        multi_value_headers: !up.single_value_headers,
-        poll: Duration::from_millis(250),
-    };
+    let (_moto, endpoint) = start_moto(&up.python, &repo, up.aws_port).await?;
+    let mut options = Options::new(up.functions.clone(), repo, endpoint, "intake-local");
+    options.multi_value_headers = !up.single_value_headers;
     let pipeline = Pipeline::start(options, door).await?;
     let (url, stack, token) = (&pipeline.url, &pipeline.stack, pipeline.token.reveal());
 

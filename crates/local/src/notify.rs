@@ -3,12 +3,13 @@
 //! message (`intake-local mail`).
 //!
 //! moto's own notifications do not parse as `S3Event`, so the bucket is watched instead: a
-//! listing of `incoming/` every few hundred milliseconds, and a real-shaped event for each
-//! object (key, ETag) not yet announced. The s3 function clears what it catalogued, so the
-//! listing stays short.
+//! listing of the versions under `incoming/` every few hundred milliseconds, and a real-shaped
+//! event (with the version id and ETag) for each version not yet announced. Events are
+//! invoked asynchronously and concurrently, as S3 does (so races between invocations show
+//! locally too), with Lambda's retries and the on-failure destination. The s3 function clears
+//! the versions it catalogued, so the listing stays short.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::runtime::FunctionHost;
+use crate::invoke::AsyncInvoke;
 
 /// What S3 leaves unescaped in event keys (besides `/`); a space becomes `+`.
 const S3_KEY: &AsciiSet = &NON_ALPHANUMERIC
@@ -32,8 +33,16 @@ pub fn encode_key(key: &str) -> String {
     utf8_percent_encode(key, S3_KEY).to_string().replace(' ', "+")
 }
 
-/// An `ObjectCreated:Put` event for one object, shaped as S3 sends it.
-pub fn s3_event(bucket: &str, key: &str, size: i64, etag: &str, at: OffsetDateTime) -> Value {
+/// An `ObjectCreated:Put` event for one version of an object, shaped as S3 sends it.
+/// Without an ETag (or version), the s3 function reads whatever the key holds when it runs.
+pub fn s3_event(
+    bucket: &str,
+    key: &str,
+    size: i64,
+    etag: Option<&str>,
+    version: Option<&str>,
+    at: OffsetDateTime,
+) -> Value {
     let sequencer = format!("{:016X}", at.unix_timestamp_nanos() as u64);
     json!({ "Records": [{
         "eventVersion": "2.1",
@@ -48,28 +57,25 @@ pub fn s3_event(bucket: &str, key: &str, size: i64, etag: &str, at: OffsetDateTi
             "s3SchemaVersion": "1.0",
             "configurationId": "intake-incoming",
             "bucket": { "name": bucket, "ownerIdentity": { "principalId": "LOCAL" }, "arn": format!("arn:aws:s3:::{bucket}") },
-            "object": { "key": encode_key(key), "size": size, "eTag": etag.trim_matches('"'), "sequencer": sequencer }
+            "object": { "key": encode_key(key), "size": size, "eTag": etag.map(|e| e.trim_matches('"')), "versionId": version, "sequencer": sequencer }
         }
     }]})
 }
 
-/// Announces new objects under `incoming/` to `function` until the task is dropped. A failed
-/// invocation is announced again on a later round, at most `attempts` times, as Lambda retries
-/// asynchronous invocations.
-pub async fn watch_incoming(s3: aws_sdk_s3::Client, bucket: String, function: Arc<FunctionHost>, every: Duration) {
-    const ATTEMPTS: u32 = 3;
-    // key -> (etag, failed attempts, announced successfully)
-    let mut seen: HashMap<String, (String, u32, bool)> = HashMap::new();
+/// Announces each new version under `incoming/` to the s3 function until the task is dropped.
+pub async fn watch_incoming(s3: aws_sdk_s3::Client, bucket: String, target: AsyncInvoke, every: Duration) {
+    let mut announced: HashSet<(String, String)> = HashSet::new();
     loop {
         tokio::time::sleep(every).await;
         let mut listed = Vec::new();
-        let mut token = None;
+        let (mut key_marker, mut version_marker) = (None, None);
         loop {
             let page = match s3
-                .list_objects_v2()
+                .list_object_versions()
                 .bucket(&bucket)
                 .prefix("incoming/")
-                .set_continuation_token(token)
+                .set_key_marker(key_marker)
+                .set_version_id_marker(version_marker)
                 .send()
                 .await
             {
@@ -79,44 +85,38 @@ pub async fn watch_incoming(s3: aws_sdk_s3::Client, bucket: String, function: Ar
                     break;
                 }
             };
-            listed.extend(page.contents().iter().cloned());
-            token = page.next_continuation_token().map(str::to_owned);
-            if token.is_none() {
+            listed.extend(page.versions().iter().cloned());
+            if !page.is_truncated().unwrap_or(false) {
                 break;
             }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
         }
-        seen.retain(|key, _| listed.iter().any(|o| o.key() == Some(key.as_str())));
-        for object in listed {
-            let (Some(key), Some(etag)) = (object.key(), object.e_tag()) else {
+        let present: HashSet<(String, String)> = listed
+            .iter()
+            .filter_map(|v| Some((v.key()?.to_owned(), v.version_id()?.to_owned())))
+            .collect();
+        announced.retain(|v| present.contains(v));
+        for version in listed {
+            let (Some(key), Some(id), Some(etag)) = (version.key(), version.version_id(), version.e_tag()) else {
                 continue;
             };
-            let entry = seen
-                .entry(key.to_owned())
-                .or_insert_with(|| (etag.to_owned(), 0, false));
-            if entry.0 != etag {
-                *entry = (etag.to_owned(), 0, false);
-            }
-            if entry.2 || entry.1 >= ATTEMPTS {
+            if !announced.insert((key.to_owned(), id.to_owned())) {
                 continue;
             }
-            let at = object
+            let at = version
                 .last_modified()
                 .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_nanos())).ok())
                 .unwrap_or_else(OffsetDateTime::now_utc);
-            let event = s3_event(&bucket, key, object.size().unwrap_or_default(), etag, at);
-            let invocation = function.invoke(Bytes::from(event.to_string())).await;
-            match invocation.payload() {
-                Ok(_) => entry.2 = true,
-                Err(e) => {
-                    entry.1 += 1;
-                    let last = entry.1 >= ATTEMPTS;
-                    eprintln!(
-                        "[s3 notifications] {key}: attempt {} failed{}: {e}",
-                        entry.1,
-                        if last { "; giving up (dead letter)" } else { "" }
-                    );
-                }
-            }
+            let event = s3_event(
+                &bucket,
+                key,
+                version.size().unwrap_or_default(),
+                Some(etag),
+                Some(id),
+                at,
+            );
+            target.send(Bytes::from(event.to_string()));
         }
     }
 }

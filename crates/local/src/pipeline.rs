@@ -17,10 +17,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::front_door::FrontDoor;
+use crate::invoke::AsyncInvoke;
 use crate::notify::{ses_event, watch_incoming};
 use crate::runtime::{FunctionHost, FunctionSpec};
+use crate::sqs::QueueSource;
 use crate::stack::LocalStack;
-use crate::stream::{LocalApi, poll_stream, serve_sns_endpoint};
+use crate::stream::{LocalApi, StreamSource, serve_sns_endpoint};
 
 /// The functions of template.yaml: logical id, binary, timeout (s), memory (MB).
 pub const FUNCTIONS: &[(&str, &str, u64, u32)] = &[
@@ -29,6 +31,7 @@ pub const FUNCTIONS: &[(&str, &str, u64, u32)] = &[
     ("SesFunction", "intake-ses", 60, 256),
     ("DynamoDbStreamFunction", "intake-dynamodb-stream", 60, 128),
     ("SnsFunction", "intake-sns", 30, 128),
+    ("SqsFunction", "intake-sqs", 60, 128),
 ];
 
 /// Starts one function by its logical id, with the environment the template gives it locally.
@@ -70,6 +73,29 @@ pub struct Options {
     pub multi_value_headers: bool,
     /// How often the bucket and the stream are looked at.
     pub poll: Duration,
+    /// Where the functions send their AWS requests, if not to `endpoint` (a fault proxy in
+    /// front of it); the plumbing always talks to `endpoint` itself.
+    pub function_endpoint: Option<String>,
+    /// How long unreferenced blobs are kept before their sweep.
+    pub sweep_grace: Duration,
+}
+
+impl Options {
+    /// A pipeline on `endpoint` with these names and the defaults of a local run.
+    pub fn new(functions: PathBuf, repo: PathBuf, endpoint: String, name: &str) -> Self {
+        Self {
+            functions,
+            repo,
+            endpoint,
+            bucket: name.into(),
+            table: name.into(),
+            topic: format!("{name}-events"),
+            multi_value_headers: true,
+            poll: Duration::from_millis(250),
+            function_endpoint: None,
+            sweep_grace: Duration::from_secs(5),
+        }
+    }
 }
 
 pub struct Pipeline {
@@ -85,12 +111,9 @@ impl Pipeline {
     /// Creates the resources (if missing), starts every function and the plumbing between
     /// them, and serves the front door on `door`.
     pub async fn start(options: Options, door: TcpListener) -> Result<Self, String> {
-        let mut stack = LocalStack {
-            endpoint: options.endpoint,
-            bucket: options.bucket,
-            table: options.table,
-            topic_arn: None,
-        };
+        let mut stack = LocalStack::named(options.endpoint, options.bucket, options.table);
+        stack.function_endpoint = options.function_endpoint;
+        stack.sweep_grace_secs = options.sweep_grace.as_secs().max(1);
         stack.ensure().await?;
         let topic = stack.ensure_topic(&options.topic).await?;
         let sdk = stack.sdk_config().await;
@@ -107,8 +130,15 @@ impl Pipeline {
         let ses = start_function("SesFunction", dir, &stack, repo).await?;
         let stream_fn = start_function("DynamoDbStreamFunction", dir, &stack, repo).await?;
         let sns_fn = start_function("SnsFunction", dir, &stack, repo).await?;
+        let sqs_fn = start_function("SqsFunction", dir, &stack, repo).await?;
 
-        let sns_endpoint = serve_sns_endpoint(sns_fn).await.map_err(|e| e.to_string())?;
+        let sqs = intake_aws::sqs_client(&sdk);
+        let sns_endpoint = serve_sns_endpoint(AsyncInvoke::new(
+            sns_fn,
+            Some((sqs.clone(), stack.queues.sns_failures.clone())),
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
         intake_aws::sns_client(&sdk)
             .subscribe()
             .topic_arn(&topic)
@@ -118,7 +148,7 @@ impl Pipeline {
             .await
             .map_err(|e| format!("subscribing the sns function: {e:?}"))?;
         let url = format!("http://{}", door.local_addr().map_err(|e| e.to_string())?);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(
                 FrontDoor {
                     function: alb,
@@ -129,17 +159,33 @@ impl Pipeline {
             tokio::spawn(watch_incoming(
                 intake_aws::s3_client(&sdk, true),
                 stack.bucket.clone(),
-                s3_fn,
+                AsyncInvoke::new(s3_fn, Some((sqs.clone(), stack.queues.ingest_failures.clone()))),
                 options.poll,
             )),
-            tokio::spawn(poll_stream(
-                LocalApi::new(&stack.endpoint),
-                stack.table.clone(),
-                stream_fn,
-                100,
-                options.poll,
-            )),
+            tokio::spawn(
+                StreamSource {
+                    api: LocalApi::new(&stack.endpoint),
+                    table: stack.table.clone(),
+                    function: stream_fn,
+                    batch_size: 100,
+                    max_retries: 5,
+                    bisect: true,
+                    on_failure: Some((sqs.clone(), stack.queues.stream_failures.clone())),
+                    poll: options.poll,
+                }
+                .run(),
+            ),
         ];
+        for queue in [&stack.queues.work, &stack.queues.ingest_failures] {
+            let source = QueueSource {
+                client: sqs.clone(),
+                queue_url: queue.clone(),
+                queue_arn: stack.queue_arn(&sqs, queue).await?,
+                function: sqs_fn.clone(),
+                batch_size: 10,
+            };
+            tasks.push(tokio::spawn(source.run()));
+        }
         Ok(Self {
             url,
             stack,

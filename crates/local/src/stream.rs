@@ -3,9 +3,10 @@
 //! - the table's stream is read through the DynamoDB Streams API (`GetRecords`) and handed to
 //!   the stream function in batches, shaped as Lambda shapes them (with `eventSourceARN`, which
 //!   the API's records lack); reported `batchItemFailures` are delivered again from the first
-//!   failed record, a bounded number of times, as `ReportBatchItemFailures` does;
+//!   failed record, a failed invocation is retried with the batch halved (bisect), and after
+//!   the mapping's retries the batch's sequence numbers go to the on-failure destination;
 //! - the events topic gets an HTTP subscription on loopback, and each notification becomes an
-//!   asynchronous invocation of the sns function, retried twice like Lambda's async invocations.
+//!   asynchronous invocation of the sns function (retries, then its on-failure destination).
 //!
 //! The local AWS server does not check signatures, so the Streams API is called as plain JSON.
 
@@ -19,12 +20,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
+use crate::invoke::AsyncInvoke;
 use crate::runtime::FunctionHost;
-
-/// Deliveries of a stream batch before its first failed record is given up (dead letter).
-const STREAM_ATTEMPTS: u32 = 3;
-/// Asynchronous invocations: the first try and two retries.
-const ASYNC_ATTEMPTS: u32 = 3;
 
 #[derive(Clone)]
 pub struct LocalApi {
@@ -63,31 +60,106 @@ impl LocalApi {
     }
 }
 
-/// Feeds the table's stream to `function` until the task is dropped.
-pub async fn poll_stream(
-    api: LocalApi,
-    table: String,
-    function: Arc<FunctionHost>,
-    batch_size: usize,
-    every: Duration,
-) {
-    let arn = match api
-        .call("DynamoDB_20120810.DescribeTable", json!({ "TableName": table }))
-        .await
-    {
-        Ok(v) => v["Table"]["LatestStreamArn"].as_str().unwrap_or_default().to_owned(),
-        Err(e) => {
-            eprintln!("[stream] {e}");
-            return;
+/// The stream's event source mapping (the template's `DynamoDB` event).
+pub struct StreamSource {
+    pub api: LocalApi,
+    pub table: String,
+    pub function: Arc<FunctionHost>,
+    pub batch_size: usize,
+    /// Retries of a failing batch before its records go to the on-failure destination.
+    pub max_retries: u32,
+    /// Split a batch whose invocation failed as a whole, to isolate a bad record.
+    pub bisect: bool,
+    /// Where the batch info goes when its retries are used up (an SQS queue).
+    pub on_failure: Option<(intake_aws::aws_sdk_sqs::Client, String)>,
+    pub poll: Duration,
+}
+
+impl StreamSource {
+    /// Feeds the table's stream to the function until the task is dropped.
+    pub async fn run(self) {
+        let arn = match self
+            .api
+            .call("DynamoDB_20120810.DescribeTable", json!({ "TableName": self.table }))
+            .await
+        {
+            Ok(v) => v["Table"]["LatestStreamArn"].as_str().unwrap_or_default().to_owned(),
+            Err(e) => {
+                eprintln!("[stream] {e}");
+                return;
+            }
+        };
+        let mut iterators: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        let mut pending: Vec<(String, Value)> = Vec::new();
+        let mut attempts = 0u32;
+        let mut size = self.batch_size;
+        loop {
+            if pending.is_empty() {
+                tokio::time::sleep(self.poll).await;
+            }
+            self.read(&arn, &mut iterators, &mut pending).await;
+            while !pending.is_empty() {
+                let take = pending.len().min(size);
+                let records: Vec<Value> = pending[..take].iter().map(|(_, r)| lambda_record(r, &arn)).collect();
+                let invocation = self
+                    .function
+                    .invoke(Bytes::from(json!({ "Records": records }).to_string()))
+                    .await;
+                let failed_from = match invocation.payload() {
+                    Ok(payload) => serde_json::from_slice::<Value>(payload).ok().and_then(|v| {
+                        let failed: Vec<String> = v["batchItemFailures"]
+                            .as_array()?
+                            .iter()
+                            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                            .collect();
+                        records.iter().position(|r| {
+                            r["dynamodb"]["SequenceNumber"]
+                                .as_str()
+                                .is_some_and(|s| failed.iter().any(|f| f == s))
+                        })
+                    }),
+                    Err(e) => {
+                        eprintln!("[stream] the batch of {take} failed: {e}");
+                        if self.bisect && take > 1 {
+                            size = take.div_ceil(2);
+                        }
+                        Some(0)
+                    }
+                };
+                match failed_from {
+                    None => {
+                        pending.drain(..take);
+                        attempts = 0;
+                        size = self.batch_size;
+                    }
+                    Some(first) => {
+                        pending.drain(..first);
+                        attempts += 1;
+                        if attempts > self.max_retries {
+                            let end = (take - first).max(1).min(pending.len());
+                            let given_up: Vec<(String, Value)> = pending.drain(..end).collect();
+                            self.give_up(&arn, &given_up, attempts).await;
+                            attempts = 0;
+                            size = self.batch_size;
+                        } else {
+                            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempts))).await;
+                        }
+                        break;
+                    }
+                }
+            }
         }
-    };
-    let mut iterators: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    let mut pending: Vec<Value> = Vec::new();
-    let mut attempts = 0u32;
-    loop {
-        tokio::time::sleep(every).await;
-        // New shards start at their beginning.
-        if let Ok(stream) = api
+    }
+
+    /// Reads what is new on every shard (new shards from their beginning).
+    async fn read(
+        &self,
+        arn: &str,
+        iterators: &mut std::collections::HashMap<String, String>,
+        pending: &mut Vec<(String, Value)>,
+    ) {
+        if let Ok(stream) = self
+            .api
             .call("DynamoDBStreams_20120810.DescribeStream", json!({ "StreamArn": arn }))
             .await
         {
@@ -96,7 +168,8 @@ pub async fn poll_stream(
                 if iterators.contains_key(id) {
                     continue;
                 }
-                let it = api
+                let it = self
+                    .api
                     .call(
                         "DynamoDBStreams_20120810.GetShardIterator",
                         json!({ "StreamArn": arn, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON" }),
@@ -110,11 +183,12 @@ pub async fn poll_stream(
                 }
             }
         }
-        for iterator in iterators.values_mut() {
+        for (shard, iterator) in iterators.iter_mut() {
             if iterator.is_empty() {
                 continue;
             }
-            match api
+            match self
+                .api
                 .call(
                     "DynamoDBStreams_20120810.GetRecords",
                     json!({ "ShardIterator": iterator, "Limit": 1000 }),
@@ -122,65 +196,77 @@ pub async fn poll_stream(
                 .await
             {
                 Ok(out) => {
-                    pending.extend(out["Records"].as_array().cloned().unwrap_or_default());
+                    pending.extend(
+                        out["Records"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|r| (shard.clone(), r)),
+                    );
                     *iterator = out["NextShardIterator"].as_str().unwrap_or_default().to_owned();
                 }
                 Err(e) => eprintln!("[stream] {e}"),
             }
         }
-        while !pending.is_empty() {
-            let take = pending.len().min(batch_size);
-            let records: Vec<Value> = pending[..take]
-                .iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    r["eventSourceARN"] = json!(arn);
-                    r
-                })
-                .collect();
-            let invocation = function
-                .invoke(Bytes::from(json!({ "Records": records }).to_string()))
-                .await;
-            let failed_from = match invocation.payload() {
-                Ok(payload) => serde_json::from_slice::<Value>(payload).ok().and_then(|v| {
-                    let failed: Vec<String> = v["batchItemFailures"]
-                        .as_array()?
-                        .iter()
-                        .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-                        .collect();
-                    records.iter().position(|r| {
-                        r["dynamodb"]["SequenceNumber"]
-                            .as_str()
-                            .is_some_and(|s| failed.iter().any(|f| f == s))
-                    })
-                }),
-                // A failed invocation retries the whole batch.
-                Err(e) => {
-                    eprintln!("[stream] the batch failed: {e}");
-                    Some(0)
-                }
-            };
-            match failed_from {
-                None => {
-                    pending.drain(..take);
-                    attempts = 0;
-                }
-                Some(first) => {
-                    pending.drain(..first);
-                    attempts += 1;
-                    if attempts >= STREAM_ATTEMPTS {
-                        let dropped = pending.remove(0);
-                        eprintln!(
-                            "[stream] record {} failed {attempts} times; sent to the on-failure destination (dropped)",
-                            dropped["dynamodb"]["SequenceNumber"]
-                        );
-                        attempts = 0;
-                    }
-                    break;
-                }
+    }
+
+    /// Sends what Lambda sends for a batch whose retries are used up (the records stay in the
+    /// stream, for 24 hours, to be read from the sequence numbers given).
+    async fn give_up(&self, arn: &str, records: &[(String, Value)], attempts: u32) {
+        let seq = |r: &Value| r["dynamodb"]["SequenceNumber"].as_str().unwrap_or_default().to_owned();
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return;
+        };
+        let info = json!({
+            "requestContext": {
+                "requestId": crate::request_id(),
+                "functionArn": format!("arn:aws:lambda:{}:000000000000:function:{}", crate::stack::REGION, self.function.name()),
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts
+            },
+            "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
+            "version": "1.0",
+            "timestamp": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "DDBStreamBatchInfo": {
+                "shardId": first.0,
+                "startSequenceNumber": seq(&first.1),
+                "endSequenceNumber": seq(&last.1),
+                "batchSize": records.len(),
+                "streamArn": arn
+            }
+        });
+        eprintln!(
+            "[stream] records {}..{} failed {attempts} times; sent to the on-failure destination",
+            seq(&first.1),
+            seq(&last.1)
+        );
+        if let Some((sqs, url)) = &self.on_failure {
+            if let Err(e) = sqs
+                .send_message()
+                .queue_url(url)
+                .message_body(info.to_string())
+                .send()
+                .await
+            {
+                eprintln!("[stream] the on-failure destination failed: {e:?}");
             }
         }
     }
+}
+
+/// A Streams API record as the stream function receives it from Lambda: with the source's
+/// ARN, and `userIdentity` (TTL deletions) spelled as Lambda spells it.
+fn lambda_record(record: &Value, arn: &str) -> Value {
+    let mut r = record.clone();
+    r["eventSourceARN"] = json!(arn);
+    if let Some(identity) = r.get("userIdentity").cloned().filter(|v| v.is_object()) {
+        r["userIdentity"] = json!({
+            "type": identity.get("Type").or(identity.get("type")),
+            "principalId": identity.get("PrincipalId").or(identity.get("principalId")),
+        });
+    }
+    r
 }
 
 /// An SNS notification (as moto posts it to HTTP subscribers) as the event Lambda receives.
@@ -200,13 +286,13 @@ pub fn sns_event(notification: &Value, subscription: &str) -> Value {
     json!({ "Records": [{ "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": subscription, "Sns": sns }] })
 }
 
-/// Serves an HTTP endpoint for SNS to post notifications to, each invoking `function`
-/// asynchronously. Returns the endpoint's URL.
-pub async fn serve_sns_endpoint(function: Arc<FunctionHost>) -> std::io::Result<String> {
+/// Serves an HTTP endpoint for SNS to post notifications to, each invoking the function
+/// asynchronously (retries, then the on-failure destination). Returns the endpoint's URL.
+pub async fn serve_sns_endpoint(target: AsyncInvoke) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/sns", listener.local_addr()?);
     tokio::spawn(crate::serve_http(listener, move |req, _| {
-        let function = function.clone();
+        let target = target.clone();
         async move {
             let body = crate::body_bytes(req.into_body()).await;
             if let Ok(notification) = serde_json::from_slice::<Value>(&body) {
@@ -215,27 +301,11 @@ pub async fn serve_sns_endpoint(function: Arc<FunctionHost>) -> std::io::Result<
                         &notification,
                         "arn:aws:sns:us-east-1:000000000000:intake-local-events:local",
                     );
-                    tokio::spawn(invoke_async(function, Bytes::from(event.to_string())));
+                    target.send(Bytes::from(event.to_string()));
                 }
             }
             hyper::Response::new(Full::new(Bytes::new()))
         }
     }));
     Ok(url)
-}
-
-async fn invoke_async(function: Arc<FunctionHost>, event: Bytes) {
-    for attempt in 1..=ASYNC_ATTEMPTS {
-        match function.invoke(event.clone()).await.payload() {
-            Ok(_) => return,
-            Err(e) => {
-                eprintln!("[sns] {} attempt {attempt} failed: {e}", function.name());
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-            }
-        }
-    }
-    eprintln!(
-        "[sns] {} gave up; the event goes to the on-failure destination (dropped)",
-        function.name()
-    );
 }

@@ -34,12 +34,7 @@ fn binary(name: &str) -> PathBuf {
 }
 
 async fn stack() -> LocalStack {
-    let stack = LocalStack {
-        endpoint: endpoint(),
-        bucket: unique_name("local"),
-        table: unique_name("local"),
-        topic_arn: None,
-    };
+    let mut stack = LocalStack::named(endpoint(), unique_name("local"), unique_name("local"));
     stack.ensure().await.unwrap();
     stack
 }
@@ -204,7 +199,7 @@ async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
     let watcher = tokio::spawn(intake_local::notify::watch_incoming(
         s3.clone(),
         stack.bucket.clone(),
-        start("S3Function", "intake-s3", &stack).await,
+        intake_local::invoke::AsyncInvoke::new(start("S3Function", "intake-s3", &stack).await, None),
         Duration::from_millis(100),
     ));
 
@@ -287,12 +282,7 @@ async fn a_function_whose_process_died_is_restarted() {
 /// function), each environment's init time, and a stop that kills the process for good.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_runs_a_command_with_arguments_reports_init_and_stops_for_good() {
-    let stack = LocalStack {
-        endpoint: "http://127.0.0.1:9".into(),
-        bucket: "unused".into(),
-        table: "unused".into(),
-        topic_arn: None,
-    };
+    let stack = LocalStack::named("http://127.0.0.1:9", "unused", "unused");
     let host = FunctionHost::start(FunctionSpec {
         name: "AlbFunction".into(),
         binary: "/bin/sh".into(),

@@ -142,16 +142,9 @@ impl Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
     let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let options = Options {
-        functions: functions(),
-        repo: repo(),
-        endpoint: endpoint(),
-        bucket: unique_name("e2e"),
-        table: unique_name("e2e"),
-        topic: unique_name("e2e"),
-        multi_value_headers: true,
-        poll: Duration::from_millis(100),
-    };
+    let mut options = Options::new(functions(), repo(), endpoint(), &unique_name("e2e"));
+    options.poll = Duration::from_millis(100);
+    options.sweep_grace = Duration::from_secs(1);
     let pipeline = Pipeline::start(options, door).await.unwrap();
     let api = Client {
         http: reqwest::Client::new(),
@@ -208,7 +201,7 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
         "the signature verifies with the hook's secret"
     );
 
-    // 2. A large file: POST /v1/uploads, then the presigned PUT.
+    // 2. A large file: POST /v1/uploads, then the presigned POST (an HTML form upload).
     let mut big = b"%PDF-1.4\n".to_vec();
     big.resize(2 << 20, b'.');
     let started: Value = api
@@ -222,14 +215,22 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
         .json()
         .await
         .unwrap();
-    let mut put = api
-        .http
-        .put(started["upload"]["url"].as_str().unwrap())
-        .body(big.clone());
-    for (k, v) in started["upload"]["headers"].as_object().unwrap() {
-        put = put.header(k.as_str(), v.as_str().unwrap());
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in started["upload"]["fields"].as_object().unwrap() {
+        form = form.text(k.clone(), v.as_str().unwrap().to_owned());
     }
-    assert!(put.send().await.unwrap().status().is_success());
+    form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(big.clone()).file_name("big.pdf"),
+    );
+    let posted = api
+        .http
+        .post(started["upload"]["url"].as_str().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(posted.status().is_success(), "{}", posted.text().await.unwrap());
     let large = started["id"].as_str().unwrap().to_owned();
     assert_eq!(api.settled(&large).await["status"], "accepted");
 
@@ -296,7 +297,8 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
     assert_eq!(rejected["status"], "rejected");
     assert_eq!(rejected["rejection"]["code"], "type_not_accepted");
 
-    // 6. Delete: a document.deleted webhook; the blob goes once nothing live uses it.
+    // 6. Delete: a document.deleted webhook; the blob is swept once nothing uses it and the
+    //    grace period (here a second) is over.
     let blob = format!("blobs/sha256/{}", doc["sha256"].as_str().unwrap());
     let del = api
         .http

@@ -2,6 +2,7 @@
 //! response and never fails: every error becomes a JSON answer with the right status (see
 //! [`reply`]). Routing is in [`routes`]; the rules are in `intake-core`.
 
+pub mod edge;
 pub mod reply;
 pub mod routes;
 
@@ -10,7 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use intake_core::ports::{BlobStore, Catalog, ListQuery};
 use intake_core::service::{Intake, NewWebhook, Upload, UploadIntent};
-use intake_core::{ContentType, DocumentPatch, EventType, FileName, Invalid, Owner, Tags, Webhook};
+use intake_core::{ContentType, DocumentPatch, EventType, FileName, Invalid, Owner, Sha256, Tags, Webhook};
 use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use percent_encoding::percent_decode_str;
@@ -39,6 +40,23 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
         &self.intake
     }
 
+    /// Answers within `until` (the invocation's deadline, less a margin): a request that runs
+    /// out of time is answered 503, so the client may retry, before Lambda would cut it off.
+    pub async fn handle_within(&self, req: Request, until: std::time::Instant) -> Response<Body> {
+        match intake_lambda::deadline::within(until, self.handle(req)).await {
+            Ok(response) => response,
+            Err(out_of_time) => {
+                tracing::error!(error = %out_of_time, status = 503, "request ran out of time");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the request ran out of time; retry",
+                )
+                .into_response()
+            }
+        }
+    }
+
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
@@ -55,6 +73,13 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
     }
 
     async fn dispatch(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        if let Some(problem) = req.headers().get(&edge::MALFORMED) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                problem.to_str().unwrap_or("the request is malformed"),
+            ));
+        }
         let route = routes::route(req.method(), req.uri().path())?;
         match route {
             // Unauthenticated and dependency-free: load balancer health checks hit it often.
@@ -95,6 +120,14 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                     name: body.name,
                     content_type: body.content_type.as_deref().map(str::parse).transpose()?,
                     size: body.size,
+                    sha256: body
+                        .sha256
+                        .as_deref()
+                        .map(|h| {
+                            h.parse::<Sha256>()
+                                .map_err(|_| Invalid::new("sha256", "must be 64 hexadecimal digits"))
+                        })
+                        .transpose()?,
                     tags: Tags::parse(body.tags.unwrap_or_default())?,
                 };
                 let (doc, upload) = app.start_upload(&owner, intent).await?;
@@ -290,6 +323,8 @@ struct UploadBody {
     name: Option<String>,
     content_type: Option<String>,
     size: Option<u64>,
+    /// Hex SHA-256 of the bytes to come: S3 refuses other bytes.
+    sha256: Option<String>,
     tags: Option<Vec<String>>,
 }
 

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use intake_alb::Api;
+use intake_alb::{Api, edge};
 use intake_core::ports::{OsRandom, SystemClock};
 use intake_core::service::Intake;
-use intake_lambda::telemetry;
-use lambda_http::{Error, Request, service_fn};
+use intake_lambda::{deadline, telemetry};
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::ServiceExt;
+use lambda_http::{Adapter, Error, LambdaEvent, Request, RequestExt, service_fn};
 use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
@@ -21,8 +23,20 @@ async fn main() -> Result<(), Error> {
         ids: Arc::new(OsRandom),
     });
     let api = &api;
-    lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(api.handle(req).instrument(telemetry::invocation_span()).await)
-    }))
-    .await
+    let handler = Adapter::from(service_fn(move |req: Request| async move {
+        let until = deadline::instant(req.lambda_context_ref().map_or_else(
+            || std::time::SystemTime::now() + std::time::Duration::from_secs(10),
+            |c| c.deadline(),
+        ));
+        let answer = api
+            .handle_within(req, until)
+            .instrument(telemetry::invocation_span())
+            .await;
+        Ok::<_, Error>(answer)
+    }));
+    // Hostile events are repaired and marked before lambda_http converts them (see `edge`).
+    let handler = handler.map_request(|event: LambdaEvent<LambdaRequest>| {
+        LambdaEvent::new(edge::sanitize(event.payload), event.context)
+    });
+    lambda_http::lambda_runtime::run(handler).await
 }

@@ -63,8 +63,9 @@ async fn seed(api: &TestApi, status: Status) -> Document {
         created_at: now,
         updated_at: now,
         version: 1,
+        upload_deadline: None,
     };
-    api.intake().catalog.insert_document(&doc).await.unwrap();
+    api.intake().catalog.insert_document(&doc, None).await.unwrap();
     doc
 }
 
@@ -392,9 +393,11 @@ async fn presigned_upload_is_issued_for_large_files() {
     let api = api().await;
     let a = call(&api, event("create-upload")).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.json);
-    assert_eq!(a.json["upload"]["method"], "PUT");
+    assert_eq!(a.json["upload"]["method"], "POST");
     assert_eq!(a.json["document"]["status"], "received");
-    assert_eq!(a.json["upload"]["headers"]["content-type"], "image/tiff");
+    assert_eq!(a.json["upload"]["fields"]["Content-Type"], "image/tiff");
+    let key = a.json["upload"]["fields"]["key"].as_str().unwrap();
+    assert!(key.starts_with("incoming/acme/http/"), "{key}");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use intake_core::announce::Announcer;
-use intake_lambda::telemetry;
+use intake_lambda::{deadline, telemetry};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
 
@@ -18,11 +18,12 @@ async fn main() -> Result<(), Error> {
     };
     let announcer = &announcer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        Ok::<_, Error>(
-            intake_dynamodb_stream::handle(announcer, event.payload)
-                .instrument(telemetry::invocation_span())
-                .await,
-        )
+        let until = deadline::instant(event.context.deadline());
+        let work =
+            async { Ok::<_, deadline::OutOfTime>(intake_dynamodb_stream::handle(announcer, event.payload).await) };
+        deadline::bounded(until, work)
+            .instrument(telemetry::invocation_span())
+            .await
     }))
     .await
 }

@@ -3,15 +3,14 @@
 //! Lambda retries it) only when a record hit an error worth retrying, which is safe because
 //! cataloguing an object twice is a no-op.
 
-use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
+use aws_lambda_events::event::s3::S3Event;
+use intake_core::Document;
 use intake_core::Error;
-use intake_core::ingest::{Arrival, Cataloguer, Outcome};
-use intake_core::ports::{BlobStore, ContentIndex, Documents};
-use intake_core::{Document, ObjectKey};
+use intake_core::ingest::{Cataloguer, Outcome};
+use intake_core::ports::{BlobLedger, BlobStore, ContentIndex, Documents};
 use intake_lambda::metrics::{Metrics, Unit};
-use percent_encoding::percent_decode_str;
 use serde::Serialize;
-use time::OffsetDateTime;
+use tracing::Instrument;
 
 /// What one invocation did, by outcome (returned to the caller and logged).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -34,32 +33,12 @@ pub struct RetryableFailure {
     pub summary: Summary,
 }
 
-/// S3 event keys are URL-encoded form values: `+` for a space, `%XX` for other bytes.
-pub fn decode_key(raw: &str) -> Option<String> {
-    percent_decode_str(&raw.replace('+', " "))
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
-}
-
-fn arrival(record: &S3EventRecord) -> Result<Arrival, String> {
-    let raw = record.s3.object.key.as_deref().ok_or("the record has no object key")?;
-    let key = decode_key(raw).ok_or_else(|| format!("key {raw:?} is not valid URL-encoded UTF-8"))?;
-    let key = ObjectKey::parse(&key).map_err(|e| e.to_string())?;
-    let nanos = record.event_time.timestamp_nanos_opt().unwrap_or_default();
-    let event_time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    Ok(Arrival {
-        key,
-        event_time,
-        sequencer: record.s3.object.sequencer.clone(),
-    })
-}
-
 fn log_document(what: &str, doc: &Document) {
-    tracing::info!(document_id = %doc.id, owner = %doc.owner, status = doc.status.kind().as_str(), size = doc.size, "{what}");
+    tracing::Span::current().record("document_id", tracing::field::display(doc.id));
+    tracing::info!(owner = %doc.owner, status = doc.status.kind().as_str(), size = doc.size, "{what}");
 }
 
-pub async fn handle<C: Documents + ContentIndex, B: BlobStore>(
+pub async fn handle<C: Documents + ContentIndex + BlobLedger, B: BlobStore>(
     cataloguer: &Cataloguer<C, B>,
     event: S3Event,
 ) -> Result<Summary, RetryableFailure> {
@@ -78,7 +57,7 @@ pub async fn handle<C: Documents + ContentIndex, B: BlobStore>(
             summary.skipped += 1;
             continue;
         }
-        let arrival = match arrival(record) {
+        let arrival = match intake_lambda::events::arrival(record) {
             Ok(a) => a,
             Err(problem) => {
                 tracing::error!(%problem, "unusable S3 record; skipped");
@@ -86,39 +65,9 @@ pub async fn handle<C: Documents + ContentIndex, B: BlobStore>(
                 continue;
             }
         };
-        let span = tracing::info_span!("object", key = %arrival.key);
-        let _enter = span.enter();
-        match cataloguer.catalogue(&arrival).await {
-            Ok(Outcome::Accepted(doc)) => {
-                summary.accepted += 1;
-                bytes_accepted += doc.size.unwrap_or(0);
-                log_document("accepted", &doc);
-            }
-            Ok(Outcome::Duplicate(doc)) => {
-                summary.duplicate += 1;
-                log_document("duplicate", &doc);
-            }
-            Ok(Outcome::Rejected(doc)) => {
-                summary.rejected += 1;
-                log_document("rejected", &doc);
-            }
-            Ok(Outcome::AlreadyCatalogued(id)) => {
-                summary.already_catalogued += 1;
-                tracing::info!(document_id = %id, "already catalogued (redelivered event)");
-            }
-            Ok(Outcome::Gone) => {
-                summary.gone += 1;
-                tracing::warn!("the object no longer exists; nothing to catalogue");
-            }
-            Err(Error::Invalid(problem)) => {
-                summary.skipped += 1;
-                tracing::error!(%problem, "the object cannot be catalogued; skipped");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cataloguing failed; the event will be retried");
-                failures.push(e.to_string());
-            }
-        }
+        let span = tracing::info_span!("object", key = %arrival.key, document_id = tracing::field::Empty);
+        let outcome = cataloguer.catalogue(&arrival).instrument(span.clone()).await;
+        span.in_scope(|| record_outcome(outcome, &mut summary, &mut bytes_accepted, &mut failures));
     }
     tracing::info!(?summary, "event handled");
     let mut metrics = Metrics::default();
@@ -139,25 +88,44 @@ pub async fn handle<C: Documents + ContentIndex, B: BlobStore>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_decoded_as_s3_encodes_them() {
-        assert_eq!(
-            decode_key("incoming/acme/Q4+report.pdf").unwrap(),
-            "incoming/acme/Q4 report.pdf"
-        );
-        assert_eq!(
-            decode_key("incoming/acme/a%2Bb%20c.pdf").unwrap(),
-            "incoming/acme/a+b c.pdf"
-        );
-        assert_eq!(
-            decode_key("incoming/acme/%C3%9Cn%C3%AFc%C3%B8d%C3%A9.pdf").unwrap(),
-            "incoming/acme/Ünïcødé.pdf"
-        );
-        assert!(decode_key("incoming/acme/%FF.pdf").is_none());
+/// Counts and logs what cataloguing one object came to (inside the object's span).
+fn record_outcome(
+    outcome: Result<Outcome, Error>,
+    summary: &mut Summary,
+    bytes_accepted: &mut u64,
+    failures: &mut Vec<String>,
+) {
+    match outcome {
+        Ok(Outcome::Accepted(doc)) => {
+            summary.accepted += 1;
+            *bytes_accepted += doc.size.unwrap_or(0);
+            log_document("accepted", &doc);
+        }
+        Ok(Outcome::Duplicate(doc)) => {
+            summary.duplicate += 1;
+            log_document("duplicate", &doc);
+        }
+        Ok(Outcome::Rejected(doc)) => {
+            summary.rejected += 1;
+            log_document("rejected", &doc);
+        }
+        Ok(Outcome::AlreadyCatalogued(id)) => {
+            summary.already_catalogued += 1;
+            tracing::Span::current().record("document_id", tracing::field::display(id));
+            tracing::info!("already catalogued (redelivered event)");
+        }
+        Ok(Outcome::Gone) => {
+            summary.gone += 1;
+            tracing::warn!("the object no longer exists; nothing to catalogue");
+        }
+        Err(Error::Invalid(problem)) => {
+            summary.skipped += 1;
+            tracing::error!(%problem, "the object cannot be catalogued; skipped");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cataloguing failed; the event will be retried");
+            failures.push(e.to_string());
+        }
     }
 }
 

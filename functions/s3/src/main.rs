@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::s3::S3Event;
 use intake_core::ingest::Cataloguer;
 use intake_core::ports::SystemClock;
-use intake_lambda::telemetry;
+use intake_lambda::{deadline, telemetry};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
 
@@ -23,7 +23,8 @@ async fn main() -> Result<(), Error> {
     };
     let cataloguer = &cataloguer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
-        intake_s3::handle(cataloguer, event.payload)
+        let until = deadline::instant(event.context.deadline());
+        deadline::bounded(until, intake_s3::handle(cataloguer, event.payload))
             .instrument(telemetry::invocation_span())
             .await
     }))

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use intake_core::ingest::Cataloguer;
 use intake_core::memory::{MemoryBlobStore, MemoryCatalog};
 use intake_core::ports::*;
-use intake_core::{ObjectKey, Policy};
+use intake_core::{ObjectKey, Policy, Sha256};
 use intake_s3::{Summary, handle};
 
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
@@ -31,28 +31,34 @@ impl BlobStore for Flaky {
     async fn put(&self, key: &ObjectKey, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
         self.inner.put(key, body, meta).await
     }
-    async fn get(&self, key: &ObjectKey) -> Result<Option<ByteStream>, StoreError> {
+    async fn get(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ByteStream>, StoreError> {
         if self.failing.lock().unwrap().as_deref() == Some(key.as_str()) {
             return Err(StoreError::Unavailable("503 Slow Down".into()));
         }
-        self.inner.get(key).await
+        self.inner.get(key, revision).await
     }
-    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
-        self.inner.head(key).await
+    async fn head(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ObjectInfo>, StoreError> {
+        self.inner.head(key, revision).await
     }
-    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StoreError> {
-        self.inner.copy(from, to).await
+    async fn copy(
+        &self,
+        from: &ObjectKey,
+        revision: Option<&Revision>,
+        to: &ObjectKey,
+    ) -> Result<Option<Sha256>, StoreError> {
+        self.inner.copy(from, revision, to).await
     }
-    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        self.inner.delete(key).await
+    async fn delete(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<(), StoreError> {
+        self.inner.delete(key, revision).await
     }
-    async fn presign_put(
+    async fn presign_upload(
         &self,
         key: &ObjectKey,
         meta: &ObjectMeta,
+        conditions: &UploadConditions,
         ttl: Duration,
-    ) -> Result<PresignedRequest, StoreError> {
-        self.inner.presign_put(key, meta, ttl).await
+    ) -> Result<PresignedUpload, StoreError> {
+        self.inner.presign_upload(key, meta, conditions, ttl).await
     }
     async fn presign_get(
         &self,
@@ -62,6 +68,28 @@ impl BlobStore for Flaky {
     ) -> Result<PresignedRequest, StoreError> {
         self.inner.presign_get(key, d, ttl).await
     }
+}
+
+/// The sample event `name`, its records pinned to the objects as the store holds them now
+/// (the version id and ETag S3 would report).
+fn pinned(name: &str, c: &Cataloguer<MemoryCatalog, Flaky>) -> S3Event {
+    let mut event = event(name);
+    for record in &mut event.records {
+        let Some(key) = record
+            .s3
+            .object
+            .key
+            .as_deref()
+            .and_then(intake_lambda::events::decode_key)
+        else {
+            continue;
+        };
+        if let Some(revision) = c.blobs.inner.revision(&key) {
+            record.s3.object.version_id = revision.version_id;
+            record.s3.object.e_tag = revision.etag;
+        }
+    }
+    event
 }
 
 fn cataloguer() -> Cataloguer<MemoryCatalog, Flaky> {
@@ -88,7 +116,7 @@ async fn put(c: &Cataloguer<MemoryCatalog, Flaky>, key: &str, body: &[u8]) {
 async fn a_plain_put_is_accepted() {
     let c = cataloguer();
     put(&c, "incoming/demo/inbox/invoice.pdf", PDF).await;
-    let summary = handle(&c, event("put")).await.unwrap();
+    let summary = handle(&c, pinned("put", &c)).await.unwrap();
     assert_eq!(
         summary,
         Summary {
@@ -102,7 +130,7 @@ async fn a_plain_put_is_accepted() {
 async fn keys_with_spaces_and_unicode_are_decoded() {
     let c = cataloguer();
     put(&c, "incoming/demo/inbox/Q4 report Ünïcødé.pdf", PDF).await;
-    assert_eq!(handle(&c, event("spaces-unicode")).await.unwrap().accepted, 1);
+    assert_eq!(handle(&c, pinned("spaces-unicode", &c)).await.unwrap().accepted, 1);
     let docs = c
         .catalog
         .list_documents(&"demo".parse().unwrap(), &ListQuery::default())
@@ -118,12 +146,13 @@ async fn one_failing_record_does_not_lose_the_others_and_the_retry_is_safe() {
     put(&c, "incoming/demo/batch/b.png", PNG).await;
     put(&c, "incoming/demo/batch/c.txt", b"hello, world").await;
     *c.blobs.failing.lock().unwrap() = Some("incoming/demo/batch/b.png".into());
-    let failure = handle(&c, event("multi-record")).await.unwrap_err();
+    let multi = pinned("multi-record", &c);
+    let failure = handle(&c, multi.clone()).await.unwrap_err();
     assert_eq!((failure.failed, failure.total), (1, 3));
     assert_eq!(failure.summary.accepted, 2);
 
     *c.blobs.failing.lock().unwrap() = None;
-    let retry = handle(&c, event("multi-record")).await.unwrap();
+    let retry = handle(&c, multi).await.unwrap();
     assert_eq!(
         retry,
         Summary {

@@ -13,6 +13,7 @@ use intake_lambda::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tracing::Instrument;
 
 #[derive(Debug, Deserialize)]
 pub struct SesEvent {
@@ -118,6 +119,30 @@ pub fn receipt(record: &SesRecord) -> Result<Receipt, SesError> {
     })
 }
 
+/// Logs and counts what receiving one message came to.
+fn report(receipt: &Receipt, outcome: &MailOutcome) {
+    match outcome {
+        MailOutcome::Ingested { owner, attachments } => {
+            tracing::info!(%owner, attachments, "attachments written to incoming/")
+        }
+        MailOutcome::NoAttachments { owner } => {
+            tracing::info!(%owner, "mail without attachments; nothing to ingest")
+        }
+        MailOutcome::Refused(reason) => tracing::warn!(%reason, sender = %receipt.sender, "mail refused"),
+        MailOutcome::AlreadyProcessed => tracing::info!("mail already processed (redelivered receipt)"),
+    }
+    let mut metrics = Metrics::default();
+    match outcome {
+        MailOutcome::Ingested { attachments, .. } => {
+            metrics.count("MailIngested", 1);
+            metrics.count("Attachments", u64::from(*attachments));
+        }
+        MailOutcome::Refused(_) => metrics.count("MailRefused", 1),
+        MailOutcome::NoAttachments { .. } | MailOutcome::AlreadyProcessed => {}
+    }
+    metrics.flush();
+}
+
 pub async fn handle<C: MailLog, B: BlobStore>(
     door: &MailIntake<C, B>,
     event: SesEvent,
@@ -126,28 +151,8 @@ pub async fn handle<C: MailLog, B: BlobStore>(
     for record in &event.records {
         let receipt = receipt(record)?;
         let span = tracing::info_span!("mail", message_id = %receipt.message_id);
-        let _enter = span.enter();
-        let outcome = door.receive(&receipt).await?;
-        match &outcome {
-            MailOutcome::Ingested { owner, attachments } => {
-                tracing::info!(%owner, attachments, "attachments written to incoming/")
-            }
-            MailOutcome::NoAttachments { owner } => {
-                tracing::info!(%owner, "mail without attachments; nothing to ingest")
-            }
-            MailOutcome::Refused(reason) => tracing::warn!(%reason, sender = %receipt.sender, "mail refused"),
-            MailOutcome::AlreadyProcessed => tracing::info!("mail already processed (redelivered receipt)"),
-        }
-        let mut metrics = Metrics::default();
-        match &outcome {
-            MailOutcome::Ingested { attachments, .. } => {
-                metrics.count("MailIngested", 1);
-                metrics.count("Attachments", u64::from(*attachments));
-            }
-            MailOutcome::Refused(_) => metrics.count("MailRefused", 1),
-            MailOutcome::NoAttachments { .. } | MailOutcome::AlreadyProcessed => {}
-        }
-        metrics.flush();
+        let outcome = door.receive(&receipt).instrument(span.clone()).await?;
+        span.in_scope(|| report(&receipt, &outcome));
         if outcome.disposition() == "STOP_RULE_SET" {
             disposition = "STOP_RULE_SET";
         }

@@ -4,7 +4,7 @@
 #![recursion_limit = "256"]
 
 use intake_core::mail::MailIntake;
-use intake_lambda::telemetry;
+use intake_lambda::{deadline, telemetry};
 use intake_ses::SesEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
@@ -19,7 +19,8 @@ async fn main() -> Result<(), Error> {
     };
     let door = &door;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SesEvent>| async move {
-        intake_ses::handle(door, event.payload)
+        let until = deadline::instant(event.context.deadline());
+        deadline::bounded(until, intake_ses::handle(door, event.payload))
             .instrument(telemetry::invocation_span())
             .await
     }))

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use intake_core::WebhookUrl;
-use intake_core::ports::WebhookClient;
+use intake_core::ports::{WEBHOOK_ANSWER_LIMIT, WebhookClient};
 
 type Https = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -61,8 +62,10 @@ impl WebhookClient for HyperWebhookClient {
                 .await
                 .map_err(|e| format!("request failed: {e}"))?;
             let status = response.status().as_u16();
-            // Drain (bounded by the timeout) so the connection can be reused.
-            let _ = response.into_body().collect().await;
+            // Read a bounded amount (so a short answer's connection can be reused), then drop.
+            let _ = http_body_util::Limited::new(response.into_body(), WEBHOOK_ANSWER_LIMIT)
+                .collect()
+                .await;
             Ok(status)
         };
         tokio::time::timeout(timeout, exchange)

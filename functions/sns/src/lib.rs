@@ -1,24 +1,28 @@
 //! The sns function: subscribed to the events topic. Each message is an intake domain event;
-//! the core's [`Subscriber`] delivers it to the owner's webhooks (signed, once per hook) and
-//! removes a deleted document's blob when nothing live uses it. A message that is not an intake
-//! event is logged and dropped (retrying cannot fix it); a failed delivery fails the
+//! the core's [`Subscriber`] delivers it to the owner's webhooks (signed, once per hook, posts
+//! in parallel) and schedules the sweep of a deleted document's blob. A message that is not an
+//! intake event is logged and dropped (retrying cannot fix it); a failed delivery fails the
 //! invocation after the successful ones were recorded, so Lambda's retries and the on-failure
 //! destination take over without duplicating what got through.
 
 pub mod http;
 
+use std::time::Instant;
+
 use aws_lambda_events::event::sns::SnsEvent;
 use intake_core::events::{DomainEvent, SCHEMA_VERSION};
-use intake_core::ports::{BlobReferences, BlobStore, Deliveries, WebhookClient, Webhooks};
-use intake_core::subscriber::{Delivery, Subscriber};
+use intake_core::ports::{Deliveries, WebhookClient, Webhooks, WorkQueue};
+use intake_core::subscriber::{Delivery, Handled, Subscriber};
 use intake_lambda::metrics::Metrics;
+use tracing::Instrument;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     pub events: u32,
     pub delivered: u32,
     pub already_delivered: u32,
-    pub blobs_removed: u32,
+    pub in_flight: u32,
+    pub sweeps_scheduled: u32,
     pub dropped: u32,
 }
 
@@ -51,11 +55,15 @@ pub fn parse(message: &str) -> Result<DomainEvent, String> {
     Ok(event)
 }
 
-pub async fn handle<C, B, H>(subscriber: &Subscriber<C, B, H>, event: SnsEvent) -> Result<Summary, RetryableFailure>
+pub async fn handle<C, H, Q>(
+    subscriber: &Subscriber<C, H, Q>,
+    event: SnsEvent,
+    deadline: Instant,
+) -> Result<Summary, RetryableFailure>
 where
-    C: Webhooks + Deliveries + BlobReferences,
-    B: BlobStore,
+    C: Webhooks + Deliveries,
     H: WebhookClient,
+    Q: WorkQueue,
 {
     let mut summary = Summary::default();
     let mut failures: Vec<String> = Vec::new();
@@ -68,37 +76,22 @@ where
                 continue;
             }
         };
-        let span = tracing::info_span!("event", event_id = %event.id, event_type = event.event_type.as_str(), owner = %event.owner);
-        let _enter = span.enter();
+        let span = tracing::info_span!(
+            "event",
+            event_id = %event.id,
+            event_type = event.event_type.as_str(),
+            owner = %event.owner,
+            document_id = %event.document.id
+        );
         summary.events += 1;
-        match subscriber.handle(&event).await {
-            Ok(handled) => {
-                summary.blobs_removed += u32::from(handled.blob_removed);
-                for delivery in handled.deliveries {
-                    match delivery {
-                        Delivery::Delivered(hook) => {
-                            summary.delivered += 1;
-                            tracing::info!(webhook = %hook, "delivered");
-                        }
-                        Delivery::AlreadyDelivered(_) => summary.already_delivered += 1,
-                        Delivery::Failed { hook, reason } => {
-                            tracing::warn!(webhook = %hook, %reason, "delivery failed; will be retried");
-                            failures.push(format!("webhook {hook}: {reason}"));
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "handling failed; will be retried");
-                failures.push(e.to_string());
-            }
-        }
+        let handled = subscriber.handle(&event, deadline).instrument(span.clone()).await;
+        span.in_scope(|| report(handled, &mut summary, &mut failures));
     }
     tracing::info!(?summary, "message handled");
     let mut metrics = Metrics::default();
     metrics.count("WebhookDeliveries", summary.delivered.into());
     metrics.count("WebhookFailures", failures.len() as u64);
-    metrics.count("BlobsRemoved", summary.blobs_removed.into());
+    metrics.count("BlobSweepsScheduled", summary.sweeps_scheduled.into());
     metrics.count("MessagesDropped", summary.dropped.into());
     metrics.flush();
     match failures.first() {
@@ -108,5 +101,38 @@ where
             first: first.clone(),
             summary,
         }),
+    }
+}
+
+/// Counts and logs what handling one event came to (inside the event's span).
+fn report(handled: Result<Handled, intake_core::Error>, summary: &mut Summary, failures: &mut Vec<String>) {
+    let handled = match handled {
+        Ok(handled) => handled,
+        Err(e) => {
+            tracing::error!(error = %e, "handling failed; will be retried");
+            failures.push(e.to_string());
+            return;
+        }
+    };
+    if handled.sweep_scheduled {
+        summary.sweeps_scheduled += 1;
+        tracing::info!("blob sweep scheduled");
+    }
+    for delivery in handled.deliveries {
+        match delivery {
+            Delivery::Delivered(hook) => {
+                summary.delivered += 1;
+                tracing::info!(webhook = %hook, "delivered");
+            }
+            Delivery::AlreadyDelivered(_) => summary.already_delivered += 1,
+            Delivery::InFlight(hook) => {
+                summary.in_flight += 1;
+                tracing::info!(webhook = %hook, "being delivered by another invocation");
+            }
+            Delivery::Failed { hook, reason } => {
+                tracing::warn!(webhook = %hook, %reason, "delivery failed; will be retried");
+                failures.push(format!("webhook {hook}: {reason}"));
+            }
+        }
     }
 }

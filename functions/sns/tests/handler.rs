@@ -2,16 +2,17 @@
 //! real HTTP receiver on loopback through the function's own HTTP client.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sns::SnsEvent;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog};
-use intake_core::ports::{BlobStore, Documents, ObjectMeta, Webhooks};
+use intake_core::jobs::Job;
+use intake_core::memory::{ManualClock, MemoryCatalog, MemoryQueue, SequentialIds};
+use intake_core::ports::Webhooks;
 use intake_core::subscriber::{Subscriber, sign};
 use intake_core::*;
 use intake_sns::handle;
@@ -27,6 +28,8 @@ fn event(name: &str) -> SnsEvent {
 struct Receiver {
     got: Mutex<Vec<(hyper::HeaderMap, Bytes)>>,
     failing: AtomicBool,
+    /// How long each answer takes.
+    delay_ms: AtomicU64,
 }
 
 /// An HTTP server on loopback that records what it is sent; answers 500 while `failing`.
@@ -45,6 +48,8 @@ async fn receiver() -> (Arc<Receiver>, String) {
                     async move {
                         let headers = req.headers().clone();
                         let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let delay = s.delay_ms.load(Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
                         let failing = s.failing.load(Ordering::SeqCst);
                         if !failing {
                             s.got.lock().unwrap().push((headers, body));
@@ -67,16 +72,30 @@ async fn receiver() -> (Arc<Receiver>, String) {
     (state, url)
 }
 
-async fn subscriber(url: &str) -> (Subscriber<MemoryCatalog, MemoryBlobStore, HyperWebhookClient>, Webhook) {
+type TestSubscriber = Subscriber<MemoryCatalog, HyperWebhookClient, MemoryQueue>;
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(20)
+}
+
+async fn subscriber(url: &str) -> (TestSubscriber, Webhook) {
     let s = Subscriber {
         catalog: MemoryCatalog::default(),
-        blobs: MemoryBlobStore::default(),
         client: HyperWebhookClient::default(),
+        queue: MemoryQueue::default(),
         clock: Arc::new(ManualClock::new(datetime!(2026-11-27 12:00 UTC))),
+        ids: Arc::new(SequentialIds::default()),
         timeout: Duration::from_secs(2),
+        lease: Duration::from_secs(60),
+        grace: Duration::from_secs(900),
     };
+    let hook = add_hook(&s, url, 1).await;
+    (s, hook)
+}
+
+async fn add_hook(s: &TestSubscriber, url: &str, n: u128) -> Webhook {
     let hook = Webhook {
-        id: WebhookId::from_parts(datetime!(2026-11-27 09:00 UTC), 1),
+        id: WebhookId::from_parts(datetime!(2026-11-27 09:00 UTC), n),
         owner: "acme".parse().unwrap(),
         url: WebhookUrl::parse(url, true).unwrap(),
         events: vec![],
@@ -84,7 +103,7 @@ async fn subscriber(url: &str) -> (Subscriber<MemoryCatalog, MemoryBlobStore, Hy
         created_at: datetime!(2026-11-27 09:00 UTC),
     };
     s.catalog.put_webhook(&hook).await.unwrap();
-    (s, hook)
+    hook
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -98,9 +117,9 @@ async fn each_event_type_reaches_the_hook_once_with_a_valid_signature() {
         "document-updated",
     ];
     for name in names {
-        let summary = handle(&s, event(name)).await.unwrap();
+        let summary = handle(&s, event(name), soon()).await.unwrap();
         assert_eq!(summary.delivered, 1, "{name}");
-        handle(&s, event(name)).await.unwrap();
+        handle(&s, event(name), soon()).await.unwrap();
     }
     let got = rx.got.lock().unwrap();
     assert_eq!(got.len(), names.len(), "a redelivered message is not delivered twice");
@@ -121,22 +140,87 @@ async fn a_failed_delivery_fails_the_invocation_and_the_retry_delivers_once() {
     let (rx, url) = receiver().await;
     let (s, _) = subscriber(&url).await;
     rx.failing.store(true, Ordering::SeqCst);
-    let failure = handle(&s, event("document-accepted")).await.unwrap_err();
+    let failure = handle(&s, event("document-accepted"), soon()).await.unwrap_err();
     assert!(failure.first.contains("HTTP 500"), "{}", failure.first);
     rx.failing.store(false, Ordering::SeqCst);
-    assert_eq!(handle(&s, event("document-accepted")).await.unwrap().delivered, 1);
+    // The failed attempt released its claim: the retry need not wait for the lease.
     assert_eq!(
-        handle(&s, event("document-accepted")).await.unwrap().already_delivered,
+        handle(&s, event("document-accepted"), soon()).await.unwrap().delivered,
+        1
+    );
+    assert_eq!(
+        handle(&s, event("document-accepted"), soon())
+            .await
+            .unwrap()
+            .already_delivered,
         1
     );
     assert_eq!(rx.got.lock().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn concurrent_deliveries_of_one_event_post_to_the_hook_once() {
+    let (rx, url) = receiver().await;
+    rx.delay_ms.store(300, Ordering::SeqCst);
+    let (s, _) = subscriber(&url).await;
+    let s = &s;
+    let runs = (0..8).map(|_| async move { handle(s, event("document-accepted"), soon()).await.unwrap() });
+    let summaries = futures::future::join_all(runs).await;
+    assert_eq!(
+        rx.got.lock().unwrap().len(),
+        1,
+        "one POST for eight concurrent deliveries"
+    );
+    assert_eq!(summaries.iter().map(|s| s.delivered).sum::<u32>(), 1);
+    assert_eq!(summaries.iter().map(|s| s.in_flight).sum::<u32>(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_hooks_are_posted_in_parallel_within_the_deadline() {
+    let (rx, url) = receiver().await;
+    rx.delay_ms.store(1500, Ordering::SeqCst);
+    let (s, _) = subscriber(&url).await;
+    for n in 2..=8 {
+        add_hook(&s, &url, n).await;
+    }
+    let started = Instant::now();
+    let summary = handle(&s, event("document-accepted"), soon()).await.unwrap();
+    assert_eq!(summary.delivered, 8);
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+
+    // With too little time left, nothing is started that could not finish.
+    let summary = handle(&s, event("document-updated"), Instant::now() + Duration::from_secs(1)).await;
+    assert!(summary.unwrap_err().first.contains("no time left"));
+    assert_eq!(rx.got.lock().unwrap().len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_answer_is_not_read_to_its_end() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 64 * 1024];
+        let _ = stream.read(&mut request).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await;
+        let chunk = format!("{:x}\r\n{}\r\n", 60_000, "x".repeat(60_000));
+        while stream.write_all(chunk.as_bytes()).await.is_ok() {}
+    });
+    let (s, _) = subscriber(&url).await;
+    let started = Instant::now();
+    let summary = handle(&s, event("document-accepted"), soon()).await.unwrap();
+    assert_eq!(summary.delivered, 1);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_hook_is_a_bounded_failure() {
     let (s, _) = subscriber("http://127.0.0.1:9/closed").await;
-    let started = std::time::Instant::now();
-    assert!(handle(&s, event("document-accepted")).await.is_err());
+    let started = Instant::now();
+    assert!(handle(&s, event("document-accepted"), soon()).await.is_err());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -145,41 +229,31 @@ async fn messages_that_are_not_intake_events_are_dropped_not_retried() {
     let (rx, url) = receiver().await;
     let (s, _) = subscriber(&url).await;
     for name in ["unknown-type", "sam-generate-event"] {
-        let summary = handle(&s, event(name)).await.unwrap();
+        let summary = handle(&s, event(name), soon()).await.unwrap();
         assert_eq!((summary.dropped, summary.events), (1, 0), "{name}");
     }
     assert!(rx.got.lock().unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn deletion_removes_the_blob_once_unreferenced() {
+async fn deleting_a_document_that_used_a_blob_schedules_its_sweep_after_the_grace_period() {
     let (_rx, url) = receiver().await;
     let (s, _) = subscriber(&url).await;
+    let summary = handle(&s, event("document-deleted"), soon()).await.unwrap();
+    assert_eq!(summary.sweeps_scheduled, 1);
     let sha: Sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         .parse()
         .unwrap();
-    s.blobs
-        .put(&ObjectKey::blob(&sha), Bytes::from_static(b"x"), &ObjectMeta::default())
-        .await
-        .unwrap();
-    let mut other = serde_json::from_value::<Document>(serde_json::json!({
-        "id": "01KB0ZNBCG0000000000000009", "owner": "globex", "name": "same.pdf", "declared_type": null, "content_type": null,
-        "size": 1, "sha256": sha.to_string(), "tags": [], "source": {"kind": "http"}, "status": "accepted",
-        "created_at": "2026-11-27T09:00:00Z", "updated_at": "2026-11-27T09:00:00Z", "version": 1
-    }))
-    .unwrap();
-    s.catalog.insert_document(&other).await.unwrap();
     assert_eq!(
-        handle(&s, event("document-deleted")).await.unwrap().blobs_removed,
-        0,
-        "globex still uses the bytes"
+        s.queue.take(),
+        vec![(Job::SweepBlob { sha256: sha }, Duration::from_secs(900))]
     );
 
-    other.status = Status::Deleted {
-        deleted_at: datetime!(2026-11-27 11:00 UTC),
-    };
-    other.version = 2;
-    s.catalog.replace_document(&other, 1).await.unwrap();
-    assert_eq!(handle(&s, event("document-deleted")).await.unwrap().blobs_removed, 1);
-    assert!(s.blobs.keys().is_empty());
+    // A document that never used a blob (rejected, or still received) schedules nothing.
+    let mut sns = event("document-deleted");
+    let mut message: serde_json::Value = serde_json::from_str(&sns.records[0].sns.message).unwrap();
+    message["previous_status"] = "rejected".into();
+    sns.records[0].sns.message = message.to_string();
+    assert_eq!(handle(&s, sns, soon()).await.unwrap().sweeps_scheduled, 0);
+    assert!(s.queue.take().is_empty());
 }

@@ -21,6 +21,9 @@ pub enum Status {
     Duplicate { duplicate_of: DocumentId },
     /// Refused by the intake policy.
     Rejected { rejection: Rejection },
+    /// Processing gave up after every retry (an outage, a bug): the bytes, if they arrived, are
+    /// still under `incoming/`, and a new delivery of them is catalogued as usual.
+    Failed { failure: Failure },
     /// Deleted by its owner; its blob is removed downstream once nothing references it.
     Deleted {
         #[serde(with = "time::serde::rfc3339")]
@@ -35,8 +38,20 @@ impl Status {
             Status::Accepted => StatusKind::Accepted,
             Status::Duplicate { .. } => StatusKind::Duplicate,
             Status::Rejected { .. } => StatusKind::Rejected,
+            Status::Failed { .. } => StatusKind::Failed,
             Status::Deleted { .. } => StatusKind::Deleted,
         }
+    }
+
+    /// Whether a document in this status uses its blob (`blobs/sha256/<hex>`).
+    pub fn uses_blob(&self) -> bool {
+        matches!(self, Status::Accepted | Status::Duplicate { .. })
+    }
+
+    /// Whether the s3 function has yet to decide about the document (it may also decide
+    /// again about one whose processing failed, when its bytes are delivered again).
+    pub fn is_undecided(&self) -> bool {
+        matches!(self, Status::Received | Status::Failed { .. })
     }
 }
 
@@ -48,15 +63,17 @@ pub enum StatusKind {
     Accepted,
     Duplicate,
     Rejected,
+    Failed,
     Deleted,
 }
 
 impl StatusKind {
-    pub const ALL: [StatusKind; 5] = [
+    pub const ALL: [StatusKind; 6] = [
         StatusKind::Received,
         StatusKind::Accepted,
         StatusKind::Duplicate,
         StatusKind::Rejected,
+        StatusKind::Failed,
         StatusKind::Deleted,
     ];
 
@@ -66,6 +83,7 @@ impl StatusKind {
             StatusKind::Accepted => "accepted",
             StatusKind::Duplicate => "duplicate",
             StatusKind::Rejected => "rejected",
+            StatusKind::Failed => "failed",
             StatusKind::Deleted => "deleted",
         }
     }
@@ -83,7 +101,7 @@ impl std::str::FromStr for StatusKind {
         StatusKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
             crate::Invalid::new(
                 "status",
-                "must be one of received, accepted, duplicate, rejected, deleted",
+                "must be one of received, accepted, duplicate, rejected, failed, deleted",
             )
         })
     }
@@ -94,6 +112,14 @@ impl std::str::FromStr for StatusKind {
 pub struct Rejection {
     pub code: RejectionCode,
     pub message: String,
+}
+
+/// Why processing gave up on a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub message: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub failed_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +169,14 @@ pub struct Document {
     pub updated_at: OffsetDateTime,
     /// Bumped on every change; writes are conditional on it, so concurrent updates cannot be lost.
     pub version: u64,
+    /// While `received`: when the bytes must have arrived by. A document still waiting then is
+    /// forgotten by the catalog (the table's TTL), so nothing stays `received` for ever.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upload_deadline: Option<OffsetDateTime>,
 }
 
 impl Document {
@@ -194,6 +228,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             version: 1,
+            upload_deadline: None,
         };
         let json = serde_json::to_value(&doc).unwrap();
         assert_eq!(json["status"], "duplicate");

@@ -77,6 +77,9 @@ pub enum EventType {
     /// The same owner already had these bytes: the document points at the one that holds them.
     #[serde(rename = "document.duplicate")]
     DocumentDuplicate,
+    /// Processing gave up on the document after every retry.
+    #[serde(rename = "document.failed")]
+    DocumentFailed,
 }
 
 impl EventType {
@@ -87,6 +90,7 @@ impl EventType {
             EventType::DocumentUpdated => "document.updated",
             EventType::DocumentDeleted => "document.deleted",
             EventType::DocumentDuplicate => "document.duplicate",
+            EventType::DocumentFailed => "document.failed",
         }
     }
 }

@@ -1,0 +1,240 @@
+//! `Documents`: the catalog's documents, and the blob references that move with them.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Update};
+use intake_core::ports::{BlobRef, BlobUse, Documents, ListQuery, Page, StoreError};
+use intake_core::{Document, DocumentId, Owner, Status, StatusKind};
+
+use super::keys::{Key, Owned};
+use super::{DynamoCatalog, Item, from_item, n, owned_item, s};
+use crate::error::store_error;
+use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK, TTL};
+
+/// At most this many DynamoDB pages are read for one page of a listing: a filter that matches
+/// little ends the page early (with a cursor) instead of reading a whole partition.
+const LIST_QUERY_PAGES: usize = 4;
+
+/// The document's item. A `received` document that waits for its bytes carries the table's
+/// TTL attribute: if they never arrive, DynamoDB forgets it.
+pub(crate) fn document_item(doc: &Document) -> Result<Item, StoreError> {
+    let mut item = owned_item(
+        doc,
+        &Key::document(&doc.id),
+        Owned::Document,
+        &doc.owner,
+        doc.id.to_string(),
+    )?;
+    if let (Status::Received, Some(deadline)) = (&doc.status, doc.upload_deadline) {
+        item.insert(TTL.into(), n(deadline.unix_timestamp()));
+    }
+    Ok(item)
+}
+
+impl DynamoCatalog {
+    /// The update of a blob's ledger record that goes with a document write, conditional on
+    /// the record's state as [`BlobUse`] says.
+    pub(crate) fn blob_update(&self, blob: BlobRef, doc: &Document) -> Result<TransactWriteItem, StoreError> {
+        let (sha, delta) = match blob {
+            BlobRef::Acquire(sha, _) => (sha, 1),
+            BlobRef::Release(sha) => (sha, -1),
+        };
+        let key = Key::blob(&sha);
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(&key.pk))
+            .key(crate::schema::SK, s(key.sk))
+            .expression_attribute_names("#refs", "refs")
+            .expression_attribute_names("#entity", crate::schema::ENTITY)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":d", n(delta))
+            .expression_attribute_values(":entity", s("blob"))
+            .expression_attribute_values(":live", s("live"));
+        update = match blob {
+            BlobRef::Acquire(_, BlobUse::Existing) => update
+                .update_expression("ADD #refs :d SET #entity = :entity")
+                .condition_expression("attribute_exists(#state) AND #state = :live"),
+            BlobRef::Acquire(_, BlobUse::Copied) => update
+                .update_expression("ADD #refs :d SET #entity = :entity, #state = if_not_exists(#state, :live)")
+                .condition_expression("attribute_not_exists(#state) OR #state = :live"),
+            // A release never fails: the count must follow the document, whatever state the
+            // record is in (a sweep only starts on a record nothing uses).
+            BlobRef::Release(_) => update
+                .update_expression(
+                    "ADD #refs :d SET #entity = :entity, #state = if_not_exists(#state, :live), #released = :at",
+                )
+                .expression_attribute_names("#released", "released_at")
+                .expression_attribute_values(":at", n(doc.updated_at.unix_timestamp())),
+        };
+        let update = update.build().map_err(|e| self.build_error(e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The put of a document: new (`expected` is `None`) or replacing the version `expected`.
+    pub(crate) fn document_put(&self, doc: &Document, expected: Option<u64>) -> Result<Put, StoreError> {
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(document_item(doc)?))
+            .expression_attribute_names("#pk", PK);
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(#pk)"),
+            Some(v) => put
+                .condition_expression("attribute_exists(#pk) AND #v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+        };
+        put.build().map_err(|e| self.build_error(e))
+    }
+
+    /// Writes a document: one conditional put, or a transaction when a blob reference moves
+    /// with it.
+    async fn write_document(
+        &self,
+        doc: &Document,
+        expected: Option<u64>,
+        blob: Option<BlobRef>,
+    ) -> Result<(), StoreError> {
+        let put = self.document_put(doc, expected)?;
+        let Some(blob) = blob else {
+            self.client()
+                .put_item()
+                .table_name(self.table())
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_names(put.expression_attribute_names)
+                .set_expression_attribute_values(put.expression_attribute_values)
+                .send()
+                .await
+                .map_err(store_error)?;
+            return Ok(());
+        };
+        self.transact(vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.blob_update(blob, doc)?,
+        ])
+        .await
+    }
+}
+
+impl Documents for DynamoCatalog {
+    async fn get_document(&self, id: &DocumentId) -> Result<Option<Document>, StoreError> {
+        self.get_item(&Key::document(id)).await
+    }
+
+    async fn insert_document(&self, doc: &Document, blob: Option<BlobRef>) -> Result<(), StoreError> {
+        self.write_document(doc, None, blob).await
+    }
+
+    async fn replace_document(
+        &self,
+        doc: &Document,
+        expected_version: u64,
+        blob: Option<BlobRef>,
+    ) -> Result<(), StoreError> {
+        self.write_document(doc, Some(expected_version), blob).await
+    }
+
+    /// Newest first. Filters run server-side, so a DynamoDB page may hold fewer matches than
+    /// asked for: pages are read until the page is full or [`LIST_QUERY_PAGES`] were read. The
+    /// cursor is an id (the last document returned, or the last one read when the page ended
+    /// early), never DynamoDB's own position, so nothing is skipped or repeated.
+    async fn list_documents(&self, owner: &Owner, query: &ListQuery) -> Result<Page<Document>, StoreError> {
+        let want = usize::from(query.limit);
+        let low = query
+            .since
+            .map(|t| DocumentId::lowest_at(t).to_string())
+            .unwrap_or_else(|| "0".into());
+        let mut high = query.until.map(DocumentId::highest_at);
+        if let Some(after) = query.after {
+            // Strictly older than the cursor: the key condition's upper bound, not a filter.
+            let Some(before_cursor) = after.predecessor() else {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
+            };
+            high = Some(high.map_or(before_cursor, |h| h.min(before_cursor)));
+        }
+        // ULIDs are Crockford base32: "~" sorts after all of them.
+        let high = high.map(|h| h.to_string()).unwrap_or_else(|| "~".into());
+        if low > high {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
+
+        let mut names = HashMap::from([
+            ("#p".to_owned(), GSI1_PK.to_owned()),
+            ("#s".to_owned(), GSI1_SK.to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (":p".to_owned(), s(Owned::Document.partition(owner))),
+            (":lo".to_owned(), s(low)),
+            (":hi".to_owned(), s(high)),
+        ]);
+        let mut filters = Vec::new();
+        names.insert("#status".into(), "status".into());
+        match query.status {
+            Some(kind) => {
+                filters.push("#status = :status");
+                values.insert(":status".into(), s(kind.as_str()));
+            }
+            None => {
+                filters.push("#status <> :deleted");
+                values.insert(":deleted".into(), s(StatusKind::Deleted.as_str()));
+            }
+        }
+        if let Some(tag) = &query.tag {
+            filters.push("contains(#tags, :tag)");
+            names.insert("#tags".into(), "tags".into());
+            values.insert(":tag".into(), s(tag.as_str()));
+        }
+
+        let mut items: Vec<Document> = Vec::with_capacity(want + 1);
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut read_up_to: Option<DocumentId> = None;
+        for _ in 0..LIST_QUERY_PAGES {
+            // One more than asked for tells whether there is a next page without reading it.
+            let remaining = (want + 1 - items.len()) as i32;
+            let page = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name(GSI1)
+                .select(Select::AllAttributes)
+                .key_condition_expression("#p = :p AND #s BETWEEN :lo AND :hi")
+                .filter_expression(filters.join(" AND "))
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(false)
+                .limit(remaining.max(25))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in page.items.unwrap_or_default() {
+                items.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            read_up_to = start
+                .as_ref()
+                .and_then(|k| k.get(GSI1_SK))
+                .and_then(|v| v.as_s().ok())
+                .and_then(|id| id.parse().ok());
+            if items.len() > want || start.is_none() {
+                break;
+            }
+        }
+        let next = if items.len() > want {
+            items.truncate(want);
+            items.last().map(|d| d.id)
+        } else if start.is_some() {
+            // The page ended early: go on after the last document read, matched or not.
+            read_up_to
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}

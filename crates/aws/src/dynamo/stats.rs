@@ -1,0 +1,172 @@
+//! `StatsReader` and `StatsWriter`: per-owner counters (`STATS#<owner>`), kept by the stream
+//! function. Counters are flat numeric attributes (`accepted_documents`, `accepted_bytes`, ...)
+//! bumped with atomic `ADD`s; an `APPLIED#<record>` marker in the same transaction makes each
+//! stream record count once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use intake_core::ports::{StatsChange, StatsReader, StatsWriter, StoreError};
+use intake_core::{Owner, Stats, StatusCounts, StatusKind};
+
+use super::keys::Key;
+use super::{DynamoCatalog, expires, n, number, s};
+use crate::schema::{ENTITY, PK, SK, TTL};
+
+/// How long applied stream records are remembered: longer than a stream keeps records (24 h).
+const APPLIED_TTL_SECS: i64 = 7 * 24 * 60 * 60;
+/// A transaction holds at most 100 items.
+const TRANSACTION_ITEMS: usize = 100;
+
+impl StatsReader for DynamoCatalog {
+    async fn get_stats(&self, owner: &Owner) -> Result<Stats, StoreError> {
+        let item = self.get_raw(&Key::stats(owner)).await?.unwrap_or_default();
+        let count = |name: String| number(&item, &name).map_or(0, |n| n.max(0) as u64);
+        let by_status = StatusKind::ALL
+            .into_iter()
+            .map(|k| {
+                let counts = StatusCounts {
+                    documents: count(format!("{k}_documents")),
+                    bytes: count(format!("{k}_bytes")),
+                };
+                (k, counts)
+            })
+            .collect();
+        Ok(Stats { by_status })
+    }
+}
+
+impl DynamoCatalog {
+    /// The marker that makes a stream record count once.
+    fn applied_marker(&self, record_id: &str) -> Result<TransactWriteItem, StoreError> {
+        let key = Key::applied(record_id);
+        let put = Put::builder()
+            .table_name(self.table())
+            .item(PK, s(&key.pk))
+            .item(SK, s(key.sk))
+            .item(ENTITY, s("applied"))
+            .item(TTL, expires(APPLIED_TTL_SECS))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(|e| self.build_error(e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// `ADD`s an owner's counters (`<status>_documents`, `<status>_bytes`).
+    fn stats_update(&self, owner: &Owner, deltas: &[(StatusKind, i64, i64)]) -> Result<TransactWriteItem, StoreError> {
+        let key = Key::stats(owner);
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(&key.pk))
+            .key(SK, s(key.sk))
+            .expression_attribute_names("#entity", ENTITY)
+            .expression_attribute_values(":entity", s("stats"));
+        let mut adds = Vec::new();
+        for (i, (kind, docs, bytes)) in deltas.iter().enumerate() {
+            update = update
+                .expression_attribute_names(format!("#d{i}"), format!("{kind}_documents"))
+                .expression_attribute_names(format!("#b{i}"), format!("{kind}_bytes"))
+                .expression_attribute_values(format!(":d{i}"), n(docs))
+                .expression_attribute_values(format!(":b{i}"), n(bytes));
+            adds.push(format!("#d{i} :d{i}, #b{i} :b{i}"));
+        }
+        let update = update
+            .update_expression(format!("ADD {} SET #entity = :entity", adds.join(", ")))
+            .build()
+            .map_err(|e| self.build_error(e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Markers for every change of `chunk`, and the counters summed per owner, in one
+    /// transaction. Fails as a whole (e.g. when one record was applied before).
+    async fn apply_chunk(&self, chunk: &[StatsChange]) -> Result<(), StoreError> {
+        let mut owners: BTreeMap<&Owner, BTreeMap<StatusKind, (i64, i64)>> = BTreeMap::new();
+        let mut items = Vec::with_capacity(TRANSACTION_ITEMS);
+        for c in chunk {
+            items.push(self.applied_marker(&c.record_id)?);
+            let sums = owners.entry(&c.owner).or_default();
+            for (kind, docs, bytes) in &c.deltas {
+                let e = sums.entry(*kind).or_default();
+                e.0 += docs;
+                e.1 += bytes;
+            }
+        }
+        for (owner, sums) in owners {
+            let deltas: Vec<(StatusKind, i64, i64)> = sums
+                .into_iter()
+                .filter(|(_, (d, b))| *d != 0 || *b != 0)
+                .map(|(k, (d, b))| (k, d, b))
+                .collect();
+            if !deltas.is_empty() {
+                items.push(self.stats_update(owner, &deltas)?);
+            }
+        }
+        self.transact(items).await
+    }
+}
+
+/// Splits changes into chunks whose transaction (a marker each, one update per owner) stays
+/// within the item limit.
+fn chunks(changes: &[StatsChange]) -> Vec<&[StatsChange]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < changes.len() {
+        let mut owners = BTreeSet::new();
+        let mut end = start;
+        while end < changes.len() {
+            let new_owner = !owners.contains(&changes[end].owner);
+            if (end - start + 1) + owners.len() + usize::from(new_owner) > TRANSACTION_ITEMS {
+                break;
+            }
+            owners.insert(changes[end].owner.clone());
+            end += 1;
+        }
+        out.push(&changes[start..end.max(start + 1)]);
+        start = end.max(start + 1);
+    }
+    out
+}
+
+impl StatsWriter for DynamoCatalog {
+    /// One transaction: a marker for the record (absent, or the record was applied before) and
+    /// the owner's counters (`ADD`).
+    async fn apply_stats(
+        &self,
+        record_id: &str,
+        owner: &Owner,
+        deltas: &[(StatusKind, i64, i64)],
+    ) -> Result<bool, StoreError> {
+        let mut items = vec![self.applied_marker(record_id)?];
+        if !deltas.is_empty() {
+            items.push(self.stats_update(owner, deltas)?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => match self.get_raw(&Key::applied(record_id)).await? {
+                Some(_) => Ok(false),
+                None => Err(StoreError::Unavailable(
+                    "statistics transaction cancelled without the record being applied".into(),
+                )),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Up to a hundred records per transaction; a chunk that cannot go through whole (one of
+    /// its records was applied before, or a write conflicted) is applied record by record.
+    async fn apply_stats_batch(&self, changes: &[StatsChange]) -> Vec<Result<bool, StoreError>> {
+        let mut results = Vec::with_capacity(changes.len());
+        for chunk in chunks(changes) {
+            match self.apply_chunk(chunk).await {
+                Ok(()) => results.extend(chunk.iter().map(|_| Ok(true))),
+                Err(_) => {
+                    for c in chunk {
+                        results.push(self.apply_stats(&c.record_id, &c.owner, &c.deltas).await);
+                    }
+                }
+            }
+        }
+        results
+    }
+}

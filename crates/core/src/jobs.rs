@@ -1,0 +1,61 @@
+//! Work done later, off the path that caused it: jobs on the work queue (SQS, with a delay per
+//! message), run by the deferred-work function. A job is a message between two versions of
+//! intake, so its JSON is versioned (`"v": 1`) and parsed strictly.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Sha256;
+
+pub const JOB_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Job {
+    /// Remove `blobs/sha256/<hex>` if no document uses it once the grace period is over
+    /// ([`crate::sweep`]).
+    SweepBlob { sha256: Sha256 },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Message {
+    v: u32,
+    #[serde(flatten)]
+    job: Job,
+}
+
+impl Job {
+    pub fn to_message(&self) -> String {
+        serde_json::to_string(&Message {
+            v: JOB_SCHEMA_VERSION,
+            job: self.clone(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// The job a queue message carries, or why it is not one.
+    pub fn from_message(body: &str) -> Result<Self, String> {
+        let message: Message = serde_json::from_str(body).map_err(|e| format!("not an intake job: {e}"))?;
+        if message.v != JOB_SCHEMA_VERSION {
+            return Err(format!("job schema version {} is not {JOB_SCHEMA_VERSION}", message.v));
+        }
+        Ok(message.job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_round_trip_through_their_versioned_message() {
+        let job = Job::SweepBlob {
+            sha256: Sha256::of(b"x"),
+        };
+        let body = job.to_message();
+        assert!(body.starts_with(r#"{"v":1,"job":"sweep_blob","sha256":""#), "{body}");
+        assert_eq!(Job::from_message(&body).unwrap(), job);
+        assert!(Job::from_message(&body.replace(r#""v":1"#, r#""v":2"#)).is_err());
+        assert!(Job::from_message(r#"{"v":1,"job":"unknown"}"#).is_err());
+        assert!(Job::from_message("not json").is_err());
+    }
+}

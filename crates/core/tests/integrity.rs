@@ -1,0 +1,452 @@
+//! Content integrity and blob lifetime under races, against the in-memory ports (the same
+//! contracts as S3 and DynamoDB: versioned objects, conditional writes). The same races run
+//! against the local AWS in `crates/local/tests/races.rs`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use intake_core::ingest::{Arrival, Cataloguer, Outcome};
+use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog};
+use intake_core::ports::*;
+use intake_core::sweep::{Sweeper, Swept};
+use intake_core::*;
+use time::macros::datetime;
+
+const POLICY: &str = include_str!("../../../shared/policy.toml");
+const PDF_A: &[u8] = b"%PDF-1.4\n% the bytes that were hashed\n%%EOF\n";
+const PDF_B: &[u8] = b"%PDF-1.4\n% other bytes written over them\n%%EOF\n";
+
+/// The in-memory bucket, with a test port in front: it can write other bytes to a key just
+/// before a copy (the window between hashing and copying, made deterministic) and can claim
+/// a checksum S3 would have verified.
+#[derive(Default)]
+struct Window {
+    inner: MemoryBlobStore,
+    rewrite_before_copy: Mutex<Option<(ObjectKey, Bytes)>>,
+    verified_sha256: Mutex<Option<Sha256>>,
+}
+
+impl BlobStore for Window {
+    async fn put(&self, key: &ObjectKey, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
+        self.inner.put(key, body, meta).await
+    }
+    async fn get(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ByteStream>, StoreError> {
+        self.inner.get(key, revision).await
+    }
+    async fn head(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ObjectInfo>, StoreError> {
+        let mut info = self.inner.head(key, revision).await?;
+        if let (Some(info), Some(sha)) = (&mut info, *self.verified_sha256.lock().unwrap()) {
+            info.sha256 = Some(sha);
+        }
+        Ok(info)
+    }
+    async fn copy(
+        &self,
+        from: &ObjectKey,
+        revision: Option<&Revision>,
+        to: &ObjectKey,
+    ) -> Result<Option<Sha256>, StoreError> {
+        let rewrite = self.rewrite_before_copy.lock().unwrap().take();
+        if let Some((key, body)) = rewrite {
+            self.inner.put(&key, body, &ObjectMeta::default()).await?;
+        }
+        self.inner.copy(from, revision, to).await
+    }
+    async fn delete(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<(), StoreError> {
+        self.inner.delete(key, revision).await
+    }
+    async fn presign_upload(
+        &self,
+        key: &ObjectKey,
+        meta: &ObjectMeta,
+        conditions: &UploadConditions,
+        ttl: Duration,
+    ) -> Result<PresignedUpload, StoreError> {
+        self.inner.presign_upload(key, meta, conditions, ttl).await
+    }
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        d: &DownloadAs,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
+        self.inner.presign_get(key, d, ttl).await
+    }
+}
+
+struct World {
+    c: Cataloguer<Arc<MemoryCatalog>, Arc<Window>>,
+    sweeper: Sweeper<Arc<MemoryCatalog>, Arc<Window>>,
+    catalog: Arc<MemoryCatalog>,
+    blobs: Arc<Window>,
+    clock: Arc<ManualClock>,
+}
+
+fn world() -> World {
+    let catalog = Arc::new(MemoryCatalog::default());
+    let blobs = Arc::new(Window::default());
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
+    World {
+        c: Cataloguer {
+            catalog: catalog.clone(),
+            blobs: blobs.clone(),
+            policy: Arc::new(Policy::from_toml(POLICY).unwrap()),
+            clock: clock.clone(),
+        },
+        sweeper: Sweeper {
+            ledger: catalog.clone(),
+            blobs: blobs.clone(),
+            clock: clock.clone(),
+            grace: Duration::from_secs(900),
+        },
+        catalog,
+        blobs,
+        clock,
+    }
+}
+
+impl World {
+    /// Writes `body` to `key` and returns the event S3 sends for that write.
+    async fn write(&self, key: &str, body: &[u8], sequencer: &str) -> Arrival {
+        let key = ObjectKey::parse(key).unwrap();
+        self.blobs
+            .put(&key, Bytes::copy_from_slice(body), &ObjectMeta::default())
+            .await
+            .unwrap();
+        Arrival {
+            revision: self.blobs.inner.revision(key.as_str()).unwrap(),
+            key,
+            event_time: datetime!(2026-11-28 10:00 UTC),
+            sequencer: Some(sequencer.into()),
+        }
+    }
+
+    /// Every blob object holds bytes whose SHA-256 is its key, and every document that uses a
+    /// blob has one, counted in the ledger.
+    async fn assert_integrity(&self) {
+        for key in self.blobs.inner.keys().iter().filter(|k| k.starts_with("blobs/")) {
+            let (bytes, _) = self.blobs.inner.object(key).unwrap();
+            assert_eq!(
+                *key,
+                ObjectKey::blob(&Sha256::of(&bytes)).to_string(),
+                "a blob holds other bytes"
+            );
+        }
+        let docs = self.catalog.documents();
+        for doc in docs.iter().filter(|d| d.status.uses_blob()) {
+            let sha = doc.sha256.unwrap();
+            let key = ObjectKey::blob(&sha);
+            assert!(
+                self.blobs.inner.object(key.as_str()).is_some(),
+                "{} uses a blob that is gone",
+                doc.id
+            );
+            let users = docs
+                .iter()
+                .filter(|d| d.status.uses_blob() && d.sha256 == Some(sha))
+                .count() as i64;
+            match self.catalog.blob_state(&sha).await.unwrap() {
+                BlobState::Live { refs, .. } => assert_eq!(refs, users, "the ledger counts {sha}'s users"),
+                other => panic!("{sha} is used by {users} documents but its record is {other:?}"),
+            }
+        }
+    }
+}
+
+async fn sha_of_blob(w: &World, sha: &Sha256) -> Option<Sha256> {
+    let mut stream = w.blobs.inner.get(&ObjectKey::blob(sha), None).await.unwrap()?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    Some(Sha256::of(&bytes))
+}
+
+#[tokio::test]
+async fn a_key_written_again_between_hash_and_copy_never_changes_what_the_blob_holds() {
+    let w = world();
+    let key = "incoming/acme/inbox/report.pdf";
+    let first = w.write(key, PDF_A, "0001").await;
+    *w.blobs.rewrite_before_copy.lock().unwrap() = Some((first.key.clone(), Bytes::from_static(PDF_B)));
+    let Outcome::Accepted(doc) = w.c.catalogue(&first).await.unwrap() else {
+        panic!("the first write is accepted")
+    };
+    assert_eq!(doc.sha256, Some(Sha256::of(PDF_A)));
+    assert_eq!(sha_of_blob(&w, &Sha256::of(PDF_A)).await, Some(Sha256::of(PDF_A)));
+    assert!(
+        w.blobs.inner.object(key).is_some(),
+        "the newer write is still there: the clean-up removed only the version it processed"
+    );
+
+    // The newer write has an event of its own and becomes a document of its own.
+    let second = Arrival {
+        revision: w.blobs.inner.revision(key).unwrap(),
+        sequencer: Some("0002".into()),
+        ..first
+    };
+    let Outcome::Accepted(other) = w.c.catalogue(&second).await.unwrap() else {
+        panic!("the second write is accepted")
+    };
+    assert_eq!(other.sha256, Some(Sha256::of(PDF_B)));
+    w.assert_integrity().await;
+}
+
+#[tokio::test]
+async fn without_a_version_id_the_etag_pins_the_copy_and_a_rewrite_is_never_copied() {
+    let w = world();
+    let key = "incoming/acme/inbox/report.pdf";
+    let mut first = w.write(key, PDF_A, "0001").await;
+    // An unversioned bucket's event: an ETag, no version id.
+    first.revision.version_id = None;
+    *w.blobs.rewrite_before_copy.lock().unwrap() = Some((first.key.clone(), Bytes::from_static(PDF_B)));
+    assert!(matches!(w.c.catalogue(&first).await.unwrap(), Outcome::Gone));
+    assert!(
+        w.blobs.inner.keys().iter().all(|k| !k.starts_with("blobs/")),
+        "nothing was copied: {:?}",
+        w.blobs.inner.keys()
+    );
+    w.assert_integrity().await;
+}
+
+#[tokio::test]
+async fn an_http_upload_sent_again_with_other_bytes_keeps_the_first_bytes() {
+    let w = world();
+    let id = DocumentId::from_parts(datetime!(2026-11-28 10:00 UTC), 7);
+    let key = format!("incoming/acme/http/{id}/scan.pdf");
+    let first = w.write(&key, PDF_A, "0001").await;
+    // The presigned upload is used again, with other bytes, while the first is being copied.
+    *w.blobs.rewrite_before_copy.lock().unwrap() = Some((first.key.clone(), Bytes::from_static(PDF_B)));
+    let Outcome::Accepted(doc) = w.c.catalogue(&first).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!((doc.id, doc.sha256), (id, Some(Sha256::of(PDF_A))));
+    let second = Arrival {
+        revision: w.blobs.inner.revision(&key).unwrap(),
+        ..first
+    };
+    assert!(matches!(w.c.catalogue(&second).await.unwrap(), Outcome::AlreadyCatalogued(i) if i == id));
+    assert!(w.blobs.inner.object(&key).is_none(), "the second write was cleared too");
+    w.assert_integrity().await;
+}
+
+#[tokio::test]
+async fn bytes_that_differ_from_the_checksum_s3_verified_are_not_catalogued() {
+    let w = world();
+    let arrival = w.write("incoming/acme/a.pdf", PDF_A, "0001").await;
+    *w.blobs.verified_sha256.lock().unwrap() = Some(Sha256::of(PDF_B));
+    let e = w.c.catalogue(&arrival).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Unavailable(ref m) if m.contains("S3 verified")),
+        "{e}"
+    );
+    assert!(w.catalog.documents().is_empty());
+    assert!(w.blobs.inner.keys().iter().all(|k| !k.starts_with("blobs/")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uploads_of_the_same_bytes_by_many_owners_share_one_counted_blob() {
+    let w = Arc::new(world());
+    let mut arrivals = Vec::new();
+    for n in 0..16 {
+        arrivals.push(w.write(&format!("incoming/owner-{n}/same.pdf"), PDF_A, "0001").await);
+    }
+    let runs = arrivals.into_iter().map(|a| {
+        let w = w.clone();
+        tokio::spawn(async move { w.c.catalogue(&a).await.unwrap() })
+    });
+    for outcome in futures::future::join_all(runs).await {
+        assert!(matches!(outcome.unwrap(), Outcome::Accepted(_)));
+    }
+    assert!(matches!(
+        w.catalog.blob_state(&Sha256::of(PDF_A)).await.unwrap(),
+        BlobState::Live { refs: 16, .. }
+    ));
+    w.assert_integrity().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_of_one_event_decide_once() {
+    let w = Arc::new(world());
+    let arrival = w.write("incoming/acme/once.pdf", PDF_A, "0001").await;
+    let runs = (0..8).map(|_| {
+        let (w, a) = (w.clone(), arrival.clone());
+        tokio::spawn(async move { w.c.catalogue(&a).await.unwrap() })
+    });
+    let outcomes: Vec<Outcome> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let accepted = outcomes.iter().filter(|o| matches!(o, Outcome::Accepted(_))).count();
+    assert_eq!(accepted, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Accepted(_) | Outcome::AlreadyCatalogued(_) | Outcome::Gone))
+    );
+    assert_eq!(w.catalog.documents().len(), 1);
+    w.assert_integrity().await;
+}
+
+/// Deletes `doc` as the HTTP door does: the status and the blob reference in one write.
+async fn delete(w: &World, doc: &Document) {
+    let mut deleted = w.catalog.get_document(&doc.id).await.unwrap().unwrap();
+    let expected = deleted.version;
+    let release = deleted
+        .status
+        .uses_blob()
+        .then(|| BlobRef::Release(deleted.sha256.unwrap()));
+    deleted.status = Status::Deleted {
+        deleted_at: w.clock.now(),
+    };
+    deleted.version += 1;
+    deleted.updated_at = w.clock.now();
+    w.catalog.replace_document(&deleted, expected, release).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_and_its_sweep_racing_a_new_upload_of_the_same_bytes_never_lose_the_blob() {
+    for round in 0..50 {
+        let w = Arc::new(world());
+        let first = w.write("incoming/acme/a.pdf", PDF_A, "0001").await;
+        let Outcome::Accepted(doc) = w.c.catalogue(&first).await.unwrap() else {
+            panic!()
+        };
+        let again = w.write("incoming/globex/a.pdf", PDF_A, "0002").await;
+        // The delete, then its sweep once the grace period is over, against the upload.
+        let deleter = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                delete(&w, &doc).await;
+                w.clock.advance(Duration::from_secs(901));
+                w.sweeper.sweep(&Sha256::of(PDF_A)).await.unwrap()
+            })
+        };
+        let uploader = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                // A sweep in progress makes the upload fail and be retried, as Lambda would.
+                for _ in 0..20 {
+                    match w.c.catalogue(&again).await {
+                        Ok(outcome) => return outcome,
+                        Err(Error::Unavailable(_)) => tokio::task::yield_now().await,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                panic!("the upload never went through")
+            })
+        };
+        let (swept, uploaded) = (deleter.await.unwrap(), uploader.await.unwrap());
+        assert!(matches!(uploaded, Outcome::Accepted(_)), "round {round}: {uploaded:?}");
+        assert!(
+            matches!(swept, Swept::InUse | Swept::Removed),
+            "round {round}: {swept:?}"
+        );
+        w.assert_integrity().await;
+    }
+}
+
+#[tokio::test]
+async fn a_sweep_waits_for_the_grace_period_and_rechecks_before_it_deletes() {
+    let w = world();
+    let sha = Sha256::of(PDF_A);
+    let Outcome::Accepted(a) =
+        w.c.catalogue(&w.write("incoming/acme/a.pdf", PDF_A, "1").await)
+            .await
+            .unwrap()
+    else {
+        panic!()
+    };
+    let Outcome::Duplicate(b) =
+        w.c.catalogue(&w.write("incoming/acme/b.pdf", PDF_A, "2").await)
+            .await
+            .unwrap()
+    else {
+        panic!()
+    };
+    delete(&w, &a).await;
+    assert_eq!(
+        w.sweeper.sweep(&sha).await.unwrap(),
+        Swept::InUse,
+        "the duplicate still uses it"
+    );
+    delete(&w, &b).await;
+    w.clock.advance(Duration::from_secs(300));
+    assert_eq!(
+        w.sweeper.sweep(&sha).await.unwrap(),
+        Swept::NotYet(Duration::from_secs(600))
+    );
+    w.clock.advance(Duration::from_secs(600));
+    assert_eq!(w.sweeper.sweep(&sha).await.unwrap(), Swept::Removed);
+    assert_eq!(w.catalog.blob_state(&sha).await.unwrap(), BlobState::Absent);
+    assert!(w.blobs.inner.object(ObjectKey::blob(&sha).as_str()).is_none());
+    assert_eq!(
+        w.sweeper.sweep(&sha).await.unwrap(),
+        Swept::Absent,
+        "a second sweep is a no-op"
+    );
+
+    // The same bytes again: copied again, counted again.
+    let Outcome::Accepted(_) =
+        w.c.catalogue(&w.write("incoming/acme/c.pdf", PDF_A, "3").await)
+            .await
+            .unwrap()
+    else {
+        panic!()
+    };
+    w.assert_integrity().await;
+}
+
+#[tokio::test]
+async fn a_blob_being_swept_is_not_referenced_and_a_stopped_sweep_is_finished() {
+    let w = world();
+    let sha = Sha256::of(PDF_A);
+    let Outcome::Accepted(a) =
+        w.c.catalogue(&w.write("incoming/acme/a.pdf", PDF_A, "1").await)
+            .await
+            .unwrap()
+    else {
+        panic!()
+    };
+    delete(&w, &a).await;
+    w.clock.advance(Duration::from_secs(901));
+    // A sweep claimed the record, then its function died before deleting anything.
+    assert!(w.catalog.begin_sweep(&sha, w.clock.now()).await.unwrap());
+    let upload = w.write("incoming/acme/again.pdf", PDF_A, "2").await;
+    let e = w.c.catalogue(&upload).await.unwrap_err();
+    assert!(matches!(e, Error::Unavailable(ref m) if m.contains("sweep")), "{e}");
+    assert_eq!(w.sweeper.sweep(&sha).await.unwrap(), Swept::Removed);
+    // The retried upload copies the bytes again.
+    assert!(matches!(w.c.catalogue(&upload).await.unwrap(), Outcome::Accepted(_)));
+    w.assert_integrity().await;
+}
+
+#[tokio::test]
+async fn a_document_whose_processing_failed_says_so_and_can_be_delivered_again() {
+    let w = world();
+    let id = DocumentId::from_parts(datetime!(2026-11-28 10:00 UTC), 9);
+    let key = format!("incoming/acme/http/{id}/x.pdf");
+    let arrival = w.write(&key, PDF_A, "1").await;
+    let failed =
+        w.c.record_failure(&arrival, "processing failed 3 times: S3 was unavailable")
+            .await
+            .unwrap()
+            .expect("recorded");
+    assert_eq!(failed.id, id);
+    let Status::Failed { failure } = &failed.status else {
+        panic!("{:?}", failed.status)
+    };
+    assert!(failure.message.contains("3 times"));
+    assert!(
+        w.c.record_failure(&arrival, "again").await.unwrap().is_none(),
+        "recorded once"
+    );
+    // The bytes are delivered again (an operator re-drives the object): catalogued as usual.
+    assert!(matches!(w.c.catalogue(&arrival).await.unwrap(), Outcome::Accepted(d) if d.id == id));
+    assert!(
+        w.c.record_failure(&arrival, "late").await.unwrap().is_none(),
+        "decided documents stay decided"
+    );
+}

@@ -1,0 +1,113 @@
+//! What Lambda's SQS event source mapping does, done locally: long-poll a queue, hand the
+//! messages to the function in a batch shaped as Lambda shapes it, delete the ones it did not
+//! report in `batchItemFailures` (all of them if it succeeded; none if it failed). What is not
+//! deleted comes back after the queue's visibility timeout, and the queue's redrive policy
+//! moves a message that keeps failing to its dead-letter queue (moto does both, as SQS does).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use intake_aws::aws_sdk_sqs::Client;
+use intake_aws::aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use serde_json::{Value, json};
+
+use crate::runtime::FunctionHost;
+
+/// One queue feeding one function.
+pub struct QueueSource {
+    pub client: Client,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub function: Arc<FunctionHost>,
+    pub batch_size: i32,
+}
+
+impl QueueSource {
+    /// Polls until the task is dropped.
+    pub async fn run(self) {
+        loop {
+            let received = self
+                .client
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(self.batch_size.clamp(1, 10))
+                .wait_time_seconds(1)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await;
+            let messages = match received {
+                Ok(out) => out.messages.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("[sqs] {}: {e:?}", self.queue_url);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            let records: Vec<Value> = messages.iter().map(|m| self.record(m)).collect();
+            let invocation = self
+                .function
+                .invoke(Bytes::from(json!({ "Records": records }).to_string()))
+                .await;
+            let failed: Vec<String> = match invocation.payload() {
+                Ok(payload) => serde_json::from_slice::<Value>(payload)
+                    .ok()
+                    .and_then(|v| v["batchItemFailures"].as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                    .collect(),
+                Err(e) => {
+                    eprintln!("[sqs] {} failed: {e}; the batch comes back", self.function.name());
+                    continue;
+                }
+            };
+            let done: Vec<DeleteMessageBatchRequestEntry> = messages
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle()?)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !done.is_empty() {
+                if let Err(e) = self
+                    .client
+                    .delete_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(done))
+                    .send()
+                    .await
+                {
+                    eprintln!("[sqs] deleting handled messages: {e:?}");
+                }
+            }
+        }
+    }
+
+    /// A message as Lambda's SQS event carries it.
+    fn record(&self, m: &intake_aws::aws_sdk_sqs::types::Message) -> Value {
+        let attributes: serde_json::Map<String, Value> = m
+            .attributes()
+            .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v))).collect())
+            .unwrap_or_default();
+        json!({
+            "messageId": m.message_id(),
+            "receiptHandle": m.receipt_handle(),
+            "body": m.body(),
+            "attributes": attributes,
+            "messageAttributes": {},
+            "md5OfBody": m.md5_of_body(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue_arn,
+            "awsRegion": crate::stack::REGION
+        })
+    }
+}

@@ -1,0 +1,207 @@
+//! The sqs function: deferred work, one queue message at a time, failures reported per message
+//! (`ReportBatchItemFailures`), so one bad message never holds back or repeats the others.
+//!
+//! Two kinds of message arrive, told apart by their shape:
+//! - a [`Job`] from the work queue (a blob sweep, scheduled by the sns function);
+//! - Lambda's on-failure record for the s3 function (`requestPayload` holds the S3 event that
+//!   failed every retry): each object's document becomes `failed`, with the error, so the API
+//!   shows what happened instead of `received` for ever.
+//!
+//! A message that is neither is reported failed: after the queue's receive limit it moves to
+//! the queue's dead-letter queue, where an operator finds it. Nothing is dropped.
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use intake_core::Error;
+use intake_core::ingest::Cataloguer;
+use intake_core::jobs::Job;
+use intake_core::ports::{BlobLedger, BlobStore, ContentIndex, Documents, WorkQueue};
+use intake_core::sweep::{Sweeper, Swept};
+use intake_lambda::metrics::Metrics;
+use serde::Deserialize;
+use tracing::Instrument;
+
+/// What the function needs: the two use cases and the queue to put back work not yet due.
+pub struct Worker<C, B, Q> {
+    pub sweeper: Sweeper<C, B>,
+    pub cataloguer: Cataloguer<C, B>,
+    pub queue: Q,
+}
+
+/// What a message asks for.
+#[derive(Debug)]
+pub enum Work {
+    Job(Job),
+    /// The s3 function gave up on this event.
+    IngestFailure {
+        event: S3Event,
+        reason: String,
+    },
+}
+
+/// Lambda's record of an asynchronous invocation that failed every retry.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FailureRecord {
+    request_context: RequestContext,
+    request_payload: serde_json::Value,
+    #[serde(default)]
+    response_payload: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestContext {
+    #[serde(default)]
+    condition: String,
+    #[serde(default)]
+    approximate_invoke_count: u32,
+}
+
+/// The work a message body asks for, or why it asks for none.
+pub fn classify(body: &str) -> Result<Work, String> {
+    if let Ok(job) = Job::from_message(body) {
+        return Ok(Work::Job(job));
+    }
+    let record: FailureRecord =
+        serde_json::from_str(body).map_err(|e| format!("neither an intake job nor a Lambda failure record: {e}"))?;
+    let event: S3Event = serde_json::from_value(record.request_payload)
+        .map_err(|e| format!("a failure record whose payload is not an S3 event: {e}"))?;
+    let error = record
+        .response_payload
+        .as_ref()
+        .and_then(|p| p.get("errorMessage"))
+        .and_then(|m| m.as_str())
+        .unwrap_or("no error message");
+    let context = &record.request_context;
+    let reason = format!(
+        "processing failed {} times ({}): {error}",
+        context.approximate_invoke_count.max(1),
+        if context.condition.is_empty() {
+            "RetriesExhausted"
+        } else {
+            &context.condition
+        }
+    );
+    Ok(Work::IngestFailure { event, reason })
+}
+
+impl<C, B, Q> Worker<C, B, Q>
+where
+    C: Documents + ContentIndex + BlobLedger,
+    B: BlobStore,
+    Q: WorkQueue,
+{
+    /// Does what one message asks; an error means the message is retried.
+    pub async fn run(&self, work: Work) -> Result<(), Error> {
+        match work {
+            Work::Job(Job::SweepBlob { sha256 }) => {
+                match self.sweeper.sweep(&sha256).await? {
+                    Swept::NotYet(left) => {
+                        self.queue.schedule(&Job::SweepBlob { sha256 }, left).await?;
+                        tracing::info!(%sha256, left_s = left.as_secs(), "blob sweep not due yet; rescheduled");
+                    }
+                    outcome => tracing::info!(%sha256, ?outcome, "blob sweep"),
+                }
+                Ok(())
+            }
+            Work::IngestFailure { event, reason } => {
+                for record in &event.records {
+                    let arrival = match intake_lambda::events::arrival(record) {
+                        Ok(arrival) => arrival,
+                        Err(problem) => {
+                            tracing::error!(%problem, "a failed record names no object; nothing to mark");
+                            continue;
+                        }
+                    };
+                    let span = tracing::info_span!("object", key = %arrival.key);
+                    let failed = self
+                        .cataloguer
+                        .record_failure(&arrival, &reason)
+                        .instrument(span.clone())
+                        .await;
+                    span.in_scope(|| match &failed {
+                        Ok(Some(doc)) => {
+                            tracing::error!(document_id = %doc.id, owner = %doc.owner, %reason, "document failed")
+                        }
+                        Ok(None) => tracing::info!("already decided; nothing to mark"),
+                        Err(_) => {}
+                    });
+                    match failed {
+                        Ok(_) | Err(Error::Invalid(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Messages handled at once.
+const PARALLEL: usize = 4;
+
+pub async fn handle<C, B, Q>(worker: &Worker<C, B, Q>, event: SqsEvent, deadline: Instant) -> SqsBatchResponse
+where
+    C: Documents + ContentIndex + BlobLedger,
+    B: BlobStore,
+    Q: WorkQueue,
+{
+    use futures::StreamExt;
+    let total = event.records.len();
+    let failed: Vec<String> = futures::stream::iter(event.records)
+        .map(|message| one(worker, message, deadline))
+        .buffer_unordered(PARALLEL)
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await;
+    tracing::info!(messages = total, failed = failed.len(), "batch handled");
+    let mut metrics = Metrics::default();
+    metrics.count("MessagesFailed", failed.len() as u64);
+    metrics.flush();
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
+
+/// Handles one message; `Some(message id)` if it must be retried.
+async fn one<C, B, Q>(worker: &Worker<C, B, Q>, message: SqsMessage, deadline: Instant) -> Option<String>
+where
+    C: Documents + ContentIndex + BlobLedger,
+    B: BlobStore,
+    Q: WorkQueue,
+{
+    let id = message.message_id.clone().unwrap_or_default();
+    let span = tracing::info_span!("message", message_id = %id);
+    let work = match classify(message.body.as_deref().unwrap_or_default()) {
+        Ok(work) => work,
+        Err(problem) => {
+            span.in_scope(|| tracing::error!(%problem, "unusable message; left for the dead-letter queue"));
+            return Some(id);
+        }
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let outcome = tokio::time::timeout(left.max(Duration::from_millis(1)), worker.run(work))
+        .instrument(span.clone())
+        .await;
+    match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => {
+            span.in_scope(|| tracing::error!(error = %e, "failed; will be retried"));
+            Some(id)
+        }
+        Err(_) => {
+            span.in_scope(|| tracing::error!("ran out of time; will be retried"));
+            Some(id)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The sqs function: deferred work (blob sweeps) and documents whose processing failed.
+
+// The work futures nest the SDK's deeply; their layout needs more than the default depth.
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use intake_core::ingest::Cataloguer;
+use intake_core::ports::SystemClock;
+use intake_core::sweep::Sweeper;
+use intake_lambda::{deadline, telemetry};
+use intake_sqs::Worker;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use tracing::Instrument;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let setup = intake_lambda::setup().await?;
+    // Each client is built once; the use cases share them.
+    let (catalog, blobs) = (setup.catalog(), setup.blobs());
+    let worker = Worker {
+        sweeper: Sweeper {
+            ledger: catalog.clone(),
+            blobs: blobs.clone(),
+            clock: Arc::new(SystemClock),
+            grace: setup.config.sweep_grace,
+        },
+        cataloguer: Cataloguer {
+            catalog,
+            blobs,
+            policy: setup.policy()?,
+            clock: Arc::new(SystemClock),
+        },
+        queue: setup.work_queue()?,
+    };
+    let worker = &worker;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let until = deadline::instant(event.context.deadline());
+        let work = async { Ok::<_, deadline::OutOfTime>(intake_sqs::handle(worker, event.payload, until).await) };
+        deadline::bounded(until, work)
+            .instrument(telemetry::invocation_span())
+            .await
+    }))
+    .await
+}

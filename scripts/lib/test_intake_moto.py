@@ -1,0 +1,974 @@
+#!/usr/bin/env python3
+"""Checks every patch of intake_moto.py against a running launcher.
+
+Run: .venv/bin/python scripts/lib/test_intake_moto.py
+It starts the launcher on a free loopback port (TTL sweeps every 0.3 s), talks to it with
+boto3, requests and raw HTTP, prints one line per check, stops the launcher and exits 1 if
+any check failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+import boto3
+import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LAUNCHER = os.path.join(HERE, "intake_moto.py")
+REGION = "us-east-1"
+
+RESULTS: list[tuple[str, bool]] = []
+
+
+def check(name: str, ok: bool, detail: Any = "") -> bool:
+    RESULTS.append((name, bool(ok)))
+    line = f"{'PASS' if ok else 'FAIL'}  {name}"
+    if not ok and detail != "":
+        line += f"  -- {detail}"
+    print(line, flush=True)
+    return bool(ok)
+
+
+def run_section(name: str, fn: Callable[[str], None], url: str) -> None:
+    try:
+        fn(url)
+    except Exception as e:  # a crash in a section is one failed check, not the end
+        check(f"{name}: ran to the end", False, f"{type(e).__name__}: {e}")
+
+
+# --------------------------------------------------------------------------------------
+# Server and clients
+# --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_launcher() -> tuple[subprocess.Popen, str, str]:
+    port = free_port()
+    log = f"/tmp/intake-moto-test-{port}.log"
+    env = dict(os.environ, INTAKE_MOTO_TTL_INTERVAL="0.3")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, LAUNCHER, "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            return proc, url, log
+        except Exception:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the launcher exited, see {log}")
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the launcher did not answer, see {log}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def client(url: str, service: str, key: str = "testing", secret: str = "testing", **config: Any):
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(
+            retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=64, **config
+        ),
+    )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{random.randrange(1 << 30)}"
+
+
+def error_of(call: Callable[[], Any]) -> tuple[str | None, int | None, str]:
+    """(error code, HTTP status, message) of a boto3 call; (None, status, "") on success."""
+    try:
+        response = call()
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 200) if isinstance(response, dict) else 200
+        return None, status, ""
+    except ClientError as e:
+        return (
+            e.response["Error"].get("Code"),
+            e.response["ResponseMetadata"].get("HTTPStatusCode"),
+            e.response["Error"].get("Message", ""),
+        )
+
+
+def xml_value(body: str | bytes, tag: str) -> str | None:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    m = re.search(rf"<{tag}>(.*?)</{tag}>", body, re.S)
+    return m.group(1) if m else None
+
+
+def sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+# --------------------------------------------------------------------------------------
+# 1-2. The global lock and the transaction journal (the launcher's two original patches)
+# --------------------------------------------------------------------------------------
+
+
+def make_table(ddb, name: str, prefill: int = 0, range_key: bool = False) -> str:
+    schema = [{"AttributeName": "pk", "KeyType": "HASH"}]
+    attrs = [{"AttributeName": "pk", "AttributeType": "S"}]
+    if range_key:
+        schema.append({"AttributeName": "sk", "KeyType": "RANGE"})
+        attrs.append({"AttributeName": "sk", "AttributeType": "S"})
+    ddb.create_table(
+        TableName=name,
+        KeySchema=schema,
+        AttributeDefinitions=attrs,
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    for i in range(prefill):
+        ddb.put_item(TableName=name, Item={"pk": {"S": f"pre-{i}"}, "pad": {"S": "x" * 200}})
+    return ddb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+
+
+def shard_iterator(streams, arn: str, kind: str = "TRIM_HORIZON") -> str:
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    return streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType=kind)[
+        "ShardIterator"
+    ]
+
+
+def drain_records(streams, iterator: str) -> tuple[list[dict], str]:
+    out: list[dict] = []
+    while True:
+        r = streams.get_records(ShardIterator=iterator)
+        iterator = r["NextShardIterator"]
+        if not r["Records"]:
+            return out, iterator
+        out += r["Records"]
+
+
+def names_keys(records: list[dict]) -> list[tuple[str, str]]:
+    return [(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in records]
+
+
+def test_transaction_rollback(url: str) -> None:
+    ddb, streams = client(url, "dynamodb"), client(url, "dynamodbstreams")
+    table = unique("stream")
+    arn = make_table(ddb, table)
+    ddb.put_item(TableName=table, Item={"pk": {"S": "seed"}})
+    _, it = drain_records(streams, shard_iterator(streams, arn))
+    code, _, _ = error_of(
+        lambda: ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "ghost"}}}},
+                {"ConditionCheck": {"TableName": table, "Key": {"pk": {"S": "seed"}},
+                                    "ConditionExpression": "attribute_not_exists(pk)"}},
+            ]
+        )
+    )
+    ddb.put_item(TableName=table, Item={"pk": {"S": "after"}})
+    after_old, _ = drain_records(streams, it)
+    fresh, _ = drain_records(streams, shard_iterator(streams, arn))
+    ghost = "Item" in ddb.get_item(TableName=table, Key={"pk": {"S": "ghost"}}, ConsistentRead=True)
+    check("tx rollback: the transaction was cancelled", code == "TransactionCanceledException", code)
+    check("tx rollback: an iterator from before the cancelled tx sees the later put",
+          names_keys(after_old) == [("INSERT", "after")], names_keys(after_old))
+    check("tx rollback: the stream holds seed + after only (no record of the cancelled put)",
+          names_keys(fresh) == [("INSERT", "seed"), ("INSERT", "after")], names_keys(fresh))
+    check("tx rollback: the cancelled item is absent", not ghost)
+
+    # Hash+range table: a cancelled Update / Delete / Put leave the items as they were.
+    table = unique("rb")
+    arn = make_table(ddb, table, range_key=True)
+    ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "b"}, "sk": {"S": "1"}})
+    it = shard_iterator(streams, arn, "LATEST")
+    code, _, _ = error_of(
+        lambda: ddb.transact_write_items(
+            TransactItems=[
+                {"Update": {"TableName": table, "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                            "UpdateExpression": "SET n = n + :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+                {"Delete": {"TableName": table, "Key": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "c"}, "sk": {"S": "1"}}}},
+                {"ConditionCheck": {"TableName": table, "Key": {"pk": {"S": "zzz"}, "sk": {"S": "1"}},
+                                    "ConditionExpression": "attribute_exists(pk)"}},
+            ]
+        )
+    )
+    items = {(x["pk"]["S"], x["sk"]["S"]): x.get("n", {}).get("N") for x in ddb.scan(TableName=table)["Items"]}
+    records, _ = drain_records(streams, it)
+    check("tx rollback: cancelled Update/Delete/Put on a hash+range table leave items and stream as they were",
+          code == "TransactionCanceledException" and items == {("a", "1"): "1", ("b", "1"): None} and records == [],
+          (code, items, names_keys(records)))
+
+
+def test_concurrency(url: str, threads: int = 12, ops: int = 40) -> None:
+    ddb = client(url, "dynamodb")
+    table = unique("conc")
+    make_table(ddb, table, prefill=300)
+    ddb.put_item(TableName=table, Item={"pk": {"S": "seed"}})
+    statuses: Counter = Counter()
+    acked: set[str] = set()
+    cancelled: set[str] = set()
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        c = client(url, "dynamodb")
+        rnd = random.Random(n)
+        for i in range(ops):
+            key = f"w{n}-{i}"
+            kind = rnd.choice(["put", "tx-ok", "tx-cancel"])
+            try:
+                if kind == "put":
+                    c.put_item(TableName=table, Item={"pk": {"S": key}})
+                else:
+                    c.transact_write_items(
+                        TransactItems=[
+                            {"Put": {"TableName": table, "Item": {"pk": {"S": key}}}},
+                            {"ConditionCheck": {
+                                "TableName": table, "Key": {"pk": {"S": "seed"}},
+                                "ConditionExpression": "attribute_exists(pk)" if kind == "tx-ok"
+                                else "attribute_not_exists(pk)"}},
+                        ]
+                    )
+                with lock:
+                    statuses[200] += 1
+                    acked.add(key)
+            except ClientError as e:
+                with lock:
+                    statuses[e.response["ResponseMetadata"].get("HTTPStatusCode")] += 1
+                    if e.response["Error"]["Code"] == "TransactionCanceledException":
+                        cancelled.add(key)
+            except Exception as e:  # connection errors
+                with lock:
+                    statuses[type(e).__name__] += 1
+
+    ts = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    present: set[str] = set()
+    kwargs: dict = {"TableName": table}
+    while True:
+        page = ddb.scan(**kwargs)
+        present |= {x["pk"]["S"] for x in page["Items"]}
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    odd = {k: v for k, v in statuses.items() if k not in (200, 400)}
+    check("global lock: 12 concurrent writers get no HTTP 500 or connection error", not odd, dict(statuses))
+    check("global lock: no acknowledged write is lost", not (acked - present), len(acked - present))
+    check("global lock: no cancelled write is kept", not (cancelled & present), len(cancelled & present))
+
+
+def test_sqs_long_poll(url: str) -> None:
+    sqs = client(url, "sqs")
+    q = sqs.create_queue(QueueName=unique("lp"))["QueueUrl"]
+    got: dict = {}
+
+    def receive() -> None:
+        t0 = time.time()
+        r = sqs.receive_message(QueueUrl=q, WaitTimeSeconds=10)
+        got["n"], got["s"] = len(r.get("Messages", [])), time.time() - t0
+
+    t = threading.Thread(target=receive)
+    t.start()
+    time.sleep(1)
+    t0 = time.time()
+    client(url, "sqs").send_message(QueueUrl=q, MessageBody="hi")
+    send_s = time.time() - t0
+    t.join()
+    check("global lock: a SendMessage during a 10 s long poll returns at once and wakes the poll",
+          got.get("n") == 1 and got["s"] < 3 and send_s < 1, (send_s, got))
+
+
+def test_sns_http_delivery(url: str) -> None:
+    """An HTTP subscriber that calls back into moto before it answers (deadlock if the
+    lock were held during the delivery)."""
+    seen: list[tuple[str, bool]] = []
+
+    class Subscriber(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            try:
+                client(url, "sqs").list_queues()
+                called_back = True
+            except Exception:
+                called_back = False
+            seen.append((body.get("Type"), called_back))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Subscriber)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sns = client(url, "sns")
+        topic = sns.create_topic(Name=unique("t"))["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="http",
+                      Endpoint=f"http://127.0.0.1:{server.server_address[1]}/")
+        t0 = time.time()
+        sns.publish(TopicArn=topic, Message="hello")
+        took = time.time() - t0
+    finally:
+        server.shutdown()
+    check("global lock: an SNS HTTP subscriber can call moto before it answers (publish took "
+          f"{took:.2f} s)", took < 5 and ("Notification", True) in seen, seen)
+
+
+# --------------------------------------------------------------------------------------
+# 3. TransactWriteItems ClientRequestToken
+# --------------------------------------------------------------------------------------
+
+
+def test_client_request_token(url: str) -> None:
+    ddb = client(url, "dynamodb")
+    table = unique("tok")
+    make_table(ddb, table)
+    ddb.put_item(TableName=table, Item={"pk": {"S": "counter"}, "n": {"N": "0"}})
+
+    def counter() -> int:
+        return int(ddb.get_item(TableName=table, Key={"pk": {"S": "counter"}},
+                                ConsistentRead=True)["Item"]["n"]["N"])
+
+    add_one = [{"Update": {"TableName": table, "Key": {"pk": {"S": "counter"}},
+                           "UpdateExpression": "ADD n :one",
+                           "ExpressionAttributeValues": {":one": {"N": "1"}}}}]
+    token = unique("token-add")
+    first = error_of(lambda: ddb.transact_write_items(TransactItems=add_one, ClientRequestToken=token))
+    replay = error_of(lambda: ddb.transact_write_items(TransactItems=add_one, ClientRequestToken=token))
+    check("token: a replay with the same token and request succeeds", first[0] is None and replay[0] is None,
+          (first, replay))
+    check("token: ... and is not applied again (ADD n :1 twice -> n = 1)", counter() == 1, counter())
+
+    # The same request with its keys in another order is the same request.
+    reordered = [{"Update": {"ExpressionAttributeValues": {":one": {"N": "1"}},
+                             "UpdateExpression": "ADD n :one", "Key": {"pk": {"S": "counter"}},
+                             "TableName": table}}]
+    again = error_of(lambda: ddb.transact_write_items(TransactItems=reordered, ClientRequestToken=token))
+    check("token: key order in the JSON does not make a different request", again[0] is None and counter() == 1,
+          (again, counter()))
+
+    # botocore fills in a fresh token on each call: those are new requests.
+    ddb.transact_write_items(TransactItems=add_one)
+    ddb.transact_write_items(TransactItems=add_one)
+    check("token: calls with different (auto-filled) tokens are each applied", counter() == 3, counter())
+
+    put_once = [{"Put": {"TableName": table, "Item": {"pk": {"S": "once"}},
+                         "ConditionExpression": "attribute_not_exists(pk)"}}]
+    token2 = unique("token-put")
+    first = error_of(lambda: ddb.transact_write_items(TransactItems=put_once, ClientRequestToken=token2))
+    replay = error_of(lambda: ddb.transact_write_items(TransactItems=put_once, ClientRequestToken=token2))
+    check("token: a replayed attribute_not_exists Put succeeds instead of being cancelled",
+          first[0] is None and replay[0] is None, (first, replay))
+
+    other = [{"Put": {"TableName": table, "Item": {"pk": {"S": "other"}}}}]
+    code, status, message = error_of(
+        lambda: ddb.transact_write_items(TransactItems=other, ClientRequestToken=token2)
+    )
+    absent = "Item" not in ddb.get_item(TableName=table, Key={"pk": {"S": "other"}}, ConsistentRead=True)
+    check("token: the same token with a different request -> IdempotentParameterMismatchException, HTTP 400",
+          code == "IdempotentParameterMismatchException" and status == 400, (code, status, message))
+    check("token: ... and that request is not applied", absent)
+
+    # A cancelled call is not remembered: its retry (after fixing the condition) runs.
+    token3 = unique("token-cancel")
+    guarded = [{"Put": {"TableName": table, "Item": {"pk": {"S": "guarded"}},
+                        "ConditionExpression": "attribute_exists(#g)",
+                        "ExpressionAttributeNames": {"#g": "go"}}}]
+    ddb.put_item(TableName=table, Item={"pk": {"S": "guarded"}})
+    first = error_of(lambda: ddb.transact_write_items(TransactItems=guarded, ClientRequestToken=token3))
+    ddb.put_item(TableName=table, Item={"pk": {"S": "guarded"}, "go": {"BOOL": True}})
+    retry = error_of(lambda: ddb.transact_write_items(TransactItems=guarded, ClientRequestToken=token3))
+    check("token: a cancelled call is not remembered; its retry runs",
+          first[0] == "TransactionCanceledException" and retry[0] is None, (first, retry))
+
+
+# --------------------------------------------------------------------------------------
+# 4. TTL
+# --------------------------------------------------------------------------------------
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_ttl(url: str) -> None:
+    ddb, streams = client(url, "dynamodb"), client(url, "dynamodbstreams")
+    now = int(time.time())
+    table = unique("ttl")
+    arn = make_table(ddb, table, range_key=True)
+    ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+    it = shard_iterator(streams, arn, "LATEST")
+    items = {
+        "expired": {"exp": {"N": str(now - 60)}},
+        "future": {"exp": {"N": str(now + 3600)}},
+        "string-exp": {"exp": {"S": str(now - 60)}},
+        "no-exp": {},
+        "ancient": {"exp": {"N": str(now - 6 * 365 * 24 * 3600)}},
+    }
+    for pk, extra in items.items():
+        ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "1"}, **extra})
+    other = unique("nottl")
+    make_table(ddb, other)
+    ddb.put_item(TableName=other, Item={"pk": {"S": "expired"}, "exp": {"N": str(now - 60)}})
+
+    def keys() -> set[str]:
+        return {x["pk"]["S"] for x in ddb.scan(TableName=table, ConsistentRead=True)["Items"]}
+
+    wait_until(lambda: "expired" not in keys())
+    time.sleep(0.7)  # two more sweeps
+    left = keys()
+    check("ttl: items whose Number TTL is in the past are deleted", "expired" not in left, left)
+    check("ttl: future, non-Number, missing and >5-years-old TTL values are kept",
+          {"future", "string-exp", "no-exp", "ancient"} <= left, left)
+    kept = "Item" in ddb.get_item(TableName=other, Key={"pk": {"S": "expired"}})
+    check("ttl: a table without TTL enabled keeps its expired items", kept)
+
+    records, _ = drain_records(streams, it)
+    removes = [r for r in records if r["eventName"] == "REMOVE"]
+    check("ttl: the stream gets one REMOVE record per deleted item, with its OldImage",
+          [r["dynamodb"]["Keys"]["pk"]["S"] for r in removes] == ["expired"]
+          and all("OldImage" in r["dynamodb"] for r in removes), names_keys(records))
+    check("ttl: the REMOVE records carry userIdentity Service / dynamodb.amazonaws.com",
+          removes != [] and all(r.get("userIdentity") == {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
+                                for r in removes), [r.get("userIdentity") for r in removes])
+    inserts = [r for r in records if r["eventName"] == "INSERT"]
+    check("ttl: records of ordinary writes have no userIdentity", all("userIdentity" not in r for r in inserts))
+
+    # The sweeper and requests share the global lock: writers racing it see no errors,
+    # and every expired item is removed exactly once.
+    table = unique("ttlrace")
+    arn = make_table(ddb, table)
+    ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+    it = shard_iterator(streams, arn, "LATEST")
+    errors: list[str] = []
+
+    def writer(n: int) -> None:
+        c = client(url, "dynamodb")
+        for i in range(40):
+            try:
+                c.put_item(TableName=table, Item={"pk": {"S": f"{n}-{i}"}, "exp": {"N": str(now - 1)},
+                                                  "pad": {"S": "x" * 100}})
+            except Exception as e:
+                errors.append(repr(e))
+
+    ts = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    gone = wait_until(lambda: ddb.scan(TableName=table, ConsistentRead=True)["Count"] == 0)
+    records, _ = drain_records(streams, it)
+    counts = Counter(r["eventName"] for r in records)
+    check("ttl: 240 puts racing the sweeper: no errors, all swept, one REMOVE each",
+          not errors and gone and counts == Counter({"INSERT": 240, "REMOVE": 240}), (errors[:3], gone, counts))
+
+
+# --------------------------------------------------------------------------------------
+# 5-7. S3 conditional requests
+# --------------------------------------------------------------------------------------
+
+
+def test_s3_conditionals(url: str) -> None:
+    s3 = client(url, "s3")
+    bucket = unique("cond")
+    s3.create_bucket(Bucket=bucket)
+    etag = s3.put_object(Bucket=bucket, Key="src", Body=b"source")["ETag"]
+    bare = etag.strip('"')
+
+    def copy(**kw: Any):
+        return lambda: s3.copy_object(Bucket=bucket, Key=kw.pop("dst", "dst"), CopySource=f"{bucket}/src", **kw)
+
+    code, status, _ = error_of(copy(CopySourceIfMatch='"0123456789abcdef0123456789abcdef"', dst="wrong"))
+    check("copy if-match: a different ETag -> 412 PreconditionFailed", (code, status) == ("PreconditionFailed", 412),
+          (code, status))
+    raw = requests.put(f"{url}/{bucket}/wrong2", headers={
+        "x-amz-copy-source": f"/{bucket}/src", "x-amz-copy-source-if-match": "nope",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, "
+                         "SignedHeaders=host, Signature=0"})
+    check("copy if-match: the 412 body is S3's error XML with Condition x-amz-copy-source-If-Match",
+          raw.status_code == 412 and xml_value(raw.content, "Code") == "PreconditionFailed"
+          and xml_value(raw.content, "Condition") == "x-amz-copy-source-If-Match", raw.content[:300])
+    missing = error_of(lambda: s3.head_object(Bucket=bucket, Key="wrong"))[1]
+    check("copy if-match: nothing is copied when it fails", missing == 404, missing)
+    check("copy if-match: the quoted ETag copies", error_of(copy(CopySourceIfMatch=etag, dst="q"))[0] is None)
+    check("copy if-match: the unquoted ETag copies", error_of(copy(CopySourceIfMatch=bare, dst="u"))[0] is None)
+    check("copy if-match: '*' copies", error_of(copy(CopySourceIfMatch="*", dst="star"))[0] is None)
+    code, status, _ = error_of(copy(CopySourceIfNoneMatch=bare, dst="n1"))
+    check("copy if-none-match: the source's ETag -> 412 (as before)", (code, status) == ("PreconditionFailed", 412),
+          (code, status))
+    check("copy if-none-match: another ETag copies (as before)",
+          error_of(copy(CopySourceIfNoneMatch='"ffffffffffffffffffffffffffffffff"', dst="n2"))[0] is None)
+
+    vb = unique("condv")
+    s3.create_bucket(Bucket=vb)
+    s3.put_bucket_versioning(Bucket=vb, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=vb, Key="k", Body=b"one")
+    v2 = s3.put_object(Bucket=vb, Key="k", Body=b"two")
+    src_v1 = {"Bucket": vb, "Key": "k", "VersionId": v1["VersionId"]}
+    ok = error_of(lambda: s3.copy_object(Bucket=vb, Key="c1", CopySource=src_v1, CopySourceIfMatch=v1["ETag"]))
+    bad = error_of(lambda: s3.copy_object(Bucket=vb, Key="c2", CopySource=src_v1, CopySourceIfMatch=v2["ETag"]))
+    check("copy if-match: compared with the source version named by versionId",
+          ok[0] is None and bad[0] == "PreconditionFailed", (ok, bad))
+
+    # HeadObject / GetObject If-Match and If-None-Match, quoted or not.
+    check("head If-Match: the unquoted ETag -> 200",
+          error_of(lambda: s3.head_object(Bucket=bucket, Key="src", IfMatch=bare))[1] == 200)
+    check("head If-Match: the quoted ETag -> 200",
+          error_of(lambda: s3.head_object(Bucket=bucket, Key="src", IfMatch=etag))[1] == 200)
+    check("head If-Match: '*' -> 200", error_of(lambda: s3.head_object(Bucket=bucket, Key="src", IfMatch="*"))[1] == 200)
+    check("head If-Match: another ETag -> 412",
+          error_of(lambda: s3.head_object(Bucket=bucket, Key="src", IfMatch="abc"))[1] == 412)
+    check("head If-None-Match: the unquoted ETag -> 304",
+          error_of(lambda: s3.head_object(Bucket=bucket, Key="src", IfNoneMatch=bare))[1] == 304)
+    check("head If-None-Match: another ETag -> 200",
+          error_of(lambda: s3.head_object(Bucket=bucket, Key="src", IfNoneMatch="abc"))[1] == 200)
+    check("get If-Match: the unquoted ETag -> 200",
+          error_of(lambda: s3.get_object(Bucket=bucket, Key="src", IfMatch=bare))[1] == 200)
+    check("get If-Match: another ETag -> 412",
+          error_of(lambda: s3.get_object(Bucket=bucket, Key="src", IfMatch="abc"))[1] == 412)
+
+    # DeleteObject with VersionId and If-Match: AWS evaluates If-Match against the current
+    # version only ("Conditional delete evaluations only apply to the current version").
+    vb2 = unique("del")
+    s3.create_bucket(Bucket=vb2)
+    s3.put_bucket_versioning(Bucket=vb2, VersioningConfiguration={"Status": "Enabled"})
+    d1 = s3.put_object(Bucket=vb2, Key="k", Body=b"one")
+    d2 = s3.put_object(Bucket=vb2, Key="k", Body=b"two")
+    code, status, _ = error_of(lambda: s3.delete_object(Bucket=vb2, Key="k", VersionId=d1["VersionId"], IfMatch=d1["ETag"]))
+    check("delete VersionId+If-Match: the old version's own ETag -> 412 (the current version is compared)",
+          (code, status) == ("PreconditionFailed", 412), (code, status))
+    code, status, _ = error_of(lambda: s3.delete_object(Bucket=vb2, Key="k", VersionId=d1["VersionId"],
+                                                          IfMatch=d2["ETag"].strip('"')))
+    versions = [v["VersionId"] for v in s3.list_object_versions(Bucket=vb2, Prefix="k").get("Versions", [])]
+    check("delete VersionId+If-Match: the current version's (unquoted) ETag -> 204, that old version is gone",
+          status == 204 and d1["VersionId"] not in versions and d2["VersionId"] in versions, (status, versions))
+    code, status, _ = error_of(lambda: s3.delete_object(Bucket=bucket, Key="q", IfMatch="*"))
+    gone = error_of(lambda: s3.head_object(Bucket=bucket, Key="q"))[1]
+    check("delete If-Match '*': an existing object is deleted (204)", status == 204 and gone == 404, (code, status, gone))
+    code, status, _ = error_of(lambda: s3.delete_object(Bucket=bucket, Key="u", IfMatch="abc"))
+    check("delete If-Match: another ETag -> 412", (code, status) == ("PreconditionFailed", 412), (code, status))
+    code, status, _ = error_of(lambda: s3.delete_object(Bucket=bucket, Key="nothing-here", IfMatch="*"))
+    check("delete If-Match: a missing key -> 404 NoSuchKey", (code, status) == ("NoSuchKey", 404), (code, status))
+
+
+# --------------------------------------------------------------------------------------
+# 8. PutObject checksums
+# --------------------------------------------------------------------------------------
+
+
+def stored_checksum(s3, bucket: str, key: str) -> tuple[str | None, str | None, bytes]:
+    """(SHA256, type) as HeadObject and GetObject report them with ChecksumMode=ENABLED (None
+    if they differ), and the body (botocore checks it against that checksum)."""
+    head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    got = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    body = got["Body"].read()
+    same = (head.get("ChecksumSHA256"), head.get("ChecksumType")) == (got.get("ChecksumSHA256"), got.get("ChecksumType"))
+    return (head.get("ChecksumSHA256"), head.get("ChecksumType"), body) if same else (None, None, body)
+
+
+def chunked_body(data: bytes, trailers: list[tuple[str, str]], signed: bool, chunk: int = 64 * 1024) -> bytes:
+    """aws-chunked framing, as the Rust SDK writes it (signed: with chunk signatures)."""
+    sig = ";chunk-signature=" + "0" * 64 if signed else ""
+    out = bytearray()
+    for i in range(0, len(data), chunk):
+        piece = data[i : i + chunk]
+        out += f"{len(piece):x}{sig}\r\n".encode() + piece + b"\r\n"
+    out += f"0{sig}\r\n".encode()
+    for name, value in trailers:
+        out += f"{name}:{value}\r\n".encode()
+    if signed:
+        out += b"x-amz-trailer-signature:" + b"0" * 64 + b"\r\n"
+    return bytes(out + b"\r\n")
+
+
+def raw_put(url: str, bucket: str, key: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    base = {
+        "x-amz-date": now.strftime("%Y%m%dT%H%M%SZ"),
+        "Authorization": f"AWS4-HMAC-SHA256 Credential=local/{now:%Y%m%d}/us-east-1/s3/aws4_request, "
+                         "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64,
+        "Content-Length": str(len(body)),
+    }
+    conn.request("PUT", f"/{bucket}/{key}", body=body, headers={**base, **headers})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def test_put_checksums(url: str) -> None:
+    s3 = client(url, "s3")
+    bucket = unique("sum")
+    s3.create_bucket(Bucket=bucket)
+    data = b"hello checksums\n" * 100
+    good = sha256_b64(data)
+
+    status, text = raw_put(url, bucket, "raw-header", data, {"x-amz-checksum-sha256": good})
+    value, kind, _ = stored_checksum(s3, bucket, "raw-header")
+    check("put checksum: a raw PUT with x-amz-checksum-sha256 alone (no x-amz-sdk-checksum-algorithm) "
+          "stores it; Head/GetObject return it with type FULL_OBJECT",
+          status == 200 and (value, kind) == (good, "FULL_OBJECT"), (status, text[:200], value, kind))
+    status, text = raw_put(url, bucket, "raw-bad", data, {"x-amz-checksum-sha256": sha256_b64(b"other")})
+    check("put checksum: a raw PUT with a wrong x-amz-checksum-sha256 -> 400 BadDigest",
+          status == 400 and xml_value(text, "Code") == "BadDigest", (status, text[:200]))
+
+    s3.put_object(Bucket=bucket, Key="header", Body=data, ChecksumSHA256=good)
+    value, kind, _ = stored_checksum(s3, bucket, "header")
+    check("put checksum: boto3 ChecksumSHA256= is stored, type FULL_OBJECT", (value, kind) == (good, "FULL_OBJECT"),
+          (value, kind))
+
+    code, status, message = error_of(lambda: s3.put_object(Bucket=bucket, Key="bad", Body=data,
+                                                           ChecksumSHA256=sha256_b64(b"other")))
+    check("put checksum: a wrong SHA256 -> 400 BadDigest with AWS's message",
+          (code, status, message) == ("BadDigest", 400, "The SHA256 you specified did not match the calculated checksum."),
+          (code, status, message))
+    check("put checksum: ... and nothing is stored", error_of(lambda: s3.head_object(Bucket=bucket, Key="bad"))[1] == 404)
+
+    code, status, message = error_of(lambda: s3.put_object(Bucket=bucket, Key="badcrc", Body=data, ChecksumCRC32="AAAAAA=="))
+    check("put checksum: a wrong CRC32 -> 400 BadDigest", (code, status) == ("BadDigest", 400), (code, status, message))
+
+    s3.put_object(Bucket=bucket, Key="algo", Body=data, ChecksumAlgorithm="SHA256")
+    value, kind, _ = stored_checksum(s3, bucket, "algo")
+    check("put checksum: botocore ChecksumAlgorithm=SHA256 (header) is stored", (value, kind) == (good, "FULL_OBJECT"),
+          (value, kind))
+
+    try:
+        from awscrt import checksums  # botocore needs it for CRC32C, the launcher too
+    except ImportError:
+        print("SKIP  put checksum: CRC32C (awscrt is not installed)", flush=True)
+    else:
+        s3.put_object(Bucket=bucket, Key="crc32c", Body=data, ChecksumAlgorithm="CRC32C")
+        head = s3.head_object(Bucket=bucket, Key="crc32c", ChecksumMode="ENABLED")
+        crc32c = base64.b64encode(checksums.crc32c(data).to_bytes(4, "big")).decode()
+        check("put checksum: CRC32C is verified and stored as the real CRC32C (moto alone would use CRC32)",
+              head.get("ChecksumCRC32C") == crc32c, (head.get("ChecksumCRC32C"), crc32c))
+
+    # botocore sends a trailer only over https; force it over http to get
+    # Content-Encoding: aws-chunked, Transfer-Encoding: chunked, x-amz-trailer and
+    # x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER.
+    trailer_s3 = client(url, "s3")
+    sent: dict = {}
+
+    def to_trailer(params: dict, **_: Any) -> None:
+        algorithm = params.get("context", {}).get("checksum", {}).get("request_algorithm")
+        if isinstance(algorithm, dict):
+            algorithm["in"] = "trailer"
+
+    def capture(request: Any, **_: Any) -> None:
+        sent.update({k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()})
+
+    trailer_s3.meta.events.register("before-call.s3.PutObject", to_trailer)
+    trailer_s3.meta.events.register("before-send.s3.PutObject", capture)
+    trailer_s3.put_object(Bucket=bucket, Key="trailer", Body=data, ChecksumAlgorithm="SHA256")
+    value, kind, body = stored_checksum(s3, bucket, "trailer")
+    shaped = (sent.get("content-encoding") == "aws-chunked" and sent.get("x-amz-trailer") == "x-amz-checksum-sha256"
+              and sent.get("x-amz-content-sha256") == "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+    check("put checksum: botocore aws-chunked + trailer (unsigned): decoded body stored, trailer checksum stored",
+          shaped and body == data and (value, kind) == (good, "FULL_OBJECT"), (sent, value, kind, body[:40]))
+
+    # As the Rust SDK sends a streaming body over plain http: signed aws-chunked with a
+    # trailer.  The data contains text that looks like a trailer, to catch a parser that
+    # searches the whole body.
+    rust_data = (b"x-amz-checksum-sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n" + os.urandom(150_000))
+    rust_headers = {
+        "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+        "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(len(rust_data)),
+        "x-amz-trailer": "x-amz-checksum-sha256",
+        "x-amz-sdk-checksum-algorithm": "SHA256",
+        "Content-Type": "application/octet-stream",
+    }
+    status, text = raw_put(url, bucket, "rust", chunked_body(rust_data, [("x-amz-checksum-sha256", sha256_b64(rust_data))], True),
+                           rust_headers)
+    value, kind, body = stored_checksum(s3, bucket, "rust")
+    encoding = s3.head_object(Bucket=bucket, Key="rust").get("ContentEncoding")
+    check("put checksum: Rust-SDK-style signed aws-chunked + trailer (3 chunks): 200, decoded body, checksum stored",
+          status == 200 and body == rust_data and (value, kind) == (sha256_b64(rust_data), "FULL_OBJECT"),
+          (status, text[:200], value, kind, len(body)))
+    check("put checksum: ... and aws-chunked is not stored as the object's Content-Encoding", not encoding, encoding)
+
+    status, text = raw_put(url, bucket, "rust-bad",
+                           chunked_body(rust_data, [("x-amz-checksum-sha256", sha256_b64(b"x"))], True), rust_headers)
+    check("put checksum: a wrong trailer checksum -> 400 BadDigest",
+          status == 400 and xml_value(text, "Code") == "BadDigest", (status, text[:200]))
+
+    unsigned = dict(rust_headers, **{"x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                                     "x-amz-decoded-content-length": str(len(data))})
+    status, text = raw_put(url, bucket, "unsigned",
+                           chunked_body(data, [("x-amz-checksum-sha256", good)], False), unsigned)
+    value, kind, body = stored_checksum(s3, bucket, "unsigned")
+    check("put checksum: unsigned aws-chunked + trailer by hand: decoded body and checksum stored",
+          status == 200 and body == data and value == good, (status, text[:200], value))
+
+    short = dict(rust_headers, **{"x-amz-decoded-content-length": str(len(rust_data) + 5)})
+    status, text = raw_put(url, bucket, "short",
+                           chunked_body(rust_data, [("x-amz-checksum-sha256", sha256_b64(rust_data))], True), short)
+    check("put checksum: a body shorter than x-amz-decoded-content-length -> 400 IncompleteBody",
+          status == 400 and xml_value(text, "Code") == "IncompleteBody", (status, text[:200]))
+
+
+# --------------------------------------------------------------------------------------
+# 9. POST object
+# --------------------------------------------------------------------------------------
+
+
+def sigv4_sign(secret: str, date: str, region: str, string_to_sign: str) -> str:
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def hand_post(bucket: str, fields: dict[str, str], conditions: list | None = None, *, access_key: str = "testing",
+              secret: str = "testing", expires_in: int = 300, extra: list | None = None,
+              omit_bucket_condition: bool = False) -> dict[str, str]:
+    """A SigV4 POST form, as the project's crates/aws/src/s3/post.rs builds it: every field
+    an exact condition, unless `conditions` says otherwise; `extra` conditions appended."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    date = now.strftime("%Y%m%d")
+    form = dict(fields)
+    form["x-amz-algorithm"] = "AWS4-HMAC-SHA256"
+    form["x-amz-credential"] = f"{access_key}/{date}/{REGION}/s3/aws4_request"
+    form["x-amz-date"] = now.strftime("%Y%m%dT%H%M%SZ")
+    if conditions is None:
+        conditions = [{k: v} for k, v in form.items()]
+    else:
+        conditions = conditions + [{k: form[k]} for k in ("x-amz-algorithm", "x-amz-credential", "x-amz-date")]
+    if not omit_bucket_condition:
+        conditions = [{"bucket": bucket}] + conditions
+    expiration = (now + datetime.timedelta(seconds=expires_in)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    policy = base64.b64encode(json.dumps({"expiration": expiration,
+                                          "conditions": conditions + (extra or [])}).encode()).decode()
+    form["policy"] = policy
+    form["x-amz-signature"] = sigv4_sign(secret, date, REGION, policy)
+    return form
+
+
+def post(url: str, bucket: str, form: dict[str, str], content: bytes, filename: str = "upload.bin") -> requests.Response:
+    return requests.post(f"{url}/{bucket}", data=form, files={"file": (filename, content)}, timeout=30)
+
+
+def outcome(r: requests.Response) -> tuple[int, str | None, str | None]:
+    return r.status_code, xml_value(r.content, "Code"), xml_value(r.content, "Message")
+
+
+def test_post_object(url: str) -> None:
+    s3 = client(url, "s3", signature_version="s3v4")
+    bucket = unique("post")
+    s3.create_bucket(Bucket=bucket)
+    content = b"%PDF-1.7 a small document\n" * 20
+    md5 = '"' + hashlib.md5(content).hexdigest() + '"'
+
+    # boto3's generate_presigned_post, fields pinned by conditions.
+    p = s3.generate_presigned_post(
+        bucket, "in/a.pdf",
+        Fields={"Content-Type": "application/pdf", "x-amz-meta-owner": "acme"},
+        Conditions=[{"Content-Type": "application/pdf"}, {"x-amz-meta-owner": "acme"},
+                    ["content-length-range", 1, 10_000]],
+        ExpiresIn=300,
+    )
+    r = post(url, bucket, p["fields"], content)
+    head = s3.head_object(Bucket=bucket, Key="in/a.pdf")
+    check("post: a good boto3 presigned POST -> 204 with the ETag header", r.status_code == 204
+          and r.headers.get("ETag") == md5 and head["ETag"] == md5, (r.status_code, r.headers, r.content[:200]))
+    check("post: ... Location header names the object", r.headers.get("Location", "").endswith(f"/{bucket}/in/a.pdf"),
+          r.headers.get("Location"))
+    check("post: ... Content-Type and x-amz-meta-* stored",
+          head["ContentType"] == "application/pdf" and head["Metadata"] == {"owner": "acme"}, head)
+
+    r = post(url, bucket, hand_post(bucket, {"key": "in/201.pdf", "success_action_status": "201"}), content)
+    check("post: success_action_status 201 -> 201 PostResponse XML (Location, Bucket, Key, ETag)",
+          r.status_code == 201 and xml_value(r.content, "Bucket") == bucket and xml_value(r.content, "Key") == "in/201.pdf"
+          and xml_value(r.content, "ETag") in (md5, md5.replace('"', "&quot;"))
+          and (xml_value(r.content, "Location") or "").endswith(f"/{bucket}/in/201.pdf"),
+          (r.status_code, r.content[:300]))
+    r = post(url, bucket, hand_post(bucket, {"key": "in/200.pdf", "success_action_status": "200"}), content)
+    check("post: success_action_status 200 -> 200, empty body, ETag header",
+          r.status_code == 200 and r.content == b"" and r.headers.get("ETag") == md5, (r.status_code, r.content[:200]))
+
+    # The project's own policy shape (crates/aws/src/s3/post.rs), signed with local/local.
+    r = post(url, bucket, hand_post(bucket, {"key": "in/project.pdf", "Content-Type": "application/pdf"},
+                                    access_key="local", secret="local",
+                                    extra=[["content-length-range", 0, 1000]]), content)
+    check("post: the project's policy shape signed with local/local -> 204", r.status_code == 204, outcome(r))
+
+    # Expiration.
+    p = s3.generate_presigned_post(bucket, "in/late.pdf", ExpiresIn=-60)
+    check("post: an expired policy -> 403 AccessDenied 'Policy expired.'",
+          outcome(post(url, bucket, p["fields"], content)) ==
+          (403, "AccessDenied", "Invalid according to Policy: Policy expired."))
+
+    # Conditions.
+    p = s3.generate_presigned_post(bucket, "in/signed.pdf")
+    form = dict(p["fields"], key="in/other.pdf")
+    status, code, message = outcome(post(url, bucket, form, content))
+    check("post: a key other than the signed one -> 403 AccessDenied 'Policy Condition failed: {\"key\": ...}'",
+          (status, code) == (403, "AccessDenied")
+          and message == 'Invalid according to Policy: Policy Condition failed: {"key": "in/signed.pdf"}',
+          (status, code, message))
+    stored = error_of(lambda: s3.head_object(Bucket=bucket, Key="in/other.pdf"))[1]
+    check("post: ... and nothing is stored", stored == 404, stored)
+
+    starts = [["starts-with", "$key", "in/"], ["starts-with", "$Content-Type", "image/"]]
+    ok = post(url, bucket, hand_post(bucket, {"key": "in/pic.png", "Content-Type": "image/png"}, starts), content)
+    out = post(url, bucket, hand_post(bucket, {"key": "out/pic.png", "Content-Type": "image/png"}, starts), content)
+    listed = post(url, bucket, hand_post(bucket, {"key": "in/l.png", "Content-Type": "image/png,text/plain"}, starts),
+                  content)
+    check("post: starts-with key/Content-Type: a matching form -> 204", ok.status_code == 204, outcome(ok))
+    check("post: starts-with $key 'in/' with key out/... -> 403", outcome(out)[:2] == (403, "AccessDenied"), outcome(out))
+    check("post: starts-with Content-Type: every member of a comma list must match -> 403",
+          outcome(listed)[:2] == (403, "AccessDenied"), outcome(listed))
+    bad_op = post(url, bucket, hand_post(bucket, {"key": "in/s.pdf", "success_action_status": "204"},
+                                         [{"key": "in/s.pdf"}, ["starts-with", "$success_action_status", ""]]), content)
+    check("post: starts-with on a field that allows only exact matches -> 403",
+          outcome(bad_op)[:2] == (403, "AccessDenied"), outcome(bad_op))
+
+    case = post(url, bucket, hand_post(bucket, {"Key": "in/case.pdf", "CONTENT-TYPE": "text/plain"},
+                                       [{"key": "in/case.pdf"}, ["eq", "$Content-Type", "text/plain"]]), content)
+    stored = s3.head_object(Bucket=bucket, Key="in/case.pdf")["ContentType"] if case.status_code == 204 else None
+    check("post: field names are case-insensitive (Key, CONTENT-TYPE vs $Content-Type)",
+          case.status_code == 204 and stored == "text/plain", (outcome(case), stored))
+
+    absent = post(url, bucket, hand_post(bucket, {"key": "in/absent.pdf"},
+                                         [{"key": "in/absent.pdf"}, {"x-amz-meta-owner": "acme"}]), content)
+    check("post: a condition on a field the form lacks -> 403", outcome(absent)[:2] == (403, "AccessDenied"), outcome(absent))
+    absent_sw = post(url, bucket, hand_post(bucket, {"key": "in/absent2.pdf"},
+                                            [{"key": "in/absent2.pdf"}, ["starts-with", "$x-amz-meta-tag", ""]]), content)
+    check("post: ... also starts-with '' on an absent field -> 403",
+          outcome(absent_sw)[:2] == (403, "AccessDenied"), outcome(absent_sw))
+
+    # Coverage: every field needs a condition.
+    form = hand_post(bucket, {"key": "in/extra.pdf"}, [{"key": "in/extra.pdf"}])
+    form["x-amz-meta-extra"] = "1"
+    check("post: a field with no condition -> 403 'Extra input fields: x-amz-meta-extra'",
+          outcome(post(url, bucket, form, content)) ==
+          (403, "AccessDenied", "Invalid according to Policy: Extra input fields: x-amz-meta-extra"))
+    form = hand_post(bucket, {"key": "in/ignored.pdf"}, [{"key": "in/ignored.pdf"}])
+    form["x-ignore-comment"] = "anything"
+    check("post: x-ignore-* fields need no condition -> 204", post(url, bucket, form, content).status_code == 204)
+    nob = post(url, bucket, hand_post(bucket, {"key": "in/nob.pdf"}, omit_bucket_condition=True), content)
+    check("post: a policy with no bucket condition -> 403 'Extra input fields: bucket'",
+          outcome(nob) == (403, "AccessDenied", "Invalid according to Policy: Extra input fields: bucket"), outcome(nob))
+    other_bucket = post(url, bucket, hand_post("some-other-bucket", {"key": "in/ob.pdf"}), content)
+    check("post: a policy for another bucket -> 403", outcome(other_bucket)[:2] == (403, "AccessDenied"),
+          outcome(other_bucket))
+
+    # Sizes.
+    big = post(url, bucket, hand_post(bucket, {"key": "in/big.pdf"}, extra=[["content-length-range", 0, 10]]), content)
+    small = post(url, bucket, hand_post(bucket, {"key": "in/small.pdf"},
+                                        extra=[["content-length-range", 10_000, 20_000]]), content)
+    check("post: larger than content-length-range -> 400 EntityTooLarge", outcome(big)[:2] == (400, "EntityTooLarge"),
+          outcome(big))
+    check("post: smaller than content-length-range -> 400 EntityTooSmall", outcome(small)[:2] == (400, "EntityTooSmall"),
+          outcome(small))
+
+    # Signatures.
+    wrong = post(url, bucket, hand_post(bucket, {"key": "in/ws.pdf"}, secret="not-the-secret"), content)
+    check("post: signed with the wrong secret -> 403 SignatureDoesNotMatch",
+          outcome(wrong)[:2] == (403, "SignatureDoesNotMatch"), outcome(wrong))
+    form = hand_post(bucket, {"key": "in/tamper.pdf"})
+    doc = json.loads(base64.b64decode(form["policy"]))
+    doc["conditions"].append(["content-length-range", 0, 10**9])
+    form["policy"] = base64.b64encode(json.dumps(doc).encode()).decode()
+    check("post: a policy changed after signing -> 403 SignatureDoesNotMatch",
+          outcome(post(url, bucket, form, content))[:2] == (403, "SignatureDoesNotMatch"))
+    unknown = post(url, bucket, hand_post(bucket, {"key": "in/ak.pdf"}, access_key="AKIDUNKNOWN", secret="x"), content)
+    check("post: an unknown access key -> 403 InvalidAccessKeyId", outcome(unknown)[:2] == (403, "InvalidAccessKeyId"),
+          outcome(unknown))
+    anonymous = requests.post(f"{url}/{bucket}", data={"key": "in/anon.pdf"}, files={"file": ("a", content)})
+    check("post: no policy and no signature -> 403 AccessDenied", outcome(anonymous)[:2] == (403, "AccessDenied"),
+          outcome(anonymous))
+
+    # Checksum field.
+    good = sha256_b64(content)
+    r = post(url, bucket, hand_post(bucket, {"key": "in/sum.pdf", "x-amz-checksum-sha256": good}), content)
+    head = s3.head_object(Bucket=bucket, Key="in/sum.pdf", ChecksumMode="ENABLED") if r.status_code == 204 else {}
+    check("post: an x-amz-checksum-sha256 field that matches -> stored; HeadObject returns it with FULL_OBJECT",
+          r.status_code == 204 and head.get("ChecksumSHA256") == good and head.get("ChecksumType") == "FULL_OBJECT",
+          (outcome(r), head.get("ChecksumSHA256"), head.get("ChecksumType")))
+    r = post(url, bucket, hand_post(bucket, {"key": "in/badsum.pdf", "x-amz-checksum-sha256": sha256_b64(b"x")}), content)
+    check("post: an x-amz-checksum-sha256 field that does not match -> 400 BadDigest",
+          outcome(r)[:2] == (400, "BadDigest") and error_of(lambda: s3.head_object(Bucket=bucket, Key="in/badsum.pdf"))[1] == 404,
+          outcome(r))
+
+
+# --------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    proc, url, log = start_launcher()
+    print(f"launcher on {url} (log: {log})", flush=True)
+    try:
+        for name, fn in [
+            ("transaction rollback", test_transaction_rollback),
+            ("concurrency", test_concurrency),
+            ("sqs long poll", test_sqs_long_poll),
+            ("sns http delivery", test_sns_http_delivery),
+            ("client request token", test_client_request_token),
+            ("ttl", test_ttl),
+            ("s3 conditionals", test_s3_conditionals),
+            ("put checksums", test_put_checksums),
+            ("post object", test_post_object),
+        ]:
+            run_section(name, fn, url)
+    finally:
+        stop(proc)
+    failed = [name for name, ok in RESULTS if not ok]
+    print(f"{len(RESULTS) - len(failed)}/{len(RESULTS)} checks passed", flush=True)
+    if failed:
+        print(f"launcher log: {log}", flush=True)
+        return 1
+    os.remove(log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
