@@ -99,6 +99,7 @@ impl Ctx {
             timeout: Duration::from_secs(timeout_s),
             memory_mb: MEMORY_MB as u32,
             max_environments: 1,
+            log: None,
         }
     }
 

@@ -34,7 +34,9 @@ pub fn sign(secret: &WebhookSecret, timestamp: i64, body: &[u8]) -> String {
 pub enum Delivery {
     Delivered(WebhookId),
     AlreadyDelivered(WebhookId),
-    /// Another invocation holds the claim and is delivering it now.
+    /// Another invocation holds the claim (and is delivering it now, or died holding it):
+    /// not done yet, so the invocation is retried, and the claim is taken over once its lease
+    /// is over if its holder never finished.
     InFlight(WebhookId),
     Failed {
         hook: WebhookId,
@@ -96,11 +98,14 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, Q: WorkQueue> Subscriber<C, H, 
         }
         let hooks = self.catalog.list_webhooks(&event.owner).await?;
         let body = Bytes::from(serde_json::to_vec(event).map_err(|e| Error::Unavailable(e.to_string()))?);
-        let wanted = hooks
+        // The deliveries are made up front (futures do nothing until polled) so that the
+        // future stays `Send` for multi-threaded callers.
+        let deliveries: Vec<_> = hooks
             .iter()
-            .filter(|h| h.events.is_empty() || h.events.contains(&event.event_type));
-        handled.deliveries = futures::stream::iter(wanted)
+            .filter(|h| h.events.is_empty() || h.events.contains(&event.event_type))
             .map(|hook| self.deliver(event, hook, body.clone(), deadline))
+            .collect();
+        handled.deliveries = futures::stream::iter(deliveries)
             .buffer_unordered(PARALLEL_POSTS)
             .collect()
             .await;
@@ -125,7 +130,12 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, Q: WorkQueue> Subscriber<C, H, 
             Ok(DeliveryClaim::Claimed) => {}
             Ok(DeliveryClaim::Delivered) => return Delivery::AlreadyDelivered(hook.id),
             Ok(DeliveryClaim::InFlight) => return Delivery::InFlight(hook.id),
-            Err(e) => return failed(format!("claiming the delivery: {e}")),
+            Err(e) => {
+                // The claim may have been written although its answer was lost: give it back,
+                // or a retry would find it held (by us) until the lease ends.
+                let _ = self.catalog.release_delivery(&event.id, &hook.id, &token).await;
+                return failed(format!("claiming the delivery: {e}"));
+            }
         }
         let headers = [
             ("content-type", "application/json".to_owned()),
@@ -143,9 +153,13 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, Q: WorkQueue> Subscriber<C, H, 
                     .await
                 {
                     Ok(()) => Delivery::Delivered(hook.id),
-                    // The hook has it; a retry after the lease may post it again (receivers
-                    // de-duplicate on the event id).
-                    Err(e) => failed(format!("delivered, but recording it failed: {e}")),
+                    // The hook has it, and the claim keeps it from being posted again until
+                    // its lease ends; a redelivery after that may post it again (receivers
+                    // de-duplicate on the event id). Retrying the invocation would not help.
+                    Err(e) => {
+                        tracing::warn!(webhook = %hook.id, error = %e, "delivered, but recording the delivery failed");
+                        Delivery::Delivered(hook.id)
+                    }
                 };
             }
             Ok(status) => format!("HTTP {status}"),

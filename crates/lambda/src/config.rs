@@ -118,7 +118,8 @@ pub struct Config {
     /// `INTAKE_AWS_TRUST_STORE`: which root certificates the AWS clients trust.
     pub trust_store: TrustStore,
     /// The HTTP door's settings (`INLINE_UPLOAD_LIMIT_BYTES`, `UPLOAD_URL_TTL_SECONDS`,
-    /// `DOWNLOAD_URL_TTL_SECONDS`, `ALLOW_PRIVATE_WEBHOOKS`, `MAX_WEBHOOKS_PER_OWNER`).
+    /// `DOWNLOAD_URL_TTL_SECONDS`, `ALLOW_PRIVATE_WEBHOOKS`, `MAX_WEBHOOKS_PER_OWNER`,
+    /// `RECEIVED_GRACE_SECONDS`).
     pub settings: Settings,
 }
 
@@ -158,7 +159,7 @@ impl Config {
                 download_url_ttl: secs("DOWNLOAD_URL_TTL_SECONDS", defaults.download_url_ttl)?,
                 allow_private_webhooks: env.flag("ALLOW_PRIVATE_WEBHOOKS")?,
                 max_webhooks_per_owner: env.parse_or("MAX_WEBHOOKS_PER_OWNER", defaults.max_webhooks_per_owner)?,
-                received_grace: defaults.received_grace,
+                received_grace: secs("RECEIVED_GRACE_SECONDS", defaults.received_grace)?,
             },
         })
     }

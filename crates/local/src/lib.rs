@@ -3,6 +3,7 @@
 //! door turns real HTTP into target-group events ([`front_door`]), and a local AWS API server
 //! (moto) holds the bucket and the table ([`stack`]).
 
+pub mod faults;
 pub mod front_door;
 pub mod invoke;
 pub mod notify;

@@ -41,6 +41,17 @@ pub async fn start_function(
     stack: &LocalStack,
     repo: &Path,
 ) -> Result<Arc<FunctionHost>, String> {
+    start_function_logging(logical_id, dir, stack, repo, None).await
+}
+
+/// [`start_function`], keeping the function's log lines in `log` too.
+pub async fn start_function_logging(
+    logical_id: &str,
+    dir: &Path,
+    stack: &LocalStack,
+    repo: &Path,
+    log: Option<crate::runtime::LogSink>,
+) -> Result<Arc<FunctionHost>, String> {
     let (_, binary, timeout, memory) = FUNCTIONS.iter().find(|(id, ..)| *id == logical_id).ok_or_else(|| {
         format!(
             "unknown function {logical_id}; known: {}",
@@ -55,6 +66,7 @@ pub async fn start_function(
         timeout: Duration::from_secs(*timeout),
         memory_mb: *memory,
         max_environments: 4,
+        log,
     })
     .await
     .map_err(|e| e.to_string())
@@ -78,6 +90,10 @@ pub struct Options {
     pub function_endpoint: Option<String>,
     /// How long unreferenced blobs are kept before their sweep.
     pub sweep_grace: Duration,
+    /// More environment for every function (e.g. `RECEIVED_GRACE_SECONDS`, shortened).
+    pub extra_env: Vec<(String, String)>,
+    /// Keep every function's log lines here too.
+    pub log: Option<crate::runtime::LogSink>,
 }
 
 impl Options {
@@ -94,6 +110,8 @@ impl Options {
             poll: Duration::from_millis(250),
             function_endpoint: None,
             sweep_grace: Duration::from_secs(5),
+            extra_env: Vec::new(),
+            log: None,
         }
     }
 }
@@ -114,6 +132,7 @@ impl Pipeline {
         let mut stack = LocalStack::named(options.endpoint, options.bucket, options.table);
         stack.function_endpoint = options.function_endpoint;
         stack.sweep_grace_secs = options.sweep_grace.as_secs().max(1);
+        stack.extra_env = options.extra_env;
         stack.ensure().await?;
         let topic = stack.ensure_topic(&options.topic).await?;
         let sdk = stack.sdk_config().await;
@@ -125,12 +144,13 @@ impl Pipeline {
                 .map_err(|e| format!("minting the demo token: {e}"))?;
 
         let (dir, repo) = (&options.functions, &options.repo);
-        let alb = start_function("AlbFunction", dir, &stack, repo).await?;
-        let s3_fn = start_function("S3Function", dir, &stack, repo).await?;
-        let ses = start_function("SesFunction", dir, &stack, repo).await?;
-        let stream_fn = start_function("DynamoDbStreamFunction", dir, &stack, repo).await?;
-        let sns_fn = start_function("SnsFunction", dir, &stack, repo).await?;
-        let sqs_fn = start_function("SqsFunction", dir, &stack, repo).await?;
+        let alb = start_function_logging("AlbFunction", dir, &stack, repo, options.log.clone()).await?;
+        let s3_fn = start_function_logging("S3Function", dir, &stack, repo, options.log.clone()).await?;
+        let ses = start_function_logging("SesFunction", dir, &stack, repo, options.log.clone()).await?;
+        let stream_fn =
+            start_function_logging("DynamoDbStreamFunction", dir, &stack, repo, options.log.clone()).await?;
+        let sns_fn = start_function_logging("SnsFunction", dir, &stack, repo, options.log.clone()).await?;
+        let sqs_fn = start_function_logging("SqsFunction", dir, &stack, repo, options.log.clone()).await?;
 
         let sqs = intake_aws::sqs_client(&sdk);
         let sns_endpoint = serve_sns_endpoint(AsyncInvoke::new(
@@ -193,6 +213,37 @@ impl Pipeline {
             ses,
             tasks,
         })
+    }
+
+    /// Receives a message as a receipt rule with an `Event` Lambda action does: stores it under
+    /// `mail/<message_id>`, then invokes the ses function asynchronously (retried twice with the
+    /// same message id, then the on-failure destination). Returns whether it succeeded.
+    pub async fn receive_mail_async(
+        &self,
+        message_id: &str,
+        raw: Vec<u8>,
+        sender: &str,
+        recipients: &[String],
+    ) -> Result<bool, String> {
+        let s3 = intake_aws::s3_client(&self.stack.sdk_config().await, true);
+        s3.put_object()
+            .bucket(&self.stack.bucket)
+            .key(format!("mail/{message_id}"))
+            .body(raw.into())
+            .send()
+            .await
+            .map_err(|e| format!("storing the message: {e:?}"))?;
+        let event = ses_event(
+            message_id,
+            sender,
+            recipients,
+            None,
+            &HashMap::new(),
+            OffsetDateTime::now_utc(),
+        );
+        let sqs = intake_aws::sqs_client(&self.stack.sdk_config().await);
+        let target = AsyncInvoke::new(self.ses.clone(), Some((sqs, self.stack.queues.mail_failures.clone())));
+        Ok(target.run(Bytes::from(event.to_string())).await)
     }
 
     /// Receives a message as SES would: stores it under `mail/` and invokes the ses function

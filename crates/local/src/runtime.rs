@@ -39,7 +39,13 @@ pub struct FunctionSpec {
     pub memory_mb: u32,
     /// Upper bound on concurrent execution environments.
     pub max_environments: usize,
+    /// Also keep every line the function writes to stdout here (its logs), besides passing it
+    /// on to this process's stdout.
+    pub log: Option<LogSink>,
 }
+
+/// Lines a function wrote, for tests that read its logs.
+pub type LogSink = Arc<std::sync::Mutex<Vec<String>>>;
 
 /// What an invocation came back with.
 #[derive(Debug)]
@@ -245,11 +251,25 @@ impl FunctionHost {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{}", env.index))
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .kill_on_drop(true);
+        if spec.log.is_some() {
+            cmd.stdout(std::process::Stdio::piped());
+        }
         crate::die_with_parent(&mut cmd);
         *env.init.lock().await = None;
         env.init_reported.store(false, Ordering::Relaxed);
         *env.started.lock().await = Instant::now();
-        *env.child.lock().await = Some(cmd.spawn()?);
+        let mut child = cmd.spawn()?;
+        if let (Some(sink), Some(stdout)) = (spec.log.clone(), child.stdout.take()) {
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    println!("{line}");
+                    sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            });
+        }
+        *env.child.lock().await = Some(child);
         Ok(())
     }
 

@@ -24,6 +24,8 @@ pub struct LocalStack {
     pub sweep_grace_secs: u64,
     /// Where the functions send their AWS requests, if not to `endpoint` (a fault proxy).
     pub function_endpoint: Option<String>,
+    /// More environment for every function (settings a test shortens).
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// The queues of a local run, by their URLs (empty until created).
@@ -52,6 +54,7 @@ impl LocalStack {
             queues: Queues::default(),
             sweep_grace_secs: 5,
             function_endpoint: None,
+            extra_env: Vec::new(),
         }
     }
 }
@@ -231,6 +234,7 @@ impl LocalStack {
         .into_iter()
         .chain(self.topic_arn.clone().map(|t| ("TOPIC_ARN", t)))
         .map(|(k, v)| (k.to_owned(), v))
+        .chain(self.extra_env.iter().cloned())
         .collect()
     }
 }

@@ -48,6 +48,7 @@ async fn alb(stack: &LocalStack) -> Arc<FunctionHost> {
         timeout: Duration::from_secs(10),
         memory_mb: 128,
         max_environments: 2,
+        log: None,
     })
     .await
     .unwrap()
@@ -92,6 +93,7 @@ async fn a_binary_that_cannot_start_is_reported_at_start() {
         timeout: Duration::from_secs(5),
         memory_mb: 128,
         max_environments: 1,
+        log: None,
     };
     let err = FunctionHost::start(spec).await.err().expect("start fails");
     assert!(err.to_string().contains("exited during init"), "{err}");
@@ -171,6 +173,7 @@ async fn start(name: &str, binary_name: &str, stack: &LocalStack) -> Arc<Functio
         timeout: Duration::from_secs(30),
         memory_mb: 128,
         max_environments: 2,
+        log: None,
     })
     .await
     .unwrap()
@@ -295,6 +298,7 @@ async fn a_host_runs_a_command_with_arguments_reports_init_and_stops_for_good() 
         timeout: Duration::from_secs(10),
         memory_mb: 128,
         max_environments: 1,
+        log: None,
     })
     .await
     .unwrap();

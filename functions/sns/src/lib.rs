@@ -127,7 +127,8 @@ fn report(handled: Result<Handled, intake_core::Error>, summary: &mut Summary, f
             Delivery::AlreadyDelivered(_) => summary.already_delivered += 1,
             Delivery::InFlight(hook) => {
                 summary.in_flight += 1;
-                tracing::info!(webhook = %hook, "being delivered by another invocation");
+                tracing::info!(webhook = %hook, "claimed by another invocation; will be retried");
+                failures.push(format!("webhook {hook}: claimed by another invocation"));
             }
             Delivery::Failed { hook, reason } => {
                 tracing::warn!(webhook = %hook, %reason, "delivery failed; will be retried");

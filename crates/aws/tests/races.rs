@@ -1,0 +1,383 @@
+//! The race suite, against the local AWS (moto, as `scripts/test` starts it): the races the
+//! pipeline meets between concurrent invocations, on the real adapters. Every accepted
+//! document's blob exists and hashes to its digest, the ledger counts its users, and no
+//! webhook gets one event twice.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use http_body_util::{BodyExt, Full};
+use intake_aws::testing::{fresh_blobs, fresh_catalog, sdk_config};
+use intake_aws::{DynamoCatalog, S3BlobStore};
+use intake_core::ingest::{Arrival, Cataloguer, Outcome};
+use intake_core::memory::{ManualClock, MemoryQueue, SequentialIds};
+use intake_core::ports::*;
+use intake_core::sweep::{Sweeper, Swept};
+use intake_core::*;
+use time::macros::datetime;
+
+const PDF_A: &[u8] = b"%PDF-1.4\n% the bytes that were hashed\n%%EOF\n";
+const PDF_B: &[u8] = b"%PDF-1.4\n% other bytes written over them\n%%EOF\n";
+
+/// The S3 adapter with a test port in front: it writes other bytes to a key just before a
+/// copy, which makes the window between hashing and copying deterministic.
+struct Window {
+    inner: S3BlobStore,
+    rewrite_before_copy: Mutex<Option<(ObjectKey, Bytes)>>,
+}
+
+impl BlobStore for Window {
+    async fn put(&self, key: &ObjectKey, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
+        self.inner.put(key, body, meta).await
+    }
+    async fn get(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ByteStream>, StoreError> {
+        self.inner.get(key, revision).await
+    }
+    async fn head(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ObjectInfo>, StoreError> {
+        self.inner.head(key, revision).await
+    }
+    async fn copy(
+        &self,
+        from: &ObjectKey,
+        revision: Option<&Revision>,
+        to: &ObjectKey,
+    ) -> Result<Option<Sha256>, StoreError> {
+        let rewrite = self.rewrite_before_copy.lock().unwrap().take();
+        if let Some((key, body)) = rewrite {
+            self.inner.put(&key, body, &ObjectMeta::default()).await?;
+        }
+        self.inner.copy(from, revision, to).await
+    }
+    async fn delete(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<(), StoreError> {
+        self.inner.delete(key, revision).await
+    }
+    async fn presign_upload(
+        &self,
+        key: &ObjectKey,
+        meta: &ObjectMeta,
+        conditions: &UploadConditions,
+        ttl: Duration,
+    ) -> Result<PresignedUpload, StoreError> {
+        self.inner.presign_upload(key, meta, conditions, ttl).await
+    }
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        d: &DownloadAs,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
+        self.inner.presign_get(key, d, ttl).await
+    }
+}
+
+struct World {
+    c: Cataloguer<DynamoCatalog, Arc<Window>>,
+    sweeper: Sweeper<DynamoCatalog, Arc<Window>>,
+    catalog: DynamoCatalog,
+    blobs: Arc<Window>,
+    clock: Arc<ManualClock>,
+}
+
+async fn world() -> World {
+    let sdk = sdk_config().await;
+    let catalog = fresh_catalog(&sdk).await;
+    let blobs = Arc::new(Window {
+        inner: fresh_blobs(&sdk).await,
+        rewrite_before_copy: Mutex::new(None),
+    });
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
+    World {
+        c: Cataloguer {
+            catalog: catalog.clone(),
+            blobs: blobs.clone(),
+            policy: Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
+            clock: clock.clone(),
+        },
+        sweeper: Sweeper {
+            ledger: catalog.clone(),
+            blobs: blobs.clone(),
+            clock: clock.clone(),
+            grace: Duration::from_secs(900),
+        },
+        catalog,
+        blobs,
+        clock,
+    }
+}
+
+impl World {
+    /// Writes `body` to `key` and returns the event S3 sends for that write.
+    async fn write(&self, key: &str, body: &[u8], sequencer: &str) -> Arrival {
+        let key = ObjectKey::parse(key).unwrap();
+        self.blobs
+            .put(&key, Bytes::copy_from_slice(body), &ObjectMeta::default())
+            .await
+            .unwrap();
+        Arrival {
+            revision: self.blobs.head(&key, None).await.unwrap().unwrap().revision,
+            key,
+            event_time: datetime!(2026-11-28 10:00 UTC),
+            sequencer: Some(sequencer.into()),
+        }
+    }
+
+    async fn blob_sha(&self, sha: &Sha256) -> Option<Sha256> {
+        let stream = self.blobs.get(&ObjectKey::blob(sha), None).await.unwrap()?;
+        let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+        Some(Sha256::of(&chunks.concat()))
+    }
+
+    /// Each document of `owners` that uses a blob has one, holding its digest's bytes, and
+    /// the ledger counts exactly its users.
+    async fn assert_integrity(&self, owners: &[&str]) {
+        let mut docs = Vec::new();
+        for owner in owners {
+            let owner: Owner = owner.parse().unwrap();
+            for status in [StatusKind::Accepted, StatusKind::Duplicate] {
+                let query = ListQuery {
+                    status: Some(status),
+                    limit: 100,
+                    ..Default::default()
+                };
+                docs.extend(self.catalog.list_documents(&owner, &query).await.unwrap().items);
+            }
+        }
+        for doc in &docs {
+            let sha = doc.sha256.unwrap();
+            assert_eq!(self.blob_sha(&sha).await, Some(sha), "{} uses blob {sha}", doc.id);
+            let users = docs.iter().filter(|d| d.sha256 == Some(sha)).count() as i64;
+            match self.catalog.blob_state(&sha).await.unwrap() {
+                BlobState::Live { refs, .. } => assert_eq!(refs, users, "the ledger of {sha}"),
+                other => panic!("{sha} has {users} users, its record is {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uploads_of_the_same_bytes_by_many_owners_share_one_counted_blob() {
+    let w = Arc::new(world().await);
+    let owners: Vec<String> = (0..12).map(|n| format!("owner-{n}")).collect();
+    let mut arrivals = Vec::new();
+    for owner in &owners {
+        arrivals.push(w.write(&format!("incoming/{owner}/same.pdf"), PDF_A, "0001").await);
+    }
+    let runs = arrivals.into_iter().map(|a| {
+        let w = w.clone();
+        tokio::spawn(async move {
+            // A lost race is retried by Lambda; here, by the test.
+            for _ in 0..5 {
+                if let Ok(outcome) = w.c.catalogue(&a).await {
+                    return outcome;
+                }
+            }
+            panic!("cataloguing kept failing")
+        })
+    });
+    for outcome in futures::future::join_all(runs).await {
+        assert!(matches!(outcome.unwrap(), Outcome::Accepted(_)));
+    }
+    let owners: Vec<&str> = owners.iter().map(String::as_str).collect();
+    w.assert_integrity(&owners).await;
+}
+
+#[tokio::test]
+async fn a_rewrite_between_hash_and_copy_never_reaches_the_blob() {
+    let w = world().await;
+    let key = "incoming/acme/inbox/report.pdf";
+    let first = w.write(key, PDF_A, "0001").await;
+    *w.blobs.rewrite_before_copy.lock().unwrap() = Some((first.key.clone(), Bytes::from_static(PDF_B)));
+    let Outcome::Accepted(doc) = w.c.catalogue(&first).await.unwrap() else {
+        panic!("accepted")
+    };
+    assert_eq!(doc.sha256, Some(Sha256::of(PDF_A)));
+    assert_eq!(w.blob_sha(&Sha256::of(PDF_A)).await, Some(Sha256::of(PDF_A)));
+    let newer = w
+        .blobs
+        .head(&first.key, None)
+        .await
+        .unwrap()
+        .expect("the newer write is kept");
+    assert_eq!(newer.size, PDF_B.len() as u64);
+    let second = Arrival {
+        revision: newer.revision,
+        sequencer: Some("0002".into()),
+        ..first
+    };
+    let Outcome::Accepted(other) = w.c.catalogue(&second).await.unwrap() else {
+        panic!("accepted")
+    };
+    assert_eq!(other.sha256, Some(Sha256::of(PDF_B)));
+    w.assert_integrity(&["acme"]).await;
+}
+
+/// Deletes `doc` as the HTTP door does: the status and the blob reference in one write.
+async fn delete(w: &World, id: DocumentId) {
+    let mut deleted = w.catalog.get_document(&id).await.unwrap().unwrap();
+    let expected = deleted.version;
+    let release = deleted
+        .status
+        .uses_blob()
+        .then(|| BlobRef::Release(deleted.sha256.unwrap()));
+    deleted.status = Status::Deleted {
+        deleted_at: w.clock.now(),
+    };
+    deleted.version += 1;
+    deleted.updated_at = w.clock.now();
+    w.catalog.replace_document(&deleted, expected, release).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_and_its_sweep_racing_a_new_upload_of_the_same_bytes_never_lose_the_blob() {
+    let w = Arc::new(world().await);
+    let sha = Sha256::of(PDF_A);
+    let mut removed = 0;
+    for round in 0..50 {
+        let first = w.write(&format!("incoming/acme/{round}.pdf"), PDF_A, "1").await;
+        let Outcome::Accepted(doc) = w.c.catalogue(&first).await.unwrap() else {
+            panic!("round {round}: the first upload is accepted")
+        };
+        let again = w.write(&format!("incoming/globex/{round}.pdf"), PDF_A, "2").await;
+        // Each round starts the two at other offsets, so that every interleaving comes up.
+        let (delete_after, upload_after) = match round % 2 {
+            0 => (Duration::from_millis(8 * (round % 10) as u64), Duration::ZERO),
+            _ => (Duration::ZERO, Duration::from_millis(4 * (round % 10) as u64)),
+        };
+        let deleter = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delete_after).await;
+                delete(&w, doc.id).await;
+                w.clock.advance(Duration::from_secs(901));
+                w.sweeper.sweep(&sha).await.unwrap()
+            })
+        };
+        let uploader = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(upload_after).await;
+                // A sweep in progress makes the upload fail and be retried, as Lambda would.
+                for _ in 0..50 {
+                    match w.c.catalogue(&again).await {
+                        Ok(outcome) => return outcome,
+                        Err(Error::Unavailable(_) | Error::Conflict(_)) => {
+                            tokio::time::sleep(Duration::from_millis(5)).await
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                panic!("the upload never went through")
+            })
+        };
+        let (swept, uploaded) = (deleter.await.unwrap(), uploader.await.unwrap());
+        assert!(matches!(uploaded, Outcome::Accepted(_)), "round {round}: {uploaded:?}");
+        removed += usize::from(swept == Swept::Removed);
+        w.assert_integrity(&["acme", "globex"]).await;
+        // The new upload is deleted too, and swept, so the next round starts from nothing.
+        let Outcome::Accepted(up) = uploaded else {
+            unreachable!()
+        };
+        delete(&w, up.id).await;
+        w.clock.advance(Duration::from_secs(901));
+        assert_eq!(w.sweeper.sweep(&sha).await.unwrap(), Swept::Removed, "round {round}");
+    }
+    eprintln!(
+        "[races] 50 rounds: the sweep removed the blob first in {removed}, the upload won in {}",
+        50 - removed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_of_one_event_to_one_hook_post_once() {
+    let sdk = sdk_config().await;
+    let posts = Arc::new(Mutex::new(0u32));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let counter = posts.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let counter = counter.clone();
+                    async move {
+                        let _ = req.into_body().collect().await;
+                        *counter.lock().unwrap() += 1;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let subscriber = Arc::new(intake_core::subscriber::Subscriber {
+        catalog: fresh_catalog(&sdk).await,
+        client: Poster(reqwest::Client::new()),
+        queue: MemoryQueue::default(),
+        clock: Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC))),
+        ids: Arc::new(SequentialIds::default()),
+        timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(60),
+        grace: Duration::from_secs(900),
+    });
+    let hook = Webhook {
+        id: WebhookId::from_parts(datetime!(2026-11-28 09:00 UTC), 1),
+        owner: "acme".parse().unwrap(),
+        url: WebhookUrl::parse(&url, true).unwrap(),
+        events: vec![],
+        secret: WebhookSecret::from_bytes([3; 32]),
+        created_at: datetime!(2026-11-28 09:00 UTC),
+    };
+    subscriber.catalog.put_webhook(&hook).await.unwrap();
+    let event: intake_core::events::DomainEvent = serde_json::from_value(serde_json::json!({
+        "version": 1, "id": "evt-race", "type": "document.accepted", "owner": "acme",
+        "occurred_at": "2026-11-28T10:00:00Z", "previous_status": "received",
+        "document": {"id": "01KB0ZNBCG0000000000000009", "owner": "acme", "name": "a.pdf", "declared_type": null,
+                     "content_type": null, "size": 1, "sha256": null, "tags": [], "source": {"kind": "http"},
+                     "status": "accepted", "created_at": "2026-11-28T09:00:00Z", "updated_at": "2026-11-28T09:00:00Z",
+                     "version": 2}
+    }))
+    .unwrap();
+    let runs = (0..8).map(|_| {
+        let (s, e) = (subscriber.clone(), event.clone());
+        tokio::spawn(async move { s.handle(&e, Instant::now() + Duration::from_secs(20)).await.unwrap() })
+    });
+    let handled = futures::future::join_all(runs).await;
+    let delivered = handled
+        .iter()
+        .flat_map(|h| h.as_ref().unwrap().deliveries.iter())
+        .filter(|d| matches!(d, intake_core::subscriber::Delivery::Delivered(_)))
+        .count();
+    assert_eq!(delivered, 1);
+    assert_eq!(*posts.lock().unwrap(), 1, "one POST for eight concurrent deliveries");
+}
+
+/// A plain HTTP client for the webhook port.
+struct Poster(reqwest::Client);
+
+impl WebhookClient for Poster {
+    async fn post(
+        &self,
+        url: &WebhookUrl,
+        headers: &[(&'static str, String)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<u16, String> {
+        let mut request = self.0.post(url.as_str()).body(body).timeout(timeout);
+        for (k, v) in headers {
+            request = request.header(*k, v);
+        }
+        request
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,198 @@
+//! The adapters under the faults AWS answers with, from the SDK's own mocks (no server):
+//! throttling and server errors are retried by the SDK and then reported in the core's terms,
+//! a cancelled transaction is a lost race (or throttling), and S3's failed preconditions mean
+//! "that revision is not there" — never an error worth retrying.
+
+use std::time::Duration;
+
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use intake_aws::{DynamoCatalog, S3BlobStore, SqsWorkQueue};
+use intake_core::jobs::Job;
+use intake_core::ports::*;
+use intake_core::*;
+use time::macros::datetime;
+
+const THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
+const INTERNAL: &str =
+    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error"}"#;
+
+fn retry3() -> aws_sdk_dynamodb::config::retry::RetryConfig {
+    aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(1))
+}
+
+fn id() -> DocumentId {
+    DocumentId::from_parts(datetime!(2026-11-28 10:00 UTC), 1)
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_by_the_sdk_then_reported() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    let recovers = mock!(Client::get_item)
+        .sequence()
+        .http_status(400, Some(THROTTLED.into()))
+        .http_status(500, Some(INTERNAL.into()))
+        .output(|| GetItemOutput::builder().build())
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&recovers], |c| c
+        .retry_config(retry3()));
+    let catalog = DynamoCatalog::new(client, "t");
+    assert_eq!(
+        catalog.get_document(&id()).await.unwrap(),
+        None,
+        "the third attempt answers"
+    );
+    assert_eq!(recovers.num_calls(), 3);
+
+    let throttled = mock!(Client::get_item)
+        .sequence()
+        .http_status(400, Some(THROTTLED.into()))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&throttled], |c| c
+        .retry_config(retry3()));
+    assert!(matches!(
+        DynamoCatalog::new(client, "t").get_document(&id()).await,
+        Err(StoreError::Throttled)
+    ));
+    assert_eq!(throttled.num_calls(), 3, "retried, then reported");
+
+    let failing = mock!(Client::get_item)
+        .sequence()
+        .http_status(500, Some(INTERNAL.into()))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&failing], |c| c
+        .retry_config(retry3()));
+    assert!(matches!(
+        DynamoCatalog::new(client, "t").get_document(&id()).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_cancelled_transaction_is_a_lost_race_unless_the_service_was_throttling() {
+    use aws_sdk_dynamodb::Client;
+    let cancelled = |reason: &'static str| {
+        format!(
+            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled","CancellationReasons":[{{"Code":"None"}},{{"Code":"{reason}"}}]}}"#
+        )
+    };
+    let doc = Document {
+        id: id(),
+        owner: "acme".parse().unwrap(),
+        name: FileName::sanitize("a.pdf").unwrap(),
+        declared_type: None,
+        content_type: None,
+        size: Some(1),
+        sha256: Some(Sha256::of(b"a")),
+        tags: Tags::default(),
+        source: Source::Http,
+        status: Status::Deleted {
+            deleted_at: datetime!(2026-11-28 10:00 UTC),
+        },
+        created_at: datetime!(2026-11-28 10:00 UTC),
+        updated_at: datetime!(2026-11-28 10:00 UTC),
+        version: 2,
+        upload_deadline: None,
+    };
+    for (reason, expected) in [
+        ("ConditionalCheckFailed", "ConditionFailed"),
+        ("ThrottlingError", "Throttled"),
+    ] {
+        let rule = mock!(Client::transact_write_items)
+            .sequence()
+            .http_status(400, Some(cancelled(reason)))
+            .repeatedly()
+            .build();
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule], |c| c
+            .retry_config(retry3()));
+        let written = DynamoCatalog::new(client, "t")
+            .replace_document(&doc, 1, Some(BlobRef::Release(Sha256::of(b"a"))))
+            .await;
+        let got = match written {
+            Err(StoreError::ConditionFailed) => "ConditionFailed",
+            Err(StoreError::Throttled) => "Throttled",
+            other => panic!("{reason}: {other:?}"),
+        };
+        assert_eq!(got, expected, "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn s3_preconditions_that_fail_mean_the_revision_is_not_there() {
+    use aws_sdk_s3::Client;
+    let precondition = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PreconditionFailed</Code><Message>At least one of the preconditions you specified did not hold</Message></Error>";
+    let get = mock!(Client::get_object).then_http_response(move || {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(412).unwrap(),
+            aws_smithy_types::body::SdkBody::from(precondition),
+        )
+    });
+    let head = mock!(Client::head_object).then_http_response(|| {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(412).unwrap(),
+            aws_smithy_types::body::SdkBody::empty(),
+        )
+    });
+    let copy = mock!(Client::copy_object).then_http_response(move || {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(412).unwrap(),
+            aws_smithy_types::body::SdkBody::from(precondition),
+        )
+    });
+    let delete = mock!(Client::delete_object).then_http_response(move || {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(412).unwrap(),
+            aws_smithy_types::body::SdkBody::from(precondition),
+        )
+    });
+    let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&get, &head, &copy, &delete]);
+    let blobs = S3BlobStore::new(client, "b");
+    let key = ObjectKey::parse("incoming/acme/a.pdf").unwrap();
+    let pinned = Revision {
+        version_id: None,
+        etag: Some("abc".into()),
+    };
+    assert!(blobs.get(&key, Some(&pinned)).await.unwrap().is_none());
+    assert!(blobs.head(&key, Some(&pinned)).await.unwrap().is_none());
+    assert!(matches!(
+        blobs
+            .copy(&key, Some(&pinned), &ObjectKey::blob(&Sha256::of(b"a")))
+            .await,
+        Err(StoreError::ConditionFailed)
+    ));
+    blobs
+        .delete(&key, Some(&pinned))
+        .await
+        .expect("a newer write holds the key: nothing to do");
+}
+
+#[tokio::test]
+async fn a_job_is_queued_through_server_errors_and_its_delay_is_capped() {
+    use aws_sdk_sqs::Client;
+    use aws_sdk_sqs::operation::send_message::SendMessageOutput;
+    let rule = mock!(Client::send_message)
+        .match_requests(|r| r.delay_seconds() == Some(900))
+        .sequence()
+        .http_status(500, None)
+        .output(|| SendMessageOutput::builder().build())
+        .build();
+    let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&rule], |c| {
+        c.retry_config(
+            aws_sdk_sqs::config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(1)),
+        )
+    });
+    let job = Job::SweepBlob {
+        sha256: Sha256::of(b"x"),
+    };
+    SqsWorkQueue::new(client, "https://sqs.example/q")
+        .schedule(&job, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(rule.num_calls(), 2, "a 500, then queued with SQS's longest delay");
+}
