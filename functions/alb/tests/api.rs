@@ -504,3 +504,17 @@ async fn no_input_makes_it_panic() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_body_marked_base64_that_is_not_is_a_400_not_a_crash() {
+    let api = api().await;
+    let path = format!("{}/../../events/alb/upload-bad-base64.json", env!("CARGO_MANIFEST_DIR"));
+    let raw: lambda_http::request::LambdaRequest =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // What the function does before lambda_http converts the event (which would panic).
+    let req = Request::from(intake_alb::edge::sanitize(raw));
+    let a = call(&api, req).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.json);
+    assert_eq!(a.json["error"]["code"], "malformed_request");
+    assert!(a.json["error"]["message"].as_str().unwrap().contains("base64"));
+}
