@@ -177,14 +177,12 @@ mod tests {
     use super::*;
     use intake_aws::aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
     use intake_aws::aws_sdk_sns::types::PublishBatchRequestEntry;
-    use intake_local::stack::LocalStack;
 
     /// The real SDK takes the stub's answers as successes, and the stub counts what it got.
     #[tokio::test]
     async fn the_sdk_accepts_its_answers_and_it_counts_them() {
         let (url, counts) = start().await.unwrap();
-        let stack = LocalStack::named(url.clone(), "b", "t");
-        let sdk = stack.sdk_config().await;
+        let sdk = intake_local::stack::sdk_config(&url, intake_local::stack::DEFAULT_ACCOUNT).await;
         let entries: Vec<PublishBatchRequestEntry> = (0..3)
             .map(|i| {
                 PublishBatchRequestEntry::builder()

@@ -2,14 +2,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
 use intake_core::ports::{ByteStream, OsRandom, StoreError, SystemClock};
+use intake_local::pipeline::{Local, Options};
 use intake_local::runtime::FunctionSpec;
-use intake_local::stack::{LocalStack, start_moto};
+use intake_local::stack::{DEFAULT_ACCOUNT, LocalStack, start_moto};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
@@ -17,6 +18,61 @@ use crate::Cli;
 use crate::measure::{self, Plan, Running, Series, median};
 use crate::report::{Report, mib, ratio, us, verdict};
 use crate::stub;
+
+/// A stack the benchmark points functions at: the template's names and each function's
+/// environment (intake-local's deployment of template.yaml), with the AWS endpoint set to
+/// `endpoint` itself (no IAM gate: the benchmark measures the functions, not the local run).
+#[derive(Clone)]
+struct BenchStack {
+    stack: LocalStack,
+    envs: HashMap<String, Vec<(String, String)>>,
+}
+
+impl std::ops::Deref for BenchStack {
+    type Target = LocalStack;
+    fn deref(&self) -> &LocalStack {
+        &self.stack
+    }
+}
+
+impl BenchStack {
+    fn of(local: &Local, endpoint: &str) -> Result<Self, String> {
+        let mut stack = local.stack.clone();
+        stack.endpoint = endpoint.to_owned();
+        let mut envs = HashMap::new();
+        for id in local.deployment.functions.keys() {
+            let mut env = local.environment(id)?;
+            for (k, v) in env.iter_mut() {
+                if k == "AWS_ENDPOINT_URL" {
+                    endpoint.clone_into(v);
+                }
+            }
+            envs.insert(id.clone(), env);
+        }
+        Ok(Self { stack, envs })
+    }
+
+    /// The environment the template gives `logical_id` (peers get the one of the function
+    /// they stand beside).
+    fn function_env(&self, logical_id: &str) -> Vec<(String, String)> {
+        self.envs.get(logical_id).cloned().unwrap_or_default()
+    }
+}
+
+/// The template's functions: logical id, binary, timeout (s); set once deployed.
+static TEMPLATE_FUNCTIONS: OnceLock<Vec<(String, String, u64)>> = OnceLock::new();
+
+fn template_functions() -> &'static [(String, String, u64)] {
+    TEMPLATE_FUNCTIONS.get().map_or(&[], Vec::as_slice)
+}
+
+/// The function a peer stands beside.
+fn beside(module: &str) -> &'static str {
+    match module {
+        "stream" => "DynamoDbStreamFunction",
+        _ => "AlbFunction",
+    }
+}
 
 const STREAM_BATCH: &str = "events/dynamodb-stream/batch-1000.json";
 /// Lambda's CPU share: a full vCPU at 1,769 MB, proportionally less below.
@@ -112,14 +168,14 @@ impl Ctx {
     fn floor_parse(&self) -> FunctionSpec {
         self.spec("floor-parse", self.functions.join("floor-parse"), &[], vec![], 60)
     }
-    fn intake(&self, logical_id: &str, binary: &str, stack: &LocalStack, timeout_s: u64) -> FunctionSpec {
-        let mut env = stack.function_env(&self.repo);
+    fn intake(&self, logical_id: &str, binary: &str, stack: &BenchStack, timeout_s: u64) -> FunctionSpec {
+        let mut env = stack.function_env(logical_id);
         env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "WARN".into()));
         self.spec(logical_id, self.functions.join(binary), &[], env, timeout_s)
     }
     /// A Python peer under awslambdaric: `python -m awslambdaric <module>.handler`.
-    fn python(&self, module: &str, stack: &LocalStack) -> FunctionSpec {
-        let mut env = stack.function_env(&self.repo);
+    fn python(&self, module: &str, stack: &BenchStack) -> FunctionSpec {
+        let mut env = stack.function_env(beside(module));
         env.push(("PYTHONPATH".into(), self.peers.join("python").display().to_string()));
         // The same log level as intake's functions get here: nothing per invocation.
         env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "WARN".into()));
@@ -132,8 +188,8 @@ impl Ctx {
             60,
         )
     }
-    fn go(&self, handler: &str, stack: &LocalStack) -> Option<FunctionSpec> {
-        let mut env = stack.function_env(&self.repo);
+    fn go(&self, handler: &str, stack: &BenchStack) -> Option<FunctionSpec> {
+        let mut env = stack.function_env(beside(handler));
         env.push(("PEER_HANDLER".into(), handler.into()));
         Some(self.spec(&format!("go-{handler}"), self.go_peer.clone()?, &[], env, 60))
     }
@@ -251,12 +307,28 @@ pub async fn run(cli: &Cli, quick: bool, report_path: &Path) -> Result<(), Strin
     let mut costs: HashMap<&'static str, f64> = HashMap::new();
 
     let (stub_url, stub_counts) = stub::start().await.map_err(|e| e.to_string())?;
-    let mut stubbed = LocalStack::named(stub_url.clone(), "intake-bench", "intake-bench");
-    stubbed.topic_arn = Some("arn:aws:sns:us-east-1:000000000000:intake-bench-events".into());
     let (_moto, moto_endpoint) = start_moto(&ctx.python, &ctx.repo, 0).await?;
-    let mut moto = LocalStack::named(moto_endpoint, "intake-bench", "intake-bench");
-    moto.ensure().await?;
-    moto.ensure_topic("intake-bench-events").await?;
+    let mut options = Options::new(
+        ctx.functions.clone(),
+        &ctx.repo,
+        &ctx.python,
+        moto_endpoint.clone(),
+        DEFAULT_ACCOUNT,
+    )?;
+    // The functions' own log lines would be measured too: none per invocation, as deployed
+    // with LogLevel=WARN.
+    options.plan.parameters.insert("LogLevel".into(), "WARN".into());
+    let local = Local::deploy(options).await?;
+    let _ = TEMPLATE_FUNCTIONS.set(
+        local
+            .deployment
+            .functions
+            .values()
+            .map(|f| (f.logical_id.clone(), f.binary.clone(), f.timeout.as_secs()))
+            .collect(),
+    );
+    let moto = BenchStack::of(&local, &moto_endpoint)?;
+    let stubbed = BenchStack::of(&local, &stub_url)?;
 
     // ---- Init ------------------------------------------------------------------------------
     eprintln!("[bench] init");
@@ -436,14 +508,14 @@ pub async fn run(cli: &Cli, quick: bool, report_path: &Path) -> Result<(), Strin
 
 async fn init_section(
     ctx: &Ctx,
-    moto: &LocalStack,
-    stubbed: &LocalStack,
+    moto: &BenchStack,
+    stubbed: &BenchStack,
     r: &mut Report,
     targets: &mut Targets,
 ) -> Result<(), String> {
     let mut specs = vec![ctx.floor_std(), ctx.floor_echo()];
-    for (id, binary, timeout, _) in intake_local::pipeline::FUNCTIONS {
-        let stack = if *id == "DynamoDbStreamFunction" { stubbed } else { moto };
+    for (id, binary, timeout) in template_functions() {
+        let stack = if id == "DynamoDbStreamFunction" { stubbed } else { moto };
         specs.push(ctx.intake(id, binary, stack, *timeout));
     }
     specs.push(ctx.python("alb", moto));
@@ -539,7 +611,7 @@ async fn init_section(
          client (it parses its partition table and compiles its endpoint patterns, ~0.4 M instructions per \
          client), the policy file and the JSON log set-up; in time, most of init is the process start both pay.",
     );
-    let ours: Vec<(String, f64)> = intake_local::pipeline::FUNCTIONS
+    let ours: Vec<(String, f64)> = template_functions()
         .iter()
         .filter_map(|(id, ..)| by(id).map(|m| (id.to_string(), m)))
         .collect();
@@ -552,7 +624,7 @@ async fn init_section(
     let ours_ir: Vec<u64> = specs
         .iter()
         .zip(&instructions)
-        .filter(|(s, _)| intake_local::pipeline::FUNCTIONS.iter().any(|(id, ..)| *id == s.name))
+        .filter(|(s, _)| template_functions().iter().any(|(id, ..)| *id == s.name))
         .filter_map(|(_, n)| *n)
         .collect();
     if let (Some(&most), Some(f)) = (ours_ir.iter().max(), floor_ir) {
@@ -581,7 +653,7 @@ fn stream_batch(records: usize) -> Result<Bytes, String> {
 
 async fn stream_section(
     ctx: &Ctx,
-    stubbed: &LocalStack,
+    stubbed: &BenchStack,
     counts: &stub::Counts,
     r: &mut Report,
     targets: &mut Targets,
@@ -1008,7 +1080,7 @@ fn small_pdf(n: usize, size: usize) -> Vec<u8> {
 
 async fn moto_section(
     ctx: &Ctx,
-    moto: &LocalStack,
+    moto: &BenchStack,
     stub_url: &str,
     r: &mut Report,
     costs: &mut HashMap<&'static str, f64>,
@@ -1223,6 +1295,8 @@ async fn moto_section(
                 Some("two attachments"),
                 &HashMap::new(),
                 now,
+                "arn:aws:lambda:us-east-1:123456789012:function:SesFunction",
+                "Event",
             )
             .to_string(),
         )
@@ -1300,7 +1374,7 @@ async fn file_stream(path: &Path) -> std::io::Result<ByteStream> {
 
 async fn large_object_section(
     ctx: &Ctx,
-    moto: &LocalStack,
+    moto: &BenchStack,
     r: &mut Report,
     targets: &mut Targets,
 ) -> Result<(), String> {
@@ -1450,14 +1524,14 @@ fn artefacts_section(ctx: &Ctx, r: &mut Report) -> Result<(), String> {
             ]);
         }
     };
-    for (id, binary, ..) in intake_local::pipeline::FUNCTIONS {
+    for (id, binary, ..) in template_functions() {
         add(
             format!("`{id}` (`{binary}`)"),
             &ctx.functions.join(binary),
             "x86_64, release profile, stripped",
         );
     }
-    for (id, ..) in intake_local::pipeline::FUNCTIONS {
+    for (id, ..) in template_functions() {
         let bootstrap = ctx.repo.join(".aws-sam/build").join(id).join("bootstrap");
         // When it was built, so that a stale build shows as one.
         let built = bootstrap

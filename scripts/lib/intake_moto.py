@@ -87,8 +87,16 @@ does, and what the patch changes.
    moto 5.2.5 checks none of it (an expired, unsigned or violated policy uploads anyway),
    ignores the checksum field, and answers without an ETag and with an empty 201.  The patch
    does all of it as AWS does, with the secret keys in POST_CREDENTIALS: "local" (the local
-   stack's key) and "testing" (the tests').  SigV2 forms are refused.  The S3 event
-   notifications moto sends for POST uploads are left as they are.
+   stack's key) and "testing" (the tests'), and "local" for any 12-digit access key (an
+   account's key, patch 9).  SigV2 forms are refused.  The S3 event notifications moto sends
+   for POST uploads are left as they are.
+
+9. Accounts by access key.  In AWS a caller's credentials belong to one account, and the
+   resources it creates are that account's.  moto 5.2.5 puts every caller whose access key it
+   did not issue into account 123456789012.  The patch makes a 12-digit access key name its
+   account (read from the Authorization header, or X-Amz-Credential of a presigned URL), so
+   that stacks deployed side by side in one local AWS (a test each) have their own ARNs, as
+   stacks in separate accounts do.  Other keys keep moto's behaviour.
 """
 
 from __future__ import annotations
@@ -103,6 +111,7 @@ import hmac
 import io
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -827,6 +836,8 @@ def verify_post_signature(fields: dict[str, str]) -> None:
         )
     access_key, date, region, service, _ = parts
     secret = POST_CREDENTIALS.get(access_key)
+    if secret is None and len(access_key) == 12 and access_key.isdigit():
+        secret = "local"
     if secret is None:
         raise S3Error(
             "InvalidAccessKeyId",
@@ -1021,8 +1032,40 @@ def bucket_response_post(self: S3Response, request: Any, bucket_name: str) -> An
 # ======================================================================================
 
 
+def _patch_accounts_by_access_key() -> None:
+    import moto.iam.models as iam_models
+    from moto.core.responses import BaseResponse
+
+    issued = iam_models.get_account_id_from
+
+    def get_account_id_from(access_key: str) -> str:
+        if len(access_key) == 12 and access_key.isdigit():
+            return access_key
+        return issued(access_key)
+
+    iam_models.get_account_id_from = get_account_id_from
+    header_key = BaseResponse.get_access_key
+
+    # moto reads only 20-character keys (AKIA...) from the Authorization header.
+    signed_by_account = re.compile(r"Credential=(\d{12})/")
+
+    def get_access_key(self: BaseResponse) -> str:
+        if "Authorization" in self.headers:
+            match = signed_by_account.search(self.headers["Authorization"])
+            if match:
+                return match.group(1)
+        else:
+            credential = self.querystring.get("X-Amz-Credential")
+            if credential:
+                return credential[0].split("/", 1)[0]
+        return header_key(self)
+
+    BaseResponse.get_access_key = get_access_key
+
+
 def install() -> None:
     moto.server.DomainDispatcherApplication = SerializedDispatcher
+    _patch_accounts_by_access_key()
     _patch_sqs_long_polling()
     _patch_sns_http_delivery()
     DynamoDBBackend.transact_write_items = transact_write_items

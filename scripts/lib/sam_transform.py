@@ -47,12 +47,13 @@ def load(path):
 def sam_transform(source, parameters, region="us-east-1", account="123456789012", stack_name=None):
     """The transformed template, for `parameters` (values may be lists for list parameters)."""
     sam = copy.deepcopy(source)
-    # What `sam package` does to local code: an S3 location in its place.
+    # What `sam package` does to local code: an S3 location in its place. The object key is
+    # the local path, so that a local run knows what a function's code or a layer holds.
     for logical_id, res in sam.get("Resources", {}).items():
         props = res.get("Properties", {})
         key = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}.get(res.get("Type"))
         if key and key in props and isinstance(props[key], str):
-            props[key] = f"s3://sam-artifacts-{account}-{region}/{logical_id}.zip"
+            props[key] = f"s3://sam-artifacts-{account}-{region}/{props[key].strip('/') or '.'}"
     values = {
         "AWS::Region": region,
         "AWS::AccountId": account,
@@ -69,6 +70,26 @@ def sam_transform(source, parameters, region="us-east-1", account="123456789012"
             return transform(sam, values, OfflinePolicies())
     finally:
         logging.disable(logging.NOTSET)
+
+
+def declared_table_request(properties, name):
+    """A DynamoDB CreateTable request (and the TimeToLiveSpecification, or None) for an
+    AWS::DynamoDB::Table's properties, named `name`."""
+    request = {
+        "TableName": name,
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "KeySchema": properties["KeySchema"],
+        "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+    }
+    if properties.get("GlobalSecondaryIndexes"):
+        request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+    view = (properties.get("StreamSpecification") or {}).get("StreamViewType")
+    if view:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl:
+        ttl = {"Enabled": ttl.get("Enabled", True), "AttributeName": ttl["AttributeName"]}
+    return request, ttl
 
 
 def main():

@@ -943,6 +943,31 @@ def test_post_object(url: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
+def test_accounts(url: str) -> None:
+    """Patch 9: a 12-digit access key is its account."""
+    a, b = "111122223333", "444455556666"
+    sqs_a, sqs_b = client(url, "sqs", key=a, secret="local"), client(url, "sqs", key=b, secret="local")
+    name = unique("acct")
+    dlq = sqs_a.create_queue(QueueName=name + "-dlq")["QueueUrl"]
+    arn = sqs_a.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    check("a queue's ARN names the caller's account", f":{a}:" in arn, arn)
+    redrive = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
+    created = sqs_a.create_queue(QueueName=name, Attributes={"RedrivePolicy": redrive})
+    check("a redrive policy finds its dead-letter queue in the same account", "QueueUrl" in created)
+    b_names = [u.rsplit("/", 1)[-1] for u in sqs_b.list_queues(QueueNamePrefix=name).get("QueueUrls", [])]
+    check("another account does not list them", b_names == [], b_names)
+    ddb = client(url, "dynamodb", key=b, secret="local")
+    stream = make_table(ddb, unique("acct"))
+    check("a table's stream ARN names the caller's account", f":{b}:" in stream, stream)
+    s3 = client(url, "s3", key=a, secret="local")
+    bucket = unique("acct-bucket")
+    s3.create_bucket(Bucket=bucket)
+    put = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=60)
+    check("a presigned PUT of the account's bucket works", requests.put(put, data=b"x", timeout=10).status_code == 200)
+    other = client(url, "s3", key="testing", secret="testing")
+    check("the bucket is reachable by name from another account", other.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x")
+
+
 def main() -> int:
     proc, url, log = start_launcher()
     print(f"launcher on {url} (log: {log})", flush=True)
@@ -957,6 +982,7 @@ def main() -> int:
             ("s3 conditionals", test_s3_conditionals),
             ("put checksums", test_put_checksums),
             ("post object", test_post_object),
+            ("accounts", test_accounts),
         ]:
             run_section(name, fn, url)
     finally:

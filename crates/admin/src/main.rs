@@ -4,7 +4,8 @@
 //!     intake-admin tokens create --owner acme --label "billing system"
 //!     intake-admin tokens list --owner acme
 //!     intake-admin tokens revoke --owner acme --id 01J...
-//!     intake-admin table create          # local runs; production tables come from template.yaml
+//!
+//! The table itself comes from template.yaml (CloudFormation, or `intake-local` locally).
 
 use std::process::ExitCode;
 
@@ -31,9 +32,6 @@ enum Command {
     /// API tokens: each maps a bearer token to an owner.
     #[command(subcommand)]
     Tokens(TokenCommand),
-    /// The catalog table itself.
-    #[command(subcommand)]
-    Table(TableCommand),
 }
 
 #[derive(Subcommand)]
@@ -57,12 +55,6 @@ enum TokenCommand {
         #[arg(long)]
         id: TokenId,
     },
-}
-
-#[derive(Subcommand)]
-enum TableCommand {
-    /// Create the table with intake's key layout (for local AWS API servers).
-    Create,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -107,18 +99,6 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Tokens(TokenCommand::Revoke { owner, id }) => {
             revoke_token(&catalog, &owner, &id).await.map_err(|e| e.to_string())?;
             eprintln!("revoked token {id} of owner {owner}");
-        }
-        Command::Table(TableCommand::Create) => {
-            intake_aws::schema::create_table(catalog.client(), catalog.table())
-                .await
-                .map_err(|e| {
-                    format!(
-                        "creating table {}: {}",
-                        catalog.table(),
-                        intake_aws::aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            eprintln!("created table {}", catalog.table());
         }
     }
     Ok(())

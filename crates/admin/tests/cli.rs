@@ -26,7 +26,10 @@ fn admin(table: &str, args: &[&str]) -> (bool, String, String) {
 #[tokio::test]
 async fn tokens_are_minted_once_listed_by_id_and_revoked() {
     let table = unique_name("admin");
-    assert!(admin(&table, &["table", "create"]).0);
+    let ddb = intake_aws::dynamodb_client(&sdk_config().await);
+    intake_aws::testing::create_declared_table(&ddb, &table, intake_aws::testing::declared_table())
+        .await
+        .unwrap();
 
     let (ok, token, err) = admin(&table, &["tokens", "create", "--owner", "acme", "--label", "billing"]);
     assert!(ok, "{err}");

@@ -1,5 +1,6 @@
-//! The table's key layout, in one place. `template.yaml` declares the same table; the local
-//! pipeline and the tests create it from here (`create_table`), and a test checks the two agree.
+//! The names of the table's keys, as the code uses them. The table itself is declared once, in
+//! `template.yaml` (its `Table` resource): deployments, the local pipeline and the tests all
+//! create it from there, so a layout the code does not expect fails the tests.
 //!
 //! | item         | pk                       | sk        | gsi1pk                    | gsi1sk     |
 //! |--------------|--------------------------|-----------|---------------------------|------------|
@@ -17,12 +18,6 @@
 //! Document ids are ULIDs, so `gsi1sk` orders an owner's documents by creation time.
 //! Items that expire (idempotency keys) carry `expires_at` (epoch seconds), the table's TTL.
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
-};
-
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
@@ -30,47 +25,3 @@ pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
 pub const TTL: &str = "expires_at";
 pub const ENTITY: &str = "entity";
-
-/// Creates the table as the template declares it (streams on, new and old images; TTL on).
-pub async fn create_table(client: &Client, name: &str) -> Result<(), aws_sdk_dynamodb::Error> {
-    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(vec![attr(PK)?, attr(SK)?, attr(GSI1_PK)?, attr(GSI1_SK)?]))
-        .set_key_schema(Some(vec![key(PK, KeyType::Hash)?, key(SK, KeyType::Range)?]))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(GSI1)
-                .set_key_schema(Some(vec![key(GSI1_PK, KeyType::Hash)?, key(GSI1_SK, KeyType::Range)?]))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()?,
-        )
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()?,
-        )
-        .send()
-        .await?;
-    client
-        .update_time_to_live()
-        .table_name(name)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name(TTL)
-                .build()?,
-        )
-        .send()
-        .await?;
-    Ok(())
-}

@@ -2,6 +2,7 @@
 //! server's address comes from `INTAKE_TEST_AWS_ENDPOINT`, which `scripts/test` sets after
 //! starting one.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -49,11 +50,118 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// A new table laid out as in production.
+/// The `Table` resource's properties, as CloudFormation receives them from the SAM transform
+/// of `template.yaml` (run once per test process with the project's `.venv`).
+pub fn declared_table() -> &'static serde_json::Value {
+    static TABLE: OnceLock<serde_json::Value> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let out = std::process::Command::new(repo.join(".venv/bin/python"))
+            .arg(repo.join("scripts/lib/sam_transform.py"))
+            .args(["--param", "Environment=dev"])
+            .output()
+            .expect("the SAM transform runs with .venv/bin/python (scripts/bootstrap installs it)");
+        assert!(
+            out.status.success(),
+            "the SAM transform failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let template: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the transform prints JSON");
+        template["Resources"]["Table"]["Properties"].clone()
+    })
+}
+
+/// Creates a table named `name` as `declaration` (an `AWS::DynamoDB::Table`'s properties)
+/// declares it: keys, indexes, billing, stream and TTL.
+pub async fn create_declared_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    declaration: &serde_json::Value,
+) -> Result<(), aws_sdk_dynamodb::Error> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let keys = |schema: &serde_json::Value| -> Result<Vec<KeySchemaElement>, aws_sdk_dynamodb::Error> {
+        let mut out = Vec::new();
+        for k in schema.as_array().into_iter().flatten() {
+            out.push(
+                KeySchemaElement::builder()
+                    .attribute_name(text(&k["AttributeName"]))
+                    .key_type(KeyType::from(k["KeyType"].as_str().unwrap_or_default()))
+                    .build()?,
+            );
+        }
+        Ok(out)
+    };
+    let mut create = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(
+            declaration["BillingMode"].as_str().unwrap_or("PAY_PER_REQUEST"),
+        ))
+        .set_key_schema(Some(keys(&declaration["KeySchema"])?));
+    for a in declaration["AttributeDefinitions"].as_array().into_iter().flatten() {
+        create = create.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(text(&a["AttributeName"]))
+                .attribute_type(ScalarAttributeType::from(
+                    a["AttributeType"].as_str().unwrap_or_default(),
+                ))
+                .build()?,
+        );
+    }
+    for g in declaration["GlobalSecondaryIndexes"].as_array().into_iter().flatten() {
+        let projection = Projection::builder()
+            .projection_type(ProjectionType::from(
+                g["Projection"]["ProjectionType"].as_str().unwrap_or("ALL"),
+            ))
+            .set_non_key_attributes(
+                g["Projection"]["NonKeyAttributes"]
+                    .as_array()
+                    .map(|a| a.iter().map(text).collect()),
+            )
+            .build();
+        create = create.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(text(&g["IndexName"]))
+                .set_key_schema(Some(keys(&g["KeySchema"])?))
+                .projection(projection)
+                .build()?,
+        );
+    }
+    if let Some(view) = declaration["StreamSpecification"]["StreamViewType"].as_str() {
+        create = create.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view))
+                .build()?,
+        );
+    }
+    create.send().await?;
+    let ttl = &declaration["TimeToLiveSpecification"];
+    if let Some(attribute) = ttl["AttributeName"].as_str() {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(ttl["Enabled"].as_bool().unwrap_or(true))
+                    .attribute_name(attribute)
+                    .build()?,
+            )
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+/// A new table, as template.yaml declares it.
 pub async fn fresh_catalog(sdk: &SdkConfig) -> DynamoCatalog {
     let client = crate::dynamodb_client(sdk);
     let name = unique_name("intake-test");
-    crate::schema::create_table(&client, &name)
+    create_declared_table(&client, &name, declared_table())
         .await
         .expect("create test table");
     DynamoCatalog::new(client, name)

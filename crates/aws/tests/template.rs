@@ -1,36 +1,50 @@
-//! `template.yaml` declares the table that `schema::create_table` builds for local runs and
-//! tests; this keeps the two from drifting apart.
+//! The table is declared once, in `template.yaml`; the code names its keys in `schema`. This
+//! keeps the names the code uses equal to the ones the declared table has (the SAM transform's
+//! output, as CloudFormation receives it).
 
 use intake_aws::schema::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
+use intake_aws::testing::declared_table;
+use serde_json::Value;
 
-fn table_resource() -> String {
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap();
-    // The resource's lines: from its name to the next line indented no deeper than the name.
-    let mut lines = template.lines().skip_while(|l| *l != "  Table:").skip(1);
-    let body: Vec<&str> = lines
-        .by_ref()
-        .take_while(|l| l.is_empty() || l.starts_with("    "))
-        .collect();
-    assert!(!body.is_empty(), "template.yaml has no Table resource");
-    body.join("\n") + "\n"
+fn key(schema: &Value, kind: &str) -> String {
+    schema
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["KeyType"] == kind)
+        .and_then(|k| k["AttributeName"].as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
-fn the_template_table_has_the_schema_keys_index_stream_and_ttl() {
-    let table = table_resource();
-    for (name, kind) in [(PK, "HASH"), (SK, "RANGE"), (GSI1_PK, "HASH"), (GSI1_SK, "RANGE")] {
+fn the_declared_table_has_the_keys_index_stream_and_ttl_the_code_uses() {
+    let table = declared_table();
+    assert_eq!(key(&table["KeySchema"], "HASH"), PK);
+    assert_eq!(key(&table["KeySchema"], "RANGE"), SK);
+    let gsi = table["GlobalSecondaryIndexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["IndexName"] == GSI1)
+        .expect("the index the code queries");
+    assert_eq!(key(&gsi["KeySchema"], "HASH"), GSI1_PK);
+    assert_eq!(key(&gsi["KeySchema"], "RANGE"), GSI1_SK);
+    assert_eq!(
+        gsi["Projection"]["ProjectionType"], "ALL",
+        "list pages read whole documents from the index"
+    );
+    for name in [PK, SK, GSI1_PK, GSI1_SK] {
         assert!(
-            table.contains(&format!("AttributeName: {name}\n          KeyType: {kind}"))
-                || table.contains(&format!("AttributeName: {name}\n              KeyType: {kind}")),
-            "{name} {kind} missing:\n{table}"
-        );
-        assert!(
-            table.contains(&format!("AttributeName: {name}\n          AttributeType: S")),
-            "{name} definition missing"
+            table["AttributeDefinitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["AttributeName"] == name && a["AttributeType"] == "S"),
+            "{name} is a string key"
         );
     }
-    assert!(table.contains(&format!("IndexName: {GSI1}")));
-    assert!(table.contains(&format!("TimeToLiveSpecification:\n        AttributeName: {TTL}")));
-    assert!(table.contains("StreamViewType: NEW_AND_OLD_IMAGES"));
-    assert!(table.contains("BillingMode: PAY_PER_REQUEST"));
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL);
+    assert_eq!(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
 }

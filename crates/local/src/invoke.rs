@@ -11,12 +11,16 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::gate::Ledger;
+use crate::iam;
 use crate::runtime::{FunctionHost, Outcome};
 
 /// An asynchronous event source's settings (the template's `EventInvokeConfig`).
 #[derive(Clone)]
 pub struct AsyncInvoke {
     pub function: Arc<FunctionHost>,
+    /// The function's ARN, as invocation records name it.
+    pub function_arn: String,
     /// Retries after the first attempt (Lambda: 0 to 2, default 2).
     pub retries: u32,
     /// Waits before each retry (Lambda: about 1 and 2 minutes).
@@ -25,20 +29,52 @@ pub struct AsyncInvoke {
     pub on_failure: Option<Destination>,
 }
 
-/// An SQS queue, as a destination.
+/// An SQS queue, as a destination. Lambda sends to it with the function's role, so the send
+/// is authorized against that role ([`Ledger::authorize`]) when a ledger is given.
 #[derive(Clone)]
 pub struct Destination {
     pub client: intake_aws::aws_sdk_sqs::Client,
     pub queue_url: String,
+    pub queue_arn: String,
+    pub ledger: Option<Arc<Ledger>>,
+}
+
+impl Destination {
+    /// Sends `body` as `function` (its logical id), if its role allows it.
+    pub async fn send(&self, function: &str, body: String) -> Result<(), String> {
+        if let Some(ledger) = &self.ledger {
+            let request = iam::Request::new("sqs:SendMessage", &self.queue_arn);
+            if !ledger.authorize(function, "SendMessage (destination)", &request) {
+                return Err(format!(
+                    "AccessDenied: the role of {function} may not sqs:SendMessage to {}",
+                    self.queue_arn
+                ));
+            }
+        }
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    }
 }
 
 impl AsyncInvoke {
-    pub fn new(function: Arc<FunctionHost>, on_failure: Option<(intake_aws::aws_sdk_sqs::Client, String)>) -> Self {
+    pub fn new(function: Arc<FunctionHost>, on_failure: Option<Destination>) -> Self {
         Self {
+            function_arn: format!(
+                "arn:aws:lambda:{}:{}:function:{}",
+                crate::stack::REGION,
+                crate::stack::DEFAULT_ACCOUNT,
+                function.name()
+            ),
             function,
             retries: 2,
             backoff: vec![Duration::from_secs(1), Duration::from_secs(2)],
-            on_failure: on_failure.map(|(client, queue_url)| Destination { client, queue_url }),
+            on_failure,
         }
     }
 
@@ -48,8 +84,9 @@ impl AsyncInvoke {
         tokio::spawn(async move { this.run(event).await });
     }
 
-    /// Tries `event` until it succeeds or the retries are used up; `true` if it succeeded.
-    pub async fn run(&self, event: Bytes) -> bool {
+    /// Tries `event` until it succeeds or the retries are used up; the answer of the attempt
+    /// that succeeded, `None` if none did.
+    pub async fn run(&self, event: Bytes) -> Option<Bytes> {
         let name = self.function.name().to_owned();
         let mut last = None;
         for attempt in 0..=self.retries {
@@ -63,7 +100,7 @@ impl AsyncInvoke {
             }
             let invocation = self.function.invoke(event.clone()).await;
             match &*invocation.outcome {
-                Outcome::Response(_) => return true,
+                Outcome::Response(answer) => return Some(answer.clone()),
                 failed => {
                     eprintln!(
                         "[async] {name} attempt {} of {} failed: {}",
@@ -75,25 +112,18 @@ impl AsyncInvoke {
                 }
             }
         }
-        let Some((request_id, error)) = last else { return false };
+        let (request_id, error) = last?;
         match &self.on_failure {
             Some(destination) => {
-                let record = failure_record(&name, &request_id, self.retries + 1, &event, error);
-                match destination
-                    .client
-                    .send_message()
-                    .queue_url(&destination.queue_url)
-                    .message_body(record.to_string())
-                    .send()
-                    .await
-                {
-                    Ok(_) => eprintln!("[async] {name} gave up; the event went to its on-failure destination"),
-                    Err(e) => eprintln!("[async] {name} gave up and its on-failure destination failed: {e:?}"),
+                let record = failure_record(&self.function_arn, &request_id, self.retries + 1, &event, error);
+                match destination.send(&name, record.to_string()).await {
+                    Ok(()) => eprintln!("[async] {name} gave up; the event went to its on-failure destination"),
+                    Err(e) => eprintln!("[async] {name} gave up and its on-failure destination failed: {e}"),
                 }
             }
             None => eprintln!("[async] {name} gave up; it has no on-failure destination: the event is lost"),
         }
-        false
+        None
     }
 }
 
@@ -109,13 +139,13 @@ fn error_payload(outcome: &Outcome) -> Value {
 }
 
 /// Lambda's record of an asynchronous invocation that failed every attempt.
-pub fn failure_record(function: &str, request_id: &str, attempts: u32, event: &[u8], error: Value) -> Value {
+pub fn failure_record(function_arn: &str, request_id: &str, attempts: u32, event: &[u8], error: Value) -> Value {
     json!({
         "version": "1.0",
         "timestamp": OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
         "requestContext": {
             "requestId": request_id,
-            "functionArn": format!("arn:aws:lambda:{}:000000000000:function:{function}:$LATEST", crate::stack::REGION),
+            "functionArn": format!("{function_arn}:$LATEST"),
             "condition": "RetriesExhausted",
             "approximateInvokeCount": attempts
         },

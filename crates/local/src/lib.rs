@@ -1,10 +1,18 @@
-//! intake on one machine, without AWS and without Docker: the real function binaries run
-//! behind a local implementation of the Lambda Runtime API ([`runtime`]), an ALB-shaped front
-//! door turns real HTTP into target-group events ([`front_door`]), and a local AWS API server
-//! (moto) holds the bucket and the table ([`stack`]).
+//! intake on one machine, without AWS and without Docker, deployed from `template.yaml`: the
+//! SAM transform's output read as CloudFormation would ([`template`]) and created on a local
+//! AWS API server (moto, [`stack`]) with the stack's names ([`deployment`]); the real function
+//! binaries run behind a local implementation of the Lambda Runtime API ([`runtime`]), each
+//! with the environment the template gives it and an IAM gate that holds its AWS calls to its
+//! role ([`gate`], [`iam`], [`aws_request`]); what AWS does between them is wired as declared
+//! ([`pipeline`]: [`front_door`], [`notify`], [`stream`], [`sqs`], [`invoke`], [`filter`]).
 
+pub mod aws_request;
+pub mod deployment;
 pub mod faults;
+pub mod filter;
 pub mod front_door;
+pub mod gate;
+pub mod iam;
 pub mod invoke;
 pub mod notify;
 pub mod pipeline;
@@ -12,6 +20,7 @@ pub mod runtime;
 pub mod sqs;
 pub mod stack;
 pub mod stream;
+pub mod template;
 
 /// Serves HTTP/1.1 on `listener` until the task is dropped; every request goes to
 /// `handle(request, peer)`. Sockets use `TCP_NODELAY`: these are small request/response

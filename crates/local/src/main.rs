@@ -1,16 +1,17 @@
 //! `intake-local`: intake on this machine, without AWS or Docker.
 //!
-//!     intake-local up                           the pipeline: local AWS, every function, the front door
+//!     intake-local up                           template.yaml deployed locally: local AWS, every function, the front door
 //!     intake-local invoke S3Function -e events/s3/put.json     one function, one event
 //!     intake-local mail events/ses/mail/one-pdf.eml            "receive" a message, as SES would
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use intake_local::pipeline::{Options, Pipeline, deliver_mail, start_function};
-use intake_local::stack::{LocalStack, start_moto};
+use intake_local::pipeline::{Local, Options, Pipeline};
+use intake_local::stack::{DEFAULT_ACCOUNT, start_moto};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +55,28 @@ struct Up {
     /// Where to write the endpoints and the demo token for other shells (`source` it).
     #[arg(long, default_value = ".local/env")]
     env_file: PathBuf,
+    #[command(flatten)]
+    stack: StackArgs,
+    /// The functions' log level (the template's LogLevel parameter).
+    #[arg(long, default_value = "INFO")]
+    log_level: String,
+}
+
+/// Which template, and its parameters.
+#[derive(clap::Args)]
+struct StackArgs {
+    /// The SAM template to deploy locally.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// A template parameter, on top of samconfig.toml's (e.g. `--param StreamBatchSize=10`).
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| "expected Key=Value".into())
 }
 
 #[derive(clap::Args)]
@@ -67,6 +90,8 @@ struct Invoke {
     functions: PathBuf,
     #[arg(long, default_value = ".venv/bin/python")]
     python: PathBuf,
+    #[command(flatten)]
+    stack: StackArgs,
 }
 
 #[derive(clap::Args)]
@@ -82,8 +107,6 @@ struct Mail {
     /// Verdicts other than PASS, e.g. `--verdict dkim=FAIL`.
     #[arg(long, value_parser = parse_verdict)]
     verdict: Vec<(String, String)>,
-    #[arg(long, default_value = "target/debug")]
-    functions: PathBuf,
     /// The running pipeline's settings, written by `intake-local up`.
     #[arg(long, default_value = ".local/env")]
     env_file: PathBuf,
@@ -114,14 +137,28 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The options of a deployment of `stack` on the local AWS at `endpoint`.
+fn options(
+    repo: &Path,
+    python: &Path,
+    functions: PathBuf,
+    endpoint: String,
+    stack: &StackArgs,
+) -> Result<Options, String> {
+    let mut options = Options::new(functions, repo, python, endpoint, DEFAULT_ACCOUNT)?;
+    options.plan.template = repo.join(&stack.template);
+    options.plan.parameters.extend(stack.params.iter().cloned());
+    Ok(options)
+}
+
 async fn run_invoke(invoke: Invoke) -> Result<(), String> {
     let repo = std::env::current_dir().map_err(|e| e.to_string())?;
     let event = std::fs::read(&invoke.event).map_err(|e| format!("{}: {e}", invoke.event.display()))?;
     let (_moto, endpoint) = start_moto(&invoke.python, &repo, 0).await?;
-    let mut stack = LocalStack::named(endpoint, "intake-local", "intake-local");
-    stack.ensure().await?;
-    stack.ensure_topic("intake-local-events").await?;
-    let host = start_function(&invoke.function, &invoke.functions, &stack, &repo).await?;
+    let options = options(&repo, &invoke.python, invoke.functions.clone(), endpoint, &invoke.stack)?;
+    let local = Local::deploy(options).await?;
+    eprint!("{}", local.report());
+    let host = local.start_function(&invoke.function, None).await?;
     let inv = host.invoke(event.into()).await;
     eprintln!(
         "[local] {} {} in {:.1} ms",
@@ -129,13 +166,30 @@ async fn run_invoke(invoke: Invoke) -> Result<(), String> {
         inv.request_id,
         inv.duration.as_secs_f64() * 1e3
     );
-    match inv.payload() {
+    eprint!(
+        "AWS calls, by the function's role:\n{}",
+        local.ledger.report_of(|f| f == invoke.function)
+    );
+    let denied = local.ledger.denied();
+    let result = match inv.payload() {
         Ok(payload) => {
             println!("{}", String::from_utf8_lossy(payload));
             Ok(())
         }
         Err(e) => Err(format!("the invocation failed: {e}")),
+    };
+    if !denied.is_empty() {
+        return Err(format!(
+            "{} AWS call(s) the template's role denies: {}",
+            denied.len(),
+            denied
+                .iter()
+                .map(|d| format!("{} on {}", d.action, d.resource))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
     }
+    result
 }
 
 /// The settings `up` wrote for other shells.
@@ -152,15 +206,13 @@ fn read_env_file(path: &Path) -> Result<HashMap<String, String>, String> {
 }
 
 async fn run_mail(mail: Mail) -> Result<(), String> {
-    let repo = std::env::current_dir().map_err(|e| e.to_string())?;
     let env = read_env_file(&mail.env_file)?;
-    let get = |k: &str| {
-        env.get(k)
-            .cloned()
-            .ok_or_else(|| format!("{} has no {k}", mail.env_file.display()))
-    };
-    let mut stack = LocalStack::named(get("AWS_ENDPOINT_URL")?, get("BUCKET_NAME")?, get("TABLE_NAME")?);
-    stack.topic_arn = env.get("TOPIC_ARN").cloned();
+    let url = env.get("INTAKE_MAIL_URL").cloned().ok_or_else(|| {
+        format!(
+            "{} has no INTAKE_MAIL_URL; restart scripts/run",
+            mail.env_file.display()
+        )
+    })?;
     let raw = std::fs::read(&mail.file).map_err(|e| format!("{}: {e}", mail.file.display()))?;
     let parsed = mail_parser::MessageParser::default().parse(&raw);
     let addresses = |which: Option<&mail_parser::Address<'_>>| -> Vec<String> {
@@ -181,11 +233,42 @@ async fn run_mail(mail: Mail) -> Result<(), String> {
         .clone()
         .or_else(|| parsed.as_ref().and_then(|m| addresses(m.from()).into_iter().next()))
         .unwrap_or_else(|| "unknown@localhost".into());
-    let subject = parsed.as_ref().and_then(|m| m.subject().map(str::to_owned));
-    let verdicts: HashMap<String, String> = mail.verdict.into_iter().collect();
-    let ses = start_function("SesFunction", &mail.functions, &stack, &repo).await?;
-    let answer = deliver_mail(&stack, &ses, raw, &sender, &recipients, subject.as_deref(), &verdicts).await?;
-    println!("from {sender} to {}: {answer}", recipients.join(", "));
+    let subject: String = parsed
+        .as_ref()
+        .and_then(|m| m.subject())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    let verdicts: Vec<String> = mail.verdict.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let request = hyper::Request::post(&url)
+        .header("x-intake-from", &sender)
+        .header("x-intake-to", recipients.join(","))
+        .header("x-intake-verdicts", verdicts.join(","))
+        .header(
+            "x-intake-subject",
+            subject.chars().filter(char::is_ascii).collect::<String>(),
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::from(raw)))
+        .map_err(|e| e.to_string())?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| format!("{url}: {e}; is `scripts/run` (intake-local up) running?"))?;
+    let status = response.status();
+    let body = intake_local::body_bytes(response.into_body()).await;
+    let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("the receipt rule failed: {}", answer["error"]));
+    }
+    println!(
+        "from {sender} to {}: stored as {}, {} invocation of the ses function answered {}",
+        recipients.join(", "),
+        answer["key"].as_str().unwrap_or_default(),
+        answer["invocationType"].as_str().unwrap_or_default(),
+        answer["answer"]
+    );
     Ok(())
 }
 
@@ -200,28 +283,37 @@ async fn run_up(up: Up) -> Result<(), String> {
             )
         })?;
     let (_moto, endpoint) = start_moto(&up.python, &repo, up.aws_port).await?;
-    let mut options = Options::new(up.functions.clone(), repo, endpoint, "intake-local");
+    let mut options = options(&repo, &up.python, up.functions.clone(), endpoint, &up.stack)?;
+    options.plan.parameters.insert("LogLevel".into(), up.log_level.clone());
     options.multi_value_headers = !up.single_value_headers;
-    let pipeline = Pipeline::start(options, door).await?;
+    let pipeline = Arc::new(Pipeline::start(options, door).await?);
+    let mail = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mail_url = format!("http://{}/mail", mail.local_addr().map_err(|e| e.to_string())?);
+    let _mail = pipeline.serve_mail(mail);
     let (url, stack, token) = (&pipeline.url, &pipeline.stack, pipeline.token.reveal());
 
     if let Some(dir) = up.env_file.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     let env_file = format!(
-        "export INTAKE_URL={url}\nexport INTAKE_TOKEN={token}\nexport AWS_ENDPOINT_URL={}\nexport TABLE_NAME={}\nexport BUCKET_NAME={}\nexport TOPIC_ARN={}\nexport AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n",
+        "export INTAKE_URL={url}\nexport INTAKE_TOKEN={token}\nexport INTAKE_MAIL_URL={mail_url}\nexport AWS_ENDPOINT_URL={}\nexport TABLE_NAME={}\nexport BUCKET_NAME={}\nexport TOPIC_ARN={}\nexport AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}\n",
         stack.endpoint,
         stack.table,
         stack.bucket,
         stack.topic_arn.as_deref().unwrap_or_default(),
+        stack.account,
+        intake_local::stack::LOCAL_SECRET,
     );
     std::fs::write(&up.env_file, env_file).map_err(|e| format!("writing {}: {e}", up.env_file.display()))?;
 
+    print!("\n{}", pipeline.local.report());
     println!(
         "\nintake is running locally.\n\
          \n  front door (ALB)   {url}\n  local AWS (moto)   {}  bucket {}, table {}\n  API token (owner demo)  {token}\n\
          \nIn another shell:  source {}  then\n  curl -s $INTAKE_URL/health\n  curl -s -H \"Authorization: Bearer $INTAKE_TOKEN\" $INTAKE_URL/v1/documents\n  scripts/mail events/ses/mail/two-attachments.eml\n\
-         \nCtrl-C stops everything.\n",
+         \nEvery AWS call a function makes is checked against its role in the template; a call the\nrole does not allow fails with AccessDenied, as in AWS. Ctrl-C stops everything and prints\nthe calls made and the grants never used.\n",
         stack.endpoint,
         stack.bucket,
         stack.table,
@@ -233,6 +325,10 @@ async fn run_up(up: Up) -> Result<(), String> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    print!(
+        "\nAWS calls, by each function's role:\n{}",
+        pipeline.local.ledger.report()
+    );
     drop(pipeline);
     println!("stopped");
     Ok(())

@@ -1,9 +1,9 @@
 //! What S3 and SES do for us in AWS, done locally: S3 event notifications for objects created
-//! under `incoming/` (through the API, a presigned PUT or directly), and SES "receiving" a
-//! message (`intake-local mail`).
+//! under a notification's prefix (through the API, a presigned PUT or directly), and SES
+//! "receiving" a message (`intake-local mail`).
 //!
 //! moto's own notifications do not parse as `S3Event`, so the bucket is watched instead: a
-//! listing of the versions under `incoming/` every few hundred milliseconds, and a real-shaped
+//! listing of the versions under the prefix every few hundred milliseconds, and a real-shaped
 //! event (with the version id and ETag) for each version not yet announced. Events are
 //! invoked asynchronously and concurrently, as S3 does (so races between invocations show
 //! locally too), with Lambda's retries and the on-failure destination. The s3 function clears
@@ -62,8 +62,24 @@ pub fn s3_event(
     }]})
 }
 
-/// Announces each new version under `incoming/` to the s3 function until the task is dropped.
-pub async fn watch_incoming(s3: aws_sdk_s3::Client, bucket: String, target: AsyncInvoke, every: Duration) {
+/// A bucket's notification to a function (the template's `LambdaConfigurations` entry).
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub bucket: String,
+    pub prefix: String,
+    pub suffix: String,
+    pub every: Duration,
+}
+
+/// Announces each new version of a key with the watch's prefix and suffix to `target` until
+/// the task is dropped.
+pub async fn watch_bucket(s3: aws_sdk_s3::Client, watch: Watch, target: AsyncInvoke) {
+    let Watch {
+        bucket,
+        prefix,
+        suffix,
+        every,
+    } = watch;
     let mut announced: HashSet<(String, String)> = HashSet::new();
     loop {
         tokio::time::sleep(every).await;
@@ -73,7 +89,7 @@ pub async fn watch_incoming(s3: aws_sdk_s3::Client, bucket: String, target: Asyn
             let page = match s3
                 .list_object_versions()
                 .bucket(&bucket)
-                .prefix("incoming/")
+                .prefix(&prefix)
                 .set_key_marker(key_marker)
                 .set_version_id_marker(version_marker)
                 .send()
@@ -101,6 +117,9 @@ pub async fn watch_incoming(s3: aws_sdk_s3::Client, bucket: String, target: Asyn
             let (Some(key), Some(id), Some(etag)) = (version.key(), version.version_id(), version.e_tag()) else {
                 continue;
             };
+            if !key.ends_with(suffix.as_str()) {
+                continue;
+            }
             if !announced.insert((key.to_owned(), id.to_owned())) {
                 continue;
             }
@@ -121,8 +140,9 @@ pub async fn watch_incoming(s3: aws_sdk_s3::Client, bucket: String, target: Asyn
     }
 }
 
-/// An SES receipt event for a message stored under `mail/<message_id>`, every verdict `PASS`
-/// unless `verdicts` says otherwise.
+/// An SES receipt event for a stored message, every verdict `PASS` unless `verdicts` says
+/// otherwise, from a rule whose Lambda action invokes `function_arn` with `invocation_type`.
+#[allow(clippy::too_many_arguments)]
 pub fn ses_event(
     message_id: &str,
     sender: &str,
@@ -130,6 +150,8 @@ pub fn ses_event(
     subject: Option<&str>,
     verdicts: &HashMap<String, String>,
     at: OffsetDateTime,
+    function_arn: &str,
+    invocation_type: &str,
 ) -> Value {
     let stamp = at.format(&Rfc3339).unwrap_or_default();
     let verdict = |name: &str| json!({ "status": verdicts.get(name).map_or("PASS", String::as_str) });
@@ -156,7 +178,7 @@ pub fn ses_event(
                 "dkimVerdict": verdict("dkim"),
                 "dmarcVerdict": verdict("dmarc"),
                 "dmarcPolicy": "none",
-                "action": { "type": "Lambda", "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:SesFunction", "invocationType": "Event" }
+                "action": { "type": "Lambda", "functionArn": function_arn, "invocationType": invocation_type }
             }
         }
     }]})

@@ -21,6 +21,11 @@ pub struct QueueSource {
     pub queue_arn: String,
     pub function: Arc<FunctionHost>,
     pub batch_size: i32,
+    /// `FilterCriteria`: messages matching none are deleted without an invocation.
+    pub filters: Vec<Value>,
+    /// Whether the function's `batchItemFailures` are read (`ReportBatchItemFailures`);
+    /// without it a successful invocation handled the whole batch.
+    pub report_item_failures: bool,
 }
 
 impl QueueSource {
@@ -47,12 +52,24 @@ impl QueueSource {
             if messages.is_empty() {
                 continue;
             }
+            let (messages, filtered): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| {
+                let mut record = self.record(m);
+                if let Some(body) = m.body().and_then(|b| serde_json::from_str::<Value>(b).ok()) {
+                    record["body"] = body;
+                }
+                self.filters.is_empty() || self.filters.iter().any(|f| crate::filter::matches(f, &record))
+            });
+            self.delete(&filtered, &[]).await;
+            if messages.is_empty() {
+                continue;
+            }
             let records: Vec<Value> = messages.iter().map(|m| self.record(m)).collect();
             let invocation = self
                 .function
                 .invoke(Bytes::from(json!({ "Records": records }).to_string()))
                 .await;
             let failed: Vec<String> = match invocation.payload() {
+                Ok(_) if !self.report_item_failures => Vec::new(),
                 Ok(payload) => serde_json::from_slice::<Value>(payload)
                     .ok()
                     .and_then(|v| v["batchItemFailures"].as_array().cloned())
@@ -65,30 +82,36 @@ impl QueueSource {
                     continue;
                 }
             };
-            let done: Vec<DeleteMessageBatchRequestEntry> = messages
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| !failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
-                .filter_map(|(i, m)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(m.receipt_handle()?)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            if !done.is_empty() {
-                if let Err(e) = self
-                    .client
-                    .delete_message_batch()
-                    .queue_url(&self.queue_url)
-                    .set_entries(Some(done))
-                    .send()
-                    .await
-                {
-                    eprintln!("[sqs] deleting handled messages: {e:?}");
-                }
-            }
+            self.delete(&messages, &failed).await;
+        }
+    }
+
+    /// Deletes the messages whose ids are not in `keep`.
+    async fn delete(&self, messages: &[intake_aws::aws_sdk_sqs::types::Message], keep: &[String]) {
+        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !keep.iter().any(|f| Some(f.as_str()) == m.message_id()))
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle()?)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(done))
+            .send()
+            .await
+        {
+            eprintln!("[sqs] deleting handled messages: {e:?}");
         }
     }
 

@@ -20,12 +20,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::invoke::AsyncInvoke;
+use crate::invoke::{AsyncInvoke, Destination};
 use crate::runtime::FunctionHost;
 
 #[derive(Clone)]
 pub struct LocalApi {
     endpoint: String,
+    account: String,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -33,8 +34,15 @@ impl LocalApi {
     pub fn new(endpoint: &str) -> Self {
         Self {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
+            account: crate::stack::DEFAULT_ACCOUNT.to_owned(),
             http: Client::builder(TokioExecutor::new()).build_http(),
         }
+    }
+
+    /// Calls as `account` (its id is the access key; moto keeps accounts apart by it).
+    pub fn with_account(mut self, account: &str) -> Self {
+        account.clone_into(&mut self.account);
+        self
     }
 
     /// One JSON-protocol call (`X-Amz-Target`), as the SDK would make it.
@@ -42,7 +50,14 @@ impl LocalApi {
         let request = hyper::Request::post(&self.endpoint)
             .header("content-type", "application/x-amz-json-1.0")
             .header("x-amz-target", target)
-            .header("authorization", "AWS4-HMAC-SHA256 Credential=local/20261127/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0")
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={}/20261127/{}/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+                    self.account,
+                    crate::stack::REGION
+                ),
+            )
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| e.to_string())?;
         let response = self.http.request(request).await.map_err(|e| format!("{target}: {e}"))?;
@@ -60,35 +75,32 @@ impl LocalApi {
     }
 }
 
-/// The stream's event source mapping (the template's `DynamoDB` event).
+/// The stream's event source mapping (the template's `AWS::Lambda::EventSourceMapping` on the
+/// table's stream).
 pub struct StreamSource {
     pub api: LocalApi,
-    pub table: String,
+    pub stream_arn: String,
     pub function: Arc<FunctionHost>,
+    pub function_arn: String,
     pub batch_size: usize,
-    /// Retries of a failing batch before its records go to the on-failure destination.
-    pub max_retries: u32,
+    /// `FilterCriteria`: records matching none of these are not delivered (none: all are).
+    pub filters: Vec<Value>,
+    /// Whether the function's `batchItemFailures` are read (`ReportBatchItemFailures`).
+    pub report_item_failures: bool,
+    /// Retries of a failing batch before its records go to the on-failure destination
+    /// (`None`: until the records expire, which locally is never).
+    pub max_retries: Option<u32>,
     /// Split a batch whose invocation failed as a whole, to isolate a bad record.
     pub bisect: bool,
     /// Where the batch info goes when its retries are used up (an SQS queue).
-    pub on_failure: Option<(intake_aws::aws_sdk_sqs::Client, String)>,
+    pub on_failure: Option<Destination>,
     pub poll: Duration,
 }
 
 impl StreamSource {
     /// Feeds the table's stream to the function until the task is dropped.
     pub async fn run(self) {
-        let arn = match self
-            .api
-            .call("DynamoDB_20120810.DescribeTable", json!({ "TableName": self.table }))
-            .await
-        {
-            Ok(v) => v["Table"]["LatestStreamArn"].as_str().unwrap_or_default().to_owned(),
-            Err(e) => {
-                eprintln!("[stream] {e}");
-                return;
-            }
-        };
+        let arn = self.stream_arn.clone();
         let mut iterators: std::collections::HashMap<String, String> = std::collections::HashMap::new();
         let mut pending: Vec<(String, Value)> = Vec::new();
         let mut attempts = 0u32;
@@ -98,6 +110,13 @@ impl StreamSource {
                 tokio::time::sleep(self.poll).await;
             }
             self.read(&arn, &mut iterators, &mut pending).await;
+            // Filtered out records are not delivered, and count as processed.
+            if !self.filters.is_empty() {
+                pending.retain(|(_, r)| {
+                    let record = lambda_record(r, &arn);
+                    self.filters.iter().any(|f| crate::filter::matches(f, &record))
+                });
+            }
             while !pending.is_empty() {
                 let take = pending.len().min(size);
                 let records: Vec<Value> = pending[..take].iter().map(|(_, r)| lambda_record(r, &arn)).collect();
@@ -106,6 +125,7 @@ impl StreamSource {
                     .invoke(Bytes::from(json!({ "Records": records }).to_string()))
                     .await;
                 let failed_from = match invocation.payload() {
+                    Ok(_) if !self.report_item_failures => None,
                     Ok(payload) => serde_json::from_slice::<Value>(payload).ok().and_then(|v| {
                         let failed: Vec<String> = v["batchItemFailures"]
                             .as_array()?
@@ -135,7 +155,7 @@ impl StreamSource {
                     Some(first) => {
                         pending.drain(..first);
                         attempts += 1;
-                        if attempts > self.max_retries {
+                        if attempts > self.max_retries.unwrap_or(u32::MAX) {
                             let end = (take - first).max(1).min(pending.len());
                             let given_up: Vec<(String, Value)> = pending.drain(..end).collect();
                             self.give_up(&arn, &given_up, attempts).await;
@@ -221,7 +241,7 @@ impl StreamSource {
         let info = json!({
             "requestContext": {
                 "requestId": crate::request_id(),
-                "functionArn": format!("arn:aws:lambda:{}:000000000000:function:{}", crate::stack::REGION, self.function.name()),
+                "functionArn": self.function_arn,
                 "condition": "RetryAttemptsExhausted",
                 "approximateInvokeCount": attempts
             },
@@ -241,16 +261,13 @@ impl StreamSource {
             seq(&first.1),
             seq(&last.1)
         );
-        if let Some((sqs, url)) = &self.on_failure {
-            if let Err(e) = sqs
-                .send_message()
-                .queue_url(url)
-                .message_body(info.to_string())
-                .send()
-                .await
-            {
-                eprintln!("[stream] the on-failure destination failed: {e:?}");
+        match &self.on_failure {
+            Some(destination) => {
+                if let Err(e) = destination.send(self.function.name(), info.to_string()).await {
+                    eprintln!("[stream] the on-failure destination failed: {e}");
+                }
             }
+            None => eprintln!("[stream] the mapping has no on-failure destination: the records are skipped"),
         }
     }
 }
@@ -287,20 +304,22 @@ pub fn sns_event(notification: &Value, subscription: &str) -> Value {
 }
 
 /// Serves an HTTP endpoint for SNS to post notifications to, each invoking the function
-/// asynchronously (retries, then the on-failure destination). Returns the endpoint's URL.
-pub async fn serve_sns_endpoint(target: AsyncInvoke) -> std::io::Result<String> {
+/// asynchronously (retries, then the on-failure destination) with the event Lambda would get
+/// from `subscription` (set once subscribed). Returns the endpoint's URL.
+pub async fn serve_sns_endpoint(
+    target: AsyncInvoke,
+    subscription: Arc<std::sync::OnceLock<String>>,
+) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/sns", listener.local_addr()?);
     tokio::spawn(crate::serve_http(listener, move |req, _| {
         let target = target.clone();
+        let subscription = subscription.clone();
         async move {
             let body = crate::body_bytes(req.into_body()).await;
             if let Ok(notification) = serde_json::from_slice::<Value>(&body) {
                 if notification["Type"] == "Notification" {
-                    let event = sns_event(
-                        &notification,
-                        "arn:aws:sns:us-east-1:000000000000:intake-local-events:local",
-                    );
+                    let event = sns_event(&notification, subscription.get().map_or("", String::as_str));
                     target.send(Bytes::from(event.to_string()));
                 }
             }

@@ -6,7 +6,7 @@
 //! its digest's bytes and is counted, statistics equal a recount, no webhook gets an event
 //! twice, and every log line of a document's processing names it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use intake_aws::testing::{endpoint, unique_name};
+use intake_aws::testing::endpoint;
 use intake_core::ports::{BlobLedger, BlobState, Documents, ListQuery, OsRandom, StatsReader, SystemClock};
 use intake_core::{Document, ObjectKey, Owner, Sha256, StatusKind};
 use intake_local::faults::{Fault, FaultPlan, FaultProxy};
@@ -350,16 +350,21 @@ async fn run(rate: f64, seed: u64) {
     };
     let proxy = FaultProxy::start(&endpoint(), plan).await.unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
-    let mut options = Options::new(functions(), repo(), endpoint(), &unique_name("faults"));
+    let mut options = Options::new(
+        functions(),
+        &repo(),
+        &repo().join(".venv/bin/python"),
+        endpoint(),
+        &intake_local::stack::random_account(),
+    )
+    .unwrap();
     options.poll = Duration::from_millis(150);
-    options.sweep_grace = Duration::from_secs(1);
+    options.set("BLOB_SWEEP_GRACE_SECONDS", "1");
     // Upload slots that are never used (a client retried after a lost answer) expire in
     // seconds instead of the deployed 15 minutes plus an hour.
-    options.extra_env = vec![
-        ("RECEIVED_GRACE_SECONDS".into(), "2".into()),
-        ("UPLOAD_URL_TTL_SECONDS".into(), "20".into()),
-    ];
-    options.function_endpoint = Some(proxy.url.clone());
+    options.set("RECEIVED_GRACE_SECONDS", "2");
+    options.set("UPLOAD_URL_TTL_SECONDS", "20");
+    options.upstream = Some(proxy.url.clone());
     options.log = Some(log.clone());
     let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let pipeline = Pipeline::start(options, door).await.unwrap();
@@ -394,6 +399,7 @@ async fn run(rate: f64, seed: u64) {
     // Renames and deletes of settled documents, with retries.
     let settled = |status: &str| status != "received";
     let mut changed = 0;
+    let mut downloads = 0;
     for (i, (id, owner)) in outcome.accepted.iter().enumerate().filter(|(i, _)| i % 9 == 0) {
         let token = &tokens.iter().find(|(o, _)| o == owner).unwrap().1;
         for _ in 0..200 {
@@ -404,6 +410,18 @@ async fn run(rate: f64, seed: u64) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if i % 2 == 0 {
+            // The download door: a redirect to a presigned GET of the blob.
+            let download = client
+                .send(|h| {
+                    h.get(format!("{}/v1/documents/{id}/content", client.url))
+                        .bearer_auth(token)
+                })
+                .await;
+            if download.is_some_and(|(status, _)| status == 200) {
+                downloads += 1;
+            }
         }
         let answer = if i % 2 == 0 {
             client
@@ -577,7 +595,7 @@ async fn run(rate: f64, seed: u64) {
         *statuses.entry(doc.status.kind()).or_default() += 1;
     }
     eprintln!(
-        "\n[faults] rate {rate}: {} documents in ({} answered 202/201, {} requests given up by the client), {changed} renamed or deleted, settled in {:.0} s\n\
+        "\n[faults] rate {rate}: {} documents in ({} answered 202/201, {} requests given up by the client), {changed} renamed or deleted, {downloads} downloaded, settled in {:.0} s\n\
          [faults] documents by status: {statuses:?}\n\
          [faults] webhook deliveries: {}; parked in the sns on-failure queue: {}; unreferenced blobs kept: {unreferenced}\n\
          [faults] violations: 0\n[faults] proxy: {report}",
@@ -589,11 +607,73 @@ async fn run(rate: f64, seed: u64) {
         parked.len(),
     );
     assert!(
-        report.by_fault.values().sum::<u64>() > 50,
+        rate == 0.0 || report.by_fault.values().sum::<u64>() > 50,
         "faults were injected: {report}"
     );
     assert!(docs.len() >= 180, "about 190 documents went through: {}", docs.len());
+    assert!(downloads > 0, "documents were downloaded");
+
+    // 6. Several s3 invocations ran at once, as S3 notifications do in AWS.
+    let s3_environments = pipeline.function("S3Function").unwrap().pids().await.len();
+    assert!(
+        s3_environments >= 2,
+        "the s3 function ran in {s3_environments} environment(s)"
+    );
+
+    // 7. Least privilege: every call was one its role in the template allows, and what was
+    //    never used is what only failures use (listed on purpose in FAILURE_PATH_GRANTS).
+    let ledger = &pipeline.local.ledger;
+    eprintln!("[faults] AWS calls by role:\n{}", ledger.report());
+    assert_eq!(ledger.denied(), vec![], "calls the template's roles deny");
+    let unused: BTreeSet<(String, String)> = ledger
+        .unused()
+        .into_iter()
+        .flat_map(|(f, grants)| {
+            grants
+                .into_iter()
+                .map(move |g| (f.clone(), g.rsplit('/').next().unwrap_or_default().to_owned()))
+        })
+        .collect();
+    let on_purpose: BTreeSet<(String, String)> = FAILURE_PATH_GRANTS
+        .iter()
+        .map(|(f, g)| ((*f).to_owned(), (*g).to_owned()))
+        .collect();
+    let unexpected: Vec<_> = unused.difference(&on_purpose).collect();
+    assert!(
+        unexpected.is_empty(),
+        "granted, never used, and not listed on purpose: {unexpected:?}"
+    );
+    if rate == 0.0 {
+        assert_eq!(
+            unused, on_purpose,
+            "without faults, exactly the failure paths' grants are unused"
+        );
+    }
 }
+
+/// The grants only failures use (function, statement Sid or policy index). Without faults a
+/// run uses every other grant of every role; with faults some of these get used too.
+const FAILURE_PATH_GRANTS: &[(&str, &str)] = &[
+    // On-failure destinations (asynchronous invocations and the stream mapping), which SAM
+    // grants as policies of their own.
+    ("S3Function", "0"),
+    ("SesFunction", "0"),
+    ("SnsFunction", "0"),
+    ("DynamoDbStreamFunction", "0"),
+    // A stream batch or an SNS event that keeps failing is recorded by the function itself.
+    ("DynamoDbStreamFunction", "FailedBatches"),
+    ("SnsFunction", "FailedEvents"),
+    // The sqs function's work on failure records and retried sweeps.
+    ("SqsFunction", "RecordFailedDocuments"),
+    ("SqsFunction", "ReadIncoming"),
+    ("SqsFunction", "RescheduleSweeps"),
+    // S3 answers 404 rather than 403 for a missing key only with ListBucket.
+    ("S3Function", "TellMissingFromForbidden"),
+    ("SesFunction", "TellMissingFromForbidden"),
+    ("SqsFunction", "TellMissingFromForbidden"),
+    // The workload registers webhooks but deletes none.
+    ("AlbFunction", "DeleteWebhooks"),
+];
 
 /// Documents and bytes by status, counted from the documents themselves.
 fn recount(docs: &[Document], owner: &Owner) -> BTreeMap<StatusKind, intake_core::StatusCounts> {
@@ -605,6 +685,13 @@ fn recount(docs: &[Document], owner: &Owner) -> BTreeMap<StatusKind, intake_core
         c.bytes += doc.size.unwrap_or(0);
     }
     out
+}
+
+/// The local pipeline itself, under a few hundred concurrent documents: the same checks with
+/// a pass-through proxy (a little latency, no fault).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_invariant_holds_with_no_fault_injected() {
+    run(0.0, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

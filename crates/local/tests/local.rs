@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use intake_aws::testing::{endpoint, unique_name};
+use intake_aws::testing::endpoint;
 use intake_core::ports::{OsRandom, SystemClock};
 use intake_local::front_door::FrontDoor;
+use intake_local::pipeline::{Local, Options};
 use intake_local::runtime::{FunctionHost, FunctionSpec, Outcome};
-use intake_local::stack::LocalStack;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -33,25 +33,22 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-async fn stack() -> LocalStack {
-    let mut stack = LocalStack::named(endpoint(), unique_name("local"), unique_name("local"));
-    stack.ensure().await.unwrap();
-    stack
+/// template.yaml deployed in an account of its own on the local AWS.
+async fn deployed() -> Local {
+    let functions = binary("intake-alb").parent().unwrap().to_owned();
+    let options = Options::new(
+        functions,
+        &repo(),
+        &repo().join(".venv/bin/python"),
+        endpoint(),
+        &intake_local::stack::random_account(),
+    )
+    .unwrap();
+    Local::deploy(options).await.unwrap()
 }
 
-async fn alb(stack: &LocalStack) -> Arc<FunctionHost> {
-    FunctionHost::start(FunctionSpec {
-        name: "AlbFunction".into(),
-        binary: binary("intake-alb"),
-        args: Vec::new(),
-        env: stack.function_env(&repo()),
-        timeout: Duration::from_secs(10),
-        memory_mb: 128,
-        max_environments: 2,
-        log: None,
-    })
-    .await
-    .unwrap()
+async fn alb(local: &Local) -> Arc<FunctionHost> {
+    start("AlbFunction", local).await
 }
 
 fn event(name: &str) -> Bytes {
@@ -60,8 +57,8 @@ fn event(name: &str) -> Bytes {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_real_binary_answers_through_the_runtime_api_in_both_header_modes() {
-    let stack = stack().await;
-    let host = alb(&stack).await;
+    let local = deployed().await;
+    let host = alb(&local).await;
     for name in ["health", "health-multi-value", "health-no-host"] {
         let inv = host.invoke(event(name)).await;
         let v: Value = serde_json::from_slice(inv.payload().unwrap()).unwrap();
@@ -75,8 +72,8 @@ async fn the_real_binary_answers_through_the_runtime_api_in_both_header_modes() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_event_is_an_invocation_error_and_the_environment_survives() {
-    let stack = stack().await;
-    let host = alb(&stack).await;
+    let local = deployed().await;
+    let host = alb(&local).await;
     let inv = host.invoke(event("malformed-event")).await;
     assert!(matches!(&*inv.outcome, Outcome::Error(_)), "{:?}", inv.outcome);
     let after = host.invoke(event("health")).await;
@@ -109,7 +106,8 @@ async fn http(port: u16, request: impl AsRef<[u8]>) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_front_door_speaks_http_and_the_function_writes_to_local_aws() {
-    let stack = stack().await;
+    let local = deployed().await;
+    let stack = &local.stack;
     let sdk = stack.sdk_config().await;
     let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &stack.table);
     let owner = "demo".parse().unwrap();
@@ -120,7 +118,7 @@ async fn the_front_door_speaks_http_and_the_function_writes_to_local_aws() {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(
         FrontDoor {
-            function: alb(&stack).await,
+            function: alb(&local).await,
             multi_value: true,
         }
         .serve(listener),
@@ -164,19 +162,8 @@ async fn the_front_door_speaks_http_and_the_function_writes_to_local_aws() {
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
 }
 
-async fn start(name: &str, binary_name: &str, stack: &LocalStack) -> Arc<FunctionHost> {
-    FunctionHost::start(FunctionSpec {
-        name: name.into(),
-        binary: binary(binary_name),
-        args: Vec::new(),
-        env: stack.function_env(&repo()),
-        timeout: Duration::from_secs(30),
-        memory_mb: 128,
-        max_environments: 2,
-        log: None,
-    })
-    .await
-    .unwrap()
+async fn start(logical_id: &str, local: &Local) -> Arc<FunctionHost> {
+    local.start_function(logical_id, None).await.unwrap()
 }
 
 /// Waits (bounded) until `owner` has `n` documents in a final state.
@@ -195,15 +182,21 @@ async fn settled(catalog: &intake_aws::DynamoCatalog, owner: &str, n: usize) -> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
-    let stack = stack().await;
+    let local = deployed().await;
+    let stack = &local.stack;
     let sdk = stack.sdk_config().await;
     let s3 = intake_aws::s3_client(&sdk, true);
     let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &stack.table);
-    let watcher = tokio::spawn(intake_local::notify::watch_incoming(
+    let watch = intake_local::notify::Watch {
+        bucket: stack.bucket.clone(),
+        prefix: "incoming/".into(),
+        suffix: String::new(),
+        every: Duration::from_millis(100),
+    };
+    let watcher = tokio::spawn(intake_local::notify::watch_bucket(
         s3.clone(),
-        stack.bucket.clone(),
-        intake_local::invoke::AsyncInvoke::new(start("S3Function", "intake-s3", &stack).await, None),
-        Duration::from_millis(100),
+        watch,
+        intake_local::invoke::AsyncInvoke::new(start("S3Function", &local).await, None),
     ));
 
     // The S3 drop door: the same bytes twice, and a type the policy refuses.
@@ -240,7 +233,7 @@ async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
         .send()
         .await
         .unwrap();
-    let ses = start("SesFunction", "intake-ses", &stack).await;
+    let ses = start("SesFunction", &local).await;
     let event = intake_local::notify::ses_event(
         "m-0001",
         "alice@acme.example",
@@ -248,6 +241,8 @@ async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
         Some("Two documents"),
         &Default::default(),
         time::OffsetDateTime::now_utc(),
+        &local.function_arn("SesFunction").unwrap(),
+        "Event",
     );
     let answer: Value =
         serde_json::from_slice(ses.invoke(Bytes::from(event.to_string())).await.payload().unwrap()).unwrap();
@@ -264,8 +259,8 @@ async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_function_whose_process_died_is_restarted() {
-    let stack = stack().await;
-    let host = alb(&stack).await;
+    let local = deployed().await;
+    let host = alb(&local).await;
     let pid = host.pids().await[0];
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
@@ -285,7 +280,7 @@ async fn a_function_whose_process_died_is_restarted() {
 /// function), each environment's init time, and a stop that kills the process for good.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_runs_a_command_with_arguments_reports_init_and_stops_for_good() {
-    let stack = LocalStack::named("http://127.0.0.1:9", "unused", "unused");
+    let local = deployed().await;
     let host = FunctionHost::start(FunctionSpec {
         name: "AlbFunction".into(),
         binary: "/bin/sh".into(),
@@ -294,7 +289,7 @@ async fn a_host_runs_a_command_with_arguments_reports_init_and_stops_for_good() 
             "exec \"$0\"".into(),
             binary("intake-alb").display().to_string(),
         ],
-        env: stack.function_env(&repo()),
+        env: local.environment("AlbFunction").unwrap(),
         timeout: Duration::from_secs(10),
         memory_mb: 128,
         max_environments: 1,

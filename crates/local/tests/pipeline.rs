@@ -12,7 +12,7 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use intake_aws::testing::{endpoint, unique_name};
+use intake_aws::testing::endpoint;
 use intake_local::pipeline::{Options, Pipeline};
 use serde_json::{Value, json};
 
@@ -142,9 +142,16 @@ impl Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
     let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut options = Options::new(functions(), repo(), endpoint(), &unique_name("e2e"));
+    let mut options = Options::new(
+        functions(),
+        &repo(),
+        &repo().join(".venv/bin/python"),
+        endpoint(),
+        &intake_local::stack::random_account(),
+    )
+    .unwrap();
     options.poll = Duration::from_millis(100);
-    options.sweep_grace = Duration::from_secs(1);
+    options.set("BLOB_SWEEP_GRACE_SECONDS", "1");
     let pipeline = Pipeline::start(options, door).await.unwrap();
     let api = Client {
         http: reqwest::Client::new(),
@@ -344,4 +351,9 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "no event delivered twice");
+
+    // Every AWS call each function made was one its role in the template allows.
+    let ledger = &pipeline.local.ledger;
+    eprintln!("AWS calls by role:\n{}", ledger.report());
+    assert_eq!(ledger.denied(), vec![], "calls the template's roles deny");
 }

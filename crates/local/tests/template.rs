@@ -1,0 +1,248 @@
+//! Local = deployed: the local pipeline is built from `template.yaml`, so a change to the
+//! template that would break the deployed pipeline breaks the local one too. Each test edits a
+//! copy of the template the way a careless change would, deploys it locally, and shows the
+//! break: a renamed environment variable, a narrowed S3 prefix filter, a removed permission.
+//! (Unedited, the same template passes the end-to-end test in `pipeline.rs`.) The last test
+//! shows the local AWS's stream keeps flowing after a cancelled transaction.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use intake_aws::testing::endpoint;
+use intake_local::pipeline::{Local, Options, Pipeline};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn functions() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target"));
+    target.join("debug")
+}
+
+/// A copy of template.yaml with `from` replaced by `to` (exactly once: if the template no
+/// longer says `from`, the test must be updated, not pass without testing anything).
+fn edited_template(from: &str, to: &str) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "template.yaml should contain {from:?} exactly once"
+    );
+    let dir = std::env::temp_dir().join(format!("intake-template-{}", intake_local::request_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("template.yaml");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path
+}
+
+fn options(template: &Path) -> Options {
+    let mut options = Options::new(
+        functions(),
+        &repo(),
+        &repo().join(".venv/bin/python"),
+        endpoint(),
+        &intake_local::stack::random_account(),
+    )
+    .unwrap();
+    options.plan.template = template.to_owned();
+    options.poll = Duration::from_millis(100);
+    options
+}
+
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+
+async fn drop_pdf(pipeline: &Pipeline, key: &str) {
+    let s3 = intake_aws::s3_client(&pipeline.stack.sdk_config().await, true);
+    s3.put_object()
+        .bucket(&pipeline.stack.bucket)
+        .key(key)
+        .body(PDF.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn documents_of(pipeline: &Pipeline, owner: &str) -> Vec<intake_core::Document> {
+    use intake_core::ports::{Documents, ListQuery};
+    let sdk = pipeline.stack.sdk_config().await;
+    let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &pipeline.stack.table);
+    catalog
+        .list_documents(&owner.parse().unwrap(), &ListQuery::default())
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renamed_environment_variable_stops_the_functions_locally_as_in_lambda() {
+    let template = edited_template(
+        "        TABLE_NAME: !Ref Table\n",
+        "        CATALOG_TABLE: !Ref Table\n",
+    );
+    let local = Local::deploy(options(&template)).await.unwrap();
+    let env = local.environment("S3Function").unwrap();
+    assert!(env.iter().any(|(k, _)| k == "CATALOG_TABLE"));
+    assert!(
+        !env.iter().any(|(k, _)| k == "TABLE_NAME"),
+        "the local run adds no variable of its own"
+    );
+    let err = local
+        .start_function("S3Function", None)
+        .await
+        .err()
+        .expect("the function cannot start");
+    assert!(err.contains("exited during init"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_narrowed_prefix_filter_leaves_drops_uncatalogued_locally() {
+    let template = edited_template(
+        "                  - Name: prefix\n                    Value: incoming/\n",
+        "                  - Name: prefix\n                    Value: nowhere/\n",
+    );
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pipeline = Pipeline::start(options(&template), door).await.unwrap();
+    assert_eq!(pipeline.local.deployment.notifications[0].prefix, "nowhere/");
+    drop_pdf(&pipeline, "incoming/acme/drop/a.pdf").await;
+    // With the template's `incoming/`, this is catalogued within a second (pipeline.rs).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        documents_of(&pipeline, "acme").await.is_empty(),
+        "nothing announced the drop"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_permission_is_denied_locally_as_in_aws() {
+    let statement = "            - Sid: CountBlobReferences
+              Effect: Allow
+              Action: dynamodb:UpdateItem
+              Resource: !GetAtt Table.Arn
+              Condition:
+                ForAllValues:StringLike:
+                  dynamodb:LeadingKeys: [\"BLOB#*\"]
+            # Without ListBucket, S3 answers 403 instead of 404 for a missing key.
+";
+    let template = edited_template(
+        statement,
+        "            # Without ListBucket, S3 answers 403 instead of 404 for a missing key.\n",
+    );
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pipeline = Pipeline::start(options(&template), door).await.unwrap();
+    drop_pdf(&pipeline, "incoming/acme/drop/a.pdf").await;
+    let mut denied = Vec::new();
+    for _ in 0..100 {
+        denied = pipeline.local.ledger.denied();
+        if !denied.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        denied.iter().any(|d| d.function == "S3Function"
+            && d.action == "dynamodb:UpdateItem"
+            && d.resource.ends_with(&format!("table/{}", pipeline.stack.table))),
+        "{denied:?}"
+    );
+    let docs = documents_of(&pipeline, "acme").await;
+    assert!(
+        docs.iter()
+            .all(|d| d.status.kind() != intake_core::StatusKind::Accepted),
+        "the transaction was refused as a whole: {docs:?}"
+    );
+}
+
+/// moto 5.2.5 replaces a table when a transaction is cancelled, and stream readers of the old
+/// one hear nothing more; the launcher's fix keeps the stream flowing (scripts/lib/intake_moto.py).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stream_keeps_flowing_after_a_cancelled_transaction() {
+    use intake_aws::aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+    let local = Local::deploy(options(&repo().join("template.yaml"))).await.unwrap();
+    let sdk = local.stack.sdk_config().await;
+    let ddb = intake_aws::dynamodb_client(&sdk);
+    let table = &local.stack.table;
+    let item = |pk: &str| {
+        [("pk", pk), ("sk", "DOC")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), AttributeValue::S(v.to_owned())))
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let streams = intake_local::stream::LocalApi::new(&local.stack.endpoint).with_account(&local.stack.account);
+    let stream_arn = local.deployment.table().unwrap().stream_arn.clone();
+    let described = streams
+        .call(
+            "DynamoDBStreams_20120810.DescribeStream",
+            serde_json::json!({ "StreamArn": stream_arn }),
+        )
+        .await
+        .unwrap();
+    let shard = described["StreamDescription"]["Shards"][0]["ShardId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let iterator = streams
+        .call(
+            "DynamoDBStreams_20120810.GetShardIterator",
+            serde_json::json!({ "StreamArn": stream_arn, "ShardId": shard, "ShardIteratorType": "LATEST" }),
+        )
+        .await
+        .unwrap()["ShardIterator"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    ddb.put_item()
+        .table_name(table)
+        .set_item(Some(item("DOC#taken")))
+        .send()
+        .await
+        .unwrap();
+    let cancelled = ddb
+        .transact_write_items()
+        .transact_items(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .set_item(Some(item("DOC#taken")))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await;
+    assert!(cancelled.is_err(), "the condition fails, the transaction is cancelled");
+    ddb.put_item()
+        .table_name(table)
+        .set_item(Some(item("DOC#after")))
+        .send()
+        .await
+        .unwrap();
+
+    let records = streams
+        .call(
+            "DynamoDBStreams_20120810.GetRecords",
+            serde_json::json!({ "ShardIterator": iterator }),
+        )
+        .await
+        .unwrap();
+    let keys: Vec<&str> = records["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["dynamodb"]["Keys"]["pk"]["S"].as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["DOC#taken", "DOC#after"],
+        "the reader opened before the cancellation hears what came after"
+    );
+}
