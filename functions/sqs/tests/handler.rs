@@ -1,0 +1,63 @@
+//! The sqs function's handler with the sample messages in `events/sqs/` (the ones
+//! `scripts/sam-local` also invokes it with), on the in-memory ports.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use intake_core::Policy;
+use intake_core::ingest::Cataloguer;
+use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, MemoryQueue};
+use intake_core::sweep::Sweeper;
+use intake_sqs::{Work, Worker, classify, handle};
+use time::macros::datetime;
+
+fn event(name: &str) -> SqsEvent {
+    let text = std::fs::read_to_string(format!("{}/../../events/sqs/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn worker() -> Worker<Arc<MemoryCatalog>, Arc<MemoryBlobStore>, MemoryQueue> {
+    let catalog = Arc::new(MemoryCatalog::default());
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
+    Worker {
+        sweeper: Sweeper {
+            ledger: catalog.clone(),
+            blobs: blobs.clone(),
+            clock: clock.clone(),
+            grace: Duration::from_secs(900),
+        },
+        cataloguer: Cataloguer {
+            catalog,
+            blobs,
+            policy: Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
+            clock,
+        },
+        queue: MemoryQueue::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_sweep_of_a_blob_nobody_knows_is_done() {
+    let e = event("sweep-blob");
+    assert!(matches!(
+        classify(e.records[0].body.as_deref().unwrap()),
+        Ok(Work::Job(_))
+    ));
+    let answer = handle(&worker(), e, Instant::now() + Duration::from_secs(30)).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+}
+
+#[tokio::test]
+async fn a_message_that_is_not_intakes_is_left_for_the_dead_letter_queue() {
+    let e = event("not-intake");
+    let id = e.records[0].message_id.clone().unwrap();
+    let answer = handle(&worker(), e, Instant::now() + Duration::from_secs(30)).await;
+    let failed: Vec<&str> = answer
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec![id.as_str()]);
+}
