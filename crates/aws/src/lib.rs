@@ -1,21 +1,25 @@
 //! intake's ports on AWS: the catalog on one DynamoDB table ([`DynamoCatalog`]), the blob
 //! store on one S3 bucket ([`S3BlobStore`]), the event publisher on an SNS topic
-//! ([`SnsPublisher`]) and the work queue on SQS ([`SqsWorkQueue`]). Clients are built by the
+//! ([`SnsPublisher`]), the work and webhook queues on SQS ([`SqsWorkQueue`]) and the webhook
+//! secret sealer on KMS ([`KmsSealer`]). Clients are built by the
 //! caller, once per execution environment, and passed in.
 
 mod dynamo;
 mod error;
+mod kms;
 mod s3;
 pub mod schema;
 mod sns;
 mod sqs;
 
 pub use dynamo::DynamoCatalog;
+pub use kms::KmsSealer;
 pub use s3::S3BlobStore;
 pub use sns::SnsPublisher;
 pub use sqs::SqsWorkQueue;
 
 pub use aws_sdk_dynamodb;
+pub use aws_sdk_kms;
 pub use aws_sdk_s3;
 pub use aws_sdk_sns;
 pub use aws_sdk_sqs;
@@ -42,4 +46,8 @@ pub fn sns_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sns::Client {
 
 pub fn sqs_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(sdk)
+}
+
+pub fn kms_client(sdk: &aws_config::SdkConfig) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(sdk)
 }

@@ -42,7 +42,8 @@ impl EventPublisher for SnsPublisher {
             results.extend(chunk.iter().map(|_| Ok(())));
             let mut entries = Vec::with_capacity(chunk.len());
             for (i, event) in chunk.iter().enumerate() {
-                let entry = serde_json::to_string(event)
+                // On the wire: the event contract, not the domain type.
+                let entry = serde_json::to_string(&intake_core::contract::EventV1::from(event))
                     .map_err(|e| StoreError::Corrupt {
                         key: event.id.clone(),
                         message: e.to_string(),

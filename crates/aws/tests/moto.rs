@@ -207,16 +207,39 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
     assert!(catalog.delete_token(&acme, &rec.id).await.unwrap());
     assert_eq!(catalog.find_token(&token.hash()).await.unwrap(), None);
 
-    let hook = Webhook {
+    let mut hook = Webhook {
         id: WebhookId::from_parts(at, 1),
         owner: acme.clone(),
         url: WebhookUrl::parse("https://hooks.example.com/x", false).unwrap(),
         events: vec![EventType::DocumentAccepted],
-        secret: WebhookSecret::from_bytes([1; 32]),
+        secrets: vec![SealedSecret {
+            sealed: "c2VhbGVk".into(),
+            created_at: at,
+            retires_at: None,
+        }],
         created_at: at,
+        disabled: None,
+        version: 1,
     };
     catalog.put_webhook(&hook).await.unwrap();
+    assert!(
+        matches!(catalog.put_webhook(&hook).await, Err(StoreError::ConditionFailed)),
+        "created once"
+    );
     assert_eq!(catalog.list_webhooks(&acme).await.unwrap(), vec![hook.clone()]);
+    assert_eq!(catalog.get_webhook(&hook.id).await.unwrap(), Some(hook.clone()));
+    // Changes are conditional on the version read.
+    hook.version = 2;
+    hook.disabled = Some(Disabled {
+        reason: "the endpoint answered 410 Gone".into(),
+        at,
+    });
+    assert!(matches!(
+        catalog.update_webhook(&hook, 7).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    catalog.update_webhook(&hook, 1).await.unwrap();
+    assert_eq!(catalog.get_webhook(&hook.id).await.unwrap(), Some(hook.clone()));
     assert!(catalog.list_webhooks(&globex).await.unwrap().is_empty());
     assert!(!catalog.delete_webhook(&globex, &hook.id).await.unwrap());
     assert!(catalog.delete_webhook(&acme, &hook.id).await.unwrap());
@@ -892,13 +915,33 @@ mod announcing {
     }
 
     #[tokio::test]
-    async fn a_delivery_is_claimed_once_until_done_released_or_its_lease_runs_out() {
+    async fn a_delivery_is_opened_once_claimed_once_recorded_listed_and_reopened() {
+        use intake_core::webhooks::{Attempt, DeliveryRecord, DeliveryStatus};
         let sdk = sdk_config().await;
         let catalog = fresh_catalog(&sdk).await;
         let now = datetime!(2026-11-27 10:00 UTC);
         let lease = Duration::from_secs(60);
+        let acme: Owner = "acme".parse().unwrap();
         let hook = WebhookId::from_parts(now, 1);
-        let other = WebhookId::from_parts(now, 2);
+        let record = |n: u32| DeliveryRecord {
+            event_id: format!("evt-{n}"),
+            webhook: hook,
+            document_id: "01JDZ8Q3M4V9W6X7Y8Z9A0B1C2".into(),
+            owner: acme.clone(),
+            event_type: EventType::DocumentAccepted,
+            occurred_at: now + Duration::from_secs(u64::from(n)),
+            body: format!(r#"{{"id":"evt-{n}"}}"#),
+            status: DeliveryStatus::Pending,
+            outcome: None,
+            attempts_made: 0,
+            attempts: vec![],
+            next_attempt_at: Some(now),
+            created_at: now,
+        };
+        assert!(catalog.open_delivery(&record(1)).await.unwrap());
+        assert!(!catalog.open_delivery(&record(1)).await.unwrap(), "opened once");
+        assert_eq!(catalog.get_delivery("evt-1", &hook).await.unwrap(), Some(record(1)));
+
         let claim = |token: &'static str, at| {
             let catalog = catalog.clone();
             async move { catalog.claim_delivery("evt-1", &hook, token, at, lease).await.unwrap() }
@@ -910,24 +953,106 @@ mod announcing {
             DeliveryClaim::Claimed,
             "our own claim, written before"
         );
-        // A failed attempt gives the claim back; only its holder can.
-        catalog.release_delivery("evt-1", &hook, "b").await.unwrap();
-        assert_eq!(claim("b", now).await, DeliveryClaim::InFlight);
-        catalog.release_delivery("evt-1", &hook, "a").await.unwrap();
-        assert_eq!(claim("b", now).await, DeliveryClaim::Claimed);
         // A holder that died: the claim is taken over once its lease ran out.
-        assert_eq!(claim("c", now + Duration::from_secs(30)).await, DeliveryClaim::InFlight);
         assert_eq!(claim("c", now + Duration::from_secs(61)).await, DeliveryClaim::Claimed);
-        catalog.complete_delivery("evt-1", &hook, "c", now).await.unwrap();
+        let mut done = record(1);
+        done.status = DeliveryStatus::Delivered;
+        done.next_attempt_at = None;
+        done.attempts_made = 1;
+        done.attempts = vec![Attempt {
+            at: now,
+            status_code: Some(204),
+            error: None,
+            latency_ms: 12,
+        }];
+        assert!(
+            matches!(
+                catalog.record_delivery(&done, "a").await,
+                Err(StoreError::ConditionFailed)
+            ),
+            "a claim that was taken over records nothing"
+        );
+        catalog.record_delivery(&done, "c").await.unwrap();
+        assert_eq!(catalog.get_delivery("evt-1", &hook).await.unwrap(), Some(done.clone()));
         assert_eq!(
             claim("d", now + Duration::from_secs(3600)).await,
-            DeliveryClaim::Delivered
+            DeliveryClaim::Settled
         );
-        assert_eq!(
-            catalog.claim_delivery("evt-1", &other, "e", now, lease).await.unwrap(),
-            DeliveryClaim::Claimed,
-            "per hook"
+
+        // The log: newest event first, paged, from a time.
+        for n in 2..=5 {
+            catalog.open_delivery(&record(n)).await.unwrap();
+        }
+        let page = |since, cursor| {
+            let catalog = catalog.clone();
+            let acme = acme.clone();
+            async move {
+                let q = DeliveryQuery {
+                    since,
+                    cursor,
+                    limit: 2,
+                };
+                catalog.list_deliveries(&acme, &hook, &q).await.unwrap()
+            }
+        };
+        let first = page(None, None).await;
+        let ids =
+            |p: &intake_core::webhooks::DeliveryPage| p.items.iter().map(|r| r.event_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&first), vec!["evt-5", "evt-4"]);
+        let second = page(None, first.next.clone()).await;
+        assert_eq!(ids(&second), vec!["evt-3", "evt-2"]);
+        let since = page(Some(now + Duration::from_secs(4)), None).await;
+        assert_eq!(ids(&since), vec!["evt-5", "evt-4"]);
+        assert!(
+            catalog
+                .list_deliveries(
+                    &"globex".parse().unwrap(),
+                    &hook,
+                    &DeliveryQuery {
+                        limit: 10,
+                        ..Default::default()
+                    }
+                )
+                .await
+                .unwrap()
+                .items
+                .is_empty()
         );
+
+        // A replay reopens a settled delivery, keeping its log.
+        let later = now + Duration::from_secs(7200);
+        assert!(catalog.reopen_delivery("evt-1", &hook, later).await.unwrap());
+        let reopened = catalog.get_delivery("evt-1", &hook).await.unwrap().unwrap();
+        assert_eq!(reopened.status, DeliveryStatus::Pending);
+        assert_eq!(reopened.attempts_made, 0);
+        assert_eq!(reopened.attempts.len(), 1);
+        assert_eq!(reopened.next_attempt_at, Some(later));
+        assert_eq!(claim("e", later).await, DeliveryClaim::Claimed);
+        assert!(!catalog.reopen_delivery("evt-nope", &hook, later).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn secrets_are_sealed_with_kms_bound_to_their_webhook() {
+        let sdk = sdk_config().await;
+        let kms = intake_aws::kms_client(&sdk);
+        let key = kms
+            .create_key()
+            .send()
+            .await
+            .unwrap()
+            .key_metadata
+            .unwrap()
+            .arn
+            .unwrap();
+        let sealer = intake_aws::KmsSealer::new(kms, key);
+        let now = datetime!(2026-11-27 10:00 UTC);
+        let (hook, other) = (WebhookId::from_parts(now, 1), WebhookId::from_parts(now, 2));
+        let secret = WebhookSecret::from_bytes([9; 32]);
+        let sealed = sealer.seal(&secret, &hook).await.unwrap();
+        assert!(!sealed.contains(secret.reveal()));
+        assert_eq!(sealer.open(&sealed, &hook).await.unwrap(), secret);
+        let fresh = intake_aws::KmsSealer::new(intake_aws::kms_client(&sdk), "unused-key");
+        assert!(fresh.open(&sealed, &other).await.is_err(), "bound to its webhook");
     }
 
     #[tokio::test]

@@ -317,45 +317,72 @@ async fn concurrent_deliveries_of_one_event_to_one_hook_post_once() {
             });
         }
     });
-    let subscriber = Arc::new(intake_core::subscriber::Subscriber {
-        catalog: fresh_catalog(&sdk).await,
+    let catalog = Arc::new(fresh_catalog(&sdk).await);
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
+    let ids = Arc::new(SequentialIds::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let registry = intake_core::webhooks::Registry {
+        catalog: catalog.clone(),
+        sealer: intake_core::memory::MemorySealer,
+        deliveries: queue.clone(),
+        clock: clock.clone(),
+        ids: ids.clone(),
+        allow_private: true,
+        max_per_owner: 10,
+    };
+    let new = intake_core::webhooks::NewWebhook { url, events: vec![] };
+    let (hook, _) = registry.create(&"acme".parse().unwrap(), new).await.unwrap();
+    let event = intake_core::contract::EventV1::parse(
+        &serde_json::json!({
+            "version": 1, "id": "evt-race", "type": "document.accepted", "owner": "acme",
+            "occurred_at": "2026-11-28T10:00:00Z", "previous_status": "received",
+            "document": {"id": "01KB0ZNBCG0000000000000009", "owner": "acme", "name": "a.pdf", "declared_type": null,
+                         "content_type": null, "size": 1, "sha256": null, "tags": [], "source": {"kind": "http"},
+                         "status": "accepted", "created_at": "2026-11-28T09:00:00Z", "updated_at": "2026-11-28T09:00:00Z",
+                         "version": 2}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let fanout = intake_core::webhooks::Fanout {
+        catalog: catalog.clone(),
+        deliveries: queue.clone(),
+        work: Arc::new(MemoryQueue::default()),
+        clock: clock.clone(),
+        grace: Duration::from_secs(900),
+    };
+    // The event arrives twice, concurrently (SNS delivers at least once).
+    let (a, b) = tokio::join!(fanout.handle(&event), fanout.handle(&event));
+    assert_eq!(a.unwrap().queued + b.unwrap().queued, 1, "one delivery opened");
+    let deliverer = Arc::new(intake_core::webhooks::Deliverer {
+        catalog,
         client: Poster(reqwest::Client::new()),
-        queue: MemoryQueue::default(),
-        clock: Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC))),
-        ids: Arc::new(SequentialIds::default()),
+        sealer: intake_core::memory::MemorySealer,
+        clock,
+        ids,
+        schedule: intake_core::webhooks::Schedule::default(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(60),
-        grace: Duration::from_secs(900),
     });
-    let hook = Webhook {
-        id: WebhookId::from_parts(datetime!(2026-11-28 09:00 UTC), 1),
-        owner: "acme".parse().unwrap(),
-        url: WebhookUrl::parse(&url, true).unwrap(),
-        events: vec![],
-        secret: WebhookSecret::from_bytes([3; 32]),
-        created_at: datetime!(2026-11-28 09:00 UTC),
-    };
-    subscriber.catalog.put_webhook(&hook).await.unwrap();
-    let event: intake_core::events::DomainEvent = serde_json::from_value(serde_json::json!({
-        "version": 1, "id": "evt-race", "type": "document.accepted", "owner": "acme",
-        "occurred_at": "2026-11-28T10:00:00Z", "previous_status": "received",
-        "document": {"id": "01KB0ZNBCG0000000000000009", "owner": "acme", "name": "a.pdf", "declared_type": null,
-                     "content_type": null, "size": 1, "sha256": null, "tags": [], "source": {"kind": "http"},
-                     "status": "accepted", "created_at": "2026-11-28T09:00:00Z", "updated_at": "2026-11-28T09:00:00Z",
-                     "version": 2}
-    }))
-    .unwrap();
+    // Eight copies of its job run at once (a duplicated message, a redelivered one, ...).
     let runs = (0..8).map(|_| {
-        let (s, e) = (subscriber.clone(), event.clone());
-        tokio::spawn(async move { s.handle(&e, Instant::now() + Duration::from_secs(20)).await.unwrap() })
+        let d = deliverer.clone();
+        tokio::spawn(async move {
+            d.deliver("evt-race", &hook.id, Instant::now() + Duration::from_secs(20))
+                .await
+                .unwrap()
+        })
     });
-    let handled = futures::future::join_all(runs).await;
-    let delivered = handled
+    let outcomes: Vec<_> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let delivered = outcomes
         .iter()
-        .flat_map(|h| h.as_ref().unwrap().deliveries.iter())
-        .filter(|d| matches!(d, intake_core::subscriber::Delivery::Delivered(_)))
+        .filter(|o| **o == intake_core::webhooks::Outcome::Delivered)
         .count();
-    assert_eq!(delivered, 1);
+    assert_eq!(delivered, 1, "{outcomes:?}");
     assert_eq!(*posts.lock().unwrap(), 1, "one POST for eight concurrent deliveries");
 }
 
@@ -369,7 +396,7 @@ impl WebhookClient for Poster {
         headers: &[(&'static str, String)],
         body: Bytes,
         timeout: Duration,
-    ) -> Result<u16, String> {
+    ) -> Result<WebhookAnswer, String> {
         let mut request = self.0.post(url.as_str()).body(body).timeout(timeout);
         for (k, v) in headers {
             request = request.header(*k, v);
@@ -377,7 +404,10 @@ impl WebhookClient for Poster {
         request
             .send()
             .await
-            .map(|r| r.status().as_u16())
+            .map(|r| WebhookAnswer {
+                status: r.status().as_u16(),
+                retry_after: None,
+            })
             .map_err(|e| e.to_string())
     }
 }

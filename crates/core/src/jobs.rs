@@ -1,10 +1,11 @@
-//! Work done later, off the path that caused it: jobs on the work queue (SQS, with a delay per
-//! message), run by the deferred-work function. A job is a message between two versions of
+//! Work done later, off the path that caused it: jobs on a queue (SQS, with a delay per
+//! message): blob sweeps on the work queue, run by the deferred-work function; webhook
+//! deliveries on the webhook queue, run by the webhook function. A job is a message between two versions of
 //! intake, so its JSON is versioned (`"v": 1`) and parsed strictly.
 
 use serde::{Deserialize, Serialize};
 
-use crate::Sha256;
+use crate::{Sha256, WebhookId};
 
 pub const JOB_SCHEMA_VERSION: u32 = 1;
 
@@ -14,6 +15,9 @@ pub enum Job {
     /// Remove `blobs/sha256/<hex>` if no document uses it once the grace period is over
     /// ([`crate::sweep`]).
     SweepBlob { sha256: Sha256 },
+    /// Send (or send again) the event to the webhook, as its delivery record says
+    /// ([`crate::webhooks`]); on the webhook queue, run by the webhook function.
+    DeliverWebhook { event_id: String, webhook: WebhookId },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,6 +60,11 @@ mod tests {
         assert_eq!(Job::from_message(&body).unwrap(), job);
         assert!(Job::from_message(&body.replace(r#""v":1"#, r#""v":2"#)).is_err());
         assert!(Job::from_message(r#"{"v":1,"job":"unknown"}"#).is_err());
+        let deliver = Job::DeliverWebhook {
+            event_id: "e1".into(),
+            webhook: "01JDZ0000000000000000000AA".parse().unwrap(),
+        };
+        assert_eq!(Job::from_message(&deliver.to_message()).unwrap(), deliver);
         assert!(Job::from_message("not json").is_err());
     }
 }

@@ -1,9 +1,11 @@
 //! intake's core: what a document is, what the intake policy allows, and what each door may do
 //! with the catalog and the blob store. It knows nothing of AWS or Lambda: adapters implement
 //! the [`ports`]; functions call the use cases: [`service`] (the HTTP door), [`ingest`]
-//! (cataloguing what arrives under `incoming/`), [`mail`] (the e-mail door).
+//! (cataloguing what arrives under `incoming/`), [`mail`] (the e-mail door), [`webhooks`]
+//! (fan-out and durable delivery). What clients and subscribers read is in [`contract`].
 
 pub mod announce;
+pub mod contract;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -15,8 +17,8 @@ pub mod policy;
 pub mod ports;
 pub mod service;
 pub mod sniff;
-pub mod subscriber;
 pub mod sweep;
+pub mod webhooks;
 
 pub use domain::*;
 pub use error::{Error, Invalid};

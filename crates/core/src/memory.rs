@@ -32,14 +32,14 @@ struct CatalogState {
     content: HashMap<(Owner, Sha256), DocumentId>,
     mail: HashMap<MessageId, (Owner, u32)>,
     applied: std::collections::HashSet<String>,
-    deliveries: HashMap<(String, WebhookId), DeliveryRecord>,
+    deliveries: HashMap<(String, WebhookId), StoredDelivery>,
     blobs: HashMap<Sha256, BlobRecord>,
 }
 
 #[derive(Debug, Clone)]
-enum DeliveryRecord {
-    Delivered,
-    Claimed { token: String, until: OffsetDateTime },
+struct StoredDelivery {
+    record: crate::webhooks::DeliveryRecord,
+    claim: Option<(String, OffsetDateTime)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -206,8 +206,25 @@ impl Tokens for MemoryCatalog {
 
 impl Webhooks for MemoryCatalog {
     async fn put_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
-        self.state().webhooks.insert(hook.id, hook.clone());
+        let mut s = self.state();
+        if s.webhooks.contains_key(&hook.id) {
+            return Err(StoreError::ConditionFailed);
+        }
+        s.webhooks.insert(hook.id, hook.clone());
         Ok(())
+    }
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<Webhook>, StoreError> {
+        Ok(self.state().webhooks.get(id).cloned())
+    }
+    async fn update_webhook(&self, hook: &Webhook, expected: u64) -> Result<(), StoreError> {
+        let mut s = self.state();
+        match s.webhooks.get(&hook.id) {
+            Some(stored) if stored.version == expected && stored.owner == hook.owner => {
+                s.webhooks.insert(hook.id, hook.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::ConditionFailed),
+        }
     }
     async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
         Ok(self
@@ -341,6 +358,34 @@ impl StatsWriter for MemoryCatalog {
 }
 
 impl Deliveries for MemoryCatalog {
+    async fn open_delivery(&self, record: &crate::webhooks::DeliveryRecord) -> Result<bool, StoreError> {
+        let mut s = self.state();
+        let key = (record.event_id.clone(), record.webhook);
+        if s.deliveries.contains_key(&key) {
+            return Ok(false);
+        }
+        s.deliveries.insert(
+            key,
+            StoredDelivery {
+                record: record.clone(),
+                claim: None,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn get_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+    ) -> Result<Option<crate::webhooks::DeliveryRecord>, StoreError> {
+        Ok(self
+            .state()
+            .deliveries
+            .get(&(event_id.to_owned(), *hook))
+            .map(|d| d.record.clone()))
+    }
+
     async fn claim_delivery(
         &self,
         event_id: &str,
@@ -350,41 +395,100 @@ impl Deliveries for MemoryCatalog {
         lease: Duration,
     ) -> Result<DeliveryClaim, StoreError> {
         let mut s = self.state();
-        let key = (event_id.to_owned(), *hook);
-        match s.deliveries.get(&key) {
-            Some(DeliveryRecord::Delivered) => Ok(DeliveryClaim::Delivered),
-            Some(DeliveryRecord::Claimed { until, .. }) if *until > now => Ok(DeliveryClaim::InFlight),
+        let Some(stored) = s.deliveries.get_mut(&(event_id.to_owned(), *hook)) else {
+            return Ok(DeliveryClaim::Settled);
+        };
+        if stored.record.status != crate::webhooks::DeliveryStatus::Pending {
+            return Ok(DeliveryClaim::Settled);
+        }
+        match &stored.claim {
+            Some((t, _)) if t == token => Ok(DeliveryClaim::Claimed),
+            Some((_, until)) if *until > now => Ok(DeliveryClaim::InFlight),
             _ => {
-                let claim = DeliveryRecord::Claimed {
-                    token: token.to_owned(),
-                    until: now + lease,
-                };
-                s.deliveries.insert(key, claim);
+                stored.claim = Some((token.to_owned(), now + lease));
                 Ok(DeliveryClaim::Claimed)
             }
         }
     }
 
-    async fn complete_delivery(
-        &self,
-        event_id: &str,
-        hook: &WebhookId,
-        _token: &str,
-        _at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.state()
-            .deliveries
-            .insert((event_id.to_owned(), *hook), DeliveryRecord::Delivered);
-        Ok(())
+    async fn record_delivery(&self, record: &crate::webhooks::DeliveryRecord, token: &str) -> Result<(), StoreError> {
+        let mut s = self.state();
+        match s.deliveries.get_mut(&(record.event_id.clone(), record.webhook)) {
+            Some(stored) if stored.claim.as_ref().is_some_and(|(t, _)| t == token) => {
+                stored.record = record.clone();
+                stored.claim = None;
+                Ok(())
+            }
+            _ => Err(StoreError::ConditionFailed),
+        }
     }
 
-    async fn release_delivery(&self, event_id: &str, hook: &WebhookId, token: &str) -> Result<(), StoreError> {
+    async fn reopen_delivery(&self, event_id: &str, hook: &WebhookId, now: OffsetDateTime) -> Result<bool, StoreError> {
         let mut s = self.state();
-        let key = (event_id.to_owned(), *hook);
-        if matches!(s.deliveries.get(&key), Some(DeliveryRecord::Claimed { token: t, .. }) if t == token) {
-            s.deliveries.remove(&key);
-        }
-        Ok(())
+        let Some(stored) = s.deliveries.get_mut(&(event_id.to_owned(), *hook)) else {
+            return Ok(false);
+        };
+        stored.record.status = crate::webhooks::DeliveryStatus::Pending;
+        stored.record.outcome = None;
+        stored.record.attempts_made = 0;
+        stored.record.next_attempt_at = Some(now);
+        stored.record.created_at = now;
+        stored.claim = None;
+        Ok(true)
+    }
+
+    async fn list_deliveries(
+        &self,
+        owner: &Owner,
+        hook: &WebhookId,
+        query: &DeliveryQuery,
+    ) -> Result<crate::webhooks::DeliveryPage, StoreError> {
+        let s = self.state();
+        let sort_key =
+            |r: &crate::webhooks::DeliveryRecord| format!("{}#{}", r.occurred_at.unix_timestamp_nanos(), r.event_id);
+        let mut items: Vec<crate::webhooks::DeliveryRecord> = s
+            .deliveries
+            .values()
+            .map(|d| &d.record)
+            .filter(|r| &r.webhook == hook && &r.owner == owner)
+            .filter(|r| query.since.is_none_or(|since| r.occurred_at >= since))
+            .filter(|r| query.cursor.as_ref().is_none_or(|c| &sort_key(r) < c))
+            .cloned()
+            .collect();
+        items.sort_by_key(|r| std::cmp::Reverse(sort_key(r)));
+        let limit = query.limit.max(1);
+        let next = (items.len() > limit).then(|| sort_key(&items[limit - 1]));
+        items.truncate(limit);
+        Ok(crate::webhooks::DeliveryPage { items, next })
+    }
+}
+
+/// Seals secrets in memory: reversibly, bound to the webhook, and never equal to the secret
+/// (so a test can tell sealed from plain).
+#[derive(Default)]
+pub struct MemorySealer;
+
+impl SecretSealer for MemorySealer {
+    async fn seal(&self, secret: &crate::WebhookSecret, hook: &WebhookId) -> Result<String, StoreError> {
+        use base64::Engine as _;
+        let mut bytes = format!("{hook}:").into_bytes();
+        bytes.extend(secret.reveal().bytes().rev());
+        Ok(format!(
+            "sealed:{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        ))
+    }
+
+    async fn open(&self, sealed: &str, hook: &WebhookId) -> Result<crate::WebhookSecret, StoreError> {
+        use base64::Engine as _;
+        let bad = || StoreError::Unavailable("not a sealed secret of this webhook".into());
+        let b64 = sealed.strip_prefix("sealed:").ok_or_else(bad)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let rest = text.strip_prefix(&format!("{hook}:")).ok_or_else(bad)?;
+        crate::WebhookSecret::parse(&rest.chars().rev().collect::<String>()).map_err(|_| bad())
     }
 }
 

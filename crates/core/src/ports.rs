@@ -166,7 +166,12 @@ pub trait Tokens: Send + Sync {
 }
 
 pub trait Webhooks: Send + Sync {
+    /// Stores a new webhook (fails with `ConditionFailed` if its id is taken).
     fn put_webhook(&self, hook: &Webhook) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get_webhook(&self, id: &WebhookId) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
+    /// Replaces the webhook if its stored version is still `expected` (`ConditionFailed`
+    /// otherwise); `hook.version` is the new one.
+    fn update_webhook(&self, hook: &Webhook, expected: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn list_webhooks(&self, owner: &Owner) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
     /// Returns whether the webhook existed.
     fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -248,19 +253,40 @@ pub struct StatsChange {
 /// Who may deliver an event to a hook right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryClaim {
-    /// This caller holds the lease: it sends, then completes or releases the claim.
+    /// This caller holds the lease: it sends, then records the attempt (which releases it).
     Claimed,
-    /// The hook got the event before.
-    Delivered,
+    /// The delivery is settled (delivered, given up or skipped): nothing to send.
+    Settled,
     /// Another caller holds an unexpired lease and is sending it now.
     InFlight,
 }
 
-/// Which webhook got which event. A delivery is claimed before it is sent (a conditional
-/// record with a lease) and recorded after, so that concurrent deliveries of one event to one
-/// hook send it once; a claim whose holder died expires with its lease.
+/// Which events a hook's delivery log lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    /// Only events that occurred at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Where the previous page ended (opaque).
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+/// The deliveries of events to webhooks, each with its log of attempts
+/// (`crate::webhooks::DeliveryRecord`). A delivery is claimed before it is sent (a lease on
+/// the record) and the attempt recorded after, which releases the claim, so concurrent
+/// deliveries of one event to one hook send it once; a claim whose holder died expires.
 pub trait Deliveries: Send + Sync {
-    /// Claims `(event_id, hook)` for `token` until `now + lease`.
+    /// Creates the record unless one exists for (event, hook); returns whether it did.
+    fn open_delivery(
+        &self,
+        record: &crate::webhooks::DeliveryRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn get_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+    ) -> impl Future<Output = Result<Option<crate::webhooks::DeliveryRecord>, StoreError>> + Send;
+    /// Claims a pending delivery for `token` until `now + lease`.
     fn claim_delivery(
         &self,
         event_id: &str,
@@ -269,22 +295,43 @@ pub trait Deliveries: Send + Sync {
         now: OffsetDateTime,
         lease: Duration,
     ) -> impl Future<Output = Result<DeliveryClaim, StoreError>> + Send;
-    /// Records the delivery made under `token`'s claim.
-    fn complete_delivery(
+    /// Writes `record` (its attempts, status, next attempt) if `token` still holds the claim,
+    /// and releases the claim. `ConditionFailed` if the claim was lost.
+    fn record_delivery(
+        &self,
+        record: &crate::webhooks::DeliveryRecord,
+        token: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Makes a delivery pending again, due now (a replay); its attempt log is kept. Returns
+    /// whether the record existed.
+    fn reopen_delivery(
         &self,
         event_id: &str,
         hook: &WebhookId,
-        token: &str,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Gives up `token`'s claim (the delivery failed), so that a retry need not wait for the
-    /// lease to expire.
-    fn release_delivery(
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The hook's deliveries, newest event first.
+    fn list_deliveries(
         &self,
-        event_id: &str,
+        owner: &Owner,
         hook: &WebhookId,
-        token: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        query: &DeliveryQuery,
+    ) -> impl Future<Output = Result<crate::webhooks::DeliveryPage, StoreError>> + Send;
+}
+
+/// Seals webhook signing secrets with a key only the webhook functions may use (KMS), bound
+/// to the webhook they belong to.
+pub trait SecretSealer: Send + Sync {
+    fn seal(
+        &self,
+        secret: &crate::WebhookSecret,
+        hook: &WebhookId,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn open(
+        &self,
+        sealed: &str,
+        hook: &WebhookId,
+    ) -> impl Future<Output = Result<crate::WebhookSecret, StoreError>> + Send;
 }
 
 /// A blob's record in the ledger (`BLOB#<sha>`).
@@ -359,17 +406,26 @@ pub trait EventPublisher: Send + Sync {
 /// The most of a webhook's answer that is read (and then dropped): enough for an error page.
 pub const WEBHOOK_ANSWER_LIMIT: usize = 64 * 1024;
 
-/// An HTTP client for webhook deliveries.
+/// What a webhook endpoint answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookAnswer {
+    pub status: u16,
+    /// Its `Retry-After` (seconds, or an HTTP date turned into a wait), if any.
+    pub retry_after: Option<Duration>,
+}
+
+/// An HTTP client for webhook deliveries. Implementations connect only to public unicast
+/// addresses (checked on the addresses the name resolved to, and connected to as checked),
+/// never follow redirects, and read at most [`WEBHOOK_ANSWER_LIMIT`] bytes of an answer.
 pub trait WebhookClient: Send + Sync {
-    /// POSTs `body` with `headers` within `timeout`; the response status, or why there is none.
-    /// Reads at most [`WEBHOOK_ANSWER_LIMIT`] bytes of the answer.
+    /// POSTs `body` with `headers` within `timeout`; the answer, or why there is none.
     fn post(
         &self,
         url: &crate::WebhookUrl,
         headers: &[(&'static str, String)],
         body: Bytes,
         timeout: Duration,
-    ) -> impl Future<Output = Result<u16, String>> + Send;
+    ) -> impl Future<Output = Result<WebhookAnswer, String>> + Send;
 }
 
 /// Work to be done later by the deferred-work function (an SQS queue with per-message delay).
@@ -635,6 +691,167 @@ impl<T: BlobLedger> BlobLedger for std::sync::Arc<T> {
     }
     fn end_sweep(&self, sha256: &Sha256) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).end_sweep(sha256)
+    }
+}
+
+impl<T: Idempotency> Idempotency for std::sync::Arc<T> {
+    fn claim_idempotency_key(
+        &self,
+        record: &IdempotencyRecord,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send {
+        (**self).claim_idempotency_key(record)
+    }
+}
+
+impl<T: Tokens> Tokens for std::sync::Arc<T> {
+    fn put_token(&self, token: &TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_token(token)
+    }
+    fn find_token(&self, hash: &TokenHash) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send {
+        (**self).find_token(hash)
+    }
+    fn list_tokens(&self, owner: &Owner) -> impl Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send {
+        (**self).list_tokens(owner)
+    }
+    fn delete_token(&self, owner: &Owner, id: &TokenId) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).delete_token(owner, id)
+    }
+}
+
+impl<T: StatsReader> StatsReader for std::sync::Arc<T> {
+    fn get_stats(&self, owner: &Owner) -> impl Future<Output = Result<Stats, StoreError>> + Send {
+        (**self).get_stats(owner)
+    }
+}
+
+impl<T: MailLog> MailLog for std::sync::Arc<T> {
+    fn mail_processed(&self, message: &MessageId) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).mail_processed(message)
+    }
+    fn record_mail(
+        &self,
+        message: &MessageId,
+        owner: &Owner,
+        attachments: u32,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_mail(message, owner, attachments, at)
+    }
+}
+
+impl<T: StatsWriter> StatsWriter for std::sync::Arc<T> {
+    fn apply_stats(
+        &self,
+        record_id: &str,
+        owner: &Owner,
+        deltas: &[(StatusKind, i64, i64)],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).apply_stats(record_id, owner, deltas)
+    }
+    fn apply_stats_batch(&self, changes: &[StatsChange]) -> impl Future<Output = Vec<Result<bool, StoreError>>> + Send {
+        (**self).apply_stats_batch(changes)
+    }
+}
+
+impl<T: Webhooks> Webhooks for std::sync::Arc<T> {
+    fn put_webhook(&self, hook: &Webhook) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_webhook(hook)
+    }
+    fn get_webhook(&self, id: &WebhookId) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send {
+        (**self).get_webhook(id)
+    }
+    fn update_webhook(&self, hook: &Webhook, expected: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).update_webhook(hook, expected)
+    }
+    fn list_webhooks(&self, owner: &Owner) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send {
+        (**self).list_webhooks(owner)
+    }
+    fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).delete_webhook(owner, id)
+    }
+}
+
+impl<T: Deliveries> Deliveries for std::sync::Arc<T> {
+    fn open_delivery(
+        &self,
+        record: &crate::webhooks::DeliveryRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).open_delivery(record)
+    }
+    fn get_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+    ) -> impl Future<Output = Result<Option<crate::webhooks::DeliveryRecord>, StoreError>> + Send {
+        (**self).get_delivery(event_id, hook)
+    }
+    fn claim_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+        token: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> impl Future<Output = Result<DeliveryClaim, StoreError>> + Send {
+        (**self).claim_delivery(event_id, hook, token, now, lease)
+    }
+    fn record_delivery(
+        &self,
+        record: &crate::webhooks::DeliveryRecord,
+        token: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_delivery(record, token)
+    }
+    fn reopen_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).reopen_delivery(event_id, hook, now)
+    }
+    fn list_deliveries(
+        &self,
+        owner: &Owner,
+        hook: &WebhookId,
+        query: &DeliveryQuery,
+    ) -> impl Future<Output = Result<crate::webhooks::DeliveryPage, StoreError>> + Send {
+        (**self).list_deliveries(owner, hook, query)
+    }
+}
+
+impl<T: WorkQueue> WorkQueue for std::sync::Arc<T> {
+    fn schedule(&self, job: &crate::jobs::Job, delay: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).schedule(job, delay)
+    }
+}
+
+impl<T: WebhookClient> WebhookClient for std::sync::Arc<T> {
+    fn post(
+        &self,
+        url: &crate::WebhookUrl,
+        headers: &[(&'static str, String)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<WebhookAnswer, String>> + Send {
+        (**self).post(url, headers, body, timeout)
+    }
+}
+
+impl<T: SecretSealer> SecretSealer for std::sync::Arc<T> {
+    fn seal(
+        &self,
+        secret: &crate::WebhookSecret,
+        hook: &WebhookId,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send {
+        (**self).seal(secret, hook)
+    }
+    fn open(
+        &self,
+        sealed: &str,
+        hook: &WebhookId,
+    ) -> impl Future<Output = Result<crate::WebhookSecret, StoreError>> + Send {
+        (**self).open(sealed, hook)
     }
 }
 

@@ -10,9 +10,8 @@ use time::OffsetDateTime;
 
 use crate::ports::*;
 use crate::{
-    ApiToken, ContentType, Document, DocumentId, DocumentPatch, Error, EventType, FileName, Invalid, ObjectKey, Owner,
-    Policy, Rejection, RejectionCode, Sha256, Source, Stats, Status, Tags, TokenId, TokenRecord, Webhook, WebhookId,
-    WebhookSecret, WebhookUrl,
+    ApiToken, ContentType, Document, DocumentId, DocumentPatch, Error, FileName, Invalid, ObjectKey, Owner, Policy,
+    Rejection, RejectionCode, Sha256, Source, Stats, Status, Tags, TokenId, TokenRecord,
 };
 
 /// Deployment settings the use cases depend on (not policy: these are about the door).
@@ -96,12 +95,6 @@ impl std::str::FromStr for IdempotencyKey {
         }
         Ok(Self(s.to_owned()))
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct NewWebhook {
-    pub url: String,
-    pub events: Vec<EventType>,
 }
 
 impl<C: Catalog, B: BlobStore> Intake<C, B> {
@@ -375,42 +368,6 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
 
     pub async fn stats(&self, owner: &Owner) -> Result<Stats, Error> {
         Ok(self.catalog.get_stats(owner).await?)
-    }
-
-    /// Registers a webhook; the returned value holds its signing secret, shown only now.
-    pub async fn create_webhook(&self, owner: &Owner, new: NewWebhook) -> Result<Webhook, Error> {
-        let url = WebhookUrl::parse(&new.url, self.settings.allow_private_webhooks)?;
-        let existing = self.catalog.list_webhooks(owner).await?;
-        if existing.len() >= self.settings.max_webhooks_per_owner {
-            return Err(Error::Conflict(format!(
-                "an owner may register at most {} webhooks",
-                self.settings.max_webhooks_per_owner
-            )));
-        }
-        let mut events = new.events;
-        events.sort();
-        events.dedup();
-        let hook = Webhook {
-            id: WebhookId::from_parts(self.clock.now(), self.ids.random_bits()),
-            owner: owner.clone(),
-            url,
-            events,
-            secret: WebhookSecret::from_bytes(self.ids.secret()),
-            created_at: self.clock.now(),
-        };
-        self.catalog.put_webhook(&hook).await?;
-        Ok(hook)
-    }
-
-    pub async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, Error> {
-        Ok(self.catalog.list_webhooks(owner).await?)
-    }
-
-    pub async fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> Result<(), Error> {
-        match self.catalog.delete_webhook(owner, id).await? {
-            true => Ok(()),
-            false => Err(Error::NotFound("webhook")),
-        }
     }
 
     /// Mints an API token for `owner` (see [`mint_token`]).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, SequentialIds};
 use intake_core::ports::{BlobLedger, BlobRef, BlobState, BlobUse, Documents, ListQuery, Tokens};
-use intake_core::service::{Intake, NewWebhook, Settings, Upload, UploadIntent};
+use intake_core::service::{Intake, Settings, Upload, UploadIntent};
 use intake_core::*;
 use time::macros::datetime;
 
@@ -355,42 +355,6 @@ async fn tokens_are_stored_only_as_hashes_and_authenticate_their_owner() {
         Err(Error::Unauthenticated)
     ));
     assert!(w.app.catalog.list_tokens(&acme).await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn webhooks_are_validated_bounded_and_owned() {
-    let w = world();
-    let acme = owner("acme");
-    let new = |url: &str| NewWebhook {
-        url: url.into(),
-        events: vec![EventType::DocumentAccepted],
-    };
-    assert!(matches!(
-        w.app.create_webhook(&acme, new("http://10.0.0.1/")).await,
-        Err(Error::Invalid(_))
-    ));
-    let hook = w
-        .app
-        .create_webhook(&acme, new("https://hooks.example.com/a"))
-        .await
-        .unwrap();
-    assert!(hook.secret.reveal().starts_with("whsec_"));
-    assert!(matches!(
-        w.app.delete_webhook(&owner("globex"), &hook.id).await,
-        Err(Error::NotFound(_))
-    ));
-    for _ in 1..10 {
-        w.app
-            .create_webhook(&acme, new("https://hooks.example.com/b"))
-            .await
-            .unwrap();
-    }
-    assert!(matches!(
-        w.app.create_webhook(&acme, new("https://hooks.example.com/c")).await,
-        Err(Error::Conflict(_))
-    ));
-    w.app.delete_webhook(&acme, &hook.id).await.unwrap();
-    assert_eq!(w.app.list_webhooks(&acme).await.unwrap().len(), 9);
 }
 
 #[tokio::test]

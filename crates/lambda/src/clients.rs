@@ -103,6 +103,10 @@ impl Clients {
         intake_aws::sqs_client(&self.sdk)
     }
 
+    pub fn kms(&self) -> intake_aws::aws_sdk_kms::Client {
+        intake_aws::kms_client(&self.sdk)
+    }
+
     pub fn catalog(&self, config: &Config) -> intake_aws::DynamoCatalog {
         intake_aws::DynamoCatalog::new(self.dynamodb(), &config.table_name)
     }

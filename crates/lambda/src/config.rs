@@ -111,6 +111,10 @@ pub struct Config {
     pub endpoint_url: Option<String>,
     /// `WORK_QUEUE_URL`: the deferred-work queue, for the functions that schedule work.
     pub work_queue_url: Option<String>,
+    /// `WEBHOOK_QUEUE_URL`: the webhook delivery queue, for the functions that queue deliveries.
+    pub webhook_queue_url: Option<String>,
+    /// `WEBHOOK_KEY_ID`: the KMS key that seals webhook signing secrets.
+    pub webhook_key_id: Option<String>,
     /// `BLOB_SWEEP_GRACE_SECONDS`: how long an unreferenced blob is kept before its sweep
     /// (default 900). Keep it above the s3 function's timeout (see `intake_core::sweep`);
     /// local runs shorten it to see sweeps happen.
@@ -151,6 +155,8 @@ impl Config {
                 .into(),
             endpoint_url: env.optional("AWS_ENDPOINT_URL"),
             work_queue_url: env.optional("WORK_QUEUE_URL"),
+            webhook_queue_url: env.optional("WEBHOOK_QUEUE_URL"),
+            webhook_key_id: env.optional("WEBHOOK_KEY_ID"),
             sweep_grace: secs("BLOB_SWEEP_GRACE_SECONDS", intake_core::sweep::GRACE)?,
             trust_store: env.parse_or("INTAKE_AWS_TRUST_STORE", TrustStore::AmazonTrustServices)?,
             settings: Settings {

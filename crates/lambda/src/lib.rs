@@ -58,12 +58,26 @@ impl Setup {
 
     /// The deferred-work queue (`WORK_QUEUE_URL`), for the functions that schedule work.
     pub fn work_queue(&self) -> Result<intake_aws::SqsWorkQueue, ConfigError> {
-        let url = self
-            .config
-            .work_queue_url
-            .as_deref()
-            .ok_or(ConfigError::Missing("WORK_QUEUE_URL"))
-            .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+        let url = required(self.config.work_queue_url.as_deref(), "WORK_QUEUE_URL")?;
         Ok(self.clients.work_queue(url))
     }
+
+    /// The webhook delivery queue (`WEBHOOK_QUEUE_URL`), for the functions that queue
+    /// deliveries.
+    pub fn webhook_queue(&self) -> Result<intake_aws::SqsWorkQueue, ConfigError> {
+        let url = required(self.config.webhook_queue_url.as_deref(), "WEBHOOK_QUEUE_URL")?;
+        Ok(self.clients.work_queue(url))
+    }
+
+    /// The sealer of webhook signing secrets (KMS key `WEBHOOK_KEY_ID`).
+    pub fn sealer(&self) -> Result<intake_aws::KmsSealer, ConfigError> {
+        let key = required(self.config.webhook_key_id.as_deref(), "WEBHOOK_KEY_ID")?;
+        Ok(intake_aws::KmsSealer::new(self.clients.kms(), key))
+    }
+}
+
+fn required<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'a str, ConfigError> {
+    value
+        .ok_or(ConfigError::Missing(name))
+        .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))
 }

@@ -89,6 +89,7 @@ impl Scope {
             "s3" => self.s3(method, path, query, headers, body),
             "sns" => self.sns(body),
             "sqs" => self.sqs(&target, body),
+            "kms" => self.kms(&target, body),
             other => Call {
                 service: other.to_owned(),
                 operation: target,
@@ -279,6 +280,7 @@ impl Scope {
         let action = match operation.as_str() {
             "SendMessageBatch" => "sqs:SendMessage".to_owned(),
             "DeleteMessageBatch" => "sqs:DeleteMessage".to_owned(),
+            "ChangeMessageVisibilityBatch" => "sqs:ChangeMessageVisibility".to_owned(),
             op => format!("sqs:{op}"),
         };
         Call {
@@ -287,6 +289,40 @@ impl Scope {
                 Vec::new()
             } else {
                 vec![Request::new(action, arn)]
+            },
+            operation,
+        }
+    }
+}
+
+impl Scope {
+    /// KMS (JSON protocol, `TrentService.<Operation>`): the key is named by `KeyId` (a key id,
+    /// a key ARN or an alias); the encryption context is the `kms:EncryptionContext:<key>`
+    /// condition keys.
+    fn kms(&self, target: &str, body: &[u8]) -> Call {
+        let operation = target.split_once('.').map(|(_, op)| op.to_owned()).unwrap_or_default();
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let key = v["KeyId"].as_str().unwrap_or_default();
+        let resource = if key.starts_with("arn:") {
+            key.to_owned()
+        } else if key.starts_with("alias/") {
+            format!("arn:aws:kms:{}:{}:{key}", self.region, self.account)
+        } else {
+            format!("arn:aws:kms:{}:{}:key/{key}", self.region, self.account)
+        };
+        let mut request = Request::new(format!("kms:{operation}"), resource);
+        for (k, value) in v["EncryptionContext"].as_object().into_iter().flatten() {
+            if let Some(value) = value.as_str() {
+                request = request.with(&format!("kms:EncryptionContext:{k}"), vec![value.to_owned()]);
+            }
+        }
+        Call {
+            service: "kms".into(),
+            // A Decrypt without KeyId names its key only inside the ciphertext: not read here.
+            needs: if operation.is_empty() || key.is_empty() {
+                Vec::new()
+            } else {
+                vec![request]
             },
             operation,
         }

@@ -326,6 +326,24 @@ impl Deployment {
                         reference: name,
                     }
                 }
+                "AWS::KMS::Key" => {
+                    // Created now: its id is the key's name, and the functions' environment
+                    // names the key by its ARN.
+                    let created = api
+                        .call(
+                            "TrentService.CreateKey",
+                            json!({"Description": format!("{id} of stack {}", stack.name)}),
+                        )
+                        .await?;
+                    let meta = &created["KeyMetadata"];
+                    Physical {
+                        reference: meta["KeyId"].as_str().unwrap_or_default().to_owned(),
+                        attributes: HashMap::from([
+                            ("Arn".into(), meta["Arn"].as_str().unwrap_or_default().to_owned()),
+                            ("KeyId".into(), meta["KeyId"].as_str().unwrap_or_default().to_owned()),
+                        ]),
+                    }
+                }
                 "AWS::SQS::Queue" => {
                     let name = props
                         .get("QueueName")
@@ -829,6 +847,7 @@ impl Deployment {
             "AWS::S3::Bucket",
             "AWS::SES::ReceiptRule",
             "AWS::SES::ReceiptRuleSet",
+            "AWS::KMS::Key",
         ];
         let mut others: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (id, res) in template.resources() {

@@ -45,15 +45,21 @@ impl LocalApi {
         self
     }
 
-    /// One JSON-protocol call (`X-Amz-Target`), as the SDK would make it.
+    /// One JSON-protocol call (`X-Amz-Target`), as the SDK would make it (DynamoDB, DynamoDB
+    /// Streams or KMS, told apart by the target).
     pub async fn call(&self, target: &str, body: Value) -> Result<Value, String> {
+        let (service, content_type) = if target.starts_with("TrentService.") {
+            ("kms", "application/x-amz-json-1.1")
+        } else {
+            ("dynamodb", "application/x-amz-json-1.0")
+        };
         let request = hyper::Request::post(&self.endpoint)
-            .header("content-type", "application/x-amz-json-1.0")
+            .header("content-type", content_type)
             .header("x-amz-target", target)
             .header(
                 "authorization",
                 format!(
-                    "AWS4-HMAC-SHA256 Credential={}/20261127/{}/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+                    "AWS4-HMAC-SHA256 Credential={}/20261127/{}/{service}/aws4_request, SignedHeaders=host, Signature=0",
                     self.account,
                     crate::stack::REGION
                 ),

@@ -42,10 +42,13 @@ fn pdf(n: usize) -> Vec<u8> {
     format!("%PDF-1.4\n% document {n}\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n").into_bytes()
 }
 
-/// (event id, hook) -> how many times it arrived; and what arrived, by hook.
+/// (event id, hook) -> how many times it was delivered (answered 2xx); and what arrived, by
+/// hook. The second hook of each owner answers 503 to an event's first attempt, so that every
+/// one of its deliveries goes through the retry path (hidden, back after the schedule's 5 s).
 #[derive(Default)]
 struct Received {
     count: HashMap<(String, String), u32>,
+    attempts: HashMap<(String, String), u32>,
     /// hook -> (event type, document id)
     seen: HashSet<(String, String, String)>,
 }
@@ -64,13 +67,20 @@ async fn receivers(got: Arc<Mutex<Received>>) -> String {
                         let hook = req.uri().path().to_owned();
                         let event_id = req
                             .headers()
-                            .get("intake-event-id")
+                            .get("webhook-id")
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("")
                             .to_owned();
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         let mut got = got.lock().unwrap();
+                        let attempt = got.attempts.entry((event_id.clone(), hook.clone())).or_default();
+                        *attempt += 1;
+                        if hook.ends_with("/1") && *attempt == 1 {
+                            let mut busy = hyper::Response::new(Full::new(Bytes::new()));
+                            *busy.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                            return Ok::<_, Infallible>(busy);
+                        }
                         *got.count.entry((event_id, hook.clone())).or_default() += 1;
                         got.seen.insert((
                             hook,
@@ -671,8 +681,11 @@ const FAILURE_PATH_GRANTS: &[(&str, &str)] = &[
     ("S3Function", "TellMissingFromForbidden"),
     ("SesFunction", "TellMissingFromForbidden"),
     ("SqsFunction", "TellMissingFromForbidden"),
-    // The workload registers webhooks but deletes none.
+    // The workload registers webhooks but deletes none, and replays nothing (replays are
+    // tested in crates/core/tests/webhooks.rs and against the local AWS in pipeline.rs).
     ("AlbFunction", "DeleteWebhooks"),
+    ("AlbFunction", "ReopenDeliveries"),
+    ("AlbFunction", "QueueReplays"),
 ];
 
 /// Documents and bytes by status, counted from the documents themselves.

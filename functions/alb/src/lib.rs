@@ -9,14 +9,16 @@ pub mod routes;
 use std::time::Instant;
 
 use bytes::Bytes;
-use intake_core::ports::{BlobStore, Catalog, ListQuery};
-use intake_core::service::{Intake, NewWebhook, Upload, UploadIntent};
-use intake_core::{ContentType, DocumentPatch, EventType, FileName, Invalid, Owner, Sha256, Tags, Webhook};
+use intake_core::contract::{ApiDocumentV1, DeliveryV1, WebhookCreatedV1, WebhookV1};
+use intake_core::ports::{BlobStore, Catalog, DeliveryQuery, ListQuery, SecretSealer, WorkQueue};
+use intake_core::service::{Intake, Upload, UploadIntent};
+use intake_core::webhooks::{NewWebhook, Registry, Replay, WebhookPatch};
+use intake_core::{ContentType, DocumentPatch, EventType, FileName, Invalid, Owner, Sha256, Tags};
 use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use percent_encoding::percent_decode_str;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -27,17 +29,22 @@ use crate::routes::Route;
 /// The OpenAPI 3 description of this API, served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-pub struct Api<C, B> {
+pub struct Api<C, B, S, Q> {
     intake: Intake<C, B>,
+    webhooks: Registry<C, S, Q>,
 }
 
-impl<C: Catalog, B: BlobStore> Api<C, B> {
-    pub fn new(intake: Intake<C, B>) -> Self {
-        Self { intake }
+impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
+    pub fn new(intake: Intake<C, B>, webhooks: Registry<C, S, Q>) -> Self {
+        Self { intake, webhooks }
     }
 
     pub fn intake(&self) -> &Intake<C, B> {
         &self.intake
+    }
+
+    pub fn webhooks(&self) -> &Registry<C, S, Q> {
+        &self.webhooks
     }
 
     /// Answers within `until` (the invocation's deadline, less a margin): a request that runs
@@ -103,7 +110,7 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                 let url = format!("/v1/documents/{}", doc.id);
                 let mut resp = json(
                     StatusCode::ACCEPTED,
-                    &json!({ "id": doc.id, "status": doc.status.kind(), "url": url, "document": doc }),
+                    &json!({ "id": doc.id, "status": doc.status.kind(), "url": url, "document": ApiDocumentV1::from(doc) }),
                 );
                 if let Ok(location) = HeaderValue::from_str(&url) {
                     resp.headers_mut().insert(header::LOCATION, location);
@@ -115,7 +122,7 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                 Ok(resp)
             }
             Route::StartUpload => {
-                let body: UploadBody = json_body(&req)?;
+                let body: UploadBody = required_json_body(&req)?;
                 let intent = UploadIntent {
                     name: body.name,
                     content_type: body.content_type.as_deref().map(str::parse).transpose()?,
@@ -134,22 +141,25 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                 let url = format!("/v1/documents/{}", doc.id);
                 Ok(json(
                     StatusCode::CREATED,
-                    &json!({ "id": doc.id, "url": url, "document": doc, "upload": upload }),
+                    &json!({ "id": doc.id, "url": url, "document": ApiDocumentV1::from(&doc), "upload": upload }),
                 ))
             }
             Route::ListDocuments => {
                 let page = app.list(&owner, &list_query(&req)?).await?;
                 Ok(json(
                     StatusCode::OK,
-                    &json!({ "items": page.items, "next_cursor": page.next }),
+                    &json!({
+                        "items": page.items.iter().map(ApiDocumentV1::from).collect::<Vec<_>>(),
+                        "next_cursor": page.next
+                    }),
                 ))
             }
-            Route::GetDocument(id) => Ok(json(StatusCode::OK, &app.get(&owner, &id).await?)),
+            Route::GetDocument(id) => Ok(json(StatusCode::OK, &ApiDocumentV1::from(&app.get(&owner, &id).await?))),
             Route::DownloadDocument(id) => {
                 let link = app.download(&owner, &id).await?;
                 let mut resp = json(
                     StatusCode::FOUND,
-                    &json!({ "url": link.url, "expires_at": link.expires_at }),
+                    &json!({ "url": link.url, "expires_at": link.expires_at.format(&Rfc3339).unwrap_or_default() }),
                 );
                 let location = HeaderValue::from_str(&link.url).map_err(|_| {
                     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unusable download link")
@@ -158,7 +168,7 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                 Ok(resp)
             }
             Route::UpdateDocument(id) => {
-                let body: PatchBody = json_body(&req)?;
+                let body: PatchBody = required_json_body(&req)?;
                 let patch = DocumentPatch {
                     name: body
                         .name
@@ -166,7 +176,10 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                         .transpose()?,
                     tags: body.tags.map(Tags::parse).transpose()?,
                 };
-                Ok(json(StatusCode::OK, &app.update(&owner, &id, patch).await?))
+                Ok(json(
+                    StatusCode::OK,
+                    &ApiDocumentV1::from(&app.update(&owner, &id, patch).await?),
+                ))
             }
             Route::DeleteDocument(id) => {
                 app.delete(&owner, &id).await?;
@@ -180,29 +193,82 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
                 ))
             }
             Route::ListWebhooks => {
-                let hooks = app.list_webhooks(&owner).await?;
-                let views: Vec<WebhookView> = hooks.iter().map(WebhookView::from).collect();
+                let hooks = self.webhooks.list(&owner).await?;
+                let views: Vec<WebhookV1> = hooks.iter().map(WebhookV1::from).collect();
                 Ok(json(StatusCode::OK, &json!({ "items": views })))
             }
             Route::CreateWebhook => {
-                let body: WebhookBody = json_body(&req)?;
-                let hook = app
-                    .create_webhook(
-                        &owner,
-                        NewWebhook {
-                            url: body.url,
-                            events: body.events,
-                        },
-                    )
+                let body: WebhookBody = required_json_body(&req)?;
+                let new = NewWebhook {
+                    url: body.url,
+                    events: body.events,
+                };
+                let (hook, secret) = self.webhooks.create(&owner, new).await?;
+                // The only time the secret is shown (and after a rotation, the new one).
+                let created = WebhookCreatedV1 {
+                    webhook: WebhookV1::from(&hook),
+                    secret: secret.reveal().to_owned(),
+                };
+                let mut resp = json(StatusCode::CREATED, &created);
+                if let Ok(location) = HeaderValue::from_str(&format!("/v1/webhooks/{}", hook.id)) {
+                    resp.headers_mut().insert(header::LOCATION, location);
+                }
+                Ok(resp)
+            }
+            Route::GetWebhook(id) => Ok(json(
+                StatusCode::OK,
+                &WebhookV1::from(&self.webhooks.get(&owner, &id).await?),
+            )),
+            Route::UpdateWebhook(id) => {
+                let body: WebhookPatchBody = required_json_body(&req)?;
+                let hook = self
+                    .webhooks
+                    .update(&owner, &id, WebhookPatch { enabled: body.enabled })
                     .await?;
-                let mut view = serde_json::to_value(WebhookView::from(&hook)).unwrap_or_default();
-                // The only time the secret is shown.
-                view["secret"] = json!(hook.secret.reveal());
-                Ok(json(StatusCode::CREATED, &view))
+                Ok(json(StatusCode::OK, &WebhookV1::from(&hook)))
             }
             Route::DeleteWebhook(id) => {
-                app.delete_webhook(&owner, &id).await?;
+                self.webhooks.delete(&owner, &id).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
+            }
+            Route::RotateSecret(id) => {
+                let (hook, secret) = self.webhooks.rotate_secret(&owner, &id).await?;
+                let rotated = WebhookCreatedV1 {
+                    webhook: WebhookV1::from(&hook),
+                    secret: secret.reveal().to_owned(),
+                };
+                Ok(json(StatusCode::OK, &rotated))
+            }
+            Route::ListDeliveries(id) => {
+                let query = delivery_query(&req)?;
+                let page = self.webhooks.deliveries(&owner, &id, &query).await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &json!({
+                        "items": page.items.iter().map(DeliveryV1::from).collect::<Vec<_>>(),
+                        "next_cursor": page.next
+                    }),
+                ))
+            }
+            Route::Replay(id) => {
+                let body: ReplayBody = required_json_body(&req)?;
+                let what = match (body.event_id, body.since) {
+                    (Some(event_id), None) => Replay::Event(event_id),
+                    (None, Some(since)) => {
+                        Replay::Since(OffsetDateTime::parse(&since, &Rfc3339).map_err(|_| {
+                            Invalid::new("since", "must be an RFC 3339 time such as 2026-11-27T10:00:00Z")
+                        })?)
+                    }
+                    _ => return Err(Invalid::new("event_id", "give either event_id or since").into()),
+                };
+                let replayed = self.webhooks.replay(&owner, &id, what).await?;
+                Ok(json(
+                    StatusCode::ACCEPTED,
+                    &json!({
+                        "queued": replayed.queued,
+                        "more_since": replayed.more_since.map(|t| t.format(&Rfc3339).unwrap_or_default()),
+                    }),
+                ))
             }
         }
     }
@@ -221,6 +287,18 @@ impl<C: Catalog, B: BlobStore> Api<C, B> {
 
 fn header_str<'a>(req: &'a Request, name: impl header::AsHeaderName) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A JSON object body (required), or a 415/400 that says what is wrong with it.
+fn required_json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    if req.body().as_ref().iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "this request needs a JSON object as its body",
+        ));
+    }
+    json_body(req)
 }
 
 /// A JSON body, or a 415/400 that says what is wrong with it.
@@ -343,23 +421,39 @@ struct WebhookBody {
     events: Vec<EventType>,
 }
 
-/// A webhook as listed: everything but its secret.
-#[derive(Serialize)]
-struct WebhookView<'a> {
-    id: String,
-    url: &'a str,
-    events: &'a [EventType],
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookPatchBody {
+    enabled: Option<bool>,
 }
 
-impl<'a> From<&'a Webhook> for WebhookView<'a> {
-    fn from(h: &'a Webhook) -> Self {
-        Self {
-            id: h.id.to_string(),
-            url: h.url.as_str(),
-            events: &h.events,
-            created_at: h.created_at,
-        }
-    }
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    event_id: Option<String>,
+    since: Option<String>,
+}
+
+fn delivery_query(req: &Request) -> Result<DeliveryQuery, ApiError> {
+    let q = req.query_string_parameters();
+    Ok(DeliveryQuery {
+        since: q
+            .first("since")
+            .map(|v| {
+                OffsetDateTime::parse(v, &Rfc3339)
+                    .map_err(|_| Invalid::new("since", "must be an RFC 3339 time such as 2026-11-27T10:00:00Z"))
+            })
+            .transpose()?,
+        cursor: q.first("cursor").map(str::to_owned),
+        limit: q
+            .first("limit")
+            .map(|l| {
+                l.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| Invalid::new("limit", "must be between 1 and 100"))
+            })
+            .transpose()?
+            .unwrap_or(50),
+    })
 }

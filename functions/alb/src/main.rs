@@ -5,6 +5,7 @@ use std::sync::Arc;
 use intake_alb::{Api, edge};
 use intake_core::ports::{OsRandom, SystemClock};
 use intake_core::service::Intake;
+use intake_core::webhooks::Registry;
 use intake_lambda::{deadline, telemetry};
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::ServiceExt;
@@ -14,14 +15,26 @@ use tracing::Instrument;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let setup = intake_lambda::setup().await?;
-    let api = Api::new(Intake {
-        catalog: setup.catalog(),
-        blobs: setup.blobs(),
-        policy: setup.policy()?,
-        settings: setup.config.settings.clone(),
-        clock: Arc::new(SystemClock),
-        ids: Arc::new(OsRandom),
-    });
+    let settings = setup.config.settings.clone();
+    let api = Api::new(
+        Intake {
+            catalog: setup.catalog(),
+            blobs: setup.blobs(),
+            policy: setup.policy()?,
+            settings: settings.clone(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(OsRandom),
+        },
+        Registry {
+            catalog: setup.catalog(),
+            sealer: setup.sealer()?,
+            deliveries: setup.webhook_queue()?,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(OsRandom),
+            allow_private: settings.allow_private_webhooks,
+            max_per_owner: settings.max_webhooks_per_owner,
+        },
+    );
     let api = &api;
     let handler = Adapter::from(service_fn(move |req: Request| async move {
         let until = deadline::instant(req.lambda_context_ref().map_or_else(

@@ -19,7 +19,12 @@ pub enum Route {
     Stats,
     ListWebhooks,
     CreateWebhook,
+    GetWebhook(WebhookId),
+    UpdateWebhook(WebhookId),
     DeleteWebhook(WebhookId),
+    RotateSecret(WebhookId),
+    ListDeliveries(WebhookId),
+    Replay(WebhookId),
 }
 
 /// `(method, path pattern)` for every route; `{id}` is a path parameter.
@@ -36,7 +41,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/stats"),
     ("GET", "/v1/webhooks"),
     ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/{id}"),
+    ("PATCH", "/v1/webhooks/{id}"),
     ("DELETE", "/v1/webhooks/{id}"),
+    ("POST", "/v1/webhooks/{id}/secret"),
+    ("GET", "/v1/webhooks/{id}/deliveries"),
+    ("POST", "/v1/webhooks/{id}/replay"),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -76,6 +86,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
     };
     let param = path.split('/').nth(3).unwrap_or_default();
     let doc_id = || param.parse::<DocumentId>().map_err(|_| NoRoute::NotFound);
+    let hook_id = || param.parse::<WebhookId>().map_err(|_| NoRoute::NotFound);
     Ok(match (method.as_str(), *pattern) {
         ("GET", "/health") => Route::Health,
         ("GET", "/openapi.json") => Route::OpenApi,
@@ -89,7 +100,12 @@ pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
         ("GET", "/v1/stats") => Route::Stats,
         ("GET", "/v1/webhooks") => Route::ListWebhooks,
         ("POST", "/v1/webhooks") => Route::CreateWebhook,
-        ("DELETE", "/v1/webhooks/{id}") => Route::DeleteWebhook(param.parse().map_err(|_| NoRoute::NotFound)?),
+        ("GET", "/v1/webhooks/{id}") => Route::GetWebhook(hook_id()?),
+        ("PATCH", "/v1/webhooks/{id}") => Route::UpdateWebhook(hook_id()?),
+        ("DELETE", "/v1/webhooks/{id}") => Route::DeleteWebhook(hook_id()?),
+        ("POST", "/v1/webhooks/{id}/secret") => Route::RotateSecret(hook_id()?),
+        ("GET", "/v1/webhooks/{id}/deliveries") => Route::ListDeliveries(hook_id()?),
+        ("POST", "/v1/webhooks/{id}/replay") => Route::Replay(hook_id()?),
         _ => return Err(NoRoute::NotFound),
     })
 }

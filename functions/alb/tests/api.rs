@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use intake_alb::{Api, OPENAPI, routes::ROUTES};
-use intake_core::memory::{MemoryBlobStore, MemoryCatalog, SequentialIds};
+use intake_core::memory::{MemoryBlobStore, MemoryCatalog, MemoryQueue, MemorySealer, SequentialIds};
 use intake_core::ports::{Documents, SystemClock, Tokens};
 use intake_core::service::{Intake, Settings};
 use intake_core::*;
@@ -14,7 +14,7 @@ use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 
 const DOC: &str = "01JDZ8Q3M4V9W6X7Y8Z9A0B1C2";
-type TestApi = Api<MemoryCatalog, MemoryBlobStore>;
+type TestApi = Api<Arc<MemoryCatalog>, MemoryBlobStore, MemorySealer, Arc<MemoryQueue>>;
 
 fn event(name: &str) -> Request {
     let path = format!("{}/../../events/alb/{name}.json", env!("CARGO_MANIFEST_DIR"));
@@ -23,8 +23,9 @@ fn event(name: &str) -> Request {
 }
 
 async fn api() -> TestApi {
+    let catalog = Arc::new(MemoryCatalog::default());
     let app = Intake {
-        catalog: MemoryCatalog::default(),
+        catalog: catalog.clone(),
         blobs: MemoryBlobStore::default(),
         policy: Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
         settings: Settings::default(),
@@ -43,7 +44,16 @@ async fn api() -> TestApi {
         };
         app.catalog.put_token(&record).await.unwrap();
     }
-    Api::new(app)
+    let registry = intake_core::webhooks::Registry {
+        catalog,
+        sealer: MemorySealer,
+        deliveries: Arc::new(MemoryQueue::default()),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(SequentialIds::default()),
+        allow_private: false,
+        max_per_owner: 10,
+    };
+    Api::new(app, registry)
 }
 
 /// The sample document `DOC` of acme, in the given status.
@@ -407,6 +417,7 @@ async fn webhooks_show_their_secret_once() {
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
     assert!(created.json["secret"].as_str().unwrap().starts_with("whsec_"));
     assert_eq!(created.json["events"], json!(["document.accepted", "document.deleted"]));
+    assert_eq!(created.json["enabled"], true);
     let listed = call(&api, event("list-webhooks")).await;
     assert_eq!(listed.json["items"].as_array().unwrap().len(), 1);
     assert!(listed.json["items"][0].get("secret").is_none());
@@ -417,12 +428,67 @@ async fn webhooks_show_their_secret_once() {
     );
 
     let id = created.json["id"].as_str().unwrap();
-    let mut del = event("delete-webhook");
-    *del.uri_mut() = format!("/v1/webhooks/{id}").parse().unwrap();
-    assert_eq!(call(&api, as_owner(del, "globex")).await.status, StatusCode::NOT_FOUND);
-    let mut del = event("delete-webhook");
-    *del.uri_mut() = format!("/v1/webhooks/{id}").parse().unwrap();
-    assert_eq!(call(&api, del).await.status, StatusCode::NO_CONTENT);
+    let at = |method: &str, path: &str, body: &str| {
+        let mut req = event("delete-webhook");
+        *req.method_mut() = method.parse().unwrap();
+        *req.uri_mut() = format!("/v1/webhooks/{id}{path}").parse().unwrap();
+        if !body.is_empty() {
+            *req.body_mut() = Body::Text(body.into());
+            req.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        req
+    };
+    let got = call(&api, at("GET", "", "")).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert!(got.json.get("secret").is_none());
+
+    // Rotation shows the new secret once; both sign until the old one retires.
+    let rotated = call(&api, at("POST", "/secret", "")).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.json);
+    assert_ne!(rotated.json["secret"], created.json["secret"]);
+    assert!(rotated.json["previous_secret_retires_at"].is_string());
+
+    // Disable, then re-enable; the delivery log; replay needs an id or a time.
+    let off = call(&api, at("PATCH", "", r#"{"enabled": false}"#)).await;
+    assert_eq!(
+        (off.status, off.json["enabled"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+    assert_eq!(off.json["disabled_reason"], "disabled by its owner");
+    let replay = call(&api, at("POST", "/replay", r#"{"since": "2026-11-01T00:00:00Z"}"#)).await;
+    assert_error(&replay, StatusCode::CONFLICT, "conflict");
+    let on = call(&api, at("PATCH", "", r#"{"enabled": true}"#)).await;
+    assert_eq!(on.json["enabled"], true);
+    let log = call(&api, at("GET", "/deliveries", "")).await;
+    assert_eq!((log.status, log.json["items"].clone()), (StatusCode::OK, json!([])));
+    let replay = call(&api, at("POST", "/replay", r#"{"since": "2026-11-01T00:00:00Z"}"#)).await;
+    assert_eq!(
+        (replay.status, replay.json["queued"].clone()),
+        (StatusCode::ACCEPTED, json!(0))
+    );
+    assert_error(
+        &call(&api, at("POST", "/replay", "{}")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    assert_error(
+        &call(&api, at("POST", "/replay", r#"{"event_id": "nope"}"#)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    assert_eq!(
+        call(&api, as_owner(at("DELETE", "", ""), "globex")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&api, as_owner(at("GET", "/deliveries", ""), "globex"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(call(&api, at("DELETE", "", "")).await.status, StatusCode::NO_CONTENT);
 
     let mut private = event("create-webhook");
     *private.body_mut() = Body::Text(r#"{"url": "https://169.254.169.254/latest"}"#.into());

@@ -1,33 +1,33 @@
-//! The sns function: subscribed to the events topic. Each message is an intake domain event;
-//! the core's [`Subscriber`] delivers it to the owner's webhooks (signed, once per hook, posts
-//! in parallel) and schedules the sweep of a deleted document's blob. A message that is not an
-//! intake event is logged and dropped (retrying cannot fix it); a failed delivery fails the
-//! invocation after the successful ones were recorded, so Lambda's retries and the on-failure
-//! destination take over without duplicating what got through.
-
-pub mod http;
-
-use std::time::Instant;
+//! The sns function: subscribed to the events topic. Each message is an intake event
+//! ([`EventV1`]); the core's [`Fanout`] opens a delivery for each of the owner's webhooks that
+//! wants it and queues it for the webhook function, and schedules the sweep of a deleted
+//! document's blob. It sends nothing itself. A message that is not an intake event is logged
+//! and dropped (retrying cannot fix it); a failure fails the invocation, and Lambda's retries
+//! (then the on-failure destination) take over: what was opened and queued before is not
+//! opened or queued twice.
 
 use aws_lambda_events::event::sns::SnsEvent;
-use intake_core::events::{DomainEvent, SCHEMA_VERSION};
-use intake_core::ports::{Deliveries, WebhookClient, Webhooks, WorkQueue};
-use intake_core::subscriber::{Delivery, Handled, Subscriber};
+use intake_core::contract::EventV1;
+use intake_core::ports::{Deliveries, Webhooks, WorkQueue};
+use intake_core::webhooks::Fanout;
 use intake_lambda::metrics::Metrics;
 use tracing::Instrument;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     pub events: u32,
-    pub delivered: u32,
-    pub already_delivered: u32,
-    pub in_flight: u32,
+    /// Deliveries opened and queued.
+    pub queued: u32,
+    /// Deliveries opened before (the event came again).
+    pub already: u32,
+    /// Deliveries skipped: the webhook is disabled.
+    pub skipped: u32,
     pub sweeps_scheduled: u32,
     pub dropped: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} deliveries or steps failed and will be retried: {first}")]
+#[error("{failed} events failed and will be retried: {first}")]
 pub struct RetryableFailure {
     pub failed: usize,
     pub first: String,
@@ -43,32 +43,16 @@ impl From<RetryableFailure> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The intake event a message carries, or why it is not one.
-pub fn parse(message: &str) -> Result<DomainEvent, String> {
-    let event: DomainEvent = serde_json::from_str(message).map_err(|e| format!("not an intake event: {e}"))?;
-    if event.version != SCHEMA_VERSION {
-        return Err(format!(
-            "event schema version {} is not {SCHEMA_VERSION}",
-            event.version
-        ));
-    }
-    Ok(event)
-}
-
-pub async fn handle<C, H, Q>(
-    subscriber: &Subscriber<C, H, Q>,
-    event: SnsEvent,
-    deadline: Instant,
-) -> Result<Summary, RetryableFailure>
+pub async fn handle<C, Q, W>(fanout: &Fanout<C, Q, W>, event: SnsEvent) -> Result<Summary, RetryableFailure>
 where
     C: Webhooks + Deliveries,
-    H: WebhookClient,
     Q: WorkQueue,
+    W: WorkQueue,
 {
     let mut summary = Summary::default();
     let mut failures: Vec<String> = Vec::new();
     for record in &event.records {
-        let event = match parse(&record.sns.message) {
+        let event = match EventV1::parse(&record.sns.message) {
             Ok(event) => event,
             Err(problem) => {
                 tracing::error!(message_id = %record.sns.message_id, %problem, "message dropped");
@@ -84,13 +68,30 @@ where
             document_id = %event.document.id
         );
         summary.events += 1;
-        let handled = subscriber.handle(&event, deadline).instrument(span.clone()).await;
-        span.in_scope(|| report(handled, &mut summary, &mut failures));
+        match fanout.handle(&event).instrument(span.clone()).await {
+            Ok(fanned) => {
+                summary.queued += fanned.queued as u32;
+                summary.already += fanned.already as u32;
+                summary.skipped += fanned.skipped as u32;
+                summary.sweeps_scheduled += u32::from(fanned.sweep_scheduled);
+                span.in_scope(|| {
+                    tracing::info!(
+                        queued = fanned.queued,
+                        skipped = fanned.skipped,
+                        sweep = fanned.sweep_scheduled,
+                        "fanned out"
+                    )
+                });
+            }
+            Err(e) => {
+                span.in_scope(|| tracing::error!(error = %e, "fan-out failed; will be retried"));
+                failures.push(format!("event {}: {e}", event.id));
+            }
+        }
     }
     tracing::info!(?summary, "message handled");
     let mut metrics = Metrics::default();
-    metrics.count("WebhookDeliveries", summary.delivered.into());
-    metrics.count("WebhookFailures", failures.len() as u64);
+    metrics.count("WebhookDeliveriesQueued", summary.queued.into());
     metrics.count("BlobSweepsScheduled", summary.sweeps_scheduled.into());
     metrics.count("MessagesDropped", summary.dropped.into());
     metrics.flush();
@@ -101,39 +102,5 @@ where
             first: first.clone(),
             summary,
         }),
-    }
-}
-
-/// Counts and logs what handling one event came to (inside the event's span).
-fn report(handled: Result<Handled, intake_core::Error>, summary: &mut Summary, failures: &mut Vec<String>) {
-    let handled = match handled {
-        Ok(handled) => handled,
-        Err(e) => {
-            tracing::error!(error = %e, "handling failed; will be retried");
-            failures.push(e.to_string());
-            return;
-        }
-    };
-    if handled.sweep_scheduled {
-        summary.sweeps_scheduled += 1;
-        tracing::info!("blob sweep scheduled");
-    }
-    for delivery in handled.deliveries {
-        match delivery {
-            Delivery::Delivered(hook) => {
-                summary.delivered += 1;
-                tracing::info!(webhook = %hook, "delivered");
-            }
-            Delivery::AlreadyDelivered(_) => summary.already_delivered += 1,
-            Delivery::InFlight(hook) => {
-                summary.in_flight += 1;
-                tracing::info!(webhook = %hook, "claimed by another invocation; will be retried");
-                failures.push(format!("webhook {hook}: claimed by another invocation"));
-            }
-            Delivery::Failed { hook, reason } => {
-                tracing::warn!(webhook = %hook, %reason, "delivery failed; will be retried");
-                failures.push(format!("webhook {hook}: {reason}"));
-            }
-        }
     }
 }

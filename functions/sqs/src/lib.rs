@@ -63,7 +63,10 @@ struct RequestContext {
 /// The work a message body asks for, or why it asks for none.
 pub fn classify(body: &str) -> Result<Work, String> {
     if let Ok(job) = Job::from_message(body) {
-        return Ok(Work::Job(job));
+        return match job {
+            Job::DeliverWebhook { .. } => Err("a webhook delivery belongs on the webhook queue".into()),
+            job => Ok(Work::Job(job)),
+        };
     }
     let record: FailureRecord =
         serde_json::from_str(body).map_err(|e| format!("neither an intake job nor a Lambda failure record: {e}"))?;
@@ -107,6 +110,10 @@ where
                 }
                 Ok(())
             }
+            // Refused by `classify`: not this queue's work.
+            Work::Job(Job::DeliverWebhook { .. }) => Err(Error::Unavailable(
+                "a webhook delivery belongs on the webhook queue".into(),
+            )),
             Work::IngestFailure { event, reason } => {
                 for record in &event.records {
                     let arrival = match intake_lambda::events::arrival(record) {

@@ -1,24 +1,70 @@
-//! `Deliveries`: which webhook got which event (`DELIVERY#<event>#<hook>`). A delivery is
-//! claimed with a lease before the POST (`state = claimed`, `token`, `lease_until`) and
-//! recorded after it (`state = delivered`); a claim is taken over only once its lease expired.
+//! `Deliveries`: an event's delivery to one webhook (`DELIVERY#<event>#<hook>`), holding the
+//! body to send, the attempt log and the next attempt; listed per hook through `gsi1`
+//! (`OWNER#<owner>#HOOK#<hook>`, sorted by when the event occurred). A delivery is claimed with
+//! a lease before each attempt (`claim_token`, `lease_until`); writing the attempt is
+//! conditional on the claim and removes it.
 
 use std::time::Duration;
 
-use intake_core::WebhookId;
-use intake_core::ports::{Deliveries, DeliveryClaim, StoreError};
+use intake_core::ports::{Deliveries, DeliveryClaim, DeliveryQuery, StoreError};
+use intake_core::webhooks::{DeliveryPage, DeliveryRecord};
+use intake_core::{Owner, WebhookId};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::keys::Key;
-use super::{DynamoCatalog, expires, n, s};
+use super::{DynamoCatalog, Item, expires, from_item, n, s, to_item};
 use crate::error::store_error;
-use crate::schema::{ENTITY, PK, SK, TTL};
+use crate::schema::{ENTITY, GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
 
-/// How long delivery records are remembered: longer than SNS, Lambda and the webhook retry
-/// schedule keep an event.
-const DELIVERY_TTL_SECS: i64 = 14 * 24 * 60 * 60;
+/// How long a delivery is kept in the log after it was last written: longer than its retry
+/// schedule (about three days), long enough to look back and replay.
+const DELIVERY_TTL_SECS: i64 = 30 * 24 * 60 * 60;
+
+/// The `gsi1` partition of a hook's deliveries.
+fn partition(owner: &Owner, hook: &WebhookId) -> String {
+    format!("OWNER#{owner}#HOOK#{hook}")
+}
+
+/// The `gsi1` sort key: when the event occurred (zero-padded nanoseconds, so that the order of
+/// the strings is the order in time), then its id.
+fn sort_key(occurred_at: OffsetDateTime, event_id: &str) -> String {
+    format!("{:020}#{event_id}", occurred_at.unix_timestamp_nanos().max(0))
+}
+
+fn item(record: &DeliveryRecord) -> Result<Item, StoreError> {
+    let key = Key::delivery(&record.event_id, &record.webhook);
+    let mut item = to_item(record, &key)?;
+    item.insert(GSI1_PK.into(), s(partition(&record.owner, &record.webhook)));
+    item.insert(GSI1_SK.into(), s(sort_key(record.occurred_at, &record.event_id)));
+    item.insert(ENTITY.into(), s("delivery"));
+    item.insert(TTL.into(), expires(DELIVERY_TTL_SECS));
+    Ok(item)
+}
 
 impl Deliveries for DynamoCatalog {
+    async fn open_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError> {
+        let opened = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item(record)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await
+            .map_err(store_error);
+        match opened {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_delivery(&self, event_id: &str, hook: &WebhookId) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.get_item(&Key::delivery(event_id, hook)).await
+    }
+
     async fn claim_delivery(
         &self,
         event_id: &str,
@@ -28,87 +74,135 @@ impl Deliveries for DynamoCatalog {
         lease: Duration,
     ) -> Result<DeliveryClaim, StoreError> {
         let key = Key::delivery(event_id, hook);
-        let until = now + lease;
         let claimed = self
             .client()
-            .put_item()
+            .update_item()
             .table_name(self.table())
-            .item(PK, s(&key.pk))
-            .item(SK, s(key.sk))
-            .item(ENTITY, s("delivery"))
-            .item("state", s("claimed"))
-            .item("token", s(token))
-            .item("lease_until", n(until.unix_timestamp()))
-            .item(TTL, expires(DELIVERY_TTL_SECS))
-            .condition_expression("attribute_not_exists(#pk) OR (#state = :claimed AND #until < :now)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#state", "state")
+            .key(PK, s(&key.pk))
+            .key(SK, s(key.sk))
+            .update_expression("SET #token = :token, #until = :until")
+            .condition_expression(
+                "#status = :pending AND (attribute_not_exists(#token) OR #until < :now OR #token = :token)",
+            )
+            .expression_attribute_names("#token", "claim_token")
             .expression_attribute_names("#until", "lease_until")
-            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":until", n((now + lease).unix_timestamp()))
             .expression_attribute_values(":now", n(now.unix_timestamp()))
+            .expression_attribute_values(":pending", s("pending"))
             .send()
             .await
             .map_err(store_error);
         match claimed {
             Ok(_) => Ok(DeliveryClaim::Claimed),
-            Err(StoreError::ConditionFailed) => {
-                let item = self.get_raw(&key).await?.unwrap_or_default();
-                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str);
-                Ok(match (text("state"), text("token")) {
-                    (Some("delivered"), _) => DeliveryClaim::Delivered,
-                    // Our own claim, applied although its answer was lost.
-                    (Some("claimed"), Some(t)) if t == token => DeliveryClaim::Claimed,
-                    // Held by another (or its lease ran out just now: the next retry takes it).
-                    _ => DeliveryClaim::InFlight,
-                })
-            }
+            Err(StoreError::ConditionFailed) => Ok(match self.get_delivery(event_id, hook).await? {
+                Some(r) if r.status == intake_core::webhooks::DeliveryStatus::Pending => DeliveryClaim::InFlight,
+                _ => DeliveryClaim::Settled,
+            }),
             Err(e) => Err(e),
         }
     }
 
-    async fn complete_delivery(
-        &self,
-        event_id: &str,
-        hook: &WebhookId,
-        token: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let key = Key::delivery(event_id, hook);
+    async fn record_delivery(&self, record: &DeliveryRecord, token: &str) -> Result<(), StoreError> {
         self.client()
             .put_item()
             .table_name(self.table())
-            .item(PK, s(&key.pk))
-            .item(SK, s(key.sk))
-            .item(ENTITY, s("delivery"))
-            .item("state", s("delivered"))
-            .item("token", s(token))
-            .item("delivered_at", s(at.format(&Rfc3339).unwrap_or_default()))
-            .item(TTL, expires(DELIVERY_TTL_SECS))
+            .set_item(Some(item(record)?))
+            .condition_expression("#token = :token")
+            .expression_attribute_names("#token", "claim_token")
+            .expression_attribute_values(":token", s(token))
             .send()
             .await
             .map_err(store_error)?;
         Ok(())
     }
 
-    async fn release_delivery(&self, event_id: &str, hook: &WebhookId, token: &str) -> Result<(), StoreError> {
+    async fn reopen_delivery(&self, event_id: &str, hook: &WebhookId, now: OffsetDateTime) -> Result<bool, StoreError> {
         let key = Key::delivery(event_id, hook);
-        let released = self
+        let stamp = now.format(&Rfc3339).unwrap_or_default();
+        let reopened = self
             .client()
-            .delete_item()
+            .update_item()
             .table_name(self.table())
             .key(PK, s(&key.pk))
             .key(SK, s(key.sk))
-            .condition_expression("#state = :claimed AND #token = :token")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":claimed", s("claimed"))
-            .expression_attribute_values(":token", s(token))
+            .update_expression(
+                "SET #status = :pending, #made = :zero, #next = :now, #created = :now, #outcome = :null, #ttl = :ttl \
+                 REMOVE #token, #until",
+            )
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#made", "attempts_made")
+            .expression_attribute_names("#next", "next_attempt_at")
+            .expression_attribute_names("#created", "created_at")
+            .expression_attribute_names("#outcome", "outcome")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_names("#token", "claim_token")
+            .expression_attribute_names("#until", "lease_until")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", s(stamp))
+            .expression_attribute_values(":null", aws_sdk_dynamodb::types::AttributeValue::Null(true))
+            .expression_attribute_values(":ttl", expires(DELIVERY_TTL_SECS))
             .send()
             .await
             .map_err(store_error);
-        match released {
-            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+        match reopened {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    async fn list_deliveries(
+        &self,
+        owner: &Owner,
+        hook: &WebhookId,
+        query: &DeliveryQuery,
+    ) -> Result<DeliveryPage, StoreError> {
+        let limit = query.limit.clamp(1, 100);
+        let mut request = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(GSI1)
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .expression_attribute_names("#p", GSI1_PK)
+            .expression_attribute_values(":p", s(partition(owner, hook)));
+        request = match query.since {
+            Some(since) => request
+                .key_condition_expression("#p = :p AND #s >= :since")
+                .expression_attribute_names("#s", GSI1_SK)
+                .expression_attribute_values(":since", s(sort_key(since, ""))),
+            None => request.key_condition_expression("#p = :p"),
+        };
+        if let Some(cursor) = &query.cursor {
+            // The cursor is the sort key of the last item returned: `<nanos>#<event id>`.
+            let event_id = cursor
+                .split_once('#')
+                .map(|(_, id)| id)
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: cursor.clone(),
+                    message: "not a delivery cursor".into(),
+                })?;
+            let key = Key::delivery(event_id, hook);
+            request = request
+                .exclusive_start_key(PK, s(&key.pk))
+                .exclusive_start_key(SK, s(key.sk))
+                .exclusive_start_key(GSI1_PK, s(partition(owner, hook)))
+                .exclusive_start_key(GSI1_SK, s(cursor));
+        }
+        let page = request.send().await.map_err(store_error)?;
+        let mut items = Vec::new();
+        for item in page.items.unwrap_or_default() {
+            items.push(from_item::<DeliveryRecord>(item)?);
+        }
+        let next = page
+            .last_evaluated_key
+            .and_then(|k| k.get(GSI1_SK).and_then(|v| v.as_s().ok()).cloned());
+        Ok(DeliveryPage { items, next })
     }
 }

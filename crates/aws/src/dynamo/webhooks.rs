@@ -1,15 +1,16 @@
-//! `Webhooks`: an owner's delivery targets, listed per owner.
+//! `Webhooks`: an owner's delivery targets (`WEBHOOK#<id>`), listed per owner through `gsi1`,
+//! created once and changed conditionally on their version.
 
 use intake_core::ports::{StoreError, Webhooks};
 use intake_core::{Owner, Webhook, WebhookId};
 
 use super::keys::{Key, Owned};
-use super::{DynamoCatalog, owned_item, s};
+use super::{DynamoCatalog, n, owned_item, s};
 use crate::error::store_error;
 use crate::schema::{PK, SK};
 
-impl Webhooks for DynamoCatalog {
-    async fn put_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
+impl DynamoCatalog {
+    async fn put_webhook_if(&self, hook: &Webhook, condition: Option<u64>) -> Result<(), StoreError> {
         let item = owned_item(
             hook,
             &Key::webhook(&hook.id),
@@ -17,7 +18,34 @@ impl Webhooks for DynamoCatalog {
             &hook.owner,
             hook.id.to_string(),
         )?;
-        self.put_unconditionally(item).await
+        let put = self.client().put_item().table_name(self.table()).set_item(Some(item));
+        let put = match condition {
+            None => put
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK),
+            Some(expected) => put
+                .condition_expression("#version = :expected AND #owner = :owner")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":expected", n(expected))
+                .expression_attribute_values(":owner", s(hook.owner.as_str())),
+        };
+        put.send().await.map_err(store_error)?;
+        Ok(())
+    }
+}
+
+impl Webhooks for DynamoCatalog {
+    async fn put_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
+        self.put_webhook_if(hook, None).await
+    }
+
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<Webhook>, StoreError> {
+        self.get_item(&Key::webhook(id)).await
+    }
+
+    async fn update_webhook(&self, hook: &Webhook, expected: u64) -> Result<(), StoreError> {
+        self.put_webhook_if(hook, Some(expected)).await
     }
 
     async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {

@@ -23,7 +23,7 @@ pub use object_key::{Door, IncomingKey, MessageId, ObjectKey};
 pub use owner::Owner;
 pub use tag::{Tag, Tags};
 pub use token::{ApiToken, TokenHash, TokenRecord};
-pub use webhook::{EventType, Webhook, WebhookSecret, WebhookUrl};
+pub use webhook::{Disabled, EventType, SealedSecret, Webhook, WebhookSecret, WebhookUrl, address_class};
 
 /// Implements `Serialize` as the `Display` string and `Deserialize` through `FromStr`, so stored
 /// and transmitted values are re-validated whenever they are read back.

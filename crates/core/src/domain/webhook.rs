@@ -1,7 +1,7 @@
 //! Webhooks: an owner's HTTPS endpoint that receives signed domain events.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -30,9 +30,15 @@ impl WebhookUrl {
         }
         let host = url.host().ok_or_else(|| bad("must have a host"))?;
         let private = match host {
-            url::Host::Ipv4(ip) => is_private(IpAddr::V4(ip)),
-            url::Host::Ipv6(ip) => is_private(IpAddr::V6(ip)),
-            url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
+            url::Host::Ipv4(ip) => address_class(IpAddr::V4(ip)).is_some(),
+            url::Host::Ipv6(ip) => address_class(IpAddr::V6(ip)).is_some(),
+            url::Host::Domain(d) => {
+                // A trailing dot names the same host (`localhost.`); `.localhost` names resolve
+                // to loopback by definition (RFC 6761). Other names are checked when delivered
+                // to, at connect time, against the addresses they resolve to.
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                d == "localhost" || d.ends_with(".localhost") || d.is_empty()
+            }
         };
         match url.scheme() {
             "https" if !private || allow_private => Ok(Self(url.into())),
@@ -47,20 +53,74 @@ impl WebhookUrl {
     }
 }
 
-fn is_private(ip: IpAddr) -> bool {
+/// Why an address is not a public unicast address a webhook may be delivered to, or `None`
+/// when it is one. Covers the IANA special-purpose registries' non-global blocks, and the IPv6
+/// forms that embed an IPv4 address (mapped, compatible, NAT64, 6to4), judged by that address.
+pub fn address_class(ip: IpAddr) -> Option<&'static str> {
     match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
-        }
+        IpAddr::V4(v4) => ipv4_class(v4),
+        IpAddr::V6(v6) => ipv6_class(v6),
     }
+}
+
+fn ipv4_class(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(match (a, b, c) {
+        (0, ..) => "unspecified (0.0.0.0/8)",
+        (127, ..) => "loopback",
+        (10, ..) | (172, 16..=31, _) | (192, 168, _) => "private",
+        (169, 254, _) => "link-local",
+        (100, 64..=127, _) => "shared address space (CGNAT, 100.64.0.0/10)",
+        (198, 18..=19, _) => "benchmarking (198.18.0.0/15)",
+        (192, 0, 0) => "IETF protocol assignments (192.0.0.0/24)",
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
+        (192, 88, 99) => "6to4 relay anycast (192.88.99.0/24)",
+        (224..=239, ..) => "multicast",
+        (240..=255, ..) => "reserved (240.0.0.0/4, broadcast)",
+        _ => return None,
+    })
+}
+
+fn ipv6_class(ip: Ipv6Addr) -> Option<&'static str> {
+    let s = ip.segments();
+    let embedded = |high: usize| {
+        Ipv4Addr::new(
+            (s[high] >> 8) as u8,
+            s[high] as u8,
+            (s[high + 1] >> 8) as u8,
+            s[high + 1] as u8,
+        )
+    };
+    if ip.is_unspecified() {
+        return Some("unspecified");
+    }
+    if ip.is_loopback() {
+        return Some("loopback");
+    }
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return ipv4_class(v4).map(|_| "IPv4-mapped form of a non-public address");
+    }
+    Some(match s[0] {
+        // ::/96, IPv4-compatible (deprecated): never a public destination.
+        0 if s[1..6].iter().all(|x| *x == 0) => "IPv4-compatible (deprecated)",
+        0x0064 if s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0) => {
+            return ipv4_class(embedded(6)).map(|_| "NAT64 form of a non-public address");
+        }
+        0x0064 if s[1] == 0xff9b && s[2] == 1 => "NAT64 local use (64:ff9b:1::/48)",
+        0x0100 if s[1..4].iter().all(|x| *x == 0) => "discard-only (100::/64)",
+        0x2001 if s[1] == 0x0db8 => "documentation (2001:db8::/32)",
+        0x2001 if s[1] == 0 => "Teredo (2001::/32)",
+        0x2001 if s[1] == 2 && s[2] == 0 => "benchmarking (2001:2::/48)",
+        0x2001 if (0x0010..=0x002f).contains(&s[1]) => "ORCHID (2001:10::/28, 2001:20::/28)",
+        0x2002 => return ipv4_class(embedded(1)).map(|_| "6to4 form of a non-public address"),
+        x if x & 0xfe00 == 0xfc00 => "unique local (fc00::/7)",
+        x if x & 0xffc0 == 0xfe80 => "link-local (fe80::/10)",
+        x if x & 0xffc0 == 0xfec0 => "site-local (fec0::/10, deprecated)",
+        x if x & 0xff00 == 0xff00 => "multicast",
+        // Only 2000::/3 is allocated as global unicast.
+        x if x & 0xe000 != 0x2000 => "reserved (outside 2000::/3)",
+        _ => return None,
+    })
 }
 
 /// The domain events a webhook can subscribe to.
@@ -95,19 +155,41 @@ impl EventType {
     }
 }
 
-/// The key a webhook's deliveries are signed with. Kept retrievable (signing needs it), shown to
-/// the owner once, never logged.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+/// The key a webhook's deliveries are signed with, as Standard Webhooks writes it: `whsec_`
+/// and the base64 of 32 random bytes. Shown to the owner once; stored sealed
+/// ([`SealedSecret`]); never logged.
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecret(String);
 
 impl WebhookSecret {
+    pub const PREFIX: &'static str = "whsec_";
+
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(format!(
-            "whsec_{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+            "{}{}",
+            Self::PREFIX,
+            base64::engine::general_purpose::STANDARD.encode(bytes)
         ))
     }
+
+    /// A secret in its written form (`whsec_<base64>`, at least 24 bytes).
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        let secret = Self(text.to_owned());
+        match secret.key() {
+            Some(key) if key.len() >= 24 => Ok(secret),
+            _ => Err(Invalid::new(
+                "secret",
+                "must be whsec_ and the base64 of at least 24 bytes",
+            )),
+        }
+    }
+
+    /// The HMAC key: the bytes the base64 after the prefix stands for.
+    pub fn key(&self) -> Option<Vec<u8>> {
+        let b64 = self.0.strip_prefix(Self::PREFIX)?;
+        base64::engine::general_purpose::STANDARD.decode(b64).ok()
+    }
+
     pub fn reveal(&self) -> &str {
         &self.0
     }
@@ -119,6 +201,31 @@ impl fmt::Debug for WebhookSecret {
     }
 }
 
+/// A signing secret as the catalog keeps it: sealed by a key only the webhook functions may
+/// use (`ports::SecretSealer`), so a role that can read the table cannot read the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedSecret {
+    /// Opaque (KMS ciphertext, base64).
+    pub sealed: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// After a rotation, the old secret keeps signing until then (receivers switch over).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retires_at: Option<OffsetDateTime>,
+}
+
+/// Why deliveries to a webhook stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disabled {
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Webhook {
     pub id: WebhookId,
@@ -127,9 +234,30 @@ pub struct Webhook {
     /// Empty means every event type.
     #[serde(default)]
     pub events: Vec<EventType>,
-    pub secret: WebhookSecret,
+    /// The current secret first; during a rotation, the previous one too (until it retires).
+    #[serde(default)]
+    pub secrets: Vec<SealedSecret>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Set when deliveries stopped (410 Gone, a whole retry schedule failed, or the owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<Disabled>,
+    /// Bumped on every change; updates are conditional on it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl Webhook {
+    /// The secrets that sign a delivery at `now`.
+    pub fn signing_secrets(&self, now: OffsetDateTime) -> impl Iterator<Item = &SealedSecret> {
+        self.secrets
+            .iter()
+            .filter(move |s| s.retires_at.is_none_or(|r| r > now))
+    }
+
+    pub fn wants(&self, event: EventType) -> bool {
+        self.events.is_empty() || self.events.contains(&event)
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +280,83 @@ mod tests {
         ] {
             assert!(WebhookUrl::parse(bad, false).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_non_public_address_class_is_refused() {
+        for (ip, class) in [
+            ("0.0.0.0", "unspecified"),
+            ("127.0.0.53", "loopback"),
+            ("10.1.2.3", "private"),
+            ("172.31.255.1", "private"),
+            ("192.168.0.1", "private"),
+            ("169.254.169.254", "link-local"),
+            ("100.64.0.1", "CGNAT"),
+            ("100.127.255.254", "CGNAT"),
+            ("198.18.0.1", "benchmarking"),
+            ("198.19.255.1", "benchmarking"),
+            ("192.0.0.8", "IETF"),
+            ("192.0.2.1", "documentation"),
+            ("224.0.0.1", "multicast"),
+            ("239.255.255.250", "multicast"),
+            ("240.0.0.1", "reserved"),
+            ("255.255.255.255", "reserved"),
+            ("::", "unspecified"),
+            ("::1", "loopback"),
+            ("::ffff:127.0.0.1", "IPv4-mapped"),
+            ("::ffff:169.254.169.254", "IPv4-mapped"),
+            ("::127.0.0.1", "IPv4-compatible"),
+            ("64:ff9b::a9fe:a9fe", "NAT64"),
+            ("64:ff9b:1::1", "NAT64 local"),
+            ("2002:0a00:0001::1", "6to4"),
+            ("fd00::1", "unique local"),
+            ("fe80::1", "link-local"),
+            ("fec0::1", "site-local"),
+            ("ff02::1", "multicast"),
+            ("2001:db8::1", "documentation"),
+            ("2001::1", "Teredo"),
+            ("100::1", "discard"),
+            ("4000::1", "reserved"),
+        ] {
+            let class_of = address_class(ip.parse().unwrap());
+            assert!(class_of.is_some_and(|c| c.contains(class)), "{ip}: {class_of:?}");
+        }
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.1",
+            "198.20.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:0808:0808::1",
+        ] {
+            assert_eq!(address_class(public.parse().unwrap()), None, "{public}");
+        }
+    }
+
+    #[test]
+    fn names_of_loopback_are_refused_with_or_without_the_trailing_dot() {
+        for bad in [
+            "https://localhost./",
+            "https://LOCALHOST/",
+            "https://a.localhost./",
+            "https://[::ffff:7f00:1]/",
+            "https://100.64.0.1/",
+        ] {
+            assert!(WebhookUrl::parse(bad, false).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_written_as_standard_webhooks_writes_them() {
+        let s = WebhookSecret::from_bytes([7; 32]);
+        assert!(s.reveal().starts_with("whsec_"));
+        assert_eq!(s.key().unwrap(), vec![7; 32]);
+        assert_eq!(WebhookSecret::parse(s.reveal()).unwrap(), s);
+        assert!(WebhookSecret::parse("whsec_AAAA").is_err(), "too short");
+        assert!(WebhookSecret::parse("secret").is_err());
     }
 
     #[test]

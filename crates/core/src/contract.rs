@@ -1,0 +1,421 @@
+//! The contracts intake keeps with the outside: the document as the API shows it
+//! ([`ApiDocumentV1`]) and the event subscribers receive, on SNS and in webhooks ([`EventV1`]).
+//!
+//! They are types of their own, converted from the domain at the boundary, so that what is
+//! stored can change (a field renamed, a status reshaped) without changing what clients and
+//! subscribers read. A change to these types is a change of contract: additive only within a
+//! version (new optional fields), anything else a new version. Their JSON is pinned by tests.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::events::DomainEvent;
+use crate::{Document, EventType, Source, Status, StatusKind};
+
+/// The version of [`EventV1`] (its `version` field).
+pub const EVENT_VERSION: u32 = 1;
+
+/// A document, as `GET /v1/documents/{id}` and every other API answer shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiDocumentV1 {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    /// What the sender said the type is.
+    pub declared_type: Option<String>,
+    /// What the bytes say the type is, once sniffed.
+    pub content_type: Option<String>,
+    pub size: Option<u64>,
+    /// Hex SHA-256 of the bytes, once known.
+    pub sha256: Option<String>,
+    pub tags: Vec<String>,
+    pub source: SourceV1,
+    pub status: StatusKind,
+    /// With `duplicate`: the document that holds the same bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+    /// With `rejected`: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<RejectionV1>,
+    /// With `failed`: what went wrong, after every retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureV1>,
+    /// With `deleted`: when.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deleted_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Bumped on every change.
+    pub version: u64,
+    /// While `received`: the bytes must arrive by then.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upload_deadline: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceV1 {
+    Http,
+    S3 {
+        key: String,
+    },
+    Email {
+        sender: String,
+        subject: Option<String>,
+        message_id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionV1 {
+    /// `type_not_accepted`, `type_mismatch`, `too_large`, `empty` or `unreadable`.
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureV1 {
+    pub message: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub failed_at: OffsetDateTime,
+}
+
+impl From<&Document> for ApiDocumentV1 {
+    fn from(d: &Document) -> Self {
+        let (mut duplicate_of, mut rejection, mut failure, mut deleted_at) = (None, None, None, None);
+        match &d.status {
+            Status::Received | Status::Accepted => {}
+            Status::Duplicate { duplicate_of: of } => duplicate_of = Some(of.to_string()),
+            Status::Rejected { rejection: r } => {
+                rejection = Some(RejectionV1 {
+                    code: serde_json::to_value(r.code)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    message: r.message.clone(),
+                });
+            }
+            Status::Failed { failure: f } => {
+                failure = Some(FailureV1 {
+                    message: f.message.clone(),
+                    failed_at: f.failed_at,
+                });
+            }
+            Status::Deleted { deleted_at: at } => deleted_at = Some(*at),
+        }
+        Self {
+            id: d.id.to_string(),
+            owner: d.owner.to_string(),
+            name: d.name.to_string(),
+            declared_type: d.declared_type.as_ref().map(ToString::to_string),
+            content_type: d.content_type.as_ref().map(ToString::to_string),
+            size: d.size,
+            sha256: d.sha256.map(|s| s.to_string()),
+            tags: d.tags.iter().map(ToString::to_string).collect(),
+            source: match &d.source {
+                Source::Http => SourceV1::Http,
+                Source::S3 { key } => SourceV1::S3 { key: key.clone() },
+                Source::Email {
+                    sender,
+                    subject,
+                    message_id,
+                } => SourceV1::Email {
+                    sender: sender.clone(),
+                    subject: subject.clone(),
+                    message_id: message_id.clone(),
+                },
+            },
+            status: d.status.kind(),
+            duplicate_of,
+            rejection,
+            failure,
+            deleted_at,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            version: d.version,
+            upload_deadline: d.upload_deadline,
+        }
+    }
+}
+
+/// What subscribers receive: the SNS message body, and the body of every webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventV1 {
+    /// Always 1 for this type.
+    pub version: u32,
+    /// Unique per change, the same when the change is announced again: de-duplicate on it.
+    /// Webhook deliveries carry it as `webhook-id`.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub owner: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// The status before the change, if the document existed.
+    pub previous_status: Option<StatusKind>,
+    /// The document after the change.
+    pub document: ApiDocumentV1,
+}
+
+impl From<&DomainEvent> for EventV1 {
+    fn from(e: &DomainEvent) -> Self {
+        Self {
+            version: EVENT_VERSION,
+            id: e.id.clone(),
+            event_type: e.event_type,
+            owner: e.owner.to_string(),
+            occurred_at: e.occurred_at,
+            previous_status: e.previous_status,
+            document: ApiDocumentV1::from(&e.document),
+        }
+    }
+}
+
+impl EventV1 {
+    /// Reads a message body; a body of another version is refused with why.
+    pub fn parse(body: &str) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u32,
+        }
+        let v: Versioned = serde_json::from_str(body).map_err(|e| format!("not an intake event: {e}"))?;
+        if v.version != EVENT_VERSION {
+            return Err(format!("event version {} is not {EVENT_VERSION}", v.version));
+        }
+        serde_json::from_str(body).map_err(|e| format!("not an intake event: {e}"))
+    }
+
+    /// The owner, validated.
+    pub fn owner(&self) -> Result<crate::Owner, crate::Invalid> {
+        self.owner.parse()
+    }
+
+    /// The document's digest, if it has one.
+    pub fn sha256(&self) -> Option<crate::Sha256> {
+        self.document.sha256.as_deref().and_then(|s| s.parse().ok())
+    }
+}
+
+/// A webhook, as the API shows it (never its secret, except once: [`WebhookCreatedV1`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookV1 {
+    pub id: String,
+    pub url: String,
+    /// The event types it receives; empty: all of them.
+    pub events: Vec<EventType>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub enabled: bool,
+    /// Why deliveries stopped, when `enabled` is false.
+    pub disabled_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub disabled_at: Option<OffsetDateTime>,
+    /// When the current signing secret was made.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub secret_created_at: Option<OffsetDateTime>,
+    /// During a rotation: when the previous secret stops signing.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub previous_secret_retires_at: Option<OffsetDateTime>,
+}
+
+impl From<&crate::Webhook> for WebhookV1 {
+    fn from(h: &crate::Webhook) -> Self {
+        Self {
+            id: h.id.to_string(),
+            url: h.url.as_str().to_owned(),
+            events: h.events.clone(),
+            created_at: h.created_at,
+            enabled: h.disabled.is_none(),
+            disabled_reason: h.disabled.as_ref().map(|d| d.reason.clone()),
+            disabled_at: h.disabled.as_ref().map(|d| d.at),
+            secret_created_at: h.secrets.first().map(|s| s.created_at),
+            previous_secret_retires_at: h.secrets.get(1).and_then(|s| s.retires_at),
+        }
+    }
+}
+
+/// A webhook just made, or whose secret was just rotated: the only time the secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookCreatedV1 {
+    #[serde(flatten)]
+    pub webhook: WebhookV1,
+    /// `whsec_...`: verify deliveries with it (Standard Webhooks).
+    pub secret: String,
+}
+
+/// One event's delivery to one webhook, as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryV1 {
+    /// The event's id: the `webhook-id` of every attempt.
+    pub event_id: String,
+    pub event_type: EventType,
+    /// The document the event is about.
+    pub document_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// `pending`, `delivered`, `failed` or `skipped`.
+    pub status: crate::webhooks::DeliveryStatus,
+    /// Why it failed or was skipped.
+    pub outcome: Option<String>,
+    /// Attempts since the delivery was (re)opened.
+    pub attempts_made: u32,
+    /// The latest attempts, oldest first.
+    pub attempts: Vec<crate::webhooks::Attempt>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+}
+
+impl From<&crate::webhooks::DeliveryRecord> for DeliveryV1 {
+    fn from(r: &crate::webhooks::DeliveryRecord) -> Self {
+        Self {
+            event_id: r.event_id.clone(),
+            event_type: r.event_type,
+            document_id: r.document_id.clone(),
+            occurred_at: r.occurred_at,
+            status: r.status,
+            outcome: r.outcome.clone(),
+            attempts_made: r.attempts_made,
+            attempts: r.attempts.clone(),
+            next_attempt_at: r.next_attempt_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::{DocumentId, FileName, Rejection, RejectionCode, Sha256, Tags};
+
+    fn document(status: Status) -> Document {
+        let at = datetime!(2026-11-27 10:00 UTC);
+        Document {
+            id: DocumentId::from_parts(at, 7),
+            owner: "acme".parse().unwrap(),
+            name: FileName::sanitize("offer.pdf").unwrap(),
+            declared_type: Some("application/pdf".parse().unwrap()),
+            content_type: Some("application/pdf".parse().unwrap()),
+            size: Some(1234),
+            sha256: Some(Sha256::of(b"offer")),
+            tags: Tags::parse(["q4", "sales"]).unwrap(),
+            source: Source::Email {
+                sender: "alice@acme.example".into(),
+                subject: Some("Offer".into()),
+                message_id: "m-1".into(),
+            },
+            status,
+            created_at: at,
+            updated_at: datetime!(2026-11-27 10:00:01 UTC),
+            version: 2,
+            upload_deadline: None,
+        }
+    }
+
+    /// The JSON of the contract, pinned: if this test has to change, clients and subscribers
+    /// see a change too (a new version, or an additive field documented as such).
+    #[test]
+    fn the_event_json_is_the_contract() {
+        let doc = document(Status::Rejected {
+            rejection: Rejection {
+                code: RejectionCode::TypeNotAccepted,
+                message: "application/x-msdownload is not accepted".into(),
+            },
+        });
+        let event = DomainEvent {
+            version: 1,
+            id: "4a1f".into(),
+            event_type: EventType::DocumentRejected,
+            owner: doc.owner.clone(),
+            occurred_at: datetime!(2026-11-27 10:00:02 UTC),
+            document: doc.clone(),
+            previous_status: Some(StatusKind::Received),
+        };
+        let json = serde_json::to_value(EventV1::from(&event)).unwrap();
+        let sha = Sha256::of(b"offer").to_string();
+        let id = doc.id.to_string();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "version": 1,
+                "id": "4a1f",
+                "type": "document.rejected",
+                "owner": "acme",
+                "occurred_at": "2026-11-27T10:00:02Z",
+                "previous_status": "received",
+                "document": {
+                    "id": id,
+                    "owner": "acme",
+                    "name": "offer.pdf",
+                    "declared_type": "application/pdf",
+                    "content_type": "application/pdf",
+                    "size": 1234,
+                    "sha256": sha,
+                    "tags": ["q4", "sales"],
+                    "source": {"kind": "email", "sender": "alice@acme.example", "subject": "Offer", "message_id": "m-1"},
+                    "status": "rejected",
+                    "rejection": {"code": "type_not_accepted", "message": "application/x-msdownload is not accepted"},
+                    "created_at": "2026-11-27T10:00:00Z",
+                    "updated_at": "2026-11-27T10:00:01Z",
+                    "version": 2
+                }
+            })
+        );
+        let back = EventV1::parse(&json.to_string()).unwrap();
+        assert_eq!(back, EventV1::from(&event));
+        assert_eq!(back.sha256(), Some(Sha256::of(b"offer")));
+    }
+
+    #[test]
+    fn the_api_document_matches_the_stored_document_shape_of_each_status() {
+        let at = datetime!(2026-11-27 11:00 UTC);
+        for (status, field, value) in [
+            (
+                Status::Duplicate {
+                    duplicate_of: DocumentId::from_parts(at, 1),
+                },
+                "duplicate_of",
+                serde_json::json!(DocumentId::from_parts(at, 1).to_string()),
+            ),
+            (
+                Status::Deleted { deleted_at: at },
+                "deleted_at",
+                serde_json::json!("2026-11-27T11:00:00Z"),
+            ),
+            (
+                Status::Failed {
+                    failure: crate::Failure {
+                        message: "gave up".into(),
+                        failed_at: at,
+                    },
+                },
+                "failure",
+                serde_json::json!({"message": "gave up", "failed_at": "2026-11-27T11:00:00Z"}),
+            ),
+        ] {
+            let doc = document(status);
+            let api = serde_json::to_value(ApiDocumentV1::from(&doc)).unwrap();
+            let stored = serde_json::to_value(&doc).unwrap();
+            assert_eq!(api[field], value);
+            // Today the stored shape and the contract coincide; the types keep them apart.
+            assert_eq!(api, stored, "{field}");
+        }
+    }
+
+    #[test]
+    fn events_of_another_version_are_refused_with_why() {
+        let e = EventV1::parse(r#"{"version": 2, "id": "x"}"#).unwrap_err();
+        assert!(e.contains("version 2"), "{e}");
+        assert!(EventV1::parse("hello").is_err());
+    }
+}

@@ -1,0 +1,584 @@
+//! Webhooks on the in-memory ports, with a test clock and a queue that behaves like the webhook
+//! queue (a job comes back after the wait its handler asked for): fan-out, Standard Webhooks
+//! signatures, the retry schedule, 410 Gone, a whole schedule failing, replays, rotation.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use intake_core::contract::EventV1;
+use intake_core::events::DomainEvent;
+use intake_core::jobs::Job;
+use intake_core::memory::{ManualClock, MemoryCatalog, MemoryQueue, MemorySealer, SequentialIds};
+use intake_core::ports::*;
+use intake_core::webhooks::*;
+use intake_core::*;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const START: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
+
+/// An endpoint: answers what `answer` says at the current test time, records what it got.
+struct Endpoint {
+    clock: Arc<ManualClock>,
+    answer: Mutex<Box<dyn Fn(OffsetDateTime) -> WebhookAnswer + Send>>,
+    got: Mutex<Vec<(OffsetDateTime, BTreeMap<String, String>, Bytes)>>,
+}
+
+impl Endpoint {
+    fn new(clock: Arc<ManualClock>) -> Self {
+        Self {
+            clock,
+            answer: Mutex::new(Box::new(|_| ok(204))),
+            got: Mutex::new(Vec::new()),
+        }
+    }
+    fn answer(&self, f: impl Fn(OffsetDateTime) -> WebhookAnswer + Send + 'static) {
+        *self.answer.lock().unwrap() = Box::new(f);
+    }
+    /// Event ids of the deliveries answered 2xx, in order.
+    fn delivered(&self) -> Vec<String> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, ..)| (200..300).contains(&(self.answer.lock().unwrap())(*at).status))
+            .map(|(_, h, _)| h["webhook-id"].clone())
+            .collect()
+    }
+}
+
+fn ok(status: u16) -> WebhookAnswer {
+    WebhookAnswer {
+        status,
+        retry_after: None,
+    }
+}
+
+impl WebhookClient for Endpoint {
+    async fn post(
+        &self,
+        _url: &WebhookUrl,
+        headers: &[(&'static str, String)],
+        body: Bytes,
+        _timeout: Duration,
+    ) -> Result<WebhookAnswer, String> {
+        let now = self.clock.now();
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        self.got.lock().unwrap().push((now, headers, body));
+        Ok((self.answer.lock().unwrap())(now))
+    }
+}
+
+struct World {
+    catalog: Arc<MemoryCatalog>,
+    clock: Arc<ManualClock>,
+    endpoint: Arc<Endpoint>,
+    fanout: Fanout<Arc<MemoryCatalog>, Arc<MemoryQueue>, Arc<MemoryQueue>>,
+    deliverer: Deliverer<Arc<MemoryCatalog>, Arc<Endpoint>, MemorySealer>,
+    registry: Registry<Arc<MemoryCatalog>, MemorySealer, Arc<MemoryQueue>>,
+    queue: Arc<MemoryQueue>,
+    work: Arc<MemoryQueue>,
+    /// The webhook queue as SQS holds it: jobs and when they are visible.
+    pending: Vec<(OffsetDateTime, Job)>,
+}
+
+fn world() -> World {
+    let catalog = Arc::new(MemoryCatalog::default());
+    let clock = Arc::new(ManualClock::new(START));
+    let ids: Arc<SequentialIds> = Arc::new(SequentialIds::default());
+    let endpoint = Arc::new(Endpoint::new(clock.clone()));
+    let queue = Arc::new(MemoryQueue::default());
+    let work = Arc::new(MemoryQueue::default());
+    World {
+        fanout: Fanout {
+            catalog: catalog.clone(),
+            deliveries: queue.clone(),
+            work: work.clone(),
+            clock: clock.clone(),
+            grace: Duration::from_secs(900),
+        },
+        deliverer: Deliverer {
+            catalog: catalog.clone(),
+            client: endpoint.clone(),
+            sealer: MemorySealer,
+            clock: clock.clone(),
+            ids: ids.clone(),
+            schedule: Schedule::default(),
+            timeout: Duration::from_secs(5),
+            lease: Duration::from_secs(60),
+        },
+        registry: Registry {
+            catalog: catalog.clone(),
+            sealer: MemorySealer,
+            deliveries: queue.clone(),
+            clock: clock.clone(),
+            ids,
+            allow_private: false,
+            max_per_owner: 10,
+        },
+        catalog,
+        clock,
+        endpoint,
+        queue,
+        work,
+        pending: Vec::new(),
+    }
+}
+
+fn acme() -> Owner {
+    "acme".parse().unwrap()
+}
+
+fn event(n: u32, at: OffsetDateTime) -> EventV1 {
+    let doc = Document {
+        id: DocumentId::from_parts(at, u128::from(n)),
+        owner: acme(),
+        name: FileName::sanitize(&format!("doc-{n}.pdf")).unwrap(),
+        declared_type: None,
+        content_type: None,
+        size: Some(10),
+        sha256: Some(Sha256::of(&n.to_le_bytes())),
+        tags: Tags::default(),
+        source: Source::Http,
+        status: Status::Accepted,
+        created_at: at,
+        updated_at: at,
+        version: 2,
+        upload_deadline: None,
+    };
+    EventV1::from(&DomainEvent {
+        version: 1,
+        id: format!("evt-{n}"),
+        event_type: EventType::DocumentAccepted,
+        owner: acme(),
+        occurred_at: at,
+        document: doc,
+        previous_status: Some(StatusKind::Received),
+    })
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(30)
+}
+
+impl World {
+    async fn hook(&self) -> (Webhook, WebhookSecret) {
+        let new = NewWebhook {
+            url: "https://hooks.example.com/intake".into(),
+            events: vec![],
+        };
+        self.registry.create(&acme(), new).await.unwrap()
+    }
+
+    /// Moves what was queued onto the simulated SQS queue, visible at once.
+    fn collect(&mut self) {
+        let now = self.clock.now();
+        for (job, delay) in self.queue.take() {
+            self.pending.push((now + delay, job));
+        }
+    }
+
+    /// Runs every job visible now; a job that asks to come back is hidden that long (as the
+    /// webhook function does with the message's visibility). Returns the outcomes.
+    async fn run_due(&mut self) -> Vec<Outcome> {
+        self.collect();
+        let now = self.clock.now();
+        let (due, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(at, _)| *at <= now);
+        self.pending = later;
+        let mut outcomes = Vec::new();
+        for (_, job) in due {
+            let Job::DeliverWebhook { event_id, webhook } = &job else {
+                panic!("{job:?}")
+            };
+            let outcome = self.deliverer.deliver(event_id, webhook, deadline()).await.unwrap();
+            if let Outcome::RetryIn(wait) = outcome {
+                self.pending.push((now + wait, job.clone()));
+            }
+            outcomes.push(outcome);
+        }
+        self.collect();
+        outcomes
+    }
+
+    /// Advances the clock to the next visible job (at most to `until`) and runs what is due,
+    /// until nothing is pending or `until` is reached.
+    async fn run_until(&mut self, until: OffsetDateTime) {
+        loop {
+            self.run_due().await;
+            let Some(next) = self.pending.iter().map(|(at, _)| *at).min() else {
+                return;
+            };
+            if next > until {
+                let now = self.clock.now();
+                if until > now {
+                    self.clock.advance(Duration::try_from(until - now).unwrap());
+                }
+                return;
+            }
+            let now = self.clock.now();
+            if next > now {
+                self.clock.advance(Duration::try_from(next - now).unwrap());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_as_standard_webhooks_and_verify_with_the_secret_shown_once() {
+    let mut w = world();
+    let (hook, secret) = w.hook().await;
+    // Stored sealed: the catalog never holds the secret itself.
+    let stored = w.catalog.get_webhook(&hook.id).await.unwrap().unwrap();
+    assert!(!stored.secrets[0].sealed.contains(secret.reveal()));
+    let e = event(1, START);
+    w.fanout.handle(&e).await.unwrap();
+    assert_eq!(w.run_due().await, vec![Outcome::Delivered]);
+
+    let got = w.endpoint.got.lock().unwrap();
+    let (_, headers, body) = &got[0];
+    assert_eq!(headers["webhook-id"], "evt-1");
+    let ts: i64 = headers["webhook-timestamp"].parse().unwrap();
+    assert!(verify(
+        &secret,
+        "evt-1",
+        ts,
+        body,
+        &headers["webhook-signature"],
+        START,
+        Duration::from_secs(300)
+    ));
+    assert_eq!(EventV1::parse(std::str::from_utf8(body).unwrap()).unwrap(), e);
+}
+
+#[tokio::test]
+async fn an_event_that_arrives_twice_is_delivered_once() {
+    let mut w = world();
+    w.hook().await;
+    let e = event(1, START);
+    let first = w.fanout.handle(&e).await.unwrap();
+    let again = w.fanout.handle(&e).await.unwrap();
+    assert_eq!((first.queued, again.queued, again.already), (1, 0, 1));
+    // Both jobs (the second queued because no attempt was made yet) run; one posts.
+    let outcomes = w.run_due().await;
+    assert_eq!(outcomes, vec![Outcome::Delivered, Outcome::Settled]);
+    assert_eq!(w.endpoint.delivered(), vec!["evt-1"]);
+    // Jobs that come again later settle without posting.
+    w.queue
+        .schedule(
+            &Job::DeliverWebhook {
+                event_id: "evt-1".into(),
+                webhook: w.catalog.list_webhooks(&acme()).await.unwrap()[0].id,
+            },
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.run_due().await, vec![Outcome::Settled]);
+    assert_eq!(w.endpoint.got.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_three_hours_gets_every_event_exactly_once_after_it_returns() {
+    let mut w = world();
+    let (hook, _) = w.hook().await;
+    let back_at = START + time::Duration::hours(3);
+    w.endpoint
+        .answer(move |now| if now < back_at { ok(503) } else { ok(200) });
+    // Ten events while it is down, spread over the first two hours.
+    for n in 0..10 {
+        w.fanout.handle(&event(n, w.clock.now())).await.unwrap();
+        w.run_due().await;
+        w.clock.advance(Duration::from_secs(12 * 60));
+    }
+    w.run_until(START + time::Duration::hours(24)).await;
+
+    let mut delivered = w.endpoint.delivered();
+    delivered.sort();
+    let mut expected: Vec<String> = (0..10).map(|n| format!("evt-{n}")).collect();
+    expected.sort();
+    assert_eq!(delivered, expected, "every event, once");
+    let failures = w.endpoint.got.lock().unwrap().len() - 10;
+    assert!(
+        failures >= 30,
+        "each was tried several times while it was down: {failures}"
+    );
+    let log = w
+        .registry
+        .deliveries(
+            &acme(),
+            &hook.id,
+            &DeliveryQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(log.items.len(), 10);
+    for record in &log.items {
+        assert_eq!(record.status, DeliveryStatus::Delivered, "{record:?}");
+        let last = record.attempts.last().unwrap();
+        assert_eq!(last.status_code, Some(200));
+        assert!(last.at >= back_at);
+        assert!(
+            record.attempts[..record.attempts.len() - 1]
+                .iter()
+                .all(|a| a.status_code == Some(503))
+        );
+    }
+    assert!(
+        w.catalog
+            .get_webhook(&hook.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn retries_follow_the_schedule_and_honour_retry_after() {
+    let mut w = world();
+    w.hook().await;
+    w.endpoint.answer(|_| WebhookAnswer {
+        status: 429,
+        retry_after: Some(Duration::from_secs(600)),
+    });
+    w.fanout.handle(&event(1, START)).await.unwrap();
+    let outcomes = w.run_due().await;
+    // The schedule says 5 s; the endpoint asked for 10 minutes.
+    assert_eq!(outcomes, vec![Outcome::RetryIn(Duration::from_secs(600))]);
+    w.endpoint.answer(|_| ok(500));
+    w.clock.advance(Duration::from_secs(600));
+    match w.run_due().await.as_slice() {
+        [Outcome::RetryIn(wait)] => {
+            assert!((270..=330).contains(&wait.as_secs()), "5 min ± 10%: {wait:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_and_the_owner_sees_why() {
+    let mut w = world();
+    let (hook, _) = w.hook().await;
+    w.endpoint.answer(|_| ok(410));
+    w.fanout.handle(&event(1, START)).await.unwrap();
+    assert_eq!(
+        w.run_due().await,
+        vec![Outcome::Failed {
+            reason: "the endpoint answered 410 Gone".into(),
+            disabled: true
+        }]
+    );
+    let stored = w.registry.get(&acme(), &hook.id).await.unwrap();
+    assert_eq!(stored.disabled.unwrap().reason, "the endpoint answered 410 Gone");
+    // Later events are recorded as skipped, not sent.
+    let fanned = w.fanout.handle(&event(2, START)).await.unwrap();
+    assert_eq!((fanned.queued, fanned.skipped), (0, 1));
+    assert!(w.run_due().await.is_empty());
+    assert_eq!(w.endpoint.got.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_its_whole_schedule_is_disabled_after_about_three_days() {
+    let mut w = world();
+    let (hook, _) = w.hook().await;
+    w.endpoint.answer(|_| ok(500));
+    w.fanout.handle(&event(1, START)).await.unwrap();
+    w.run_until(START + time::Duration::days(5)).await;
+    let attempts = w.endpoint.got.lock().unwrap().clone();
+    assert_eq!(attempts.len(), 12);
+    let span = attempts.last().unwrap().0 - attempts[0].0;
+    assert!(
+        span > time::Duration::hours(60) && span < time::Duration::hours(75),
+        "about three days: {span}"
+    );
+    let stored = w.registry.get(&acme(), &hook.id).await.unwrap();
+    let reason = stored.disabled.unwrap().reason;
+    assert!(reason.starts_with("all 12 attempts failed over 2 d"), "{reason}");
+    assert!(reason.ends_with("the last: HTTP 500"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_replay_resends_with_the_original_id_and_body_once_the_endpoint_is_enabled_again() {
+    let mut w = world();
+    let (hook, _) = w.hook().await;
+    w.endpoint.answer(|_| ok(410));
+    w.fanout.handle(&event(1, START)).await.unwrap();
+    w.run_due().await;
+    w.fanout
+        .handle(&event(2, START + time::Duration::minutes(1)))
+        .await
+        .unwrap();
+    w.run_due().await;
+    assert!(matches!(
+        w.registry.replay(&acme(), &hook.id, Replay::Since(START)).await,
+        Err(Error::Conflict(_))
+    ));
+
+    w.endpoint.answer(|_| ok(204));
+    let enabled = w
+        .registry
+        .update(&acme(), &hook.id, WebhookPatch { enabled: Some(true) })
+        .await
+        .unwrap();
+    assert!(enabled.disabled.is_none());
+    let replayed = w
+        .registry
+        .replay(&acme(), &hook.id, Replay::Since(START))
+        .await
+        .unwrap();
+    assert_eq!(replayed.queued, 2);
+    w.run_due().await;
+    let got = w.endpoint.got.lock().unwrap().clone();
+    let first_body = got[0].2.clone();
+    let replays: Vec<_> = got[1..]
+        .iter()
+        .map(|(_, h, b)| (h["webhook-id"].clone(), b.clone()))
+        .collect();
+    assert_eq!(replays.len(), 2);
+    assert!(
+        replays.contains(&("evt-1".to_owned(), first_body)),
+        "same id, same bytes"
+    );
+    assert!(replays.iter().any(|(id, _)| id == "evt-2"), "the skipped one too");
+
+    // One event by id; another owner cannot.
+    w.registry
+        .replay(&acme(), &hook.id, Replay::Event("evt-2".into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.registry
+            .replay(&"globex".parse().unwrap(), &hook.id, Replay::Event("evt-2".into()))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        w.registry.replay(&acme(), &hook.id, Replay::Event("nope".into())).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_old_one_until_the_old_one_retires() {
+    let mut w = world();
+    let (hook, old) = w.hook().await;
+    let (rotated, new) = w.registry.rotate_secret(&acme(), &hook.id).await.unwrap();
+    assert_ne!(old, new);
+    assert_eq!(rotated.secrets.len(), 2);
+    w.fanout.handle(&event(1, START)).await.unwrap();
+    w.run_due().await;
+    {
+        let got = w.endpoint.got.lock().unwrap();
+        let (_, h, body) = &got[0];
+        let ts: i64 = h["webhook-timestamp"].parse().unwrap();
+        for secret in [&old, &new] {
+            assert!(verify(
+                secret,
+                "evt-1",
+                ts,
+                body,
+                &h["webhook-signature"],
+                START,
+                Duration::from_secs(300)
+            ));
+        }
+    }
+    w.clock.advance(Duration::from_secs(25 * 3600));
+    w.fanout.handle(&event(2, w.clock.now())).await.unwrap();
+    w.run_due().await;
+    let got = w.endpoint.got.lock().unwrap();
+    let (at, h, body) = &got[1];
+    let ts: i64 = h["webhook-timestamp"].parse().unwrap();
+    let five = Duration::from_secs(300);
+    assert!(verify(&new, "evt-2", ts, body, &h["webhook-signature"], *at, five));
+    assert!(
+        !verify(&old, "evt-2", ts, body, &h["webhook-signature"], *at, five),
+        "retired"
+    );
+}
+
+#[tokio::test]
+async fn webhooks_are_validated_bounded_and_owned() {
+    let w = world();
+    let new = |url: &str| NewWebhook {
+        url: url.into(),
+        events: vec![EventType::DocumentAccepted],
+    };
+    assert!(matches!(
+        w.registry.create(&acme(), new("http://10.0.0.1/")).await,
+        Err(Error::Invalid(_))
+    ));
+    let (hook, secret) = w
+        .registry
+        .create(&acme(), new("https://hooks.example.com/a"))
+        .await
+        .unwrap();
+    assert!(secret.reveal().starts_with("whsec_"));
+    let globex: Owner = "globex".parse().unwrap();
+    assert!(matches!(
+        w.registry.delete(&globex, &hook.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        w.registry.get(&globex, &hook.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        w.registry
+            .update(&globex, &hook.id, WebhookPatch { enabled: Some(false) })
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    for _ in 1..10 {
+        w.registry
+            .create(&acme(), new("https://hooks.example.com/b"))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        w.registry.create(&acme(), new("https://hooks.example.com/c")).await,
+        Err(Error::Conflict(_))
+    ));
+    w.registry.delete(&acme(), &hook.id).await.unwrap();
+    assert_eq!(w.registry.list(&acme()).await.unwrap().len(), 9);
+}
+
+#[tokio::test]
+async fn hooks_only_get_the_event_types_they_asked_for_and_deletions_schedule_sweeps() {
+    let w = world();
+    let picky = NewWebhook {
+        url: "https://hooks.example.com/deleted".into(),
+        events: vec![EventType::DocumentDeleted],
+    };
+    w.registry.create(&acme(), picky).await.unwrap();
+    w.hook().await;
+    let fanned = w.fanout.handle(&event(1, START)).await.unwrap();
+    assert_eq!(fanned.queued, 1, "only the hook that wants every type");
+    assert!(!fanned.sweep_scheduled);
+
+    let mut deleted = event(2, START);
+    deleted.event_type = EventType::DocumentDeleted;
+    deleted.previous_status = Some(StatusKind::Accepted);
+    let fanned = w.fanout.handle(&deleted).await.unwrap();
+    assert_eq!(fanned.queued, 2);
+    assert!(fanned.sweep_scheduled);
+    let jobs = w.work.take();
+    assert_eq!(
+        jobs,
+        vec![(
+            Job::SweepBlob {
+                sha256: Sha256::of(&2u32.to_le_bytes())
+            },
+            Duration::from_secs(900)
+        )]
+    );
+    deleted.id = "evt-3".into();
+    deleted.previous_status = Some(StatusKind::Rejected);
+    assert!(!w.fanout.handle(&deleted).await.unwrap().sweep_scheduled);
+}

@@ -1,0 +1,156 @@
+//! The webhook function: consumes the webhook queue. Each message is a
+//! [`Job::DeliverWebhook`]; the core's [`Deliverer`] makes the attempt it asks for (signed,
+//! SSRF-safe: [`http`]) and says what happens next. A delivery to be tried again later keeps
+//! its message: hidden for the wait ([`Visibility`], SQS's visibility timeout, up to 12 hours)
+//! and reported as a batch item failure, so it comes back when due, surviving restarts. A
+//! message that is not a delivery job is reported failed until the queue moves it to its
+//! dead-letter queue.
+
+pub mod http;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use intake_core::jobs::Job;
+use intake_core::ports::{Deliveries, SecretSealer, WebhookClient, Webhooks};
+use intake_core::webhooks::{Deliverer, Outcome};
+use intake_lambda::metrics::Metrics;
+use tracing::Instrument;
+
+/// Hides a received message for a while (SQS `ChangeMessageVisibility`).
+pub trait Visibility: Send + Sync {
+    fn hide(&self, receipt_handle: &str, wait: Duration) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The longest a received message can be hidden (SQS: 12 hours from its receipt).
+pub const LONGEST_HIDE: Duration = Duration::from_secs(12 * 3600 - 60);
+
+/// The webhook queue on SQS.
+pub struct SqsVisibility {
+    pub client: intake_aws::aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+impl Visibility for SqsVisibility {
+    async fn hide(&self, receipt_handle: &str, wait: Duration) -> Result<(), String> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(wait.min(LONGEST_HIDE).as_secs().max(1) as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{}", intake_aws::aws_sdk_sqs::error::DisplayErrorContext(e)))
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub delivered: u32,
+    pub retrying: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub settled: u32,
+    pub unusable: u32,
+}
+
+/// Deliveries handled at once.
+const PARALLEL: usize = 8;
+
+pub async fn handle<C, H, S, V>(
+    deliverer: &Deliverer<C, H, S>,
+    visibility: &V,
+    event: SqsEvent,
+    deadline: Instant,
+) -> SqsBatchResponse
+where
+    C: Webhooks + Deliveries,
+    H: WebhookClient,
+    S: SecretSealer,
+    V: Visibility,
+{
+    use futures::StreamExt;
+    let results: Vec<(Option<String>, Option<Outcome>)> = futures::stream::iter(event.records)
+        .map(|message| async move {
+            let id = message.message_id.clone().unwrap_or_default();
+            let job = Job::from_message(message.body.as_deref().unwrap_or_default());
+            let Ok(Job::DeliverWebhook { event_id, webhook }) = job else {
+                tracing::error!(message_id = %id, "not a webhook delivery job; left for the dead-letter queue");
+                return (Some(id), None);
+            };
+            let span = tracing::info_span!(
+                "delivery",
+                event_id = %event_id,
+                webhook = %webhook,
+                document_id = tracing::field::Empty
+            );
+            let outcome = match deliverer
+                .deliver(&event_id, &webhook, deadline)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    span.in_scope(|| tracing::error!(error = %e, "delivery step failed; the message comes back"));
+                    return (Some(id), None);
+                }
+            };
+            let retry = match &outcome {
+                Outcome::Delivered => {
+                    span.in_scope(|| tracing::info!("delivered"));
+                    false
+                }
+                Outcome::RetryIn(wait) => {
+                    span.in_scope(|| tracing::info!(wait_secs = wait.as_secs(), "not delivered; tried again later"));
+                    if let Some(receipt) = message.receipt_handle.as_deref() {
+                        if let Err(e) = visibility.hide(receipt, *wait).await {
+                            span.in_scope(
+                                || tracing::warn!(error = %e, "could not delay the message; it comes back sooner"),
+                            );
+                        }
+                    }
+                    true
+                }
+                Outcome::Failed { reason, disabled } => {
+                    span.in_scope(|| tracing::warn!(%reason, disabled, "delivery failed for good"));
+                    false
+                }
+                Outcome::Skipped(reason) => {
+                    span.in_scope(|| tracing::info!(%reason, "skipped"));
+                    false
+                }
+                Outcome::Settled => false,
+            };
+            (retry.then_some(id), Some(outcome))
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+
+    let mut summary = Summary::default();
+    let mut response = SqsBatchResponse::default();
+    for (failed, outcome) in results {
+        match outcome {
+            Some(Outcome::Delivered) => summary.delivered += 1,
+            Some(Outcome::RetryIn(_)) => summary.retrying += 1,
+            Some(Outcome::Failed { .. }) => summary.failed += 1,
+            Some(Outcome::Skipped(_)) => summary.skipped += 1,
+            Some(Outcome::Settled) => summary.settled += 1,
+            None => summary.unusable += 1,
+        }
+        if let Some(id) = failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    tracing::info!(?summary, "batch handled");
+    let mut metrics = Metrics::default();
+    metrics.count("WebhookDeliveries", summary.delivered.into());
+    metrics.count("WebhookRetries", summary.retrying.into());
+    metrics.count("WebhookFailures", summary.failed.into());
+    metrics.flush();
+    response
+}
