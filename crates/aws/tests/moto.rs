@@ -947,7 +947,13 @@ mod announcing {
             async move { catalog.claim_delivery("evt-1", &hook, token, at, lease).await.unwrap() }
         };
         assert_eq!(claim("a", now).await, DeliveryClaim::Claimed);
-        assert_eq!(claim("b", now).await, DeliveryClaim::InFlight);
+        assert_eq!(
+            claim("b", now).await,
+            DeliveryClaim::InFlight {
+                until: now + lease - Duration::from_nanos(now.nanosecond().into())
+            },
+            "held by the first claim, until its lease ends (whole seconds)"
+        );
         assert_eq!(
             claim("a", now).await,
             DeliveryClaim::Claimed,

@@ -359,19 +359,21 @@ impl StatsWriter for MemoryCatalog {
 
 impl Deliveries for MemoryCatalog {
     async fn open_delivery(&self, record: &crate::webhooks::DeliveryRecord) -> Result<bool, StoreError> {
-        let mut s = self.state();
-        let key = (record.event_id.clone(), record.webhook);
-        if s.deliveries.contains_key(&key) {
-            return Ok(false);
-        }
-        s.deliveries.insert(
-            key,
-            StoredDelivery {
-                record: record.clone(),
-                claim: None,
-            },
-        );
-        Ok(true)
+        self.write(|| {
+            let mut s = self.state();
+            let key = (record.event_id.clone(), record.webhook);
+            if s.deliveries.contains_key(&key) {
+                return Ok(false);
+            }
+            s.deliveries.insert(
+                key,
+                StoredDelivery {
+                    record: record.clone(),
+                    claim: None,
+                },
+            );
+            Ok(true)
+        })
     }
 
     async fn get_delivery(
@@ -403,7 +405,7 @@ impl Deliveries for MemoryCatalog {
         }
         match &stored.claim {
             Some((t, _)) if t == token => Ok(DeliveryClaim::Claimed),
-            Some((_, until)) if *until > now => Ok(DeliveryClaim::InFlight),
+            Some((_, until)) if *until > now => Ok(DeliveryClaim::InFlight { until: *until }),
             _ => {
                 stored.claim = Some((token.to_owned(), now + lease));
                 Ok(DeliveryClaim::Claimed)
@@ -412,15 +414,17 @@ impl Deliveries for MemoryCatalog {
     }
 
     async fn record_delivery(&self, record: &crate::webhooks::DeliveryRecord, token: &str) -> Result<(), StoreError> {
-        let mut s = self.state();
-        match s.deliveries.get_mut(&(record.event_id.clone(), record.webhook)) {
-            Some(stored) if stored.claim.as_ref().is_some_and(|(t, _)| t == token) => {
-                stored.record = record.clone();
-                stored.claim = None;
-                Ok(())
+        self.write(|| {
+            let mut s = self.state();
+            match s.deliveries.get_mut(&(record.event_id.clone(), record.webhook)) {
+                Some(stored) if stored.claim.as_ref().is_some_and(|(t, _)| t == token) => {
+                    stored.record = record.clone();
+                    stored.claim = None;
+                    Ok(())
+                }
+                _ => Err(StoreError::ConditionFailed),
             }
-            _ => Err(StoreError::ConditionFailed),
-        }
+        })
     }
 
     async fn reopen_delivery(&self, event_id: &str, hook: &WebhookId, now: OffsetDateTime) -> Result<bool, StoreError> {

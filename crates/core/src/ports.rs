@@ -257,8 +257,8 @@ pub enum DeliveryClaim {
     Claimed,
     /// The delivery is settled (delivered, given up or skipped): nothing to send.
     Settled,
-    /// Another caller holds an unexpired lease and is sending it now.
-    InFlight,
+    /// Another caller holds a lease, until `until`, and is sending it now.
+    InFlight { until: OffsetDateTime },
 }
 
 /// Which events a hook's delivery log lists.

@@ -382,7 +382,12 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
         {
             Ok(DeliveryClaim::Claimed) => {}
             Ok(DeliveryClaim::Settled) => return Ok(Outcome::Settled),
-            Ok(DeliveryClaim::InFlight) => return Ok(Outcome::RetryIn(self.lease)),
+            // Look again when the holder's lease ends (it will have recorded by then, or died).
+            Ok(DeliveryClaim::InFlight { until }) => {
+                return Ok(Outcome::RetryIn(
+                    wait(until - now).clamp(Duration::from_secs(1), self.lease),
+                ));
+            }
             Err(e) => {
                 // The claim may have been written although its answer was lost: give it back
                 // (writing the record unchanged under our token releases it), or the next try
@@ -391,7 +396,16 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
                 return Err(e.into());
             }
         }
-        let hook = match self.catalog.get_webhook(hook_id).await? {
+        // Until the POST, a failure gives the claim back (writing the record unchanged under our
+        // token), so the job's next try need not wait for the lease to end.
+        let hook = match self.catalog.get_webhook(hook_id).await {
+            Ok(hook) => hook,
+            Err(e) => {
+                let _ = self.catalog.record_delivery(&record, &token).await;
+                return Err(e.into());
+            }
+        };
+        let hook = match hook {
             Some(hook) if hook.owner == record.owner => hook,
             _ => {
                 let reason = "the webhook was deleted".to_owned();
@@ -407,7 +421,17 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
             return Ok(Outcome::Skipped(reason));
         }
 
-        let (attempt, answer) = self.attempt(&hook, &record, timeout).await;
+        // The signing secrets, opened before anything is sent: a sealer that cannot open them
+        // (KMS throttled or unreachable) is our failure, not the endpoint's, so it costs the
+        // delivery no attempt: the claim is given back and the job comes back later.
+        let secrets = match self.open_secrets(&hook).await {
+            Ok(secrets) => secrets,
+            Err(e) => {
+                let _ = self.catalog.record_delivery(&record, &token).await;
+                return Err(e.into());
+            }
+        };
+        let (attempt, answer) = self.attempt(&hook, &secrets, &record, timeout).await;
         record.log(attempt.clone());
         let outcome = match answer {
             Some(a) if (200..300).contains(&a.status) => {
@@ -445,18 +469,20 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
                 }
             },
         };
-        let mut recorded = self.catalog.record_delivery(&record, &token).await;
-        if outcome == Outcome::Delivered {
-            // The endpoint has it: never send it again because writing that down failed. Try
-            // a few more times; if the record stays pending, its claim keeps it from being
-            // sent until the lease ends, and the job is done (no retry posts it again).
-            // (Each call is itself retried with backoff by the store's client.)
-            for _ in 0..2 {
-                if !matches!(recorded, Err(StoreError::Unavailable(_) | StoreError::Throttled)) {
-                    break;
-                }
-                recorded = self.catalog.record_delivery(&record, &token).await;
+        let mut recorded = self.record(&record, &token).await;
+        // What the endpoint answered must be written down: try a few more times (each call is
+        // itself retried with backoff by the store's client), or the claim holds the delivery
+        // until its lease ends.
+        for _ in 0..2 {
+            if !matches!(recorded, Err(StoreError::Unavailable(_) | StoreError::Throttled)) {
+                break;
             }
+            recorded = self.record(&record, &token).await;
+        }
+        if outcome == Outcome::Delivered {
+            // The endpoint has it: never send it again because writing that down failed. If the
+            // record stays pending, its claim keeps it from being sent until the lease ends,
+            // and the job is done (no retry posts it again).
             if let Err(e) = &recorded {
                 tracing::warn!(webhook = %hook.id, error = %e, "delivered, but recording the delivery failed");
                 return Ok(Outcome::Delivered);
@@ -475,32 +501,68 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
         Ok(outcome)
     }
 
+    /// Writes `record` under the claim `token`. A write applied whose answer was lost looks,
+    /// when the client sends it again, like a lost claim ("condition failed": the first write
+    /// gave the claim back): read what is stored, and if it is what we wrote, it was ours.
+    /// Otherwise the claim ran out and someone else took over (`ConditionFailed`).
+    async fn record(&self, record: &DeliveryRecord, token: &str) -> Result<(), StoreError> {
+        match self.catalog.record_delivery(record, token).await {
+            Err(StoreError::ConditionFailed) => {
+                let stored = self.catalog.get_delivery(&record.event_id, &record.webhook).await?;
+                let ours = stored.is_some_and(|stored| {
+                    (
+                        stored.status,
+                        stored.attempts_made,
+                        stored.attempts.last(),
+                        stored.next_attempt_at,
+                    ) == (
+                        record.status,
+                        record.attempts_made,
+                        record.attempts.last(),
+                        record.next_attempt_at,
+                    )
+                });
+                if ours { Ok(()) } else { Err(StoreError::ConditionFailed) }
+            }
+            other => other,
+        }
+    }
+
+    /// The secrets that sign for `hook` now (during a rotation's grace period, two).
+    async fn open_secrets(&self, hook: &Webhook) -> Result<Vec<crate::WebhookSecret>, StoreError> {
+        let mut secrets = Vec::new();
+        for sealed in hook.signing_secrets(self.clock.now()) {
+            secrets.push(self.sealer.open(&sealed.sealed, &hook.id).await?);
+        }
+        if secrets.is_empty() {
+            return Err(StoreError::Unavailable(format!(
+                "webhook {} has no signing secret",
+                hook.id
+            )));
+        }
+        Ok(secrets)
+    }
+
     /// One signed POST; what to log, and the answer if there was one.
     async fn attempt(
         &self,
         hook: &Webhook,
+        secrets: &[crate::WebhookSecret],
         record: &DeliveryRecord,
         timeout: Duration,
     ) -> (Attempt, Option<WebhookAnswer>) {
         let at = self.clock.now();
         let started = Instant::now();
-        let mut signatures = Vec::new();
-        for sealed in hook.signing_secrets(at) {
-            match self.sealer.open(&sealed.sealed, &hook.id).await {
-                Ok(secret) => signatures.extend(sign(
-                    &secret,
-                    &record.event_id,
-                    at.unix_timestamp(),
-                    record.body.as_bytes(),
-                )),
-                Err(e) => tracing::warn!(webhook = %hook.id, error = %e, "a signing secret could not be opened"),
-            }
-        }
+        let signatures: Vec<String> = secrets
+            .iter()
+            .flat_map(|secret| sign(secret, &record.event_id, at.unix_timestamp(), record.body.as_bytes()))
+            .collect();
         if signatures.is_empty() {
+            // A stored secret that is not a key: never send unsigned.
             let attempt = Attempt {
                 at,
                 status_code: None,
-                error: Some("no signing secret could be opened".into()),
+                error: Some("no usable signing secret".into()),
                 latency_ms: 0,
             };
             return (attempt, None);
@@ -549,7 +611,7 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
         record.status = status;
         record.outcome = Some(reason.to_owned());
         record.next_attempt_at = None;
-        match self.catalog.record_delivery(record, token).await {
+        match self.record(record, token).await {
             Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -769,9 +831,10 @@ impl<C: Webhooks + Deliveries, S: SecretSealer, Q: WorkQueue> Registry<C, S, Q> 
         let now = self.clock.now();
         let mut replayed = Replayed::default();
         let events: Vec<String> = match what {
+            // An event this hook never had a delivery of: nothing to send again (queued: 0).
             Replay::Event(event_id) => match self.catalog.get_delivery(&event_id, id).await? {
                 Some(record) if &record.owner == owner => vec![record.event_id],
-                _ => return Err(Error::NotFound("delivery")),
+                _ => Vec::new(),
             },
             Replay::Since(since) => {
                 // Oldest first, so that a replay in several calls goes forward in time.

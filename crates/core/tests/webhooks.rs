@@ -458,10 +458,15 @@ async fn a_replay_resends_with_the_original_id_and_body_once_the_endpoint_is_ena
             .await,
         Err(Error::NotFound(_))
     ));
-    assert!(matches!(
-        w.registry.replay(&acme(), &hook.id, Replay::Event("nope".into())).await,
-        Err(Error::NotFound(_))
-    ));
+    assert_eq!(
+        w.registry
+            .replay(&acme(), &hook.id, Replay::Event("nope".into()))
+            .await
+            .unwrap()
+            .queued,
+        0,
+        "an event the hook never had: nothing to send"
+    );
 }
 
 #[tokio::test]
@@ -581,4 +586,91 @@ async fn hooks_only_get_the_event_types_they_asked_for_and_deletions_schedule_sw
     deleted.id = "evt-3".into();
     deleted.previous_status = Some(StatusKind::Rejected);
     assert!(!w.fanout.handle(&deleted).await.unwrap().sweep_scheduled);
+}
+
+/// A sealer that cannot open secrets while `down` (KMS throttled or unreachable).
+struct FlakySealer {
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl SecretSealer for FlakySealer {
+    async fn seal(&self, secret: &WebhookSecret, hook: &WebhookId) -> Result<String, StoreError> {
+        MemorySealer.seal(secret, hook).await
+    }
+    async fn open(&self, sealed: &str, hook: &WebhookId) -> Result<WebhookSecret, StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Throttled);
+        }
+        MemorySealer.open(sealed, hook).await
+    }
+}
+
+#[tokio::test]
+async fn a_sealer_that_cannot_open_the_secret_costs_the_delivery_no_attempt_and_no_claim() {
+    let w = world();
+    let (hook, secret) = w.hook().await;
+    let e = event(1, START);
+    w.fanout.handle(&e).await.unwrap();
+    let sealer = FlakySealer {
+        down: std::sync::atomic::AtomicBool::new(true),
+    };
+    let deliverer = Deliverer {
+        catalog: w.catalog.clone(),
+        client: w.endpoint.clone(),
+        sealer,
+        clock: w.clock.clone(),
+        ids: Arc::new(SequentialIds::default()),
+        schedule: Schedule::default(),
+        timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(60),
+    };
+    // Nothing is sent unsigned; the job fails (its message comes back) and the record is
+    // untouched: no attempt logged, no retry scheduled, the claim given back.
+    let before = w.catalog.get_delivery("evt-1", &hook.id).await.unwrap().unwrap();
+    let failed = deliverer.deliver("evt-1", &hook.id, deadline()).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(w.endpoint.got.lock().unwrap().is_empty());
+    let record = w.catalog.get_delivery("evt-1", &hook.id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.attempts_made, record.next_attempt_at),
+        (DeliveryStatus::Pending, 0, before.next_attempt_at)
+    );
+    // When the sealer is back, the very next try delivers, signed.
+    deliverer.sealer.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let delivered = deliverer.deliver("evt-1", &hook.id, deadline()).await.unwrap();
+    assert_eq!(delivered, Outcome::Delivered);
+    let got = w.endpoint.got.lock().unwrap();
+    let (_, headers, body) = &got[0];
+    let ts: i64 = headers["webhook-timestamp"].parse().unwrap();
+    assert!(verify(
+        &secret,
+        "evt-1",
+        ts,
+        body,
+        &headers["webhook-signature"],
+        START,
+        Duration::from_secs(300)
+    ));
+}
+
+#[tokio::test]
+async fn a_retry_whose_recording_answer_was_lost_is_still_retried() {
+    // Every write of the delivery log is applied and its answer lost (the SDK's retry then
+    // finds the claim gone): the failed first attempt must still be retried, once.
+    let mut w = world();
+    let (hook, _) = w.hook().await;
+    w.endpoint.answer(|at| {
+        if at < START + Duration::from_secs(1) {
+            ok(503)
+        } else {
+            ok(204)
+        }
+    });
+    w.catalog.lose_answers(true);
+    w.fanout.handle(&event(1, START)).await.unwrap();
+    w.run_until(START + Duration::from_secs(3600)).await;
+    assert_eq!(w.endpoint.got.lock().unwrap().len(), 2, "one failed attempt, one retry");
+    assert_eq!(w.endpoint.delivered(), vec!["evt-1"]);
+    let record = w.catalog.get_delivery("evt-1", &hook.id).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts_made), (DeliveryStatus::Delivered, 2));
 }

@@ -47,7 +47,10 @@ pub struct Queues {
     pub stream_failures: String,
     pub sns_failures: String,
     pub mail_failures: String,
-    /// Where messages the sqs function keeps failing on end up.
+    /// Webhook deliveries, consumed by the webhook function (a job waiting for its next
+    /// attempt is hidden here).
+    pub webhooks: String,
+    /// Where messages the sqs and webhook functions keep failing on end up.
     pub dead_letters: String,
 }
 
@@ -71,6 +74,7 @@ impl LocalStack {
                 stream_failures: queue("StreamFailureQueue"),
                 sns_failures: queue("SnsFailureQueue"),
                 mail_failures: queue("MailFailureQueue"),
+                webhooks: queue("WebhookQueue"),
                 dead_letters: queue("WorkDeadLetterQueue"),
             },
         })

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use intake_core::ports::{Deliveries, DeliveryClaim, DeliveryQuery, StoreError};
 use intake_core::webhooks::{DeliveryPage, DeliveryRecord};
 use intake_core::{Owner, WebhookId};
@@ -91,16 +93,32 @@ impl Deliveries for DynamoCatalog {
             .expression_attribute_values(":until", n((now + lease).unix_timestamp()))
             .expression_attribute_values(":now", n(now.unix_timestamp()))
             .expression_attribute_values(":pending", s("pending"))
+            // A refused claim answers with the record as it is: settled, or whose lease until when.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(store_error);
+            .await;
         match claimed {
             Ok(_) => Ok(DeliveryClaim::Claimed),
-            Err(StoreError::ConditionFailed) => Ok(match self.get_delivery(event_id, hook).await? {
-                Some(r) if r.status == intake_core::webhooks::DeliveryStatus::Pending => DeliveryClaim::InFlight,
-                _ => DeliveryClaim::Settled,
-            }),
-            Err(e) => Err(e),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                    let old = refused.item();
+                    let pending = old
+                        .and_then(|item| item.get("status"))
+                        .and_then(|v| v.as_s().ok())
+                        .is_some_and(|status| status == "pending");
+                    if !pending {
+                        return Ok(DeliveryClaim::Settled);
+                    }
+                    let until = old
+                        .and_then(|item| item.get("lease_until"))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+                        .unwrap_or(now + lease);
+                    Ok(DeliveryClaim::InFlight { until })
+                }
+                _ => Err(store_error(e)),
+            },
         }
     }
 
