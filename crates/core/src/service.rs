@@ -121,9 +121,13 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         if size > limit {
             return Err(Error::TooLarge { size, limit });
         }
-        self.policy
-            .check_declared(upload.content_type.as_ref(), Some(size))
-            .map_err(|r| door_error(r, Some(size), limit))?;
+        // An empty file is recorded as rejected (as it is when it arrives through any other
+        // door), so the answer says what happened to it; other refusals are answered at once.
+        let refused = match self.policy.check_declared(upload.content_type.as_ref(), Some(size)) {
+            Ok(()) => None,
+            Err(r) if r.code == RejectionCode::Empty => Some(r),
+            Err(r) => return Err(door_error(r, Some(size), limit)),
+        };
         let sha256 = Sha256::of(&upload.body);
         let now = self.clock.now();
 
@@ -160,13 +164,28 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             sha256: Some(sha256),
             tags: upload.tags,
             source: Source::Http,
-            status: Status::Received,
+            status: match refused {
+                Some(rejection) => Status::Rejected { rejection },
+                None => Status::Received,
+            },
             created_at: now,
             updated_at: now,
             version: 1,
-            upload_deadline: Some(now + self.settings.received_grace),
+            upload_deadline: None,
+        };
+        let document = Document {
+            upload_deadline: (document.status == Status::Received).then(|| now + self.settings.received_grace),
+            ..document
         };
         let document = self.insert_new(&document).await?;
+        if document.is_deleted() {
+            // A replay of a request whose document has been deleted since: answering 202 with
+            // it would point the client at a document that is gone.
+            return Err(Error::Conflict(format!(
+                "the document this Idempotency-Key created ({}) has been deleted; send the upload again with a new key",
+                document.id
+            )));
+        }
         // Until the s3 function has moved the document on, (re)writing the same bytes to the same
         // key is harmless, and it completes an earlier attempt that failed after the catalog write.
         if document.status == Status::Received {
@@ -203,7 +222,12 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         let limit = self.policy.limits.max_bytes;
         self.policy
             .check_declared(intent.content_type.as_ref(), intent.size)
-            .map_err(|r| door_error(r, intent.size, limit))?;
+            .map_err(|r| match r.code {
+                // A declared size, not a body: an invalid field (the schema's maximum).
+                RejectionCode::TooLarge => Invalid::new("size", format!("must be at most {limit} bytes")).into(),
+                RejectionCode::Empty => Invalid::new("size", r.message).into(),
+                _ => door_error(r, intent.size, limit),
+            })?;
         let now = self.clock.now();
         let ttl = self.settings.upload_url_ttl;
         let document = Document {
@@ -240,7 +264,11 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         }
         if let (Some(since), Some(until)) = (query.since, query.until) {
             if since > until {
-                return Err(Invalid::new("since", "must not be after `until`").into());
+                // An empty window: nothing is in it.
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
             }
         }
         Ok(self.catalog.list_documents(owner, query).await?)

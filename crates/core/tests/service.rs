@@ -90,6 +90,25 @@ async fn duplicate_upload_with_same_idempotency_key_returns_existing_document() 
 }
 
 #[tokio::test]
+async fn a_replay_whose_document_was_deleted_since_is_a_conflict_not_a_dangling_202() {
+    let w = world();
+    let acme = owner("acme");
+    let mut u = upload(b"%PDF-1.7 gone");
+    u.idempotency_key = Some("order-43".parse().unwrap());
+    let first = w.app.submit(&acme, u.clone()).await.unwrap();
+    w.app.delete(&acme, &first.document.id).await.unwrap();
+    match w.app.submit(&acme, u).await {
+        Err(Error::Conflict(why)) => {
+            assert!(
+                why.contains(&first.document.id.to_string()) && why.contains("deleted"),
+                "{why}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn idempotency_keys_are_per_owner() {
     let w = world();
     let mut u = upload(b"%PDF-1.7 x");
@@ -101,13 +120,20 @@ async fn idempotency_keys_are_per_owner() {
 }
 
 #[tokio::test]
-async fn oversize_empty_and_unaccepted_uploads_are_refused_at_the_door() {
+async fn oversize_and_unaccepted_uploads_are_refused_at_the_door_and_empty_ones_recorded_rejected() {
     let w = world();
     let acme = owner("acme");
     let mut big = upload(b"");
     big.body = Bytes::from(vec![0u8; 800 * 1024]);
     assert!(matches!(w.app.submit(&acme, big).await, Err(Error::TooLarge { .. })));
-    assert!(matches!(w.app.submit(&acme, upload(b"")).await, Err(Error::Invalid(_))));
+    // An empty file is recorded, rejected, as from every other door: the answer says so.
+    let empty = w.app.submit(&acme, upload(b"")).await.unwrap().document;
+    assert!(
+        matches!(&empty.status, Status::Rejected { rejection } if rejection.code == RejectionCode::Empty),
+        "{empty:?}"
+    );
+    assert_eq!(empty.upload_deadline, None);
+    assert_eq!(w.app.get(&acme, &empty.id).await.unwrap(), empty);
     let mut exe = upload(b"MZ");
     exe.content_type = Some("application/x-msdownload".parse().unwrap());
     assert!(matches!(w.app.submit(&acme, exe).await, Err(Error::UnsupportedType(_))));
@@ -150,9 +176,10 @@ async fn presigned_upload_records_a_received_document() {
         size: Some(1 << 40),
         ..intent
     };
+    // A declared size over the policy's limit is an invalid field (the API schema's maximum).
     assert!(matches!(
         w.app.start_upload(&acme, too_big).await,
-        Err(Error::TooLarge { .. })
+        Err(Error::Invalid(e)) if e.field == "size"
     ));
 }
 

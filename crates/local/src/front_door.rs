@@ -43,7 +43,17 @@ impl FrontDoor {
         let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
-                return plain(StatusCode::PAYLOAD_TOO_LARGE, "413 Request Entity Too Large");
+                // What a load balancer answers itself when a request is over what it hands a
+                // Lambda target (1 MB): its own HTML page.
+                let mut r = plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center></body></html>",
+                );
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("text/html"),
+                );
+                return r;
             }
         };
         let event = alb_event(&parts, &body, peer, self.multi_value);

@@ -125,13 +125,14 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
                 let body: UploadBody = required_json_body(&req)?;
                 let intent = UploadIntent {
                     name: body.name,
-                    content_type: body.content_type.as_deref().map(str::parse).transpose()?,
+                    content_type: body.content_type.as_deref().map(canonical_media_type).transpose()?,
                     size: body.size,
                     sha256: body
                         .sha256
                         .as_deref()
                         .map(|h| {
-                            h.parse::<Sha256>()
+                            h.to_ascii_lowercase()
+                                .parse::<Sha256>()
                                 .map_err(|_| Invalid::new("sha256", "must be 64 hexadecimal digits"))
                         })
                         .transpose()?,
@@ -253,6 +254,9 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
             Route::Replay(id) => {
                 let body: ReplayBody = required_json_body(&req)?;
                 let what = match (body.event_id, body.since) {
+                    (Some(event_id), None) if event_id.is_empty() => {
+                        return Err(Invalid::new("event_id", "must not be empty").into());
+                    }
                     (Some(event_id), None) => Replay::Event(event_id),
                     (None, Some(since)) => {
                         Replay::Since(OffsetDateTime::parse(&since, &Rfc3339).map_err(|_| {
@@ -285,13 +289,26 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
     }
 }
 
+/// A media type as the upload body must give it: exactly `type/subtype`, in lower case.
+fn canonical_media_type(raw: &str) -> Result<ContentType, Invalid> {
+    let parsed: ContentType = raw.parse()?;
+    if parsed.as_str() != raw {
+        return Err(Invalid::new(
+            "content_type",
+            "must be a media type in lower case without parameters, such as application/pdf",
+        ));
+    }
+    Ok(parsed)
+}
+
 fn header_str<'a>(req: &'a Request, name: impl header::AsHeaderName) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A JSON object body (required), or a 415/400 that says what is wrong with it.
 fn required_json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    if req.body().as_ref().iter().all(u8::is_ascii_whitespace) {
+    let first = req.body().as_ref().iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
@@ -395,21 +412,33 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
     })
 }
 
+/// An optional field that, when present, must not be `null` (as the schema says).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UploadBody {
+    #[serde(default, deserialize_with = "present")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     content_type: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     size: Option<u64>,
     /// Hex SHA-256 of the bytes to come: S3 refuses other bytes.
+    #[serde(default, deserialize_with = "present")]
     sha256: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     tags: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
+    #[serde(default, deserialize_with = "present")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     tags: Option<Vec<String>>,
 }
 
@@ -424,13 +453,16 @@ struct WebhookBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WebhookPatchBody {
+    #[serde(default, deserialize_with = "present")]
     enabled: Option<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplayBody {
+    #[serde(default, deserialize_with = "present")]
     event_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     since: Option<String>,
 }
 
@@ -444,7 +476,20 @@ fn delivery_query(req: &Request) -> Result<DeliveryQuery, ApiError> {
                     .map_err(|_| Invalid::new("since", "must be an RFC 3339 time such as 2026-11-27T10:00:00Z"))
             })
             .transpose()?,
-        cursor: q.first("cursor").map(str::to_owned),
+        cursor: q
+            .first("cursor")
+            .map(|c| {
+                let well_formed = c.split_once('#').is_some_and(|(at, id)| {
+                    at.len() == 20
+                        && at.bytes().all(|b| b.is_ascii_digit())
+                        && (1..=128).contains(&id.len())
+                        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                });
+                well_formed
+                    .then(|| c.to_owned())
+                    .ok_or_else(|| Invalid::new("cursor", "is not a cursor this API returned"))
+            })
+            .transpose()?,
         limit: q
             .first("limit")
             .map(|l| {

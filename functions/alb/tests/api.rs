@@ -472,10 +472,15 @@ async fn webhooks_show_their_secret_once() {
         StatusCode::BAD_REQUEST,
         "invalid_request",
     );
+    let nothing = call(&api, at("POST", "/replay", r#"{"event_id": "nope"}"#)).await;
+    assert_eq!(
+        (nothing.status, nothing.json["queued"].clone()),
+        (StatusCode::ACCEPTED, json!(0))
+    );
     assert_error(
-        &call(&api, at("POST", "/replay", r#"{"event_id": "nope"}"#)).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
+        &call(&api, at("POST", "/replay", r#"{"event_id": null}"#)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
     );
 
     assert_eq!(
@@ -583,4 +588,40 @@ async fn a_body_marked_base64_that_is_not_is_a_400_not_a_crash() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.json);
     assert_eq!(a.json["error"]["code"], "malformed_request");
     assert!(a.json["error"]["message"].as_str().unwrap().contains("base64"));
+}
+
+/// The schema says what the shipped policy accepts (types, size), so that a request valid by
+/// the schema is one the code accepts (schemathesis checks both ways).
+#[test]
+fn the_schema_states_the_shipped_policy() {
+    let policy = Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap();
+    let schema: Value = serde_json::from_str(OPENAPI).unwrap();
+    let enumerated: Vec<String> = schema["components"]["schemas"]["AcceptedType"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(enumerated, policy.types.accepted);
+    let bodies: Vec<String> = schema["paths"]["/v1/documents"]["post"]["requestBody"]["content"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let mut accepted = policy.types.accepted.clone();
+    accepted.sort();
+    let mut bodies = bodies;
+    bodies.sort();
+    assert_eq!(bodies, accepted);
+    assert_eq!(
+        schema["paths"]["/v1/uploads"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["size"]
+            ["maximum"],
+        json!(policy.limits.max_bytes)
+    );
+    assert_eq!(
+        schema["paths"]["/v1/uploads"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["size"]
+            ["minimum"],
+        json!(policy.limits.min_bytes)
+    );
 }
