@@ -997,6 +997,7 @@ mod announcing {
                     since,
                     cursor,
                     limit: 2,
+                    oldest_first: false,
                 };
                 catalog.list_deliveries(&acme, &hook, &q).await.unwrap()
             }
@@ -1009,6 +1010,24 @@ mod announcing {
         assert_eq!(ids(&second), vec!["evt-3", "evt-2"]);
         let since = page(Some(now + Duration::from_secs(4)), None).await;
         assert_eq!(ids(&since), vec!["evt-5", "evt-4"]);
+        // Oldest first (a replay): forward in time from `since`, page by page.
+        let forward = |cursor| {
+            let catalog = catalog.clone();
+            let acme = acme.clone();
+            async move {
+                let q = DeliveryQuery {
+                    since: Some(now + Duration::from_secs(2)),
+                    cursor,
+                    limit: 2,
+                    oldest_first: true,
+                };
+                catalog.list_deliveries(&acme, &hook, &q).await.unwrap()
+            }
+        };
+        let one = forward(None).await;
+        assert_eq!(ids(&one), vec!["evt-2", "evt-3"]);
+        let two = forward(one.next.clone()).await;
+        assert_eq!(ids(&two), vec!["evt-4", "evt-5"]);
         assert!(
             catalog
                 .list_deliveries(

@@ -448,18 +448,29 @@ impl Deliveries for MemoryCatalog {
         query: &DeliveryQuery,
     ) -> Result<crate::webhooks::DeliveryPage, StoreError> {
         let s = self.state();
-        let sort_key =
-            |r: &crate::webhooks::DeliveryRecord| format!("{}#{}", r.occurred_at.unix_timestamp_nanos(), r.event_id);
+        let sort_key = |r: &crate::webhooks::DeliveryRecord| {
+            format!("{:020}#{}", r.occurred_at.unix_timestamp_nanos().max(0), r.event_id)
+        };
+        let after = |r: &crate::webhooks::DeliveryRecord, cursor: &String| {
+            if query.oldest_first {
+                &sort_key(r) > cursor
+            } else {
+                &sort_key(r) < cursor
+            }
+        };
         let mut items: Vec<crate::webhooks::DeliveryRecord> = s
             .deliveries
             .values()
             .map(|d| &d.record)
             .filter(|r| &r.webhook == hook && &r.owner == owner)
             .filter(|r| query.since.is_none_or(|since| r.occurred_at >= since))
-            .filter(|r| query.cursor.as_ref().is_none_or(|c| &sort_key(r) < c))
+            .filter(|r| query.cursor.as_ref().is_none_or(|c| after(r, c)))
             .cloned()
             .collect();
-        items.sort_by_key(|r| std::cmp::Reverse(sort_key(r)));
+        items.sort_by_key(sort_key);
+        if !query.oldest_first {
+            items.reverse();
+        }
         let limit = query.limit.max(1);
         let next = (items.len() > limit).then(|| sort_key(&items[limit - 1]));
         items.truncate(limit);

@@ -269,6 +269,8 @@ pub struct DeliveryQuery {
     /// Where the previous page ended (opaque).
     pub cursor: Option<String>,
     pub limit: usize,
+    /// Oldest first (a replay going forward in time); the log lists newest first.
+    pub oldest_first: bool,
 }
 
 /// The deliveries of events to webhooks, each with its log of attempts

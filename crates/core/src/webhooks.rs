@@ -700,9 +700,9 @@ pub struct Registry<C, S, Q> {
 
 impl<C: Webhooks + Deliveries, S: SecretSealer, Q: WorkQueue> Registry<C, S, Q> {
     /// At most this many deliveries are queued by one replay call.
-    pub const REPLAY_LIMIT: usize = 500;
-    /// At most this many deliveries are looked at by one replay call.
-    const SCAN_LIMIT: usize = 10_000;
+    pub const REPLAY_LIMIT: usize = 100;
+    /// Deliveries reopened and queued at once.
+    const REPLAY_PARALLEL: usize = 16;
 
     /// Registers a webhook; returns it and its signing secret, which is shown only now.
     pub async fn create(&self, owner: &Owner, new: NewWebhook) -> Result<(Webhook, WebhookSecret), Error> {
@@ -837,34 +837,45 @@ impl<C: Webhooks + Deliveries, S: SecretSealer, Q: WorkQueue> Registry<C, S, Q> 
                 _ => Vec::new(),
             },
             Replay::Since(since) => {
-                // Oldest first, so that a replay in several calls goes forward in time.
+                // Oldest first, so that a replay in several calls goes forward in time: the
+                // first REPLAY_LIMIT events since then, and where the next call starts.
                 let mut found: Vec<(OffsetDateTime, String)> = Vec::new();
                 let mut query = crate::ports::DeliveryQuery {
                     since: Some(since),
                     cursor: None,
                     limit: 100,
+                    oldest_first: true,
                 };
                 loop {
                     let page = self.catalog.list_deliveries(owner, id, &query).await?;
                     found.extend(page.items.into_iter().map(|r| (r.occurred_at, r.event_id)));
                     match page.next {
-                        Some(next) if found.len() < Self::SCAN_LIMIT => query.cursor = Some(next),
+                        Some(next) if found.len() <= Self::REPLAY_LIMIT => query.cursor = Some(next),
                         _ => break,
                     }
                 }
-                found.reverse();
                 if let Some((at, _)) = found.get(Self::REPLAY_LIMIT) {
                     replayed.more_since = Some(*at);
                 }
                 found.into_iter().take(Self::REPLAY_LIMIT).map(|(_, id)| id).collect()
             }
         };
-        for event_id in events {
-            if self.catalog.reopen_delivery(&event_id, id, now).await? {
+        // Several at once: a replay answers within the API's time.
+        use futures::StreamExt as _;
+        let reopened: Vec<Result<bool, Error>> = futures::stream::iter(events)
+            .map(|event_id| async move {
+                if !self.catalog.reopen_delivery(&event_id, id, now).await? {
+                    return Ok(false);
+                }
                 let job = Job::DeliverWebhook { event_id, webhook: *id };
                 self.deliveries.schedule(&job, Duration::ZERO).await?;
-                replayed.queued += 1;
-            }
+                Ok(true)
+            })
+            .buffer_unordered(Self::REPLAY_PARALLEL)
+            .collect()
+            .await;
+        for result in reopened {
+            replayed.queued += usize::from(result?);
         }
         Ok(replayed)
     }

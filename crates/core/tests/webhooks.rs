@@ -674,3 +674,39 @@ async fn a_retry_whose_recording_answer_was_lost_is_still_retried() {
     let record = w.catalog.get_delivery("evt-1", &hook.id).await.unwrap().unwrap();
     assert_eq!((record.status, record.attempts_made), (DeliveryStatus::Delivered, 2));
 }
+
+#[tokio::test]
+async fn a_long_replay_goes_forward_in_time_a_bounded_batch_per_call() {
+    let mut w = world();
+    let (hook, _) = w.hook().await;
+    let n = Registry::<Arc<MemoryCatalog>, MemorySealer, Arc<MemoryQueue>>::REPLAY_LIMIT as u32 + 30;
+    for i in 1..=n {
+        w.fanout
+            .handle(&event(i, START + time::Duration::seconds(i.into())))
+            .await
+            .unwrap();
+    }
+    w.run_due().await;
+    assert_eq!(w.endpoint.delivered().len(), n as usize);
+
+    // The oldest REPLAY_LIMIT events since then, and where the next call starts.
+    let first = w
+        .registry
+        .replay(&acme(), &hook.id, Replay::Since(START))
+        .await
+        .unwrap();
+    assert_eq!(first.queued, n as usize - 30);
+    let next = first.more_since.expect("more to replay");
+    assert_eq!(next, START + time::Duration::seconds(i64::from(n) - 29));
+    w.run_due().await;
+    let second = w.registry.replay(&acme(), &hook.id, Replay::Since(next)).await.unwrap();
+    assert_eq!((second.queued, second.more_since), (30, None));
+    w.run_due().await;
+    // Every event went out twice in all (once, then once replayed), none three times.
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for id in w.endpoint.delivered() {
+        *counts.entry(id).or_default() += 1;
+    }
+    assert_eq!(counts.len(), n as usize);
+    assert!(counts.values().all(|c| *c == 2), "{counts:?}");
+}

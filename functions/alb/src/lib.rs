@@ -500,5 +500,6 @@ fn delivery_query(req: &Request) -> Result<DeliveryQuery, ApiError> {
             })
             .transpose()?
             .unwrap_or(50),
+        oldest_first: false,
     })
 }

@@ -186,7 +186,7 @@ impl Deliveries for DynamoCatalog {
             .query()
             .table_name(self.table())
             .index_name(GSI1)
-            .scan_index_forward(false)
+            .scan_index_forward(query.oldest_first)
             .limit(limit as i32)
             .expression_attribute_names("#p", GSI1_PK)
             .expression_attribute_values(":p", s(partition(owner, hook)));
