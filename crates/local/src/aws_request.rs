@@ -31,6 +31,8 @@ pub struct Scope {
     pub region: String,
     /// table name -> (index name or "" for the table) -> partition key attribute
     pub partition_keys: HashMap<String, HashMap<String, String>>,
+    /// table name -> its key attributes and its indexes' (for the meter)
+    pub tables: HashMap<String, crate::meter::TableKeys>,
 }
 
 fn decode(s: &str) -> String {
@@ -343,6 +345,7 @@ mod tests {
                 "t".into(),
                 HashMap::from([("".into(), "pk".into()), ("gsi1".into(), "gsi1pk".into())]),
             )]),
+            ..Scope::default()
         }
     }
 

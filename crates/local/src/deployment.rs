@@ -191,6 +191,8 @@ pub struct Table {
     pub stream_arn: String,
     /// "" (the table) or an index name -> its partition key attribute.
     pub partition_keys: HashMap<String, String>,
+    /// The table's key attributes and each index's (what the meter needs).
+    pub keys: crate::meter::TableKeys,
 }
 
 /// The stack, created on the local AWS.
@@ -429,6 +431,23 @@ impl Deployment {
                     .unwrap_or_default()
                     .to_owned()
             };
+            let attributes = |schema: &Value| -> Vec<String> {
+                schema
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|k| k["AttributeName"].as_str().map(str::to_owned))
+                    .collect()
+            };
+            let keys = crate::meter::TableKeys {
+                key: attributes(&props["KeySchema"]),
+                indexes: props["GlobalSecondaryIndexes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|gsi| attributes(&gsi["KeySchema"]))
+                    .collect(),
+            };
             let mut partition_keys = HashMap::from([(String::new(), hash(&props["KeySchema"]))]);
             for gsi in props["GlobalSecondaryIndexes"].as_array().into_iter().flatten() {
                 partition_keys.insert(
@@ -445,6 +464,7 @@ impl Deployment {
                     name,
                     stream_arn,
                     partition_keys,
+                    keys,
                 },
             );
             notes.push(format!(
@@ -860,7 +880,7 @@ impl Deployment {
             notes.push(format!("{kind} ({}): not emulated", ids.join(", ")));
         }
         notes.push(
-            "function aliases run the code that is built; reserved concurrency: at most 4 environments per function"
+            "function aliases run the code that is built; reserved concurrency: at most 4 environments per function; SQS mappings poll with 5 pollers (Lambda starts with 5 and scales up)"
                 .into(),
         );
         d.notes = notes;

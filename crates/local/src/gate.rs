@@ -16,6 +16,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::aws_request::Scope;
 use crate::iam::{self, Decision, Statement};
+use crate::meter::{self, Meter};
 
 /// One authorization a function needed, and what IAM said.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,9 +35,19 @@ pub struct Ledger {
     pub decisions: Mutex<BTreeSet<Decided>>,
     /// function -> its role's statements (to tell which were never used)
     pub roles: Mutex<BTreeMap<String, Vec<Statement>>>,
+    /// What every allowed call cost, as AWS bills it.
+    pub meter: Arc<Meter>,
 }
 
 impl Ledger {
+    /// A ledger whose calls are metered by `meter`.
+    pub fn with_meter(meter: Arc<Meter>) -> Self {
+        Self {
+            meter,
+            ..Self::default()
+        }
+    }
+
     pub fn denied(&self) -> Vec<Decided> {
         self.decisions
             .lock()
@@ -214,10 +225,71 @@ impl Gate {
             eprintln!("[iam] {} DENIED: {message}", self.function);
             return access_denied(&call.service, &message);
         }
-        self.forward(parts, body).await
+        let meter = self.ledger.meter.clone();
+        let dynamodb = call.service == "dynamodb";
+        let request: serde_json::Value = if dynamodb {
+            serde_json::from_slice(&body).unwrap_or_default()
+        } else {
+            serde_json::Value::Null
+        };
+        let written = if dynamodb && meter.item_sizes() && meter::is_write(&call.operation) {
+            meter::written_keys(&call.operation, &request, &self.scope.tables)
+        } else {
+            Vec::new()
+        };
+        let authorization = headers.get("authorization").cloned().unwrap_or_default();
+        let before = self.read_items(&written, &authorization).await;
+        let (response, answer) = self.forward(parts, body.clone()).await;
+        let after = self.read_items(&written, &authorization).await;
+        let mut usage = if dynamodb {
+            let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+            meter::dynamodb_usage(&call.operation, &request, &answer, &before, &after, &self.scope.tables)
+        } else {
+            meter::other_usage(&call.service, &call.operation, &body)
+        };
+        usage.request_bytes = body.len() as u64;
+        usage.response_bytes = answer.len() as u64;
+        meter.record(&self.function, &call.service, &call.operation, usage);
+        response
     }
 
-    async fn forward(&self, parts: hyper::http::request::Parts, body: Bytes) -> Response<Full<Bytes>> {
+    /// The items `keys` name, as they are now (read straight from the local AWS, unmetered,
+    /// with the caller's credentials so that the same account is read).
+    async fn read_items(
+        &self,
+        keys: &[(String, serde_json::Value)],
+        authorization: &str,
+    ) -> Vec<Option<serde_json::Value>> {
+        let mut items = Vec::with_capacity(keys.len());
+        for (table, key) in keys {
+            let body = serde_json::json!({"TableName": table, "Key": key, "ConsistentRead": true}).to_string();
+            let request = Request::builder()
+                .method("POST")
+                .uri(format!("{}/", self.upstream))
+                .header("x-amz-target", "DynamoDB_20120810.GetItem")
+                .header("content-type", "application/x-amz-json-1.0")
+                .header("authorization", authorization)
+                .body(Full::new(Bytes::from(body)));
+            let item = match request {
+                Ok(request) => match self.http.request(request).await {
+                    Ok(response) => response
+                        .into_body()
+                        .collect()
+                        .await
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b.to_bytes()).ok())
+                        .and_then(|v| v.get("Item").cloned()),
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            };
+            items.push(item);
+        }
+        items
+    }
+
+    /// Sends the request on; the answer, and its body (for the meter).
+    async fn forward(&self, parts: hyper::http::request::Parts, body: Bytes) -> (Response<Full<Bytes>>, Bytes) {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut request = Request::builder()
             .method(parts.method.clone())
@@ -228,17 +300,26 @@ impl Gate {
             }
         }
         let Ok(request) = request.body(Full::new(body)) else {
-            return status(StatusCode::BAD_GATEWAY, Bytes::new());
+            return (status(StatusCode::BAD_GATEWAY, Bytes::new()), Bytes::new());
         };
         match self.http.request(request).await {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
                 match body.collect().await {
-                    Ok(b) => Response::from_parts(parts, Full::new(b.to_bytes())),
-                    Err(e) => status(StatusCode::BAD_GATEWAY, Bytes::from(e.to_string())),
+                    Ok(b) => {
+                        let b = b.to_bytes();
+                        (Response::from_parts(parts, Full::new(b.clone())), b)
+                    }
+                    Err(e) => (
+                        status(StatusCode::BAD_GATEWAY, Bytes::from(e.to_string())),
+                        Bytes::new(),
+                    ),
                 }
             }
-            Err(e) => status(StatusCode::BAD_GATEWAY, Bytes::from(e.to_string())),
+            Err(e) => (
+                status(StatusCode::BAD_GATEWAY, Bytes::from(e.to_string())),
+                Bytes::new(),
+            ),
         }
     }
 }

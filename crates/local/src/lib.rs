@@ -14,6 +14,7 @@ pub mod front_door;
 pub mod gate;
 pub mod iam;
 pub mod invoke;
+pub mod meter;
 pub mod notify;
 pub mod pipeline;
 pub mod runtime;

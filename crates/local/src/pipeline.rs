@@ -50,6 +50,8 @@ pub struct Options {
     pub poll: Duration,
     /// Keep every function's log lines here too.
     pub log: Option<LogSink>,
+    /// Meter every call, invocation and log line here (the benchmark's whole bill).
+    pub meter: Option<Arc<crate::meter::Meter>>,
 }
 
 /// The settings a local run changes from the template's, and why.
@@ -82,6 +84,7 @@ impl Options {
             multi_value_headers: true,
             poll: Duration::from_millis(250),
             log: None,
+            meter: None,
         })
     }
 
@@ -110,7 +113,7 @@ impl Local {
     pub async fn deploy(options: Options) -> Result<Self, String> {
         let deployment = Deployment::create(&options.plan, &options.endpoint).await?;
         let stack = LocalStack::of(&deployment)?;
-        let ledger = Arc::new(Ledger::default());
+        let ledger = Arc::new(Ledger::with_meter(options.meter.clone().unwrap_or_default()));
         let scope = Scope {
             account: deployment.stack.account.clone(),
             region: deployment.stack.region.clone(),
@@ -118,6 +121,11 @@ impl Local {
                 .tables
                 .values()
                 .map(|t| (t.name.clone(), t.partition_keys.clone()))
+                .collect(),
+            tables: deployment
+                .tables
+                .values()
+                .map(|t| (t.name.clone(), t.keys.clone()))
                 .collect(),
         };
         let upstream = options.upstream.clone().unwrap_or_else(|| options.endpoint.clone());
@@ -197,6 +205,7 @@ impl Local {
             memory_mb: f.memory_mb,
             max_environments: 4,
             log,
+            meter: Some(self.ledger.meter.clone()),
         })
         .await
         .map_err(|e| format!("{logical_id}: {e}"))
@@ -387,18 +396,21 @@ impl Pipeline {
                         &["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
                         &queue.arn,
                     )?;
-                    tasks.push(tokio::spawn(
-                        QueueSource {
-                            client: intake_aws::sqs_client(&sdk),
-                            queue_url: queue.url.clone(),
-                            queue_arn: queue.arn.clone(),
-                            function,
-                            batch_size: m.batch_size.clamp(1, 10) as i32,
-                            filters: m.filters.clone(),
-                            report_item_failures: m.report_item_failures,
-                        }
-                        .run(),
-                    ));
+                    let source = QueueSource {
+                        client: intake_aws::sqs_client(&sdk),
+                        queue_url: queue.url.clone(),
+                        queue_arn: queue.arn.clone(),
+                        function,
+                        batch_size: m.batch_size.clamp(1, 10) as i32,
+                        filters: m.filters.clone(),
+                        report_item_failures: m.report_item_failures,
+                        meter: Some(local.ledger.meter.clone()),
+                    };
+                    // Lambda polls an SQS queue with several pollers at once (five to begin
+                    // with, more as the queue grows), each invoking with its own batch.
+                    for _ in 0..crate::sqs::POLLERS {
+                        tasks.push(tokio::spawn(source.clone().run()));
+                    }
                 }
             }
         }

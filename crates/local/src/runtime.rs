@@ -42,6 +42,8 @@ pub struct FunctionSpec {
     /// Also keep every line the function writes to stdout here (its logs), besides passing it
     /// on to this process's stdout.
     pub log: Option<LogSink>,
+    /// Where invocations and log bytes are metered, if anywhere.
+    pub meter: Option<Arc<crate::meter::Meter>>,
 }
 
 /// Lines a function wrote, for tests that read its logs.
@@ -208,9 +210,13 @@ impl FunctionHost {
                 ))
             }
         };
+        let duration = started.elapsed();
+        if let Some(meter) = &self.spec.meter {
+            meter.invocation(&self.spec.name, duration, self.spec.memory_mb);
+        }
         Invocation {
             request_id,
-            duration: started.elapsed(),
+            duration,
             outcome: Arc::new(outcome),
         }
     }
@@ -251,7 +257,7 @@ impl FunctionHost {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{}", env.index))
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .kill_on_drop(true);
-        if spec.log.is_some() {
+        if spec.log.is_some() || spec.meter.is_some() {
             cmd.stdout(std::process::Stdio::piped());
         }
         crate::die_with_parent(&mut cmd);
@@ -259,13 +265,19 @@ impl FunctionHost {
         env.init_reported.store(false, Ordering::Relaxed);
         *env.started.lock().await = Instant::now();
         let mut child = cmd.spawn()?;
-        if let (Some(sink), Some(stdout)) = (spec.log.clone(), child.stdout.take()) {
+        if let Some(stdout) = child.stdout.take() {
+            let (sink, meter, name) = (spec.log.clone(), spec.meter.clone(), spec.name.clone());
             tokio::spawn(async move {
                 use tokio::io::AsyncBufReadExt;
                 let mut lines = tokio::io::BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     println!("{line}");
-                    sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                    if let Some(meter) = &meter {
+                        meter.log_line(&name, line.len());
+                    }
+                    if let Some(sink) = &sink {
+                        sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                    }
                 }
             });
         }

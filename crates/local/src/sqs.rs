@@ -14,7 +14,12 @@ use serde_json::{Value, json};
 
 use crate::runtime::FunctionHost;
 
+/// Pollers per queue: what Lambda's event source mapping starts with (it adds more as the
+/// backlog grows; the function's environments bound what runs at once).
+pub const POLLERS: usize = 5;
+
 /// One queue feeding one function.
+#[derive(Clone)]
 pub struct QueueSource {
     pub client: Client,
     pub queue_url: String,
@@ -26,6 +31,9 @@ pub struct QueueSource {
     /// Whether the function's `batchItemFailures` are read (`ReportBatchItemFailures`);
     /// without it a successful invocation handled the whole batch.
     pub report_item_failures: bool,
+    /// Where the mapping's own requests are metered (a receive and a delete per batch, made
+    /// with the function's role; empty polls are left out: locally they are compressed).
+    pub meter: Option<Arc<crate::meter::Meter>>,
 }
 
 impl QueueSource {
@@ -51,6 +59,16 @@ impl QueueSource {
             };
             if messages.is_empty() {
                 continue;
+            }
+            if let Some(meter) = &self.meter {
+                let bytes: usize = messages.iter().map(|m| m.body().map_or(0, str::len)).sum();
+                meter.plumbing(
+                    self.function.name(),
+                    "sqs",
+                    "ReceiveMessage (event source mapping)",
+                    bytes as u64,
+                    1,
+                );
             }
             let (messages, filtered): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| {
                 let mut record = self.record(m);
@@ -102,6 +120,15 @@ impl QueueSource {
             .collect();
         if done.is_empty() {
             return;
+        }
+        if let Some(meter) = &self.meter {
+            meter.plumbing(
+                self.function.name(),
+                "sqs",
+                "DeleteMessageBatch (event source mapping)",
+                0,
+                1,
+            );
         }
         if let Err(e) = self
             .client

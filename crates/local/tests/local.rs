@@ -91,6 +91,7 @@ async fn a_binary_that_cannot_start_is_reported_at_start() {
         memory_mb: 128,
         max_environments: 1,
         log: None,
+        meter: None,
     };
     let err = FunctionHost::start(spec).await.err().expect("start fails");
     assert!(err.to_string().contains("exited during init"), "{err}");
@@ -294,6 +295,7 @@ async fn a_host_runs_a_command_with_arguments_reports_init_and_stops_for_good() 
         memory_mb: 128,
         max_environments: 1,
         log: None,
+        meter: None,
     })
     .await
     .unwrap();

@@ -1,0 +1,454 @@
+//! What the AWS bill is made of, metered where every call passes: the IAM gates (each
+//! function's calls), the plumbing (what Lambda's pollers and destinations do with the
+//! function's role) and the local Lambda host (invocations, their duration, log bytes).
+//!
+//! Each request is counted as AWS bills it: DynamoDB in read and write units from the sizes of
+//! the items involved (a write is billed on the larger of the item before and after it, a
+//! transaction twice, an index write again for each index the item is in, a failed conditional
+//! write still at least one unit), S3 by request class, SNS and SQS per 64 KiB of payload
+//! (each message of a batch counted), KMS per request. When item sizes are wanted
+//! ([`Meter::with_item_sizes`]), the gate reads the items a write touches before and after it,
+//! straight from the local AWS (those reads are not metered).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Usage of one operation by one caller.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    /// API requests made.
+    pub requests: u64,
+    /// Requests as billed (SNS/SQS: per 64 KiB of payload, each message of a batch counted).
+    pub billed_requests: u64,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    /// DynamoDB read request units (eventually consistent reads count half).
+    pub read_units: f64,
+    /// DynamoDB write request units (transactions count twice; index writes included).
+    pub write_units: f64,
+}
+
+impl Usage {
+    fn add(&mut self, other: &Usage) {
+        self.requests += other.requests;
+        self.billed_requests += other.billed_requests;
+        self.request_bytes += other.request_bytes;
+        self.response_bytes += other.response_bytes;
+        self.read_units += other.read_units;
+        self.write_units += other.write_units;
+    }
+}
+
+/// One function's invocations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Invocations {
+    pub count: u64,
+    /// The sum of each invocation's duration, rounded up to the millisecond (Lambda's billing).
+    pub billed_ms: u64,
+    pub memory_mb: u32,
+    /// Bytes the function wrote to its log (CloudWatch Logs ingests each line).
+    pub log_bytes: u64,
+    pub log_lines: u64,
+}
+
+/// (caller, service, operation)
+pub type Key = (String, String, String);
+
+#[derive(Debug, Default)]
+pub struct Meter {
+    calls: Mutex<BTreeMap<Key, Usage>>,
+    invocations: Mutex<BTreeMap<String, Invocations>>,
+    item_sizes: bool,
+}
+
+/// A table's keys, for finding the items a write touches.
+#[derive(Debug, Clone, Default)]
+pub struct TableKeys {
+    /// The table's key attributes (partition, then sort).
+    pub key: Vec<String>,
+    /// Each global secondary index's key attributes (its projection is taken to be ALL).
+    pub indexes: Vec<Vec<String>>,
+}
+
+impl Meter {
+    /// A meter that also reads the items writes touch, to bill writes by item size.
+    pub fn with_item_sizes() -> Self {
+        Self {
+            item_sizes: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn item_sizes(&self) -> bool {
+        self.item_sizes
+    }
+
+    pub fn record(&self, caller: &str, service: &str, operation: &str, usage: Usage) {
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls
+            .entry((caller.to_owned(), service.to_owned(), operation.to_owned()))
+            .or_default()
+            .add(&usage);
+    }
+
+    /// A request the plumbing made with a function's role (a poller, a destination).
+    pub fn plumbing(&self, function: &str, service: &str, operation: &str, payload_bytes: u64, messages: u64) {
+        self.record(
+            function,
+            service,
+            operation,
+            Usage {
+                requests: 1,
+                billed_requests: billed_chunks(payload_bytes, messages),
+                request_bytes: payload_bytes,
+                ..Usage::default()
+            },
+        );
+    }
+
+    pub fn invocation(&self, function: &str, duration: Duration, memory_mb: u32) {
+        let mut all = self.invocations.lock().unwrap_or_else(|p| p.into_inner());
+        let f = all.entry(function.to_owned()).or_default();
+        f.count += 1;
+        f.billed_ms += (duration.as_micros() as u64).div_ceil(1000).max(1);
+        f.memory_mb = memory_mb;
+    }
+
+    pub fn log_line(&self, function: &str, bytes: usize) {
+        let mut all = self.invocations.lock().unwrap_or_else(|p| p.into_inner());
+        let f = all.entry(function.to_owned()).or_default();
+        f.log_bytes += bytes as u64 + 1;
+        f.log_lines += 1;
+    }
+
+    pub fn calls(&self) -> BTreeMap<Key, Usage> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn invocations(&self) -> BTreeMap<String, Invocations> {
+        self.invocations.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Forgets everything recorded (between a warm-up and the measured run).
+    pub fn reset(&self) {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.invocations.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// SNS and SQS bill each 64 KiB of payload as one request, and each message of a batch.
+pub fn billed_chunks(payload_bytes: u64, messages: u64) -> u64 {
+    payload_bytes.div_ceil(64 * 1024).max(messages.max(1))
+}
+
+// ----- DynamoDB item sizes (the sizes DynamoDB bills on) -------------------------------------
+
+/// The size of an item in DynamoDB's JSON, as DynamoDB counts it: each attribute's name plus
+/// its value (strings and binaries by their bytes, numbers by about half their digits, lists
+/// and maps 3 bytes plus their elements).
+pub fn item_size(item: &Value) -> u64 {
+    item.as_object()
+        .map(|attrs| attrs.iter().map(|(name, v)| name.len() as u64 + value_size(v)).sum())
+        .unwrap_or(0)
+}
+
+fn value_size(v: &Value) -> u64 {
+    let Some((kind, inner)) = v.as_object().and_then(|o| o.iter().next()) else {
+        return 0;
+    };
+    let number = |n: &str| {
+        let digits = n.chars().filter(|c| c.is_ascii_digit()).count() as u64;
+        digits.div_ceil(2) + 1
+    };
+    let binary = |b: &str| (b.len() as u64 * 3) / 4;
+    match kind.as_str() {
+        "S" => inner.as_str().map_or(0, |s| s.len() as u64),
+        "N" => inner.as_str().map_or(0, number),
+        "B" => inner.as_str().map_or(0, binary),
+        "BOOL" | "NULL" => 1,
+        "SS" => inner
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|s| s.len() as u64)
+            .sum(),
+        "NS" => inner
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(number)
+            .sum(),
+        "BS" => inner
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(binary)
+            .sum(),
+        "L" => {
+            3 + inner
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| 1 + value_size(e))
+                .sum::<u64>()
+        }
+        "M" => {
+            3 + inner
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, e)| 1 + k.len() as u64 + value_size(e))
+                .sum::<u64>()
+        }
+        _ => 0,
+    }
+}
+
+/// Write units of one write: the larger of the item before and after, per started KiB, at
+/// least one; again for each index the item is (or was) in, and once more for an index whose
+/// key changed (its old entry is deleted, the new one written).
+pub fn write_units(before: Option<&Value>, after: Option<&Value>, keys: &TableKeys) -> f64 {
+    let size = before.map_or(0, item_size).max(after.map_or(0, item_size));
+    let units = |bytes: u64| bytes.div_ceil(1024).max(1) as f64;
+    let mut total = units(size);
+    for index in &keys.indexes {
+        let key_of = |item: Option<&Value>| -> Option<Vec<Value>> {
+            let item = item?;
+            index.iter().map(|a| item.get(a).cloned()).collect()
+        };
+        match (key_of(before), key_of(after)) {
+            (None, None) => {}
+            (Some(old), Some(new)) if old != new => {
+                total += units(before.map_or(0, item_size)) + units(after.map_or(0, item_size))
+            }
+            _ => total += units(size),
+        }
+    }
+    total
+}
+
+/// Read units for `bytes` read at once: per started 4 KiB, half for an eventually
+/// consistent read, at least one half.
+pub fn read_units(bytes: u64, consistent: bool) -> f64 {
+    let units = bytes.div_ceil(4096).max(1) as f64;
+    if consistent { units } else { units / 2.0 }
+}
+
+/// The items a DynamoDB write request touches: (table, key) for each.
+pub fn written_keys(operation: &str, request: &Value, tables: &HashMap<String, TableKeys>) -> Vec<(String, Value)> {
+    let key_from_item = |table: &str, item: &Value| -> Value {
+        let names = tables.get(table).map(|t| t.key.clone()).unwrap_or_default();
+        Value::Object(
+            names
+                .iter()
+                .filter_map(|n| item.get(n).map(|v| (n.clone(), v.clone())))
+                .collect(),
+        )
+    };
+    let table = request["TableName"].as_str().unwrap_or_default();
+    match operation {
+        "PutItem" => vec![(table.to_owned(), key_from_item(table, &request["Item"]))],
+        "UpdateItem" | "DeleteItem" => vec![(table.to_owned(), request["Key"].clone())],
+        "TransactWriteItems" => request["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                let (kind, part) = item.as_object()?.iter().next()?;
+                let t = part["TableName"].as_str().unwrap_or_default().to_owned();
+                let key = match kind.as_str() {
+                    "Put" => key_from_item(&t, &part["Item"]),
+                    _ => part["Key"].clone(),
+                };
+                Some((t, key))
+            })
+            .collect(),
+        "BatchWriteItem" => request["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(t, writes)| {
+                writes.as_array().into_iter().flatten().filter_map(move |w| {
+                    if let Some(put) = w.get("PutRequest") {
+                        Some((t.clone(), key_from_item(t, &put["Item"])))
+                    } else {
+                        w.get("DeleteRequest").map(|d| (t.clone(), d["Key"].clone()))
+                    }
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a DynamoDB operation writes.
+pub fn is_write(operation: &str) -> bool {
+    matches!(
+        operation,
+        "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem"
+    )
+}
+
+/// Usage of one DynamoDB request: its response (reads), or the items it touched before and
+/// after it (writes; in `written_keys` order; `None`: no such item).
+pub fn dynamodb_usage(
+    operation: &str,
+    request: &Value,
+    response: &Value,
+    before: &[Option<Value>],
+    after: &[Option<Value>],
+    tables: &HashMap<String, TableKeys>,
+) -> Usage {
+    let consistent = request["ConsistentRead"].as_bool().unwrap_or(false);
+    let mut usage = Usage {
+        requests: 1,
+        billed_requests: 1,
+        ..Usage::default()
+    };
+    match operation {
+        "GetItem" => usage.read_units = read_units(item_size(&response["Item"]), consistent),
+        "Query" | "Scan" => {
+            let bytes: u64 = response["Items"].as_array().into_iter().flatten().map(item_size).sum();
+            usage.read_units = read_units(bytes, consistent);
+        }
+        "BatchGetItem" => {
+            for items in response["Responses"].as_object().into_iter().flatten().map(|(_, v)| v) {
+                for item in items.as_array().into_iter().flatten() {
+                    usage.read_units += read_units(item_size(item), false);
+                }
+            }
+        }
+        op if is_write(op) => {
+            let keys = written_keys(op, request, tables);
+            let factor = if op == "TransactWriteItems" { 2.0 } else { 1.0 };
+            for (i, (table, _)) in keys.iter().enumerate() {
+                let t = tables.get(table).cloned().unwrap_or_default();
+                let old = before.get(i).cloned().flatten();
+                let new = after.get(i).cloned().flatten();
+                usage.write_units += factor * write_units(old.as_ref(), new.as_ref(), &t);
+            }
+            if keys.is_empty() {
+                usage.write_units = factor;
+            }
+        }
+        // Control-plane calls (DescribeTable, …) are not billed per request.
+        _ => usage.billed_requests = 0,
+    }
+    usage
+}
+
+/// Usage of an S3, SNS, SQS or KMS request (`body`: what was sent).
+pub fn other_usage(service: &str, operation: &str, body: &[u8]) -> Usage {
+    let mut usage = Usage {
+        requests: 1,
+        billed_requests: 1,
+        request_bytes: body.len() as u64,
+        ..Usage::default()
+    };
+    match (service, operation) {
+        ("sns", "PublishBatch") => {
+            let text = String::from_utf8_lossy(body);
+            let messages = text.matches(".Message=").count() as u64;
+            usage.billed_requests = billed_chunks(body.len() as u64, messages);
+        }
+        ("sns", "Publish") => usage.billed_requests = billed_chunks(body.len() as u64, 1),
+        ("sqs", "SendMessage" | "SendMessageBatch") => {
+            usage.billed_requests = billed_chunks(body.len() as u64, 1);
+        }
+        // S3's DELETE is free; the request class is the operation (see the pricing).
+        _ => {}
+    }
+    usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn keys() -> TableKeys {
+        TableKeys {
+            key: vec!["pk".into(), "sk".into()],
+            indexes: vec![vec!["gsi1pk".into(), "gsi1sk".into()]],
+        }
+    }
+
+    #[test]
+    fn item_sizes_follow_dynamodbs_rules() {
+        assert_eq!(item_size(&json!({"pk": {"S": "DOC#1"}})), 2 + 5);
+        assert_eq!(item_size(&json!({"n": {"N": "12345"}})), 1 + 4);
+        assert_eq!(item_size(&json!({"ok": {"BOOL": true}})), 3);
+        assert_eq!(item_size(&json!({"m": {"M": {"a": {"S": "xy"}}}})), 1 + 3 + 1 + 1 + 2);
+        assert_eq!(
+            item_size(&json!({"l": {"L": [{"S": "ab"}, {"NULL": true}]}})),
+            1 + 3 + 3 + 2
+        );
+    }
+
+    #[test]
+    fn writes_bill_the_larger_item_per_kib_plus_each_index_and_transactions_twice() {
+        let small = json!({"pk": {"S": "a"}, "sk": {"S": "b"}});
+        let big = json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "body": {"S": "x".repeat(1500)}});
+        assert_eq!(write_units(None, Some(&small), &keys()), 1.0);
+        assert_eq!(write_units(Some(&small), Some(&big), &keys()), 2.0);
+        assert_eq!(
+            write_units(Some(&big), None, &keys()),
+            2.0,
+            "a delete bills the old item"
+        );
+        let mut indexed = small.clone();
+        indexed["gsi1pk"] = json!({"S": "OWNER#acme"});
+        indexed["gsi1sk"] = json!({"S": "1"});
+        assert_eq!(
+            write_units(None, Some(&indexed), &keys()),
+            2.0,
+            "the table and the index"
+        );
+        let mut moved = indexed.clone();
+        moved["gsi1sk"] = json!({"S": "2"});
+        assert_eq!(
+            write_units(Some(&indexed), Some(&moved), &keys()),
+            3.0,
+            "index entry deleted and written"
+        );
+        let tables = HashMap::from([("t".to_owned(), keys())]);
+        let tx = json!({"TransactItems": [
+            {"Put": {"TableName": "t", "Item": small}},
+            {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "c"}, "sk": {"S": "d"}}}}
+        ]});
+        let u = dynamodb_usage(
+            "TransactWriteItems",
+            &tx,
+            &Value::Null,
+            &[None, None],
+            &[Some(small.clone()), None],
+            &tables,
+        );
+        assert_eq!(u.write_units, 4.0, "two items, twice each");
+    }
+
+    #[test]
+    fn reads_bill_per_4_kib_and_half_when_eventually_consistent() {
+        assert_eq!(read_units(10, false), 0.5);
+        assert_eq!(read_units(10, true), 1.0);
+        assert_eq!(read_units(5000, false), 1.0);
+        let tables = HashMap::new();
+        let missing = dynamodb_usage("GetItem", &json!({}), &json!({}), &[], &[], &tables);
+        assert_eq!(missing.read_units, 0.5, "a miss still costs a read");
+    }
+
+    #[test]
+    fn sns_and_sqs_bill_each_64_kib_and_each_message_of_a_batch() {
+        assert_eq!(billed_chunks(10, 1), 1);
+        assert_eq!(billed_chunks(70 * 1024, 1), 2);
+        assert_eq!(billed_chunks(3000, 10), 10);
+        let batch = b"Action=PublishBatch&PublishBatchRequestEntries.member.1.Message=a&PublishBatchRequestEntries.member.2.Message=b";
+        assert_eq!(other_usage("sns", "PublishBatch", batch).billed_requests, 2);
+    }
+}
