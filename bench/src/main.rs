@@ -9,6 +9,7 @@
 //! which speaks the Runtime API as Lambda does; contenders take turns, each workload is
 //! repeated, and medians and ratios are reported, because this machine is noisy.
 
+mod bill;
 mod measure;
 mod report;
 mod stub;
@@ -51,6 +52,11 @@ enum Command {
         #[arg(long, default_value = "bench/REPORT.md")]
         report: PathBuf,
     },
+    /// The whole AWS bill of a realistic document mix through the local pipeline, priced.
+    Bill {
+        #[arg(long, default_value = "bench/BILL.md")]
+        report: PathBuf,
+    },
     /// Internal: one unit of in-process work, for `valgrind --tool=callgrind` to count.
     #[command(hide = true)]
     Instructions { what: suite::Work },
@@ -61,6 +67,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Suite { quick, report } => suite::run(&cli, *quick, report).await,
+        Command::Bill { report } => {
+            let repo = std::env::current_dir().unwrap_or_default();
+            bill::run(&cli.functions, &cli.python, &repo, report).await
+        }
         Command::Instructions { what } => suite::instructions(*what).await,
     };
     match outcome {
