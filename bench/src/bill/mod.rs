@@ -39,6 +39,8 @@ pub struct Measured {
     /// Bytes kept in the bucket at the end: blobs (the accepted bytes, once per content).
     pub blob_bytes: u64,
     pub seconds: f64,
+    /// Where the function binaries came from (`target/release`, …).
+    pub binaries: String,
 }
 
 /// A receiver that answers every delivery 204.
@@ -201,6 +203,7 @@ pub async fn measure(functions: &Path, python: &Path, repo: &Path, mix: workload
         cpu_ms,
         blob_bytes,
         seconds,
+        binaries: functions.strip_prefix(repo).unwrap_or(functions).display().to_string(),
     })
 }
 
@@ -275,7 +278,8 @@ pub fn section(r: &mut Report, m: &Measured, bill: &Bill) {
     r.heading(2, "The whole bill: a million documents");
     let s = &m.sent;
     r.para(&format!(
-        "A mix sent through the real local pipeline (template.yaml deployed on this machine, the release binaries, the local AWS), as users send it: {} small HTTP uploads (2–32 KiB, a third of them bytes their owner sent before), {} large files through presigned uploads ({} KiB each), {} files dropped into the bucket, {} mails of three attachments; then {} renames and {} deletes; one webhook per owner, answering 204. {} documents came in ({}), in {:.0} s. Every AWS request each function made was metered where it passed (`intake_local::meter`, in the IAM gates): DynamoDB in read and write units from the items' sizes before and after each write (transactions twice, the index too), S3 by request class, SNS and SQS per 64 KiB, KMS per request; the event source mappings' receives and deletes; the requests the bucket owner pays that clients make (uploads, drops, SES writing mail); every invocation's duration and every log byte. Prices: {}. Per million documents:",
+        "A mix sent through the real local pipeline (template.yaml deployed on this machine, the function binaries of `{}`, the local AWS), as users send it: {} small HTTP uploads (2–32 KiB, a third of them bytes their owner sent before), {} large files through presigned uploads ({} KiB each), {} files dropped into the bucket, {} mails of three attachments; then {} renames and {} deletes; one webhook per owner, answering 204. {} documents came in ({}), in {:.0} s. Every AWS request each function made was metered where it passed (`intake_local::meter`, in the IAM gates): DynamoDB in read and write units from the items' sizes before and after each write (transactions twice, the index too), S3 by request class, SNS and SQS per 64 KiB, KMS per request; the event source mappings' receives and deletes; the requests the bucket owner pays that clients make (uploads, drops, SES writing mail); every invocation's duration and every log byte. Prices: {}. Per million documents:",
+        m.binaries,
         s.uploads,
         s.large,
         workload::Mix::STANDARD.large_bytes / 1024,
