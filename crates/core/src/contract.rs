@@ -253,6 +253,28 @@ pub struct WebhookCreatedV1 {
     pub secret: String,
 }
 
+/// Where a delivery stands, as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatusV1 {
+    Pending,
+    Delivered,
+    Failed,
+    Skipped,
+}
+
+/// One POST of a delivery, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptV1 {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The endpoint's status code, if it answered.
+    pub status_code: Option<u16>,
+    /// Why there was no (good) answer.
+    pub error: Option<String>,
+    pub latency_ms: u64,
+}
+
 /// One event's delivery to one webhook, as the delivery log shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryV1 {
@@ -264,13 +286,13 @@ pub struct DeliveryV1 {
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
     /// `pending`, `delivered`, `failed` or `skipped`.
-    pub status: crate::webhooks::DeliveryStatus,
+    pub status: DeliveryStatusV1,
     /// Why it failed or was skipped.
     pub outcome: Option<String>,
     /// Attempts since the delivery was (re)opened.
     pub attempts_made: u32,
     /// The latest attempts, oldest first.
-    pub attempts: Vec<crate::webhooks::Attempt>,
+    pub attempts: Vec<AttemptV1>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_attempt_at: Option<OffsetDateTime>,
 }
@@ -282,10 +304,24 @@ impl From<&crate::webhooks::DeliveryRecord> for DeliveryV1 {
             event_type: r.event_type,
             document_id: r.document_id.clone(),
             occurred_at: r.occurred_at,
-            status: r.status,
+            status: match r.status {
+                crate::webhooks::DeliveryStatus::Pending => DeliveryStatusV1::Pending,
+                crate::webhooks::DeliveryStatus::Delivered => DeliveryStatusV1::Delivered,
+                crate::webhooks::DeliveryStatus::Failed => DeliveryStatusV1::Failed,
+                crate::webhooks::DeliveryStatus::Skipped => DeliveryStatusV1::Skipped,
+            },
             outcome: r.outcome.clone(),
             attempts_made: r.attempts_made,
-            attempts: r.attempts.clone(),
+            attempts: r
+                .attempts
+                .iter()
+                .map(|a| AttemptV1 {
+                    at: a.at,
+                    status_code: a.status_code,
+                    error: a.error.clone(),
+                    latency_ms: a.latency_ms,
+                })
+                .collect(),
             next_attempt_at: r.next_attempt_at,
         }
     }
@@ -324,6 +360,75 @@ mod tests {
 
     /// The JSON of the contract, pinned: if this test has to change, clients and subscribers
     /// see a change too (a new version, or an additive field documented as such).
+    #[test]
+    fn the_webhook_and_delivery_json_is_the_contract() {
+        let at = datetime!(2026-11-28 12:00 UTC);
+        let record = crate::webhooks::DeliveryRecord {
+            event_id: "evt-1".into(),
+            webhook: "01JDZ0000000000000000000AA".parse().unwrap(),
+            document_id: "01JDZ0000000000000000000BB".into(),
+            owner: "acme".parse().unwrap(),
+            event_type: EventType::DocumentAccepted,
+            occurred_at: at,
+            body: "{}".into(),
+            status: crate::webhooks::DeliveryStatus::Pending,
+            outcome: None,
+            attempts_made: 1,
+            attempts: vec![crate::webhooks::Attempt {
+                at,
+                status_code: Some(503),
+                error: None,
+                latency_ms: 12,
+            }],
+            next_attempt_at: Some(at + time::Duration::seconds(5)),
+            created_at: at,
+        };
+        assert_eq!(
+            serde_json::to_value(DeliveryV1::from(&record)).unwrap(),
+            serde_json::json!({
+                "event_id": "evt-1",
+                "event_type": "document.accepted",
+                "document_id": "01JDZ0000000000000000000BB",
+                "occurred_at": "2026-11-28T12:00:00Z",
+                "status": "pending",
+                "outcome": null,
+                "attempts_made": 1,
+                "attempts": [{"at": "2026-11-28T12:00:00Z", "status_code": 503, "error": null, "latency_ms": 12}],
+                "next_attempt_at": "2026-11-28T12:00:05Z"
+            })
+        );
+        let hook = WebhookV1 {
+            id: "01JDZ0000000000000000000AA".into(),
+            url: "https://hooks.example.com/intake".into(),
+            events: vec![EventType::DocumentAccepted],
+            created_at: at,
+            enabled: true,
+            disabled_reason: None,
+            disabled_at: None,
+            secret_created_at: Some(at),
+            previous_secret_retires_at: None,
+        };
+        let created = WebhookCreatedV1 {
+            webhook: hook,
+            secret: "whsec_x".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&created).unwrap(),
+            serde_json::json!({
+                "id": "01JDZ0000000000000000000AA",
+                "url": "https://hooks.example.com/intake",
+                "events": ["document.accepted"],
+                "created_at": "2026-11-28T12:00:00Z",
+                "enabled": true,
+                "disabled_reason": null,
+                "disabled_at": null,
+                "secret_created_at": "2026-11-28T12:00:00Z",
+                "previous_secret_retires_at": null,
+                "secret": "whsec_x"
+            })
+        );
+    }
+
     #[test]
     fn the_event_json_is_the_contract() {
         let doc = document(Status::Rejected {
