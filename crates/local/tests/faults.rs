@@ -372,8 +372,11 @@ async fn run(rate: f64, seed: u64) {
     options.poll = Duration::from_millis(150);
     options.set("BLOB_SWEEP_GRACE_SECONDS", "1");
     // Upload slots that are never used (a client retried after a lost answer) expire in
-    // seconds instead of the deployed 15 minutes plus an hour.
-    options.set("RECEIVED_GRACE_SECONDS", "2");
+    // seconds instead of the deployed 15 minutes plus an hour. Not fewer than 30: a small
+    // upload's `received` record lives that long before its bytes are catalogued, and with
+    // faults (retries, slowed calls) 2 s let the table's TTL remove it while the request that
+    // wrote it was still retrying (CI: "upload answered 409: retry the request").
+    options.set("RECEIVED_GRACE_SECONDS", "30");
     options.set("UPLOAD_URL_TTL_SECONDS", "20");
     options.upstream = Some(proxy.url.clone());
     options.log = Some(log.clone());
