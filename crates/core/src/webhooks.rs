@@ -388,22 +388,14 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
                     wait(until - now).clamp(Duration::from_secs(1), self.lease),
                 ));
             }
-            Err(e) => {
-                // The claim may have been written although its answer was lost: give it back
-                // (writing the record unchanged under our token releases it), or the next try
-                // would find it held until the lease ends.
-                let _ = self.catalog.record_delivery(&record, &token).await;
-                return Err(e.into());
-            }
+            // The claim may have been written although its answer was lost: give it back.
+            Err(e) => return Err(self.give_back(&record, &token, e).await),
         }
         // Until the POST, a failure gives the claim back (writing the record unchanged under our
         // token), so the job's next try need not wait for the lease to end.
         let hook = match self.catalog.get_webhook(hook_id).await {
             Ok(hook) => hook,
-            Err(e) => {
-                let _ = self.catalog.record_delivery(&record, &token).await;
-                return Err(e.into());
-            }
+            Err(e) => return Err(self.give_back(&record, &token, e).await),
         };
         let hook = match hook {
             Some(hook) if hook.owner == record.owner => hook,
@@ -426,10 +418,7 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
         // delivery no attempt: the claim is given back and the job comes back later.
         let secrets = match self.open_secrets(&hook).await {
             Ok(secrets) => secrets,
-            Err(e) => {
-                let _ = self.catalog.record_delivery(&record, &token).await;
-                return Err(e.into());
-            }
+            Err(e) => return Err(self.give_back(&record, &token, e).await),
         };
         let (attempt, answer) = self.attempt(&hook, &secrets, &record, timeout).await;
         record.log(attempt.clone());
@@ -499,6 +488,14 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
             self.disable(&hook, reason).await?;
         }
         Ok(outcome)
+    }
+
+    /// Gives a claim back before anything was sent (writing the record unchanged under our
+    /// token releases it), so the job's next try need not wait for the lease to end; returns
+    /// the error that stopped the attempt.
+    async fn give_back(&self, record: &DeliveryRecord, token: &str, error: StoreError) -> Error {
+        let _ = self.catalog.record_delivery(record, token).await;
+        error.into()
     }
 
     /// Writes `record` under the claim `token`. A write applied whose answer was lost looks,
