@@ -147,10 +147,12 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
     pub async fn catalogue(&self, arrival: &Arrival) -> Result<Outcome, Error> {
         let incoming = IncomingKey::parse(&arrival.key)?;
         let pinned = arrival.revision.is_pinned().then_some(&arrival.revision);
-        let Some(info) = self.blobs.head(&incoming.key, pinned).await? else {
+        // One read gives the object's metadata and its bytes (read below unless they are not
+        // needed); from here on, every step acts on the write it saw (the event's, if it named
+        // one).
+        let Some((info, stream)) = self.blobs.read(&incoming.key, pinned).await? else {
             return self.gone(&incoming, arrival).await;
         };
-        // From here on, every step acts on the write that HEAD saw (the event's, if it named one).
         let revision = if arrival.revision.is_pinned() {
             arrival.revision.clone()
         } else {
@@ -176,9 +178,6 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
         let inspection = if info.size > self.policy.limits.max_bytes {
             None
         } else {
-            let Some(stream) = self.blobs.get(&incoming.key, Some(&revision)).await? else {
-                return self.gone(&incoming, arrival).await;
-            };
             let inspection = inspect(stream).await?;
             if let Some(verified) = info.sha256 {
                 if verified != inspection.sha256 {

@@ -604,6 +604,22 @@ pub trait BlobStore: Send + Sync {
         key: &ObjectKey,
         revision: Option<&Revision>,
     ) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
+    /// What [`BlobStore::head`] says of the object and its bytes, of the same write: a store
+    /// that can answers with one request (S3: one GET instead of a HEAD and a GET). `None`
+    /// when there is no such object or revision.
+    fn read(
+        &self,
+        key: &ObjectKey,
+        revision: Option<&Revision>,
+    ) -> impl Future<Output = Result<Option<(ObjectInfo, ByteStream)>, StoreError>> + Send {
+        async move {
+            let Some(info) = self.head(key, revision).await? else {
+                return Ok(None);
+            };
+            let pinned = revision.cloned().unwrap_or_else(|| info.revision.clone());
+            Ok(self.get(key, Some(&pinned)).await?.map(|bytes| (info, bytes)))
+        }
+    }
     /// Server-side copy of `from` at `revision` (the bytes never pass through the function);
     /// `ConditionFailed` if that revision is no longer there. Returns the SHA-256 of the copy
     /// as the store computed it, when it reports one.
@@ -879,6 +895,13 @@ impl<T: BlobStore> BlobStore for std::sync::Arc<T> {
         revision: Option<&Revision>,
     ) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send {
         (**self).head(key, revision)
+    }
+    fn read(
+        &self,
+        key: &ObjectKey,
+        revision: Option<&Revision>,
+    ) -> impl Future<Output = Result<Option<(ObjectInfo, ByteStream)>, StoreError>> + Send {
+        (**self).read(key, revision)
     }
     fn copy(
         &self,

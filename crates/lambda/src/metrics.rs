@@ -43,14 +43,18 @@ impl Metrics {
         self.add(name, n as f64, Unit::Count);
     }
 
-    /// The EMF document for the metrics gathered so far (`None` if there are none).
+    /// The EMF document for the metrics gathered so far that are not zero (`None` if none
+    /// is). Zeros are left out: every EMF byte is billed as a log byte, and CloudWatch's sum of
+    /// no data points is the same zero on a graph. Nothing alarms on intake's own metrics
+    /// (the alarms watch AWS/Lambda, AWS/SQS and the load balancer, which report zeros).
     pub fn render(&self, function: &str, at_ms: u128) -> Option<String> {
-        if self.values.is_empty() {
+        let written: Vec<_> = self.values.iter().filter(|(_, value, _)| *value != 0.0).collect();
+        if written.is_empty() {
             return None;
         }
         let mut definitions = String::new();
         let mut values = String::new();
-        for (i, (name, value, unit)) in self.values.iter().enumerate() {
+        for (i, (name, value, unit)) in written.into_iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
             let _ = write!(definitions, r#"{sep}{{"Name":"{name}","Unit":"{}"}}"#, unit.as_str());
             let _ = write!(values, r#","{name}":{value}"#);
@@ -85,11 +89,17 @@ mod tests {
         m.count("DocumentsAccepted", 2);
         m.count("DocumentsAccepted", 1);
         m.add("BytesAccepted", 10.0, Unit::Bytes);
+        m.count("DocumentsRejected", 0);
         let line = m.render("intake-dev-S3Function", 1_700_000_000_000).unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["DocumentsAccepted"], 3.0);
         assert_eq!(v["function"], "intake-dev-S3Function");
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "intake");
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Unit"], "Bytes");
+        assert!(v.get("DocumentsRejected").is_none(), "zeros are not written: {line}");
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 2);
+        let mut zeros = Metrics::default();
+        zeros.count("MessagesFailed", 0);
+        assert!(zeros.render("f", 1).is_none(), "only zeros: no line");
     }
 }

@@ -1,5 +1,5 @@
 //! Logs: JSON lines on stdout (what CloudWatch and Lambda's JSON log format expect), each
-//! carrying the runtime's span (request id, X-Ray trace id) and ours (cold start). The level
+//! carrying the invocation's span (request id; the X-Ray trace id when sampled; cold start). The level
 //! comes from `AWS_LAMBDA_LOG_LEVEL` (set by the template's logging config) and applies to
 //! intake's own code; libraries (the AWS SDK, hyper, rustls) log warnings and errors only, as
 //! their debug lines would be most of a DEBUG log's volume (CloudWatch bills per GB). `RUST_LOG`
@@ -53,25 +53,45 @@ fn directives(level: &str) -> String {
         "intake_sns",
         "intake_sqs",
         "intake_webhooks",
-        "lambda_runtime",
-        "lambda_http",
     ];
+    // The runtime's INFO span ("Lambda runtime invoke") is replaced by ours
+    // ([`invocation_span`]); it and lambda_http log at their own level only when debugging.
+    let runtime = if matches!(level.as_str(), "debug" | "trace") { level.as_str() } else { "warn" };
     std::iter::once("warn".to_owned())
         .chain(ours.iter().map(|c| format!("{c}={level}")))
+        .chain(["lambda_runtime", "lambda_http"].iter().map(|c| format!("{c}={runtime}")))
         .collect::<Vec<_>>()
         .join(",")
 }
 
-/// A span for one invocation; `cold_start` is true for the first one of the process, which
-/// also counts a `ColdStarts` metric.
-pub fn invocation_span() -> tracing::Span {
+/// A span for one invocation: the request id, the X-Ray trace id when X-Ray samples the
+/// request (an unsampled trace has nothing to look up), and `cold_start: true` on the first
+/// invocation of the process, which also counts a `ColdStarts` metric. It replaces the
+/// runtime's own span (disabled in [`directives`]), which repeats the trace id on every line
+/// whether sampled or not: log lines are billed per byte.
+pub fn invocation_span(context: Option<&lambda_runtime::Context>) -> tracing::Span {
     let cold_start = COLD.swap(false, Ordering::Relaxed);
     if cold_start {
         let mut m = crate::metrics::Metrics::default();
         m.count("ColdStarts", 1);
         m.flush();
     }
-    tracing::info_span!("invocation", cold_start)
+    let span = tracing::info_span!(
+        "invocation",
+        requestId = context.map_or("", |c| c.request_id.as_str()),
+        xrayTraceId = tracing::field::Empty,
+        cold_start = tracing::field::Empty
+    );
+    if let Some(trace) = context
+        .and_then(|c| c.xray_trace_id.as_deref())
+        .filter(|t| t.contains("Sampled=1"))
+    {
+        span.record("xrayTraceId", trace);
+    }
+    if cold_start {
+        span.record("cold_start", true);
+    }
+    span
 }
 
 #[cfg(test)]
@@ -88,6 +108,8 @@ mod tests {
         );
         assert!(directives("FATAL").contains("intake_alb=error"));
         assert!(directives("nonsense").contains("intake_alb=info"));
+        assert!(directives("INFO").contains("lambda_runtime=warn"), "the runtime's span is ours");
+        assert!(directives("DEBUG").contains("lambda_runtime=debug"));
         assert!(EnvFilter::builder().parse(directives("info")).is_ok());
     }
 }

@@ -169,6 +169,21 @@ impl Scope {
                     )
                 })
                 .collect(),
+            // One request per table, its leading keys every key asked for.
+            "BatchGetItem" => v["RequestItems"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(t, wanted)| {
+                    let keys: Vec<String> = wanted["Keys"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|key| self.leading_key(t, "", key))
+                        .collect();
+                    Request::new(&action, self.table_arn(t)).with("dynamodb:LeadingKeys", keys)
+                })
+                .collect(),
             "" => Vec::new(),
             _ => vec![Request::new(&action, self.table_arn(table))],
         };
@@ -376,6 +391,26 @@ mod tests {
                 Request::new("dynamodb:UpdateItem", "arn:aws:dynamodb:us-east-1:111122223333:table/t")
                     .with("dynamodb:LeadingKeys", vec!["BLOB#x".into()]),
             ]
+        );
+    }
+
+    #[test]
+    fn a_batch_read_needs_every_key_it_asks_for_as_leading_keys() {
+        let mut headers = signed("dynamodb");
+        headers.insert("x-amz-target".into(), "DynamoDB_20120810.BatchGetItem".into());
+        let body = json!({"RequestItems": {"t": {"Keys": [
+            {"pk": {"S": "DELIVERY#e1#h"}, "sk": {"S": "DELIVERY"}},
+            {"pk": {"S": "DOC#1"}, "sk": {"S": "DOC"}}
+        ]}}});
+        let call = scope().classify("POST", "/", "", &headers, body.to_string().as_bytes());
+        assert_eq!(call.operation, "BatchGetItem");
+        assert_eq!(
+            call.needs,
+            vec![
+                Request::new("dynamodb:BatchGetItem", "arn:aws:dynamodb:us-east-1:111122223333:table/t")
+                    .with("dynamodb:LeadingKeys", vec!["DELIVERY#e1#h".into(), "DOC#1".into()]),
+            ],
+            "ForAllValues: a role allowed DELIVERY#* only is denied this read"
         );
     }
 

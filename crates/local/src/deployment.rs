@@ -445,7 +445,7 @@ impl Deployment {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|gsi| attributes(&gsi["KeySchema"]))
+                    .map(crate::meter::IndexKeys::from_template)
                     .collect(),
             };
             let mut partition_keys = HashMap::from([(String::new(), hash(&props["KeySchema"]))]);

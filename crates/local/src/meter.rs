@@ -69,8 +69,68 @@ pub struct Meter {
 pub struct TableKeys {
     /// The table's key attributes (partition, then sort).
     pub key: Vec<String>,
-    /// Each global secondary index's key attributes (its projection is taken to be ALL).
-    pub indexes: Vec<Vec<String>>,
+    /// Each global secondary index.
+    pub indexes: Vec<IndexKeys>,
+}
+
+/// A global secondary index: its key attributes and what it projects.
+#[derive(Debug, Clone, Default)]
+pub struct IndexKeys {
+    pub key: Vec<String>,
+    pub projection: Projection,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Projection {
+    #[default]
+    All,
+    KeysOnly,
+    Include(Vec<String>),
+}
+
+impl IndexKeys {
+    /// From a template's `GlobalSecondaryIndexes` entry.
+    pub fn from_template(gsi: &Value) -> Self {
+        let names = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k.as_str().or_else(|| k["AttributeName"].as_str()).map(str::to_owned))
+                .collect()
+        };
+        let projection = match gsi["Projection"]["ProjectionType"].as_str() {
+            Some("KEYS_ONLY") => Projection::KeysOnly,
+            Some("INCLUDE") => Projection::Include(names(&gsi["Projection"]["NonKeyAttributes"])),
+            _ => Projection::All,
+        };
+        Self {
+            key: names(&gsi["KeySchema"]),
+            projection,
+        }
+    }
+
+    /// The item's entry in this index (the attributes it projects), if the item is in it.
+    fn entry(&self, item: Option<&Value>, table_key: &[String]) -> Option<Value> {
+        let item = item?.as_object()?;
+        if !self.key.iter().all(|a| item.contains_key(a)) {
+            return None;
+        }
+        let wanted = |name: &String| -> bool {
+            match &self.projection {
+                Projection::All => true,
+                Projection::KeysOnly => table_key.contains(name) || self.key.contains(name),
+                Projection::Include(more) => {
+                    table_key.contains(name) || self.key.contains(name) || more.contains(name)
+                }
+            }
+        };
+        Some(Value::Object(
+            item.iter()
+                .filter(|(name, _)| wanted(name))
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect(),
+        ))
+    }
 }
 
 impl Meter {
@@ -211,27 +271,33 @@ fn value_size(v: &Value) -> u64 {
 }
 
 /// Write units of one write: the larger of the item before and after, per started KiB, at
-/// least one; again for each index the item is (or was) in, and once more for an index whose
-/// key changed (its old entry is deleted, the new one written).
+/// least one; then each index, by DynamoDB's rules: an entry put, deleted or whose projected
+/// attributes changed costs one write of the entry's size (its attributes plus 100 bytes), an
+/// entry whose index key changed two (the old deleted, the new put), an entry unchanged
+/// nothing. So a `KEYS_ONLY` index costs only when its keys are written or removed.
 pub fn write_units(before: Option<&Value>, after: Option<&Value>, keys: &TableKeys) -> f64 {
     let size = before.map_or(0, item_size).max(after.map_or(0, item_size));
     let units = |bytes: u64| bytes.div_ceil(1024).max(1) as f64;
+    let entry_units = |entry: &Value| units(item_size(entry) + INDEX_ENTRY_OVERHEAD);
     let mut total = units(size);
     for index in &keys.indexes {
-        let key_of = |item: Option<&Value>| -> Option<Vec<Value>> {
-            let item = item?;
-            index.iter().map(|a| item.get(a).cloned()).collect()
+        let old = index.entry(before, &keys.key);
+        let new = index.entry(after, &keys.key);
+        let key_of = |entry: &Value| -> Vec<Value> { index.key.iter().map(|a| entry[a].clone()).collect() };
+        total += match (&old, &new) {
+            (None, None) => 0.0,
+            (Some(o), None) => entry_units(o),
+            (None, Some(n)) => entry_units(n),
+            (Some(o), Some(n)) if key_of(o) != key_of(n) => entry_units(o) + entry_units(n),
+            (Some(o), Some(n)) if o != n => entry_units(o).max(entry_units(n)),
+            (Some(_), Some(_)) => 0.0,
         };
-        match (key_of(before), key_of(after)) {
-            (None, None) => {}
-            (Some(old), Some(new)) if old != new => {
-                total += units(before.map_or(0, item_size)) + units(after.map_or(0, item_size))
-            }
-            _ => total += units(size),
-        }
     }
     total
 }
+
+/// What DynamoDB adds to an index entry's size.
+const INDEX_ENTRY_OVERHEAD: u64 = 100;
 
 /// Read units for `bytes` read at once: per started 4 KiB, half for an eventually
 /// consistent read, at least one half.
@@ -375,7 +441,10 @@ mod tests {
     fn keys() -> TableKeys {
         TableKeys {
             key: vec!["pk".into(), "sk".into()],
-            indexes: vec![vec!["gsi1pk".into(), "gsi1sk".into()]],
+            indexes: vec![IndexKeys {
+                key: vec!["gsi1pk".into(), "gsi1sk".into()],
+                projection: Projection::All,
+            }],
         }
     }
 
@@ -417,6 +486,18 @@ mod tests {
             3.0,
             "index entry deleted and written"
         );
+        let mut rewritten = indexed.clone();
+        rewritten["status"] = json!({"S": "delivered"});
+        assert_eq!(
+            write_units(Some(&indexed), Some(&rewritten), &keys()),
+            2.0,
+            "a projected attribute changed: the entry is written again"
+        );
+        assert_eq!(
+            write_units(Some(&indexed), Some(&indexed), &keys()),
+            1.0,
+            "nothing projected changed: no index write"
+        );
         let tables = HashMap::from([("t".to_owned(), keys())]);
         let tx = json!({"TransactItems": [
             {"Put": {"TableName": "t", "Item": small}},
@@ -431,6 +512,43 @@ mod tests {
             &tables,
         );
         assert_eq!(u.write_units, 4.0, "two items, twice each");
+    }
+
+    #[test]
+    fn a_keys_only_index_costs_only_when_its_keys_are_written() {
+        let keys_only = TableKeys {
+            key: vec!["pk".into(), "sk".into()],
+            indexes: vec![IndexKeys::from_template(&json!({
+                "IndexName": "gsi2",
+                "KeySchema": [{"AttributeName": "gsi2pk", "KeyType": "HASH"}, {"AttributeName": "gsi2sk", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"}
+            }))],
+        };
+        let record = json!({"pk": {"S": "DELIVERY#e#h"}, "sk": {"S": "DELIVERY"},
+            "gsi2pk": {"S": "OWNER#acme#HOOK#h"}, "gsi2sk": {"S": "1#e"}, "body": {"S": "x".repeat(1500)}});
+        assert_eq!(
+            write_units(None, Some(&record), &keys_only),
+            3.0,
+            "opened: 2 KiB in the table, a small entry in the index"
+        );
+        let mut claimed = record.clone();
+        claimed["claim_token"] = json!({"S": "t"});
+        assert_eq!(
+            write_units(Some(&record), Some(&claimed), &keys_only),
+            2.0,
+            "claimed: the table only"
+        );
+        let all = keys();
+        let mut indexed = record.clone();
+        indexed["gsi1pk"] = indexed["gsi2pk"].clone();
+        indexed["gsi1sk"] = indexed["gsi2sk"].clone();
+        let mut claimed = indexed.clone();
+        claimed["claim_token"] = json!({"S": "t"});
+        assert_eq!(
+            write_units(Some(&indexed), Some(&claimed), &all),
+            4.0,
+            "with every attribute projected, the index is billed again"
+        );
     }
 
     #[test]

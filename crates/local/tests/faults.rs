@@ -696,9 +696,12 @@ const FAILURE_PATH_GRANTS: &[(&str, &str)] = &[
     ("S3Function", "TellMissingFromForbidden"),
     ("SesFunction", "TellMissingFromForbidden"),
     ("SqsFunction", "TellMissingFromForbidden"),
-    // The workload registers webhooks but deletes none, and replays nothing (replays are
-    // tested in crates/core/tests/webhooks.rs and against the local AWS in pipeline.rs).
+    // The workload registers webhooks but deletes none, reads no delivery log and replays
+    // nothing (replays and the log are tested in crates/core/tests/webhooks.rs and against
+    // the local AWS in pipeline.rs).
     ("AlbFunction", "DeleteWebhooks"),
+    ("AlbFunction", "ListDeliveryKeys"),
+    ("AlbFunction", "ReadDeliveryLogs"),
     ("AlbFunction", "ReopenDeliveries"),
     ("AlbFunction", "QueueReplays"),
 ];

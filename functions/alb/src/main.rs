@@ -41,10 +41,8 @@ async fn main() -> Result<(), Error> {
             || std::time::SystemTime::now() + std::time::Duration::from_secs(10),
             |c| c.deadline(),
         ));
-        let answer = api
-            .handle_within(req, until)
-            .instrument(telemetry::invocation_span())
-            .await;
+        let span = telemetry::invocation_span(req.lambda_context_ref());
+        let answer = api.handle_within(req, until).instrument(span).await;
         Ok::<_, Error>(answer)
     }));
     // Hostile events are repaired and marked before lambda_http converts them (see `edge`).

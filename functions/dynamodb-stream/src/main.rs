@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
         let work =
             async { Ok::<_, deadline::OutOfTime>(intake_dynamodb_stream::handle(announcer, event.payload).await) };
         deadline::bounded(until, work)
-            .instrument(telemetry::invocation_span())
+            .instrument(telemetry::invocation_span(Some(&event.context)))
             .await
     }))
     .await

@@ -69,7 +69,12 @@ pub async fn handle<C: Documents + ContentIndex + BlobLedger, B: BlobStore>(
         let outcome = cataloguer.catalogue(&arrival).instrument(span.clone()).await;
         span.in_scope(|| record_outcome(outcome, &mut summary, &mut bytes_accepted, &mut failures));
     }
-    tracing::info!(?summary, "event handled");
+    // Each record logged its own line; a summary says more only for several.
+    if total > 1 {
+        tracing::info!(?summary, "event handled");
+    } else {
+        tracing::debug!(?summary, "event handled");
+    }
     let mut metrics = Metrics::default();
     metrics.count("DocumentsAccepted", summary.accepted.into());
     metrics.count("DocumentsDuplicate", summary.duplicate.into());

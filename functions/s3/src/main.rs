@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
         let until = deadline::instant(event.context.deadline());
         deadline::bounded(until, intake_s3::handle(cataloguer, event.payload))
-            .instrument(telemetry::invocation_span())
+            .instrument(telemetry::invocation_span(Some(&event.context)))
             .await
     }))
     .await

@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SesEvent>| async move {
         let until = deadline::instant(event.context.deadline());
         deadline::bounded(until, intake_ses::handle(door, event.payload))
-            .instrument(telemetry::invocation_span())
+            .instrument(telemetry::invocation_span(Some(&event.context)))
             .await
     }))
     .await

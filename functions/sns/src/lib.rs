@@ -89,7 +89,12 @@ where
             }
         }
     }
-    tracing::info!(?summary, "message handled");
+    // Each event logged its own line; a summary says more only for several.
+    if event.records.len() > 1 {
+        tracing::info!(?summary, "message handled");
+    } else {
+        tracing::debug!(?summary, "message handled");
+    }
     let mut metrics = Metrics::default();
     metrics.count("WebhookDeliveriesQueued", summary.queued.into());
     metrics.count("BlobSweepsScheduled", summary.sweeps_scheduled.into());

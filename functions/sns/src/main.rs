@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
         let until = deadline::instant(event.context.deadline());
         deadline::bounded(until, intake_sns::handle(fanout, event.payload))
-            .instrument(telemetry::invocation_span())
+            .instrument(telemetry::invocation_span(Some(&event.context)))
             .await
     }))
     .await

@@ -39,7 +39,7 @@ async fn main() -> Result<(), Error> {
         let until = deadline::instant(event.context.deadline());
         let work = async { Ok::<_, deadline::OutOfTime>(intake_sqs::handle(worker, event.payload, until).await) };
         deadline::bounded(until, work)
-            .instrument(telemetry::invocation_span())
+            .instrument(telemetry::invocation_span(Some(&event.context)))
             .await
     }))
     .await

@@ -72,6 +72,7 @@ where
     V: Visibility,
 {
     use futures::StreamExt;
+    let messages = event.records.len();
     let results: Vec<(Option<String>, Option<Outcome>)> = futures::stream::iter(event.records)
         .map(|message| async move {
             let id = message.message_id.clone().unwrap_or_default();
@@ -146,7 +147,12 @@ where
             response.batch_item_failures.push(failure);
         }
     }
-    tracing::info!(?summary, "batch handled");
+    // Each delivery logged its own line; a summary says more only for several.
+    if messages > 1 {
+        tracing::info!(?summary, "batch handled");
+    } else {
+        tracing::debug!(?summary, "batch handled");
+    }
     let mut metrics = Metrics::default();
     metrics.count("WebhookDeliveries", summary.delivered.into());
     metrics.count("WebhookRetries", summary.retrying.into());

@@ -44,7 +44,7 @@ async fn main() -> Result<(), Error> {
             Ok::<_, deadline::OutOfTime>(intake_webhooks::handle(deliverer, visibility, event.payload, until).await)
         };
         deadline::bounded(until, work)
-            .instrument(telemetry::invocation_span())
+            .instrument(telemetry::invocation_span(Some(&event.context)))
             .await
     }))
     .await

@@ -1,6 +1,7 @@
 //! `Deliveries`: an event's delivery to one webhook (`DELIVERY#<event>#<hook>`), holding the
-//! body to send, the attempt log and the next attempt; listed per hook through `gsi1`
-//! (`OWNER#<owner>#HOOK#<hook>`, sorted by when the event occurred). A delivery is claimed with
+//! body to send, the attempt log and the next attempt; listed per hook through `gsi2`
+//! (`OWNER#<owner>#HOOK#<hook>`, sorted by when the event occurred; keys only, the records are
+//! then read by key: see [`crate::schema`] for why). A delivery is claimed with
 //! a lease before each attempt (`claim_token`, `lease_until`); writing the attempt is
 //! conditional on the claim and removes it.
 
@@ -17,18 +18,22 @@ use time::format_description::well_known::Rfc3339;
 use super::keys::Key;
 use super::{DynamoCatalog, Item, expires, from_item, n, s, to_item};
 use crate::error::store_error;
-use crate::schema::{ENTITY, GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
+use crate::schema::{ENTITY, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
 
 /// How long a delivery is kept in the log after it was last written: longer than its retry
 /// schedule (about three days), long enough to look back and replay.
 const DELIVERY_TTL_SECS: i64 = 30 * 24 * 60 * 60;
 
-/// The `gsi1` partition of a hook's deliveries.
+/// How many times the records of one page are asked for again when DynamoDB leaves some
+/// unprocessed (throttling); then the page fails as throttled.
+const BATCH_GET_ROUNDS: u32 = 5;
+
+/// The `gsi2` partition of a hook's deliveries.
 fn partition(owner: &Owner, hook: &WebhookId) -> String {
     format!("OWNER#{owner}#HOOK#{hook}")
 }
 
-/// The `gsi1` sort key: when the event occurred (zero-padded nanoseconds, so that the order of
+/// The `gsi2` sort key: when the event occurred (zero-padded nanoseconds, so that the order of
 /// the strings is the order in time), then its id.
 fn sort_key(occurred_at: OffsetDateTime, event_id: &str) -> String {
     format!("{:020}#{event_id}", occurred_at.unix_timestamp_nanos().max(0))
@@ -37,8 +42,8 @@ fn sort_key(occurred_at: OffsetDateTime, event_id: &str) -> String {
 fn item(record: &DeliveryRecord) -> Result<Item, StoreError> {
     let key = Key::delivery(&record.event_id, &record.webhook);
     let mut item = to_item(record, &key)?;
-    item.insert(GSI1_PK.into(), s(partition(&record.owner, &record.webhook)));
-    item.insert(GSI1_SK.into(), s(sort_key(record.occurred_at, &record.event_id)));
+    item.insert(GSI2_PK.into(), s(partition(&record.owner, &record.webhook)));
+    item.insert(GSI2_SK.into(), s(sort_key(record.occurred_at, &record.event_id)));
     item.insert(ENTITY.into(), s("delivery"));
     item.insert(TTL.into(), expires(DELIVERY_TTL_SECS));
     Ok(item)
@@ -185,15 +190,15 @@ impl Deliveries for DynamoCatalog {
             .client()
             .query()
             .table_name(self.table())
-            .index_name(GSI1)
+            .index_name(GSI2)
             .scan_index_forward(query.oldest_first)
             .limit(limit as i32)
-            .expression_attribute_names("#p", GSI1_PK)
+            .expression_attribute_names("#p", GSI2_PK)
             .expression_attribute_values(":p", s(partition(owner, hook)));
         request = match query.since {
             Some(since) => request
                 .key_condition_expression("#p = :p AND #s >= :since")
-                .expression_attribute_names("#s", GSI1_SK)
+                .expression_attribute_names("#s", GSI2_SK)
                 .expression_attribute_values(":since", s(sort_key(since, ""))),
             None => request.key_condition_expression("#p = :p"),
         };
@@ -210,17 +215,72 @@ impl Deliveries for DynamoCatalog {
             request = request
                 .exclusive_start_key(PK, s(&key.pk))
                 .exclusive_start_key(SK, s(key.sk))
-                .exclusive_start_key(GSI1_PK, s(partition(owner, hook)))
-                .exclusive_start_key(GSI1_SK, s(cursor));
+                .exclusive_start_key(GSI2_PK, s(partition(owner, hook)))
+                .exclusive_start_key(GSI2_SK, s(cursor));
         }
         let page = request.send().await.map_err(store_error)?;
+        // The index holds keys only: read the records, then give them in the index's order. A
+        // record gone between the two reads (its TTL) is left out.
+        let keys: Vec<Item> = page
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|entry| Some(Item::from([(PK.into(), entry.get(PK)?.clone()), (SK.into(), entry.get(SK)?.clone())])))
+            .collect();
+        let mut found = self.batch_get(keys.clone()).await?;
         let mut items = Vec::new();
-        for item in page.items.unwrap_or_default() {
-            items.push(from_item::<DeliveryRecord>(item)?);
+        for key in &keys {
+            let pk = key.get(PK).and_then(|v| v.as_s().ok());
+            if let Some(item) = pk.and_then(|pk| found.remove(pk)) {
+                items.push(from_item::<DeliveryRecord>(item)?);
+            }
         }
         let next = page
             .last_evaluated_key
-            .and_then(|k| k.get(GSI1_SK).and_then(|v| v.as_s().ok()).cloned());
+            .and_then(|k| k.get(GSI2_SK).and_then(|v| v.as_s().ok()).cloned());
         Ok(DeliveryPage { items, next })
+    }
+}
+
+impl DynamoCatalog {
+    /// Reads up to 100 items by key (consistently: the log shows the latest attempt), asking
+    /// again for what DynamoDB leaves unprocessed; keyed by partition key.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<std::collections::HashMap<String, Item>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found = std::collections::HashMap::new();
+        let mut pending = keys;
+        let mut round = 0;
+        while !pending.is_empty() {
+            if round == BATCH_GET_ROUNDS {
+                return Err(StoreError::Throttled);
+            }
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(25 << round)).await;
+            }
+            round += 1;
+            let wanted = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| self.build_error(e))?;
+            let out = self
+                .client()
+                .batch_get_item()
+                .request_items(self.table(), wanted)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in out.responses.and_then(|mut r| r.remove(self.table())).unwrap_or_default() {
+                if let Some(pk) = item.get(PK).and_then(|v| v.as_s().ok()).cloned() {
+                    found.insert(pk, item);
+                }
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(self.table()))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        Ok(found)
     }
 }

@@ -152,6 +152,18 @@ fn content_disposition(name: &str) -> String {
     )
 }
 
+/// An object's body as chunks, as the network delivers them; after an error the stream ends.
+fn chunks(body: SdkByteStream) -> ByteStream {
+    Box::pin(futures::stream::unfold(Some(body), |body| async move {
+        let mut body = body?;
+        match body.try_next().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
+            Ok(None) => None,
+            Err(e) => Some((Err(StoreError::Unavailable(format!("reading object: {e}"))), None)),
+        }
+    }))
+}
+
 impl BlobStore for S3BlobStore {
     /// S3 verifies the SHA-256 the SDK computes on the way in, and keeps it.
     async fn put(&self, key: &ObjectKey, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
@@ -184,16 +196,46 @@ impl BlobStore for S3BlobStore {
             Err(e) if not_found(&e) || precondition_failed(&e) => return Ok(None),
             Err(e) => return Err(store_error(e)),
         };
-        // Chunks as the network delivers them; after an error the stream ends.
-        let stream = futures::stream::unfold(Some(out.body), |body| async move {
-            let mut body = body?;
-            match body.try_next().await {
-                Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
-                Ok(None) => None,
-                Err(e) => Some((Err(StoreError::Unavailable(format!("reading object: {e}"))), None)),
-            }
-        });
-        Ok(Some(Box::pin(stream)))
+        Ok(Some(chunks(out.body)))
+    }
+
+    /// One GET: the object's description from its headers, its bytes from its body.
+    async fn read(
+        &self,
+        key: &ObjectKey,
+        revision: Option<&Revision>,
+    ) -> Result<Option<(ObjectInfo, ByteStream)>, StoreError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .set_version_id(revision.and_then(|r| r.version_id.clone()))
+            .set_if_match(revision.and_then(|r| r.etag.as_deref()).map(quoted))
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if not_found(&e) || precondition_failed(&e) => return Ok(None),
+            Err(e) => return Err(store_error(e)),
+        };
+        let info = ObjectInfo {
+            size: out.content_length().unwrap_or_default().max(0) as u64,
+            meta: ObjectMeta {
+                content_type: out.content_type().and_then(|c| c.parse::<ContentType>().ok()),
+                user: out
+                    .metadata()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            },
+            revision: Revision {
+                version_id: out.version_id().map(str::to_owned),
+                etag: out.e_tag().map(|e| e.trim_matches('"').to_owned()),
+            },
+            sha256: full_object_sha256(out.checksum_sha256(), out.checksum_type()),
+        };
+        Ok(Some((info, chunks(out.body))))
     }
 
     async fn head(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ObjectInfo>, StoreError> {
