@@ -40,7 +40,16 @@ pub fn floor(m: &Measured) -> Bill {
     // Each invocation: 1 ms of work plus the latency of its calls (a PUT or GET, a write).
     let calls_ms = http * (30.0 + 5.0) + docs * (15.0 + 12.0) + deliveries * (5.0 + 10.0) + s.mails as f64 * 30.0;
     let billed_ms = invocations * 1.0 + calls_ms;
-    let logs_bytes = invocations * (200.0 + LAMBDA_PLATFORM_LOG_BYTES as f64);
+    // Lambda's own lines per invocation as the invoked functions have them (none at
+    // SystemLogLevel WARN).
+    let (mut platform_bytes, mut counted) = (0.0, 0.0);
+    for (function, inv) in &m.invocations {
+        let per = m.platform_log_bytes.get(function).copied().unwrap_or(LAMBDA_PLATFORM_LOG_BYTES);
+        platform_bytes += (per * inv.count) as f64;
+        counted += inv.count as f64;
+    }
+    let platform = if counted > 0.0 { platform_bytes / counted } else { LAMBDA_PLATFORM_LOG_BYTES as f64 };
+    let logs_bytes = invocations * (200.0 + platform);
 
     let scale = 1e6 / docs;
     let mut by_service: BTreeMap<&'static str, f64> = BTreeMap::new();

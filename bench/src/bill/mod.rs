@@ -7,6 +7,7 @@
 //!     intake-bench bill [--report bench/BILL.md]
 
 pub mod floor;
+pub mod history;
 pub mod pricing;
 pub mod workload;
 
@@ -42,6 +43,8 @@ pub struct Measured {
     pub seconds: f64,
     /// Where the function binaries came from (`target/release`, …).
     pub binaries: String,
+    /// function -> Lambda's own log bytes per invocation, from its `SystemLogLevel`.
+    pub platform_log_bytes: BTreeMap<String, u64>,
 }
 
 /// A receiver that answers every delivery 204.
@@ -205,6 +208,13 @@ pub async fn measure(functions: &Path, python: &Path, repo: &Path, mix: workload
         blob_bytes,
         seconds,
         binaries: functions.strip_prefix(repo).unwrap_or(functions).display().to_string(),
+        platform_log_bytes: pipeline
+            .local
+            .deployment
+            .functions
+            .iter()
+            .map(|(id, f)| (id.clone(), platform_log_bytes(f.system_log_level.as_deref())))
+            .collect(),
     })
 }
 
@@ -247,7 +257,8 @@ pub fn price(m: &Measured) -> Bill {
         let lambda = lambda_cost(inv, (modeled * count) as u64) * scale;
         *by_service.entry("Lambda").or_default() += lambda;
         *by_caller.entry(function.clone()).or_default() += lambda;
-        let logs = logs_cost(inv) * scale;
+        let platform = m.platform_log_bytes.get(function).copied().unwrap_or(LAMBDA_PLATFORM_LOG_BYTES);
+        let logs = logs_cost(inv, platform) * scale;
         *by_service.entry("CloudWatch Logs").or_default() += logs;
         *by_caller.entry(function.clone()).or_default() += logs;
     }
@@ -266,7 +277,21 @@ pub fn price(m: &Measured) -> Bill {
     }
 }
 
+/// A difference of money: signed, and none when it rounds to nothing.
+fn change(d: f64) -> String {
+    if d.abs() < 0.0005 {
+        "–".into()
+    } else if d > 0.0 {
+        format!("+{}", money(d))
+    } else {
+        money(d)
+    }
+}
+
 fn money(d: f64) -> String {
+    if d < 0.0 {
+        return format!("-{}", money(-d));
+    }
     if d >= 10.0 {
         format!("${d:.2}")
     } else {
@@ -341,6 +366,7 @@ pub fn section(r: &mut Report, m: &Measured, bill: &Bill, floor: &Bill) {
             })
             .collect::<Vec<_>>(),
     );
+    before_and_after(r, m, bill);
     r.para(&format!(
         "Lambda is billed by duration, which is mostly waiting for AWS: each invocation is priced at its CPU time (stretched by 1769 MB / memory: a 128 MB function gets that share of a vCPU) plus the typical in-region latency of each AWS call it made (DynamoDB 5 ms, transactions 12 ms, S3 reads 15 ms, writes and copies 30 ms, SNS/SQS 10 ms, KMS 5 ms). On CPU time alone (a lower bound) Lambda would be {}; on the wall time measured here (an upper bound: the local AWS is much slower, and an invocation waiting for a free environment counts) {}.",
         money(bill.lambda_cpu_only),
@@ -419,6 +445,68 @@ pub fn section(r: &mut Report, m: &Measured, bill: &Bill, floor: &Bill) {
         ],
         &invocations,
     );
+}
+
+/// This run next to the earlier measurements ([`history`]), by service.
+fn before_and_after(r: &mut Report, m: &Measured, bill: &Bill) {
+    use history::{FIRST, RELEASE_BEFORE};
+    // The earlier runs priced Lambda's START/END/REPORT lines for every invocation; the
+    // template's SystemLogLevel WARN keeps them out of CloudWatch. What that was worth in this
+    // run is a correction of the model, not a saving.
+    let scale = 1e6 / m.documents.max(1) as f64;
+    let corrected: f64 = m
+        .invocations
+        .iter()
+        .map(|(function, inv)| {
+            let now = m.platform_log_bytes.get(function).copied().unwrap_or(LAMBDA_PLATFORM_LOG_BYTES);
+            let then = Invocations {
+                log_bytes: 0,
+                ..inv.clone()
+            };
+            (logs_cost(&then, LAMBDA_PLATFORM_LOG_BYTES) - logs_cost(&then, now)) * scale
+        })
+        .sum();
+    r.para(&format!(
+        "Before and after: this run is {:.0}% of the first measurement ({}; {}) and {:.0}% of the same design measured with release binaries ({}; {}).",
+        bill.total / FIRST.total() * 100.0,
+        money(FIRST.total()),
+        FIRST.label,
+        bill.total / RELEASE_BEFORE.total() * 100.0,
+        money(RELEASE_BEFORE.total()),
+        RELEASE_BEFORE.label,
+    ));
+    let mut services: Vec<(&&str, &f64)> = bill.by_service.iter().collect();
+    services.sort_by(|a, b| b.1.total_cmp(a.1));
+    let mut rows: Vec<Vec<String>> = services
+        .into_iter()
+        .map(|(service, d)| {
+            vec![
+                service.to_string(),
+                money(FIRST.get(service)),
+                money(RELEASE_BEFORE.get(service)),
+                money(*d),
+                change(*d - RELEASE_BEFORE.get(service)),
+            ]
+        })
+        .collect();
+    rows.push(vec![
+        "**total**".into(),
+        format!("**{}**", money(FIRST.total())),
+        format!("**{}**", money(RELEASE_BEFORE.total())),
+        format!("**{}**", money(bill.total)),
+        format!("**{}**", change(bill.total - RELEASE_BEFORE.total())),
+    ]);
+    r.table(
+        &["service", "first", "before (release)", "this run", "change"],
+        &rows,
+    );
+    if corrected > 0.0 {
+        r.para(&format!(
+            "Of the CloudWatch Logs change, {} is a correction of how it is priced, not a saving: the earlier runs counted Lambda's START/END/REPORT lines (260 bytes) for every invocation, but the template sets `SystemLogLevel: WARN`, at which Lambda sends none of them. The design's savings are the rest: {} against the release-binary run.",
+            money(corrected),
+            change(bill.total - RELEASE_BEFORE.total() + corrected),
+        ));
+    }
 }
 
 /// `intake-bench bill`: measures, prices, writes the report.

@@ -13,8 +13,18 @@ pub const PRICES_AS_OF: &str =
 
 pub const LAMBDA_PER_REQUEST: f64 = 0.20 / 1e6;
 pub const LAMBDA_PER_GB_SECOND_ARM64: f64 = 0.000_013_333_4;
-/// Lambda's platform lines per invocation (START, END, REPORT), ingested by CloudWatch Logs.
+/// Lambda's platform lines per invocation (START, END, REPORT), ingested by CloudWatch Logs
+/// when the function's `SystemLogLevel` is INFO (Lambda's default) or DEBUG; at WARN, which
+/// intake's template sets, Lambda sends none of them.
 pub const LAMBDA_PLATFORM_LOG_BYTES: u64 = 260;
+
+/// The platform's log bytes per invocation for a function's `SystemLogLevel`.
+pub fn platform_log_bytes(system_log_level: Option<&str>) -> u64 {
+    match system_log_level.map(str::to_ascii_uppercase).as_deref() {
+        Some("WARN") => 0,
+        _ => LAMBDA_PLATFORM_LOG_BYTES,
+    }
+}
 /// A 128 MB function gets 128/1769 of a vCPU: its CPU time stretches by 1769/memory.
 pub const MB_PER_VCPU: f64 = 1769.0;
 
@@ -82,9 +92,10 @@ pub fn lambda_cost(inv: &Invocations, billed_ms: u64) -> f64 {
         + billed_ms as f64 / 1000.0 * (f64::from(inv.memory_mb) / 1024.0) * LAMBDA_PER_GB_SECOND_ARM64
 }
 
-/// CloudWatch Logs ingestion for one function: its own lines and the platform's.
-pub fn logs_cost(inv: &Invocations) -> f64 {
-    (inv.log_bytes + inv.count * LAMBDA_PLATFORM_LOG_BYTES) as f64 / GB * LOGS_PER_GB_INGESTED
+/// CloudWatch Logs ingestion for one function: its own lines and the platform's
+/// (`platform_bytes` per invocation, from [`platform_log_bytes`]).
+pub fn logs_cost(inv: &Invocations, platform_bytes: u64) -> f64 {
+    (inv.log_bytes + inv.count * platform_bytes) as f64 / GB * LOGS_PER_GB_INGESTED
 }
 
 /// A month of `bytes` in S3 Standard.

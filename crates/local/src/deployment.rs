@@ -92,6 +92,9 @@ pub struct Function {
     /// `LoggingConfig`, as Lambda hands it to the runtime (`AWS_LAMBDA_LOG_FORMAT`/`_LEVEL`).
     pub log_format: Option<String>,
     pub log_level: Option<String>,
+    /// `LoggingConfig.SystemLogLevel`: which of Lambda's own lines (START, REPORT, …: INFO)
+    /// reach CloudWatch Logs. Lambda's default is INFO.
+    pub system_log_level: Option<String>,
     /// Where the template's layers are (mounted at `/opt` in Lambda).
     pub layers: Vec<PathBuf>,
     /// The execution role's statements (inline policies and the managed policies SAM adds).
@@ -660,6 +663,9 @@ impl Deployment {
                     environment,
                     log_format: props["LoggingConfig"]["LogFormat"].as_str().map(str::to_owned),
                     log_level: props["LoggingConfig"]["ApplicationLogLevel"]
+                        .as_str()
+                        .map(str::to_owned),
+                    system_log_level: props["LoggingConfig"]["SystemLogLevel"]
                         .as_str()
                         .map(str::to_owned),
                     layers: props["Layers"]
