@@ -44,11 +44,19 @@ pub fn floor(m: &Measured) -> Bill {
     // SystemLogLevel WARN).
     let (mut platform_bytes, mut counted) = (0.0, 0.0);
     for (function, inv) in &m.invocations {
-        let per = m.platform_log_bytes.get(function).copied().unwrap_or(LAMBDA_PLATFORM_LOG_BYTES);
+        let per = m
+            .platform_log_bytes
+            .get(function)
+            .copied()
+            .unwrap_or(LAMBDA_PLATFORM_LOG_BYTES);
         platform_bytes += (per * inv.count) as f64;
         counted += inv.count as f64;
     }
-    let platform = if counted > 0.0 { platform_bytes / counted } else { LAMBDA_PLATFORM_LOG_BYTES as f64 };
+    let platform = if counted > 0.0 {
+        platform_bytes / counted
+    } else {
+        LAMBDA_PLATFORM_LOG_BYTES as f64
+    };
     let logs_bytes = invocations * (200.0 + platform);
 
     let scale = 1e6 / docs;

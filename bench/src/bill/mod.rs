@@ -257,7 +257,11 @@ pub fn price(m: &Measured) -> Bill {
         let lambda = lambda_cost(inv, (modeled * count) as u64) * scale;
         *by_service.entry("Lambda").or_default() += lambda;
         *by_caller.entry(function.clone()).or_default() += lambda;
-        let platform = m.platform_log_bytes.get(function).copied().unwrap_or(LAMBDA_PLATFORM_LOG_BYTES);
+        let platform = m
+            .platform_log_bytes
+            .get(function)
+            .copied()
+            .unwrap_or(LAMBDA_PLATFORM_LOG_BYTES);
         let logs = logs_cost(inv, platform) * scale;
         *by_service.entry("CloudWatch Logs").or_default() += logs;
         *by_caller.entry(function.clone()).or_default() += logs;
@@ -458,7 +462,11 @@ fn before_and_after(r: &mut Report, m: &Measured, bill: &Bill) {
         .invocations
         .iter()
         .map(|(function, inv)| {
-            let now = m.platform_log_bytes.get(function).copied().unwrap_or(LAMBDA_PLATFORM_LOG_BYTES);
+            let now = m
+                .platform_log_bytes
+                .get(function)
+                .copied()
+                .unwrap_or(LAMBDA_PLATFORM_LOG_BYTES);
             let then = Invocations {
                 log_bytes: 0,
                 ..inv.clone()
@@ -496,10 +504,7 @@ fn before_and_after(r: &mut Report, m: &Measured, bill: &Bill) {
         format!("**{}**", money(bill.total)),
         format!("**{}**", change(bill.total - RELEASE_BEFORE.total())),
     ]);
-    r.table(
-        &["service", "first", "before (release)", "this run", "change"],
-        &rows,
-    );
+    r.table(&["service", "first", "before (release)", "this run", "change"], &rows);
     if corrected > 0.0 {
         r.para(&format!(
             "Of the CloudWatch Logs change, {} is a correction of how it is priced, not a saving: the earlier runs counted Lambda's START/END/REPORT lines (260 bytes) for every invocation, but the template sets `SystemLogLevel: WARN`, at which Lambda sends none of them. The design's savings are the rest: {} against the release-binary run.",

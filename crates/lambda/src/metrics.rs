@@ -97,7 +97,10 @@ mod tests {
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "intake");
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Unit"], "Bytes");
         assert!(v.get("DocumentsRejected").is_none(), "zeros are not written: {line}");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(),
+            2
+        );
         let mut zeros = Metrics::default();
         zeros.count("MessagesFailed", 0);
         assert!(zeros.render("f", 1).is_none(), "only zeros: no line");

@@ -56,10 +56,18 @@ fn directives(level: &str) -> String {
     ];
     // The runtime's INFO span ("Lambda runtime invoke") is replaced by ours
     // ([`invocation_span`]); it and lambda_http log at their own level only when debugging.
-    let runtime = if matches!(level.as_str(), "debug" | "trace") { level.as_str() } else { "warn" };
+    let runtime = if matches!(level.as_str(), "debug" | "trace") {
+        level.as_str()
+    } else {
+        "warn"
+    };
     std::iter::once("warn".to_owned())
         .chain(ours.iter().map(|c| format!("{c}={level}")))
-        .chain(["lambda_runtime", "lambda_http"].iter().map(|c| format!("{c}={runtime}")))
+        .chain(
+            ["lambda_runtime", "lambda_http"]
+                .iter()
+                .map(|c| format!("{c}={runtime}")),
+        )
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -108,7 +116,10 @@ mod tests {
         );
         assert!(directives("FATAL").contains("intake_alb=error"));
         assert!(directives("nonsense").contains("intake_alb=info"));
-        assert!(directives("INFO").contains("lambda_runtime=warn"), "the runtime's span is ours");
+        assert!(
+            directives("INFO").contains("lambda_runtime=warn"),
+            "the runtime's span is ours"
+        );
         assert!(directives("DEBUG").contains("lambda_runtime=debug"));
         assert!(EnvFilter::builder().parse(directives("info")).is_ok());
     }

@@ -407,8 +407,11 @@ mod tests {
         assert_eq!(
             call.needs,
             vec![
-                Request::new("dynamodb:BatchGetItem", "arn:aws:dynamodb:us-east-1:111122223333:table/t")
-                    .with("dynamodb:LeadingKeys", vec!["DELIVERY#e1#h".into(), "DOC#1".into()]),
+                Request::new(
+                    "dynamodb:BatchGetItem",
+                    "arn:aws:dynamodb:us-east-1:111122223333:table/t"
+                )
+                .with("dynamodb:LeadingKeys", vec!["DELIVERY#e1#h".into(), "DOC#1".into()]),
             ],
             "ForAllValues: a role allowed DELIVERY#* only is denied this read"
         );

@@ -665,9 +665,7 @@ impl Deployment {
                     log_level: props["LoggingConfig"]["ApplicationLogLevel"]
                         .as_str()
                         .map(str::to_owned),
-                    system_log_level: props["LoggingConfig"]["SystemLogLevel"]
-                        .as_str()
-                        .map(str::to_owned),
+                    system_log_level: props["LoggingConfig"]["SystemLogLevel"].as_str().map(str::to_owned),
                     layers: props["Layers"]
                         .as_array()
                         .into_iter()

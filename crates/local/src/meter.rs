@@ -119,9 +119,7 @@ impl IndexKeys {
             match &self.projection {
                 Projection::All => true,
                 Projection::KeysOnly => table_key.contains(name) || self.key.contains(name),
-                Projection::Include(more) => {
-                    table_key.contains(name) || self.key.contains(name) || more.contains(name)
-                }
+                Projection::Include(more) => table_key.contains(name) || self.key.contains(name) || more.contains(name),
             }
         };
         Some(Value::Object(

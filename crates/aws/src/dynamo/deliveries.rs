@@ -225,7 +225,12 @@ impl Deliveries for DynamoCatalog {
             .items
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|entry| Some(Item::from([(PK.into(), entry.get(PK)?.clone()), (SK.into(), entry.get(SK)?.clone())])))
+            .filter_map(|entry| {
+                Some(Item::from([
+                    (PK.into(), entry.get(PK)?.clone()),
+                    (SK.into(), entry.get(SK)?.clone()),
+                ]))
+            })
             .collect();
         let mut found = self.batch_get(keys.clone()).await?;
         let mut items = Vec::new();
@@ -270,7 +275,11 @@ impl DynamoCatalog {
                 .send()
                 .await
                 .map_err(store_error)?;
-            for item in out.responses.and_then(|mut r| r.remove(self.table())).unwrap_or_default() {
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(self.table()))
+                .unwrap_or_default()
+            {
                 if let Some(pk) = item.get(PK).and_then(|v| v.as_s().ok()).cloned() {
                     found.insert(pk, item);
                 }
