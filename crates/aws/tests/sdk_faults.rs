@@ -196,3 +196,103 @@ async fn a_job_is_queued_through_server_errors_and_its_delay_is_capped() {
         .unwrap();
     assert_eq!(rule.num_calls(), 2, "a 500, then queued with SQS's longest delay");
 }
+
+/// The delivery log lists keys from the keys-only index and reads the records by key: records
+/// DynamoDB leaves unprocessed are asked for again, the page keeps the index's order, and a
+/// read that stays unprocessed fails as throttled instead of answering a short page.
+#[tokio::test]
+async fn the_delivery_log_reads_its_records_again_when_dynamodb_leaves_some_unprocessed() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+    use aws_sdk_dynamodb::operation::query::QueryOutput;
+    use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+    use intake_core::webhooks::{DeliveryRecord, DeliveryStatus};
+    use std::collections::HashMap;
+
+    let now = datetime!(2026-11-28 10:00 UTC);
+    let acme: Owner = "acme".parse().unwrap();
+    let hook = WebhookId::from_parts(now, 1);
+    fn record(n: u64, hook: WebhookId, now: time::OffsetDateTime) -> DeliveryRecord {
+        DeliveryRecord {
+            event_id: format!("evt-{n}"),
+            webhook: hook,
+            document_id: "01JDZ8Q3M4V9W6X7Y8Z9A0B1C2".into(),
+            owner: "acme".parse().unwrap(),
+            event_type: EventType::DocumentAccepted,
+            occurred_at: now + Duration::from_secs(n),
+            body: format!(r#"{{"id":"evt-{n}"}}"#),
+            status: DeliveryStatus::Pending,
+            outcome: None,
+            attempts_made: 0,
+            attempts: vec![],
+            next_attempt_at: Some(now),
+            created_at: now,
+        }
+    }
+    let key = move |n: u64| -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".into(), AttributeValue::S(format!("DELIVERY#evt-{n}#{hook}"))),
+            ("sk".into(), AttributeValue::S("DELIVERY".into())),
+        ])
+    };
+    let stored = move |n: u64| -> HashMap<String, AttributeValue> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record(n, hook, now)).unwrap();
+        item.extend(key(n));
+        item
+    };
+    // The index, newest first: 3, 1, 2 (as the index orders them, whatever the reads return).
+    let listed = mock!(Client::query)
+        .then_output(move || QueryOutput::builder().items(key(3)).items(key(1)).items(key(2)).build());
+    let reads = mock!(Client::batch_get_item)
+        .sequence()
+        .output(move || {
+            BatchGetItemOutput::builder()
+                .responses("t", vec![stored(2), stored(3)])
+                .unprocessed_keys("t", KeysAndAttributes::builder().keys(key(1)).build().unwrap())
+                .build()
+        })
+        .output(move || BatchGetItemOutput::builder().responses("t", vec![stored(1)]).build())
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&listed, &reads]);
+    let page = DynamoCatalog::new(client, "t")
+        .list_deliveries(
+            &acme,
+            &hook,
+            &DeliveryQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(ids, ["evt-3", "evt-1", "evt-2"], "the index's order, every record");
+    assert_eq!(page.items[1], record(1, hook, now));
+    assert_eq!(reads.num_calls(), 2, "the unprocessed key asked for again");
+
+    let listed = mock!(Client::query).then_output(move || QueryOutput::builder().items(key(1)).build());
+    let never = mock!(Client::batch_get_item)
+        .sequence()
+        .output(move || {
+            BatchGetItemOutput::builder()
+                .unprocessed_keys("t", KeysAndAttributes::builder().keys(key(1)).build().unwrap())
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&listed, &never]);
+    assert!(matches!(
+        DynamoCatalog::new(client, "t")
+            .list_deliveries(
+                &acme,
+                &hook,
+                &DeliveryQuery {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .await,
+        Err(StoreError::Throttled)
+    ));
+    assert_eq!(never.num_calls(), 5, "a bounded number of rounds");
+}
