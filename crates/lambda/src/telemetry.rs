@@ -35,6 +35,12 @@ pub fn init() {
     };
 }
 
+/// The X-Ray trace header, if X-Ray samples the request (`Sampled=1`): an unsampled trace
+/// has nothing to look up, so its id is not worth its bytes on every log line.
+fn sampled(trace: Option<&str>) -> Option<&str> {
+    trace.filter(|t| t.split(';').any(|part| part.trim() == "Sampled=1"))
+}
+
 /// `level` for intake's crates (and the Lambda runtime's span), `warn` for everything else.
 fn directives(level: &str) -> String {
     let level = match level.to_ascii_lowercase().as_str() {
@@ -90,10 +96,7 @@ pub fn invocation_span(context: Option<&lambda_runtime::Context>) -> tracing::Sp
         xrayTraceId = tracing::field::Empty,
         cold_start = tracing::field::Empty
     );
-    if let Some(trace) = context
-        .and_then(|c| c.xray_trace_id.as_deref())
-        .filter(|t| t.contains("Sampled=1"))
-    {
+    if let Some(trace) = sampled(context.and_then(|c| c.xray_trace_id.as_deref())) {
         span.record("xrayTraceId", trace);
     }
     if cold_start {
@@ -105,6 +108,20 @@ pub fn invocation_span(context: Option<&lambda_runtime::Context>) -> tracing::Sp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trace_id_is_logged_only_when_xray_samples_the_request() {
+        let sampled_header = "Root=1-6b0a9a7f-f80e1dfb88306e82386ffbb7;Parent=386ffbb7f024a94c;Sampled=1";
+        assert_eq!(sampled(Some(sampled_header)), Some(sampled_header));
+        assert_eq!(
+            sampled(Some(
+                "Root=1-6b0a9a7f-f80e1dfb88306e82386ffbb7;Parent=386ffbb7f024a94c;Sampled=0"
+            )),
+            None
+        );
+        assert_eq!(sampled(Some("Root=1-6b0a9a7f-f80e1dfb88306e82386ffbb7")), None);
+        assert_eq!(sampled(None), None);
+    }
 
     #[test]
     fn the_level_applies_to_intake_and_libraries_log_warnings_only() {

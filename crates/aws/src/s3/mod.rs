@@ -152,6 +152,35 @@ fn content_disposition(name: &str) -> String {
     )
 }
 
+/// What HEAD and GET answer about an object, in their headers (two SDK types, the same fields).
+struct ObjectHeaders<'a> {
+    size: Option<i64>,
+    content_type: Option<&'a str>,
+    metadata: Option<&'a std::collections::HashMap<String, String>>,
+    version_id: Option<&'a str>,
+    e_tag: Option<&'a str>,
+    checksum_sha256: Option<&'a str>,
+    checksum_type: Option<&'a ChecksumType>,
+}
+
+fn object_info(h: ObjectHeaders<'_>) -> ObjectInfo {
+    ObjectInfo {
+        size: h.size.unwrap_or_default().max(0) as u64,
+        meta: ObjectMeta {
+            content_type: h.content_type.and_then(|c| c.parse::<ContentType>().ok()),
+            user: h
+                .metadata
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+        },
+        revision: Revision {
+            version_id: h.version_id.map(str::to_owned),
+            etag: h.e_tag.map(|e| e.trim_matches('"').to_owned()),
+        },
+        sha256: full_object_sha256(h.checksum_sha256, h.checksum_type),
+    }
+}
+
 /// An object's body as chunks, as the network delivers them; after an error the stream ends.
 fn chunks(body: SdkByteStream) -> ByteStream {
     Box::pin(futures::stream::unfold(Some(body), |body| async move {
@@ -220,21 +249,15 @@ impl BlobStore for S3BlobStore {
             Err(e) if not_found(&e) || precondition_failed(&e) => return Ok(None),
             Err(e) => return Err(store_error(e)),
         };
-        let info = ObjectInfo {
-            size: out.content_length().unwrap_or_default().max(0) as u64,
-            meta: ObjectMeta {
-                content_type: out.content_type().and_then(|c| c.parse::<ContentType>().ok()),
-                user: out
-                    .metadata()
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default(),
-            },
-            revision: Revision {
-                version_id: out.version_id().map(str::to_owned),
-                etag: out.e_tag().map(|e| e.trim_matches('"').to_owned()),
-            },
-            sha256: full_object_sha256(out.checksum_sha256(), out.checksum_type()),
-        };
+        let info = object_info(ObjectHeaders {
+            size: out.content_length(),
+            content_type: out.content_type(),
+            metadata: out.metadata(),
+            version_id: out.version_id(),
+            e_tag: out.e_tag(),
+            checksum_sha256: out.checksum_sha256(),
+            checksum_type: out.checksum_type(),
+        });
         Ok(Some((info, chunks(out.body))))
     }
 
@@ -254,22 +277,15 @@ impl BlobStore for S3BlobStore {
             Err(e) if not_found(&e) || precondition_failed(&e) => return Ok(None),
             Err(e) => return Err(store_error(e)),
         };
-        let meta = ObjectMeta {
-            content_type: out.content_type().and_then(|c| c.parse::<ContentType>().ok()),
-            user: out
-                .metadata()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-        };
-        Ok(Some(ObjectInfo {
-            size: out.content_length().unwrap_or_default().max(0) as u64,
-            meta,
-            revision: Revision {
-                version_id: out.version_id().map(str::to_owned),
-                etag: out.e_tag().map(|e| e.trim_matches('"').to_owned()),
-            },
-            sha256: full_object_sha256(out.checksum_sha256(), out.checksum_type()),
-        }))
+        Ok(Some(object_info(ObjectHeaders {
+            size: out.content_length(),
+            content_type: out.content_type(),
+            metadata: out.metadata(),
+            version_id: out.version_id(),
+            e_tag: out.e_tag(),
+            checksum_sha256: out.checksum_sha256(),
+            checksum_type: out.checksum_type(),
+        })))
     }
 
     /// Pinned to the source's version (and ETag); S3 computes the copy's SHA-256 on the way.
