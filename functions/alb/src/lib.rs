@@ -99,6 +99,14 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
             }
             _ => {}
         }
+        // The routes that reach AWS run in a future of their own, on the heap: holding every
+        // route's state, it is kilobytes, and inline it made each request's future that large,
+        // copied whole each time the runtime moved it (the health check paid ~100 k
+        // instructions of copying per invocation, `bench/REPORT.md`).
+        Box::pin(self.authenticated(route, req)).await
+    }
+
+    async fn authenticated(&self, route: Route, req: Request) -> Result<Response<Body>, ApiError> {
         let owner = self.authenticate(req.headers()).await?;
         let app = &self.intake;
         match route {

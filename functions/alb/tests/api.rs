@@ -625,3 +625,19 @@ fn the_schema_states_the_shipped_policy() {
         json!(policy.limits.min_bytes)
     );
 }
+
+/// A request's future holds only what every request needs: the routes that reach AWS run in a
+/// future of their own, on the heap. Inline, their state (kilobytes, with the AWS ports) made
+/// every request's future that large, copied whole each time the runtime moved it: ~100 k
+/// instructions of copying per health check (`bench/REPORT.md`).
+#[tokio::test]
+async fn a_request_future_is_small_whatever_the_routes_hold() {
+    let api = api().await;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let future = api.handle_within(event("health"), until);
+    let size = std::mem::size_of_val(&future);
+    // 2.7 KiB here (the request, the deadline's timer, the answer); 6.2 KiB with the routes
+    // inline, with these in-memory ports (the AWS ports' futures are larger).
+    assert!(size <= 4096, "a request's future is {size} bytes");
+    assert_eq!(future.await.status(), StatusCode::OK);
+}
