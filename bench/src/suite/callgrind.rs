@@ -53,6 +53,29 @@ pub(super) fn in_memory_announcer()
 /// local host; counters are zeroed after a warm-up and dumped after `n` invocations
 /// (`callgrind_control`).
 pub(super) async fn warm_instructions(spec: &FunctionSpec, payload: &Bytes, n: usize) -> Option<f64> {
+    counted_invocations(spec, payload, 20, n, &|_| true).await
+}
+
+/// Instructions of a fresh process's first invocation: counters zeroed at the end of init
+/// (the process waits at its first `/next`), dumped after the invocation. What init leaves to
+/// the first request (a connector built on first use) shows here.
+/// `answered` checks that the invocation did the work it was meant to.
+pub(super) async fn first_instructions(
+    spec: &FunctionSpec,
+    payload: &Bytes,
+    answered: &dyn Fn(&Bytes) -> bool,
+) -> Option<f64> {
+    counted_invocations(spec, payload, 0, 1, answered).await
+}
+
+/// `n` invocations under callgrind after `warmup` uncounted ones; instructions per invocation.
+async fn counted_invocations(
+    spec: &FunctionSpec,
+    payload: &Bytes,
+    warmup: usize,
+    n: usize,
+    answered: &dyn Fn(&Bytes) -> bool,
+) -> Option<f64> {
     let valgrind = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join("valgrind"))
@@ -77,12 +100,15 @@ pub(super) async fn warm_instructions(spec: &FunctionSpec, payload: &Bytes, n: u
             .is_ok_and(|s| s.success())
     };
     let mut ok = true;
-    for _ in 0..20 {
+    for _ in 0..warmup {
         ok &= running.invoke(payload.clone()).await.is_ok();
     }
     ok &= control("-z");
     for _ in 0..n {
-        ok &= running.invoke(payload.clone()).await.is_ok();
+        ok &= running
+            .invoke(payload.clone())
+            .await
+            .is_ok_and(|(_, answer)| answered(&answer));
     }
     ok &= control("-d");
     running.stop().await;

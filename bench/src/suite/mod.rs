@@ -118,7 +118,7 @@ pub async fn run(cli: &Cli, quick: bool, report_path: &Path) -> Result<(), Strin
         .unwrap_or_else(|| "unknown CPU".into());
     head.para(&format!(
         "Produced by `bench/run{}` at commit `{commit}` on {}, {} CPUs ({cpu}), in {:.0} s (suite only, after the build). \
-         Every figure below comes from that run. Release profile (`lto`, one codegen unit, `panic = \"abort\"`), \
+         Every figure below comes from that run. Release profile (`lto`, one codegen unit, `panic = \"unwind\"`: a panic fails its invocation, not the environment), \
          x86_64 here; Lambda runs the same code on arm64 (Graviton). The machine is shared and noisy (±40% run \
          to run), so compare the ratios, which come from contenders measured in turns within the same run.",
         if quick { " --quick" } else { "" },

@@ -27,7 +27,9 @@ pub(super) fn cost_section(r: &mut Report, costs: &HashMap<&'static str, f64>) {
          per GB-s. Time spent waiting on AWS APIs is not counted (it is billed too, and depends on the region's \
          latency, not on the code); nor are the S3, DynamoDB and SNS charges. A document comes through the HTTP \
          door (8 KiB), makes 3 stream records (arrived, its content claimed, accepted), handled in batches of 100, \
-         and one event, delivered to one webhook.",
+         and one event, for which the sns function queues one webhook delivery (the webhooks function's sending \
+         it is not in this table). The whole bill, every function and every AWS request priced, is \
+         [BILL.md](BILL.md).",
         MB_PER_VCPU / MEMORY_MB,
         PRICE_PER_REQUEST * 1e6,
     ));
@@ -35,7 +37,7 @@ pub(super) fn cost_section(r: &mut Report, costs: &HashMap<&'static str, f64>) {
         ("`AlbFunction` `POST /v1/documents`", "alb-post", 1.0),
         ("`S3Function` on the upload", "s3-8k", 1.0),
         ("`DynamoDbStreamFunction`, batch of 100", "stream-100", 3.0 / 100.0),
-        ("`SnsFunction`, one webhook", "sns", 1.0),
+        ("`SnsFunction`, one webhook delivery queued", "sns", 1.0),
     ];
     let mut rows = Vec::new();
     let mut total = 0.0;
