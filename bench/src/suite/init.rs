@@ -141,9 +141,10 @@ pub(super) async fn init_section(
     );
     r.para(
         "The first invocation reads the object (GET), copies it to `blobs/` and writes the catalogue (one \
-         transaction): each AWS client builds its HTTPS connector on first use, as it always did. Init no \
-         longer also builds one per client to drop it (the SDK's check at client build; \
-         `crates/lambda/src/clients.rs`), so what init lost the first invocation did not gain.",
+         transaction): the process builds its HTTPS connector on the first request (one, shared by every \
+         client: their connect and read timeouts are the same), as it always did. Init no longer also \
+         builds one per client to drop it (the SDK's check at client build; `crates/lambda/src/clients.rs`); \
+         counted before and after that change, the first invocation did not grow ([docs/bill.md](../docs/bill.md)).",
     );
     let ours: Vec<(String, f64)> = template_functions()
         .iter()

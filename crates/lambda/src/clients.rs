@@ -75,6 +75,11 @@ fn https_client(trust: TrustStore) -> SharedHttpClient {
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
         .tls_context(context)
         .build_https();
+    checked_at_build(trust, sdk)
+}
+
+/// The SDK's HTTP client, with its check at client build only where that check caches something.
+fn checked_at_build(trust: TrustStore, sdk: SharedHttpClient) -> SharedHttpClient {
     match trust {
         TrustStore::AmazonTrustServices => SharedHttpClient::new(ConnectorsOnFirstUse(sdk)),
         // The platform's store is read once and cached by the SDK: reading it while the client
@@ -84,12 +89,14 @@ fn https_client(trust: TrustStore) -> SharedHttpClient {
 }
 
 /// The SDK's HTTPS client, without its check at client build. That check builds a TLS
-/// connector and drops it, so that a platform store is read (and cached) at init; a request
-/// then builds the connector it uses, one per timeout setting, on first use. With the roots
-/// built into the binary there is nothing to cache: each client built at init (two in the s3
-/// function) parsed the five certificates into a connector no request used — 0.25 million
-/// instructions each, while the first request's connector is built either way. The roots are a
-/// constant, tested below; a certificate the SDK could not parse would fail the first request.
+/// connector and drops it, so that a platform store is read (and cached) at init; the first
+/// request then builds the connector requests use (one per timeout setting, shared by every
+/// client of the process: intake's clients have the same connect and read timeouts). With the
+/// roots built into the binary there is nothing to cache: each client built at init (two in
+/// the s3 function) parsed the five certificates into a connector no request used — 0.25
+/// million instructions each, while the first request's connector is built either way. The
+/// roots are a constant, parsed by the tests below; a certificate the SDK could not parse would
+/// make it panic building that connector, on every request.
 #[derive(Debug)]
 struct ConnectorsOnFirstUse(SharedHttpClient);
 
@@ -217,38 +224,36 @@ mod tests {
         }
     }
 
-    /// Building the clients asks nothing of the HTTP client (the SDK's check would build a TLS
-    /// connector and drop it); the first request asks it for the connector it uses.
+    /// With the built-in roots, building the clients asks nothing of the HTTP client (the SDK's
+    /// check would build a TLS connector and drop it); the first request asks it for the
+    /// connector it uses. With the platform's store the check stays (it caches that store).
     #[tokio::test]
     async fn clients_are_built_without_a_connector_and_a_request_gets_one() {
-        let counting = Counting::default();
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(SharedHttpClient::new(ConnectorsOnFirstUse(SharedHttpClient::new(
-                counting.clone(),
-            ))))
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("a", "b", None, None, "test"))
-            .load()
-            .await;
-        let dynamodb = intake_aws::dynamodb_client(&sdk);
-        let _s3 = intake_aws::s3_client(&sdk, false);
         let load = std::sync::atomic::Ordering::SeqCst;
-        assert_eq!(
-            counting.checks.load(load),
-            0,
-            "the check that builds a connector to drop it ran"
-        );
-        assert_eq!(counting.connectors.load(load), 0);
-        let e = dynamodb.list_tables().send().await.expect_err("the connector refuses");
-        assert!(
-            matches!(e, aws_sdk_dynamodb::error::SdkError::DispatchFailure(_)),
-            "{e:?}"
-        );
-        assert!(counting.connectors.load(load) >= 1);
+        for (trust, checks) in [(TrustStore::AmazonTrustServices, 0), (TrustStore::Native, 2)] {
+            let counting = Counting::default();
+            let sdk = aws_config::defaults(BehaviorVersion::latest())
+                .http_client(checked_at_build(trust, SharedHttpClient::new(counting.clone())))
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("a", "b", None, None, "test"))
+                .load()
+                .await;
+            let dynamodb = intake_aws::dynamodb_client(&sdk);
+            let _s3 = intake_aws::s3_client(&sdk, false);
+            assert_eq!(counting.checks.load(load), checks, "{trust:?}: checks at client build");
+            assert_eq!(counting.connectors.load(load), 0);
+            let e = dynamodb.list_tables().send().await.expect_err("the connector refuses");
+            assert!(
+                matches!(e, aws_sdk_dynamodb::error::SdkError::DispatchFailure(_)),
+                "{e:?}"
+            );
+            assert!(counting.connectors.load(load) >= 1);
+        }
     }
 
-    /// Building a client parses its trust store (the SDK panics on a certificate it cannot
-    /// parse); a request over HTTPS to a closed port then fails as a connection error.
+    /// Clients build with either trust store, and a request parses it into the connector (the
+    /// SDK panics on a certificate it cannot parse; the platform's store is parsed at client
+    /// build); a request over HTTPS to a closed port then fails as a connection error.
     #[tokio::test]
     async fn clients_build_with_either_trust_store_and_fail_cleanly_without_a_server() {
         for trust in [TrustStore::AmazonTrustServices, TrustStore::Native] {

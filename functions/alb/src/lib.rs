@@ -102,7 +102,7 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
         // The routes that reach AWS run in a future of their own, on the heap: holding every
         // route's state, it is kilobytes, and inline it made each request's future that large,
         // copied whole each time the runtime moved it (the health check paid ~100 k
-        // instructions of copying per invocation, `bench/REPORT.md`).
+        // instructions of copying per invocation, `docs/bill.md`).
         Box::pin(self.authenticated(route, req)).await
     }
 

@@ -629,7 +629,7 @@ fn the_schema_states_the_shipped_policy() {
 /// A request's future holds only what every request needs: the routes that reach AWS run in a
 /// future of their own, on the heap. Inline, their state (kilobytes, with the AWS ports) made
 /// every request's future that large, copied whole each time the runtime moved it: ~100 k
-/// instructions of copying per health check (`bench/REPORT.md`).
+/// instructions of copying per health check (`docs/bill.md`).
 #[tokio::test]
 async fn a_request_future_is_small_whatever_the_routes_hold() {
     let api = api().await;
