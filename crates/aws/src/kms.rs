@@ -2,7 +2,8 @@
 //! that create and send webhooks may use, bound to their webhook by the encryption context
 //! (`webhook=<id>`: a sealed secret copied onto another webhook does not open). Opened secrets
 //! are kept for a while in memory, so that a warm function decrypts each secret once, not once
-//! per delivery (KMS requests are billed).
+//! per delivery (KMS requests are billed); they are kept under the sealed text *and* the
+//! webhook it was opened for, so the cache never opens what KMS would refuse.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,7 +25,7 @@ const KEPT: usize = 1024;
 pub struct KmsSealer {
     client: Client,
     key_id: String,
-    opened: Mutex<HashMap<String, (WebhookSecret, Instant)>>,
+    opened: Mutex<HashMap<(WebhookId, String), (WebhookSecret, Instant)>>,
 }
 
 impl KmsSealer {
@@ -36,22 +37,26 @@ impl KmsSealer {
         }
     }
 
-    fn kept(&self, sealed: &str) -> Option<WebhookSecret> {
+    fn kept(&self, sealed: &str, hook: &WebhookId) -> Option<WebhookSecret> {
         let kept = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-        kept.get(sealed)
+        kept.get(&(*hook, sealed.to_owned()))
             .filter(|(_, at)| at.elapsed() < KEEP)
             .map(|(secret, _)| secret.clone())
     }
 
-    fn keep(&self, sealed: &str, secret: &WebhookSecret) {
+    fn keep(&self, sealed: &str, hook: &WebhookId, secret: &WebhookSecret) {
         let mut kept = self.opened.lock().unwrap_or_else(|p| p.into_inner());
         if kept.len() >= KEPT {
             kept.retain(|_, (_, at)| at.elapsed() < KEEP);
-            if kept.len() >= KEPT {
-                kept.clear();
+        }
+        // Still full: the one opened longest ago makes room (never the whole cache: clearing
+        // it would send every active webhook's next delivery to KMS at once).
+        if kept.len() >= KEPT {
+            if let Some(oldest) = kept.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
+                kept.remove(&oldest);
             }
         }
-        kept.insert(sealed.to_owned(), (secret.clone(), Instant::now()));
+        kept.insert((*hook, sealed.to_owned()), (secret.clone(), Instant::now()));
     }
 }
 
@@ -78,7 +83,7 @@ impl SecretSealer for KmsSealer {
     }
 
     async fn open(&self, sealed: &str, hook: &WebhookId) -> Result<WebhookSecret, StoreError> {
-        if let Some(secret) = self.kept(sealed) {
+        if let Some(secret) = self.kept(sealed, hook) {
             return Ok(secret);
         }
         let corrupt = |message: String| StoreError::Corrupt {
@@ -103,7 +108,7 @@ impl SecretSealer for KmsSealer {
             .ok_or_else(|| corrupt("KMS returned no plaintext".into()))?;
         let text = std::str::from_utf8(plain.as_ref()).map_err(|e| corrupt(e.to_string()))?;
         let secret = WebhookSecret::parse(text).map_err(|e| corrupt(e.to_string()))?;
-        self.keep(sealed, &secret);
+        self.keep(sealed, hook, &secret);
         Ok(secret)
     }
 }

@@ -562,7 +562,15 @@ mod pipeline {
             catalog.accept_document(&a, None, None, BlobUse::Copied).await.unwrap(),
             Claim::Accepted
         );
-        assert!(!catalog.begin_sweep(&sha, at).await.unwrap(), "in use");
+        let claim = |token: &str| SweepClaim {
+            token: token.into(),
+            revision: Some(Revision {
+                version_id: Some("v-1".into()),
+                etag: Some("e-1".into()),
+            }),
+            until: at + Duration::from_secs(300),
+        };
+        assert!(!catalog.begin_sweep(&sha, at, &claim("s1")).await.unwrap(), "in use");
 
         let mut deleted = a.clone();
         deleted.status = Status::Deleted { deleted_at: at };
@@ -580,29 +588,121 @@ mod pipeline {
             }
         );
         assert!(
-            !catalog.begin_sweep(&sha, at - Duration::from_secs(1)).await.unwrap(),
+            !catalog
+                .begin_sweep(&sha, at - Duration::from_secs(1), &claim("s1"))
+                .await
+                .unwrap(),
             "released too recently"
         );
-        assert!(catalog.begin_sweep(&sha, at).await.unwrap());
-        assert_eq!(catalog.blob_state(&sha).await.unwrap(), BlobState::Sweeping);
-        // While a sweep runs, no reference may be counted, copied or not.
+        assert!(catalog.begin_sweep(&sha, at, &claim("s1")).await.unwrap());
+        assert_eq!(
+            catalog.blob_state(&sha).await.unwrap(),
+            BlobState::Sweeping(claim("s1"))
+        );
+        assert!(
+            !catalog.begin_sweep(&sha, at, &claim("s2")).await.unwrap(),
+            "claimed once"
+        );
+        // Taken over only from the token that holds it.
+        assert!(!catalog.take_over_sweep(&sha, "s9", &claim("s2")).await.unwrap());
+        assert!(catalog.take_over_sweep(&sha, "s1", &claim("s2")).await.unwrap());
+        catalog.end_sweep(&sha, "s1").await.unwrap();
+        assert_eq!(
+            catalog.blob_state(&sha).await.unwrap(),
+            BlobState::Sweeping(claim("s2")),
+            "only the claimant forgets the record"
+        );
+        // While a sweep holds the record, a reference to the object as it is may not be
+        // counted; bytes copied again make the record live again and drop the claim.
         let mut b = doc("acme", at, 2);
         b.status = Status::Accepted;
-        for usage in [BlobUse::Existing, BlobUse::Copied] {
-            assert!(matches!(
-                catalog.accept_document(&b, None, Some(a.id), usage).await,
-                Err(StoreError::ConditionFailed)
-            ));
-        }
-        catalog.end_sweep(&sha).await.unwrap();
-        catalog.end_sweep(&sha).await.unwrap();
-        assert_eq!(catalog.blob_state(&sha).await.unwrap(), BlobState::Absent);
+        assert!(matches!(
+            catalog.accept_document(&b, None, Some(a.id), BlobUse::Existing).await,
+            Err(StoreError::ConditionFailed)
+        ));
         assert_eq!(
             catalog
                 .accept_document(&b, None, Some(a.id), BlobUse::Copied)
                 .await
                 .unwrap(),
             Claim::Accepted
+        );
+        assert!(matches!(
+            catalog.blob_state(&sha).await.unwrap(),
+            BlobState::Live { refs: 1, .. }
+        ));
+        catalog.end_sweep(&sha, "s2").await.unwrap();
+        assert!(
+            matches!(catalog.blob_state(&sha).await.unwrap(), BlobState::Live { refs: 1, .. }),
+            "a sweep whose claim was dropped forgets nothing"
+        );
+
+        // A record released to nothing and swept is forgotten by its claimant.
+        let mut gone = b.clone();
+        gone.status = Status::Deleted { deleted_at: at };
+        gone.version = 2;
+        catalog
+            .replace_document(&gone, 1, Some(BlobRef::Release(sha)))
+            .await
+            .unwrap();
+        assert!(catalog.begin_sweep(&sha, at, &claim("s3")).await.unwrap());
+        catalog.end_sweep(&sha, "s3").await.unwrap();
+        assert_eq!(catalog.blob_state(&sha).await.unwrap(), BlobState::Absent);
+    }
+
+    /// Issue 20, finding 11: a `BLOB#` record written before the ledger had states (no `state`)
+    /// is live: content it describes is accepted, and it can be swept.
+    #[tokio::test]
+    async fn a_blob_record_from_before_the_ledger_had_states_is_live() {
+        let sdk = sdk_config().await;
+        let catalog = fresh_catalog(&sdk).await;
+        let at = datetime!(2026-11-27 10:00 UTC);
+        let sha = Sha256::of(b"x");
+        catalog
+            .client()
+            .put_item()
+            .table_name(catalog.table())
+            .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("BLOB#{sha}")))
+            .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("BLOB".into()))
+            .item("entity", aws_sdk_dynamodb::types::AttributeValue::S("blob".into()))
+            .item("refs", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(
+            catalog.blob_state(&sha).await.unwrap(),
+            BlobState::Live { refs: 1, .. }
+        ));
+        let mut a = doc("acme", at, 1);
+        a.status = Status::Accepted;
+        assert_eq!(
+            catalog
+                .accept_document(&a, None, None, BlobUse::Existing)
+                .await
+                .unwrap(),
+            Claim::Accepted,
+            "an upload of content the old record describes is accepted"
+        );
+        let claim = SweepClaim {
+            token: "s".into(),
+            revision: None,
+            until: at,
+        };
+        assert!(!catalog.begin_sweep(&sha, at, &claim).await.unwrap(), "in use");
+        catalog
+            .client()
+            .put_item()
+            .table_name(catalog.table())
+            .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("BLOB#{sha}")))
+            .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("BLOB".into()))
+            .item("entity", aws_sdk_dynamodb::types::AttributeValue::S("blob".into()))
+            .item("refs", aws_sdk_dynamodb::types::AttributeValue::N("0".into()))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            catalog.begin_sweep(&sha, at, &claim).await.unwrap(),
+            "an unused old record is swept"
         );
     }
 
@@ -937,31 +1037,41 @@ mod announcing {
             attempts: vec![],
             next_attempt_at: Some(now),
             created_at: now,
+            revision: 0,
         };
         assert!(catalog.open_delivery(&record(1)).await.unwrap());
         assert!(!catalog.open_delivery(&record(1)).await.unwrap(), "opened once");
         assert_eq!(catalog.get_delivery("evt-1", &hook).await.unwrap(), Some(record(1)));
 
-        let claim = |token: &'static str, at| {
+        let claim = |token: &'static str, revision: u64, at| {
             let catalog = catalog.clone();
-            async move { catalog.claim_delivery("evt-1", &hook, token, at, lease).await.unwrap() }
+            async move {
+                catalog
+                    .claim_delivery("evt-1", &hook, token, revision, at, lease)
+                    .await
+                    .unwrap()
+            }
         };
-        assert_eq!(claim("a", now).await, DeliveryClaim::Claimed);
+        assert_eq!(claim("a", 0, now).await, DeliveryClaim::Claimed);
         assert_eq!(
-            claim("b", now).await,
+            claim("b", 0, now).await,
             DeliveryClaim::InFlight {
                 until: now + lease - Duration::from_nanos(now.nanosecond().into())
             },
             "held by the first claim, until its lease ends (whole seconds)"
         );
         assert_eq!(
-            claim("a", now).await,
+            claim("a", 0, now).await,
             DeliveryClaim::Claimed,
             "our own claim, written before"
         );
         // A holder that died: the claim is taken over once its lease ran out.
-        assert_eq!(claim("c", now + Duration::from_secs(61)).await, DeliveryClaim::Claimed);
+        assert_eq!(
+            claim("c", 0, now + Duration::from_secs(61)).await,
+            DeliveryClaim::Claimed
+        );
         let mut done = record(1);
+        done.revision = 1;
         done.status = DeliveryStatus::Delivered;
         done.next_attempt_at = None;
         done.attempts_made = 1;
@@ -981,7 +1091,7 @@ mod announcing {
         catalog.record_delivery(&done, "c").await.unwrap();
         assert_eq!(catalog.get_delivery("evt-1", &hook).await.unwrap(), Some(done.clone()));
         assert_eq!(
-            claim("d", now + Duration::from_secs(3600)).await,
+            claim("d", 1, now + Duration::from_secs(3600)).await,
             DeliveryClaim::Settled
         );
 
@@ -1052,7 +1162,13 @@ mod announcing {
         assert_eq!(reopened.attempts_made, 0);
         assert_eq!(reopened.attempts.len(), 1);
         assert_eq!(reopened.next_attempt_at, Some(later));
-        assert_eq!(claim("e", later).await, DeliveryClaim::Claimed);
+        assert_eq!(reopened.revision, 2, "a replay is a write of the record");
+        assert_eq!(
+            claim("e", 1, later).await,
+            DeliveryClaim::Changed,
+            "a claim on a revision read before the replay"
+        );
+        assert_eq!(claim("e", 2, later).await, DeliveryClaim::Claimed);
         assert!(!catalog.reopen_delivery("evt-nope", &hook, later).await.unwrap());
     }
 
@@ -1075,6 +1191,12 @@ mod announcing {
         let secret = WebhookSecret::from_bytes([9; 32]);
         let sealed = sealer.seal(&secret, &hook).await.unwrap();
         assert!(!sealed.contains(secret.reveal()));
+        assert_eq!(sealer.open(&sealed, &hook).await.unwrap(), secret);
+        // Warm: the secret is in the cache, which must keep KMS's binding (issue 20, finding 6).
+        assert!(
+            sealer.open(&sealed, &other).await.is_err(),
+            "a warm cache opens a sealed secret copied onto another webhook"
+        );
         assert_eq!(sealer.open(&sealed, &hook).await.unwrap(), secret);
         let fresh = intake_aws::KmsSealer::new(intake_aws::kms_client(&sdk), "unused-key");
         assert!(fresh.open(&sealed, &other).await.is_err(), "bound to its webhook");

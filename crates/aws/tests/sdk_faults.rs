@@ -227,6 +227,7 @@ async fn the_delivery_log_reads_its_records_again_when_dynamodb_leaves_some_unpr
             attempts: vec![],
             next_attempt_at: Some(now),
             created_at: now,
+            revision: 0,
         }
     }
     let key = move |n: u64| -> HashMap<String, AttributeValue> {

@@ -382,6 +382,7 @@ mod tests {
             }],
             next_attempt_at: Some(at + time::Duration::seconds(5)),
             created_at: at,
+            revision: 1,
         };
         assert_eq!(
             serde_json::to_value(DeliveryV1::from(&record)).unwrap(),

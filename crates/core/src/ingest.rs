@@ -264,12 +264,10 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
         let blob = ObjectKey::blob(&sha);
         let usage = match self.catalog.blob_state(&sha).await? {
             BlobState::Live { .. } => BlobUse::Existing,
-            BlobState::Sweeping => {
-                return Err(Error::Unavailable(format!(
-                    "{blob} is being removed by a sweep; the event will be retried"
-                )));
-            }
-            BlobState::Absent => {
+            // Gone, or going: copy the bytes again. A sweep deletes only the write its claim
+            // names, older than this copy, and the reference makes the record live again, so
+            // an upload never waits for (nor fails because of) a sweep.
+            BlobState::Sweeping(_) | BlobState::Absent => {
                 if !*copied {
                     match self.blobs.copy(&incoming.key, Some(revision), &blob).await {
                         Ok(Some(stored)) if stored != sha => {

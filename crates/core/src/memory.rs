@@ -46,22 +46,28 @@ struct StoredDelivery {
 struct BlobRecord {
     refs: i64,
     released_at: Option<OffsetDateTime>,
-    sweeping: bool,
+    sweeping: Option<SweepClaim>,
 }
 
 impl CatalogState {
     /// Whether `blob` may move with a document write (the condition of the transaction).
     fn blob_allows(&self, blob: Option<BlobRef>) -> bool {
         match blob {
-            Some(BlobRef::Acquire(sha, BlobUse::Existing)) => self.blobs.get(&sha).is_some_and(|b| !b.sweeping),
-            Some(BlobRef::Acquire(sha, BlobUse::Copied)) => self.blobs.get(&sha).is_none_or(|b| !b.sweeping),
-            Some(BlobRef::Release(_)) | None => true,
+            Some(BlobRef::Acquire(sha, BlobUse::Existing)) => {
+                self.blobs.get(&sha).is_some_and(|b| b.sweeping.is_none())
+            }
+            Some(BlobRef::Acquire(_, BlobUse::Copied) | BlobRef::Release(_)) | None => true,
         }
     }
 
     fn move_blob(&mut self, blob: Option<BlobRef>, at: OffsetDateTime) {
         match blob {
-            Some(BlobRef::Acquire(sha, _)) => self.blobs.entry(sha).or_default().refs += 1,
+            Some(BlobRef::Acquire(sha, _)) => {
+                let b = self.blobs.entry(sha).or_default();
+                b.refs += 1;
+                // A copy made while a sweep held the record: live again.
+                b.sweeping = None;
+            }
             Some(BlobRef::Release(sha)) => {
                 let b = self.blobs.entry(sha).or_default();
                 b.refs -= 1;
@@ -292,7 +298,9 @@ impl BlobLedger for MemoryCatalog {
     async fn blob_state(&self, sha256: &Sha256) -> Result<BlobState, StoreError> {
         Ok(match self.state().blobs.get(sha256) {
             None => BlobState::Absent,
-            Some(b) if b.sweeping => BlobState::Sweeping,
+            Some(BlobRecord {
+                sweeping: Some(claim), ..
+            }) => BlobState::Sweeping(claim.clone()),
             Some(b) => BlobState::Live {
                 refs: b.refs,
                 released_at: b.released_at,
@@ -300,20 +308,45 @@ impl BlobLedger for MemoryCatalog {
         })
     }
 
-    async fn begin_sweep(&self, sha256: &Sha256, released_before: OffsetDateTime) -> Result<bool, StoreError> {
-        let mut s = self.state();
-        match s.blobs.get_mut(sha256) {
-            Some(b) if !b.sweeping && b.refs <= 0 && b.released_at.is_none_or(|r| r <= released_before) => {
-                b.sweeping = true;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+    async fn begin_sweep(
+        &self,
+        sha256: &Sha256,
+        released_before: OffsetDateTime,
+        claim: &SweepClaim,
+    ) -> Result<bool, StoreError> {
+        self.write(|| {
+            let mut s = self.state();
+            Ok(match s.blobs.get_mut(sha256) {
+                Some(b)
+                    if b.sweeping.is_none() && b.refs <= 0 && b.released_at.is_none_or(|r| r <= released_before) =>
+                {
+                    b.sweeping = Some(claim.clone());
+                    true
+                }
+                _ => false,
+            })
+        })
     }
 
-    async fn end_sweep(&self, sha256: &Sha256) -> Result<(), StoreError> {
+    async fn take_over_sweep(&self, sha256: &Sha256, from: &str, claim: &SweepClaim) -> Result<bool, StoreError> {
+        self.write(|| {
+            let mut s = self.state();
+            Ok(match s.blobs.get_mut(sha256) {
+                Some(b) if b.sweeping.as_ref().is_some_and(|c| c.token == from) => {
+                    b.sweeping = Some(claim.clone());
+                    true
+                }
+                _ => false,
+            })
+        })
+    }
+
+    async fn end_sweep(&self, sha256: &Sha256, token: &str) -> Result<(), StoreError> {
         let mut s = self.state();
-        if s.blobs.get(sha256).is_some_and(|b| b.sweeping) {
+        if s.blobs
+            .get(sha256)
+            .is_some_and(|b| b.sweeping.as_ref().is_some_and(|c| c.token == token))
+        {
             s.blobs.remove(sha256);
         }
         Ok(())
@@ -393,6 +426,7 @@ impl Deliveries for MemoryCatalog {
         event_id: &str,
         hook: &WebhookId,
         token: &str,
+        revision: u64,
         now: OffsetDateTime,
         lease: Duration,
     ) -> Result<DeliveryClaim, StoreError> {
@@ -402,6 +436,9 @@ impl Deliveries for MemoryCatalog {
         };
         if stored.record.status != crate::webhooks::DeliveryStatus::Pending {
             return Ok(DeliveryClaim::Settled);
+        }
+        if stored.record.revision != revision {
+            return Ok(DeliveryClaim::Changed);
         }
         match &stored.claim {
             Some((t, _)) if t == token => Ok(DeliveryClaim::Claimed),
@@ -437,6 +474,7 @@ impl Deliveries for MemoryCatalog {
         stored.record.attempts_made = 0;
         stored.record.next_attempt_at = Some(now);
         stored.record.created_at = now;
+        stored.record.revision += 1;
         stored.claim = None;
         Ok(true)
     }

@@ -363,6 +363,19 @@ mod raw {
                     senders,
                 });
             }
+            // A route by sender trusts the envelope's MAIL FROM, which anyone can write: only
+            // SPF passing authenticates its domain, so such a policy must require it.
+            if let Some(i) = routes.iter().position(|r| !r.senders.is_empty()) {
+                if !self.mail.require.contains(&Verdict::Spf) {
+                    return Err(PolicyError {
+                        field: "mail.require".into(),
+                        message: format!(
+                            "mail.routes[{i}] restricts senders, which only an authenticated sender makes \
+                             meaningful: add \"spf\" (the sender's domain passed SPF) to mail.require"
+                        ),
+                    });
+                }
+            }
             let max_message_bytes = match &self.mail.max_message_size {
                 Some(s) => parse_size(s, "mail.max_message_size")?,
                 None => 40 << 20,
@@ -457,7 +470,7 @@ mod tests {
             [rejected]
             action = "delete"
             [mail]
-            require = ["virus", "spam"]
+            require = ["virus", "spam", "spf"]
             [[mail.routes]]
             recipient = "invoices@in.example.com"
             owner = "acme"
@@ -482,5 +495,34 @@ mod tests {
         );
         assert!(p.mail_owner(["x@elsewhere.com"], "bob@acme.com").is_none());
         assert!(p.mail.require.contains(&Verdict::Virus));
+    }
+
+    /// Issue 20, finding 9: routing by sender without requiring SPF would let a forged
+    /// envelope sender reach an owner's catalogue: such a policy does not load.
+    #[test]
+    fn a_route_by_sender_needs_an_authenticated_sender() {
+        let policy = |require: &str| {
+            Policy::from_toml(&format!(
+                r#"
+                [limits]
+                max_size = 100
+                [types]
+                accepted = ["*/*"]
+                on_mismatch = "reject"
+                [rejected]
+                action = "delete"
+                [mail]
+                require = {require}
+                [[mail.routes]]
+                recipient = "invoices@in.example.com"
+                owner = "acme"
+                senders = ["*@acme.com"]
+                "#
+            ))
+        };
+        let refused = policy(r#"["virus", "spam", "dkim"]"#).unwrap_err();
+        assert_eq!(refused.field, "mail.require");
+        assert!(refused.message.contains("spf"), "{}", refused.message);
+        assert!(policy(r#"["virus", "spf"]"#).is_ok());
     }
 }

@@ -107,7 +107,8 @@ pub enum BlobUse {
     /// The ledger said `Live` (so the object exists) and the copy was skipped: the record must
     /// still be live when the reference is counted.
     Existing,
-    /// The writer has just copied the bytes: the record must be absent or live (not swept).
+    /// The writer has just copied the bytes: whatever the record's state, it is live after the
+    /// write (a sweep's claim names an older write of the key than this copy).
     Copied,
 }
 
@@ -259,6 +260,9 @@ pub enum DeliveryClaim {
     Settled,
     /// Another caller holds a lease, until `until`, and is sending it now.
     InFlight { until: OffsetDateTime },
+    /// The record was written since the caller read it (another job made an attempt, or a
+    /// replay reopened it): read it again before deciding anything.
+    Changed,
 }
 
 /// Which events a hook's delivery log lists.
@@ -288,12 +292,14 @@ pub trait Deliveries: Send + Sync {
         event_id: &str,
         hook: &WebhookId,
     ) -> impl Future<Output = Result<Option<crate::webhooks::DeliveryRecord>, StoreError>> + Send;
-    /// Claims a pending delivery for `token` until `now + lease`.
+    /// Claims a pending delivery for `token` until `now + lease`, only if the record is still
+    /// at `revision` (the one the caller read and decides on).
     fn claim_delivery(
         &self,
         event_id: &str,
         hook: &WebhookId,
         token: &str,
+        revision: u64,
         now: OffsetDateTime,
         lease: Duration,
     ) -> impl Future<Output = Result<DeliveryClaim, StoreError>> + Send;
@@ -337,33 +343,59 @@ pub trait SecretSealer: Send + Sync {
 }
 
 /// A blob's record in the ledger (`BLOB#<sha>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlobState {
     /// No record: no document uses these bytes.
     Absent,
     /// `refs` documents use the bytes; `released_at` is when one last stopped using them.
-    /// Invariant: a live record's object exists.
+    /// Invariant: a live record's object exists. (A record written before the ledger had
+    /// states, with no `state`, is live.)
     Live {
         refs: i64,
         released_at: Option<OffsetDateTime>,
     },
-    /// A sweep is removing the object; nothing may count a reference until it is done.
-    Sweeping,
+    /// A sweep claimed the record to remove the object. A document that copies the bytes again
+    /// makes the record live again (its copy is a newer write than the one the claim names).
+    Sweeping(SweepClaim),
+}
+
+/// A sweep's claim on a blob: who may remove the object, and exactly which write of it. Only
+/// the holder of the claim deletes, and only `revision`: a delete that lands late (slow, or
+/// sent again by the SDK) can never remove a copy made after the claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepClaim {
+    /// The claimant's own random token.
+    pub token: String,
+    /// The object's write when the sweep claimed it (read just before); `None`: there was no
+    /// object.
+    pub revision: Option<Revision>,
+    /// The claimant works until then; after it, another sweep may take the claim over.
+    pub until: OffsetDateTime,
 }
 
 /// The ledger of blob references. Counts move only in the transactions that change documents
 /// ([`BlobRef`]); a blob is removed by a delayed sweep that claims the record first.
 pub trait BlobLedger: Send + Sync {
     fn blob_state(&self, sha256: &Sha256) -> impl Future<Output = Result<BlobState, StoreError>> + Send;
-    /// Marks the blob as being swept, only if no document uses it and the last reference was
-    /// released before `released_before`: `false` otherwise.
+    /// Claims the blob for a sweep, only if the record is live, no document uses it and the
+    /// last reference was released before `released_before`: `false` otherwise.
     fn begin_sweep(
         &self,
         sha256: &Sha256,
         released_before: OffsetDateTime,
+        claim: &SweepClaim,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Forgets a swept blob, once its object is gone.
-    fn end_sweep(&self, sha256: &Sha256) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes over a sweep whose claimant stopped, only if the record is still claimed with the
+    /// token `from`: `false` otherwise.
+    fn take_over_sweep(
+        &self,
+        sha256: &Sha256,
+        from: &str,
+        claim: &SweepClaim,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Forgets a swept blob, once its object is gone, only if the claim is still `token`'s
+    /// (a document that copied the bytes meanwhile made the record live again: kept).
+    fn end_sweep(&self, sha256: &Sha256, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Everything the catalog holds, in one bound.
@@ -704,11 +736,20 @@ impl<T: BlobLedger> BlobLedger for std::sync::Arc<T> {
         &self,
         sha256: &Sha256,
         released_before: OffsetDateTime,
+        claim: &SweepClaim,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).begin_sweep(sha256, released_before)
+        (**self).begin_sweep(sha256, released_before, claim)
     }
-    fn end_sweep(&self, sha256: &Sha256) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).end_sweep(sha256)
+    fn take_over_sweep(
+        &self,
+        sha256: &Sha256,
+        from: &str,
+        claim: &SweepClaim,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).take_over_sweep(sha256, from, claim)
+    }
+    fn end_sweep(&self, sha256: &Sha256, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).end_sweep(sha256, token)
     }
 }
 
@@ -808,10 +849,11 @@ impl<T: Deliveries> Deliveries for std::sync::Arc<T> {
         event_id: &str,
         hook: &WebhookId,
         token: &str,
+        revision: u64,
         now: OffsetDateTime,
         lease: Duration,
     ) -> impl Future<Output = Result<DeliveryClaim, StoreError>> + Send {
-        (**self).claim_delivery(event_id, hook, token, now, lease)
+        (**self).claim_delivery(event_id, hook, token, revision, now, lease)
     }
     fn record_delivery(
         &self,

@@ -26,9 +26,16 @@ pub struct Settings {
     pub allow_private_webhooks: bool,
     pub max_webhooks_per_owner: usize,
     /// How long after its upload could have finished a `received` document whose bytes never
-    /// arrived is kept (then the catalog forgets it: nothing stays `received` for ever).
+    /// arrived is kept (then the catalog forgets it: nothing stays `received` for ever). It
+    /// must outlast the longest the s3 function's events can wait (their maximum age plus its
+    /// retries, template.yaml; `scripts/check-template` holds the two together), or a document
+    /// answered 202 could vanish behind a backlog and come back without its tags or deletion.
     pub received_grace: Duration,
 }
+
+/// The default of [`Settings::received_grace`]: seven hours, past the s3 function's six-hour
+/// maximum event age and its retries.
+pub const RECEIVED_GRACE_DEFAULT_SECS: u64 = 7 * 60 * 60;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -38,7 +45,7 @@ impl Default for Settings {
             download_url_ttl: Duration::from_secs(5 * 60),
             allow_private_webhooks: false,
             max_webhooks_per_owner: 10,
-            received_grace: Duration::from_secs(60 * 60),
+            received_grace: Duration::from_secs(RECEIVED_GRACE_DEFAULT_SECS),
         }
     }
 }

@@ -195,6 +195,11 @@ pub struct DeliveryRecord {
     pub next_attempt_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// How many times the record was written since it was opened (attempts, settlements,
+    /// replays): a claim is conditional on the revision its claimant read, so no job acts on,
+    /// or writes back, a record another job changed meanwhile.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl DeliveryRecord {
@@ -217,6 +222,7 @@ impl DeliveryRecord {
             attempts: Vec::new(),
             next_attempt_at: Some(now),
             created_at: now,
+            revision: 0,
         }
     }
 
@@ -352,45 +358,61 @@ pub struct Deliverer<C, H, S> {
     pub lease: Duration,
 }
 
-/// Time kept back from the invocation's deadline for recording what happened.
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+/// Time kept back from the invocation's deadline for recording what happened (a write and
+/// the SDK's retries of it).
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+
+/// A POST is not started with less time than this for it (it would only time out).
+pub const MIN_POST_TIME: Duration = Duration::from_millis(500);
 
 impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H, S> {
     /// Makes the attempt a [`Job::DeliverWebhook`] asks for, if it is due.
     pub async fn deliver(&self, event_id: &str, hook_id: &WebhookId, deadline: Instant) -> Result<Outcome, Error> {
-        let now = self.clock.now();
-        let Some(mut record) = self.catalog.get_delivery(event_id, hook_id).await? else {
-            return Ok(Outcome::Skipped("no such delivery (expired from the log)".into()));
-        };
-        // Every log line of the delivery names the document (when the caller's span has room).
-        tracing::Span::current().record("document_id", record.document_id.as_str());
-        if record.status != DeliveryStatus::Pending {
-            return Ok(Outcome::Settled);
+        let token = format!("{:032x}", self.ids.random_bits());
+        // At most: read, find the record changed by another job before our claim, read again.
+        let mut claimed = None;
+        for _ in 0..3 {
+            let now = self.clock.now();
+            let Some(record) = self.catalog.get_delivery(event_id, hook_id).await? else {
+                return Ok(Outcome::Skipped("no such delivery (expired from the log)".into()));
+            };
+            // Every log line of the delivery names the document (when the caller's span has room).
+            tracing::Span::current().record("document_id", record.document_id.as_str());
+            if record.status != DeliveryStatus::Pending {
+                return Ok(Outcome::Settled);
+            }
+            if let Some(due) = record.next_attempt_at.filter(|due| *due > now + Duration::from_secs(1)) {
+                return Ok(Outcome::RetryIn(wait(due - now)));
+            }
+            if self.post_timeout(deadline).is_none() {
+                return Ok(Outcome::RetryIn(Duration::from_secs(1)));
+            }
+            // The claim is conditional on the revision read: what is decided below (due, how
+            // many attempts, the log written back) is decided on what is stored.
+            match self
+                .catalog
+                .claim_delivery(event_id, hook_id, &token, record.revision, now, self.lease)
+                .await
+            {
+                Ok(DeliveryClaim::Claimed) => {
+                    claimed = Some(record);
+                    break;
+                }
+                Ok(DeliveryClaim::Changed) => continue,
+                Ok(DeliveryClaim::Settled) => return Ok(Outcome::Settled),
+                // Look again when the holder's lease ends (it will have recorded by then, or died).
+                Ok(DeliveryClaim::InFlight { until }) => {
+                    return Ok(Outcome::RetryIn(
+                        wait(until - now).clamp(Duration::from_secs(1), self.lease),
+                    ));
+                }
+                // The claim may have been written although its answer was lost: give it back.
+                Err(e) => return Err(self.give_back(&record, &token, e).await),
+            }
         }
-        if let Some(due) = record.next_attempt_at.filter(|due| *due > now + Duration::from_secs(1)) {
-            return Ok(Outcome::RetryIn(wait(due - now)));
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let Some(timeout) = remaining.checked_sub(DEADLINE_MARGIN).map(|t| t.min(self.timeout)) else {
+        let Some(mut record) = claimed else {
             return Ok(Outcome::RetryIn(Duration::from_secs(1)));
         };
-        let token = format!("{:032x}", self.ids.random_bits());
-        match self
-            .catalog
-            .claim_delivery(event_id, hook_id, &token, now, self.lease)
-            .await
-        {
-            Ok(DeliveryClaim::Claimed) => {}
-            Ok(DeliveryClaim::Settled) => return Ok(Outcome::Settled),
-            // Look again when the holder's lease ends (it will have recorded by then, or died).
-            Ok(DeliveryClaim::InFlight { until }) => {
-                return Ok(Outcome::RetryIn(
-                    wait(until - now).clamp(Duration::from_secs(1), self.lease),
-                ));
-            }
-            // The claim may have been written although its answer was lost: give it back.
-            Err(e) => return Err(self.give_back(&record, &token, e).await),
-        }
         // Until the POST, a failure gives the claim back (writing the record unchanged under our
         // token), so the job's next try need not wait for the lease to end.
         let hook = match self.catalog.get_webhook(hook_id).await {
@@ -419,6 +441,13 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
         let secrets = match self.open_secrets(&hook).await {
             Ok(secrets) => secrets,
             Err(e) => return Err(self.give_back(&record, &token, e).await),
+        };
+        // The POST's time is what is left now, after the claim, the webhook and the secrets,
+        // less the margin to record its answer: no POST starts without the time to write down
+        // what the endpoint said. Not enough left: give the claim back, nothing was sent.
+        let Some(timeout) = self.post_timeout(deadline) else {
+            let _ = self.catalog.record_delivery(&record, &token).await;
+            return Ok(Outcome::RetryIn(Duration::from_secs(1)));
         };
         let (attempt, answer) = self.attempt(&hook, &secrets, &record, timeout).await;
         record.log(attempt.clone());
@@ -458,6 +487,7 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
                 }
             },
         };
+        record.revision += 1;
         let mut recorded = self.record(&record, &token).await;
         // What the endpoint answered must be written down: try a few more times (each call is
         // itself retried with backoff by the store's client), or the claim holds the delivery
@@ -490,6 +520,16 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
         Ok(outcome)
     }
 
+    /// How long a POST may take if it starts now: the configured timeout, within what is left
+    /// of the invocation less [`DEADLINE_MARGIN`]; `None` when too little is left to be worth it.
+    fn post_timeout(&self, deadline: Instant) -> Option<Duration> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        remaining
+            .checked_sub(DEADLINE_MARGIN)
+            .map(|t| t.min(self.timeout))
+            .filter(|t| *t >= MIN_POST_TIME)
+    }
+
     /// Gives a claim back before anything was sent (writing the record unchanged under our
     /// token releases it), so the job's next try need not wait for the lease to end; returns
     /// the error that stopped the attempt.
@@ -512,11 +552,13 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
                         stored.attempts_made,
                         stored.attempts.last(),
                         stored.next_attempt_at,
+                        stored.revision,
                     ) == (
                         record.status,
                         record.attempts_made,
                         record.attempts.last(),
                         record.next_attempt_at,
+                        record.revision,
                     )
                 });
                 if ours { Ok(()) } else { Err(StoreError::ConditionFailed) }
@@ -608,6 +650,7 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
         record.status = status;
         record.outcome = Some(reason.to_owned());
         record.next_attempt_at = None;
+        record.revision += 1;
         match self.record(record, token).await {
             Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
             Err(e) => Err(e.into()),

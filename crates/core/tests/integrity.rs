@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use intake_core::ingest::{Arrival, Cataloguer, Outcome};
-use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog};
+use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, SequentialIds};
 use intake_core::ports::*;
 use intake_core::sweep::{Sweeper, Swept};
 use intake_core::*;
@@ -26,6 +26,28 @@ struct Window {
     inner: MemoryBlobStore,
     rewrite_before_copy: Mutex<Option<(ObjectKey, Bytes)>>,
     verified_sha256: Mutex<Option<Sha256>>,
+    held_delete: Mutex<Option<HeldDelete>>,
+}
+
+/// The next delete of `key` says it has started, then waits to be let go: a slow request, or
+/// one the SDK sends again after its first answer was lost.
+struct HeldDelete {
+    key: ObjectKey,
+    started: tokio::sync::oneshot::Sender<()>,
+    go: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Window {
+    /// Holds the next delete of `key`: returns "it has started" and "let it go".
+    fn hold_next_delete(
+        &self,
+        key: ObjectKey,
+    ) -> (tokio::sync::oneshot::Receiver<()>, tokio::sync::oneshot::Sender<()>) {
+        let (started, started_rx) = tokio::sync::oneshot::channel();
+        let (go_tx, go) = tokio::sync::oneshot::channel();
+        *self.held_delete.lock().unwrap() = Some(HeldDelete { key, started, go });
+        (started_rx, go_tx)
+    }
 }
 
 impl BlobStore for Window {
@@ -55,6 +77,20 @@ impl BlobStore for Window {
         self.inner.copy(from, revision, to).await
     }
     async fn delete(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<(), StoreError> {
+        let held = {
+            let mut held = self.held_delete.lock().unwrap();
+            match held.take() {
+                Some(h) if h.key == *key => Some(h),
+                other => {
+                    *held = other;
+                    None
+                }
+            }
+        };
+        if let Some(HeldDelete { started, go, .. }) = held {
+            let _ = started.send(());
+            let _ = go.await;
+        }
         self.inner.delete(key, revision).await
     }
     async fn presign_upload(
@@ -99,6 +135,7 @@ fn world() -> World {
             ledger: catalog.clone(),
             blobs: blobs.clone(),
             clock: clock.clone(),
+            ids: Arc::new(SequentialIds::default()),
             grace: Duration::from_secs(900),
         },
         catalog,
@@ -324,19 +361,11 @@ async fn a_delete_and_its_sweep_racing_a_new_upload_of_the_same_bytes_never_lose
                 w.sweeper.sweep(&Sha256::of(PDF_A)).await.unwrap()
             })
         };
+        // A sweep never makes an upload fail or wait (issue 20, finding 4): no retries here,
+        // so nothing depends on how the OS schedules the two tasks.
         let uploader = {
             let w = w.clone();
-            tokio::spawn(async move {
-                // A sweep in progress makes the upload fail and be retried, as Lambda would.
-                for _ in 0..20 {
-                    match w.c.catalogue(&again).await {
-                        Ok(outcome) => return outcome,
-                        Err(Error::Unavailable(_)) => tokio::task::yield_now().await,
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-                panic!("the upload never went through")
-            })
+            tokio::spawn(async move { w.c.catalogue(&again).await.unwrap() })
         };
         let (swept, uploaded) = (deleter.await.unwrap(), uploader.await.unwrap());
         assert!(matches!(uploaded, Outcome::Accepted(_)), "round {round}: {uploaded:?}");
@@ -346,6 +375,39 @@ async fn a_delete_and_its_sweep_racing_a_new_upload_of_the_same_bytes_never_lose
         );
         w.assert_integrity().await;
     }
+}
+
+/// Issue 20, finding 1: two sweeps of one blob (a rescheduled sweep and its duplicate job). The
+/// first claims the record and its delete is slow; the second must not delete (nor forget the
+/// record) on its own, and the slow delete, when it lands, must not remove the copy a new upload
+/// of the same bytes made meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sweep_and_a_slow_delete_never_remove_a_new_uploads_copy() {
+    let w = Arc::new(world());
+    let sha = Sha256::of(PDF_A);
+    let first = w.write("incoming/acme/a.pdf", PDF_A, "0001").await;
+    let Outcome::Accepted(doc) = w.c.catalogue(&first).await.unwrap() else {
+        panic!()
+    };
+    delete(&w, &doc).await;
+    w.clock.advance(Duration::from_secs(901));
+
+    let (started, go) = w.blobs.hold_next_delete(ObjectKey::blob(&sha));
+    let slow = {
+        let w = w.clone();
+        tokio::spawn(async move { w.sweeper.sweep(&sha).await.unwrap() })
+    };
+    started.await.unwrap();
+    // The first sweep has claimed the record and its delete is on its way. A second job:
+    let second = w.sweeper.sweep(&sha).await.unwrap();
+    // A new upload of the same bytes, while the first sweep's delete is still in flight.
+    let again = w.write("incoming/globex/a.pdf", PDF_A, "0002").await;
+    let uploaded = w.c.catalogue(&again).await.unwrap();
+    assert!(matches!(uploaded, Outcome::Accepted(_)), "{uploaded:?}");
+    go.send(()).unwrap();
+    slow.await.unwrap();
+    w.assert_integrity().await;
+    assert_ne!(second, Swept::Removed, "only the claimant of a sweep removes the blob");
 }
 
 #[tokio::test]
@@ -400,7 +462,7 @@ async fn a_sweep_waits_for_the_grace_period_and_rechecks_before_it_deletes() {
 }
 
 #[tokio::test]
-async fn a_blob_being_swept_is_not_referenced_and_a_stopped_sweep_is_finished() {
+async fn a_stopped_sweep_never_delays_an_upload_nor_removes_its_copy() {
     let w = world();
     let sha = Sha256::of(PDF_A);
     let Outcome::Accepted(a) =
@@ -413,13 +475,80 @@ async fn a_blob_being_swept_is_not_referenced_and_a_stopped_sweep_is_finished() 
     delete(&w, &a).await;
     w.clock.advance(Duration::from_secs(901));
     // A sweep claimed the record, then its function died before deleting anything.
-    assert!(w.catalog.begin_sweep(&sha, w.clock.now()).await.unwrap());
+    let claim = SweepClaim {
+        token: "dead".into(),
+        revision: w.blobs.inner.revision(ObjectKey::blob(&sha).as_str()),
+        until: w.clock.now() + intake_core::sweep::LEASE,
+    };
+    assert!(w.catalog.begin_sweep(&sha, w.clock.now(), &claim).await.unwrap());
+    // A second sweep leaves the claim to its holder until the lease ends.
+    assert_eq!(
+        w.sweeper.sweep(&sha).await.unwrap(),
+        Swept::InProgress(intake_core::sweep::LEASE)
+    );
+    // An upload of the same bytes goes through at once (issue 20, finding 4): it copies the
+    // bytes again and the record is live again.
     let upload = w.write("incoming/acme/again.pdf", PDF_A, "2").await;
-    let e = w.c.catalogue(&upload).await.unwrap_err();
-    assert!(matches!(e, Error::Unavailable(ref m) if m.contains("sweep")), "{e}");
-    assert_eq!(w.sweeper.sweep(&sha).await.unwrap(), Swept::Removed);
-    // The retried upload copies the bytes again.
     assert!(matches!(w.c.catalogue(&upload).await.unwrap(), Outcome::Accepted(_)));
+    assert!(matches!(
+        w.catalog.blob_state(&sha).await.unwrap(),
+        BlobState::Live { refs: 1, .. }
+    ));
+    // The dead sweep's delete, if it ever lands, removes only the write it claimed.
+    w.blobs
+        .delete(&ObjectKey::blob(&sha), claim.revision.as_ref())
+        .await
+        .unwrap();
+    w.catalog.end_sweep(&sha, "dead").await.unwrap();
+    w.assert_integrity().await;
+    assert_eq!(w.sweeper.sweep(&sha).await.unwrap(), Swept::InUse);
+}
+
+#[tokio::test]
+async fn a_sweep_whose_claimant_died_is_taken_over_once_its_lease_ends() {
+    let w = world();
+    let sha = Sha256::of(PDF_A);
+    let Outcome::Accepted(a) =
+        w.c.catalogue(&w.write("incoming/acme/a.pdf", PDF_A, "1").await)
+            .await
+            .unwrap()
+    else {
+        panic!()
+    };
+    delete(&w, &a).await;
+    w.clock.advance(Duration::from_secs(901));
+    let claim = SweepClaim {
+        token: "dead".into(),
+        revision: w.blobs.inner.revision(ObjectKey::blob(&sha).as_str()),
+        until: w.clock.now() + intake_core::sweep::LEASE,
+    };
+    assert!(w.catalog.begin_sweep(&sha, w.clock.now(), &claim).await.unwrap());
+    w.clock.advance(intake_core::sweep::LEASE + Duration::from_secs(1));
+    assert_eq!(w.sweeper.sweep(&sha).await.unwrap(), Swept::Removed);
+    assert_eq!(w.catalog.blob_state(&sha).await.unwrap(), BlobState::Absent);
+    assert!(w.blobs.inner.object(ObjectKey::blob(&sha).as_str()).is_none());
+    // The dead claimant's own end, if it ever comes, changes nothing.
+    w.catalog.end_sweep(&sha, "dead").await.unwrap();
+    w.assert_integrity().await;
+}
+
+#[tokio::test]
+async fn a_sweep_whose_claim_was_applied_but_not_answered_finishes_its_own_claim() {
+    let w = world();
+    let sha = Sha256::of(PDF_A);
+    let Outcome::Accepted(a) =
+        w.c.catalogue(&w.write("incoming/acme/a.pdf", PDF_A, "1").await)
+            .await
+            .unwrap()
+    else {
+        panic!()
+    };
+    delete(&w, &a).await;
+    w.clock.advance(Duration::from_secs(901));
+    w.catalog.lose_answers(true);
+    assert_eq!(w.sweeper.sweep(&sha).await.unwrap(), Swept::Removed);
+    w.catalog.lose_answers(false);
+    assert_eq!(w.catalog.blob_state(&sha).await.unwrap(), BlobState::Absent);
     w.assert_integrity().await;
 }
 

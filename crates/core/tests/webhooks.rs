@@ -710,3 +710,114 @@ async fn a_long_replay_goes_forward_in_time_a_bounded_batch_per_call() {
     assert_eq!(counts.len(), n as usize);
     assert!(counts.values().all(|c| *c == 2), "{counts:?}");
 }
+
+/// The catalog as a job that read a delivery earlier sees it: its next `get_delivery` answers
+/// with the record as it was when [`StaleRead::arm`] was called (the job read, then another job
+/// ran before it claimed).
+struct StaleRead {
+    inner: Arc<MemoryCatalog>,
+    stale: Mutex<Option<DeliveryRecord>>,
+}
+
+impl StaleRead {
+    async fn arm(inner: Arc<MemoryCatalog>, event_id: &str, hook: &WebhookId) -> Self {
+        let read = inner.get_delivery(event_id, hook).await.unwrap();
+        Self {
+            inner,
+            stale: Mutex::new(read),
+        }
+    }
+}
+
+impl Webhooks for StaleRead {
+    async fn put_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
+        self.inner.put_webhook(hook).await
+    }
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<Webhook>, StoreError> {
+        self.inner.get_webhook(id).await
+    }
+    async fn update_webhook(&self, hook: &Webhook, expected: u64) -> Result<(), StoreError> {
+        self.inner.update_webhook(hook, expected).await
+    }
+    async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+        self.inner.list_webhooks(owner).await
+    }
+    async fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> Result<bool, StoreError> {
+        self.inner.delete_webhook(owner, id).await
+    }
+}
+
+impl Deliveries for StaleRead {
+    async fn open_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError> {
+        self.inner.open_delivery(record).await
+    }
+    async fn get_delivery(&self, event_id: &str, hook: &WebhookId) -> Result<Option<DeliveryRecord>, StoreError> {
+        if let Some(stale) = self.stale.lock().unwrap().take() {
+            return Ok(Some(stale));
+        }
+        self.inner.get_delivery(event_id, hook).await
+    }
+    async fn claim_delivery(
+        &self,
+        event_id: &str,
+        hook: &WebhookId,
+        token: &str,
+        revision: u64,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<DeliveryClaim, StoreError> {
+        self.inner
+            .claim_delivery(event_id, hook, token, revision, now, lease)
+            .await
+    }
+    async fn record_delivery(&self, record: &DeliveryRecord, token: &str) -> Result<(), StoreError> {
+        self.inner.record_delivery(record, token).await
+    }
+    async fn reopen_delivery(&self, event_id: &str, hook: &WebhookId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.reopen_delivery(event_id, hook, now).await
+    }
+    async fn list_deliveries(
+        &self,
+        owner: &Owner,
+        hook: &WebhookId,
+        query: &DeliveryQuery,
+    ) -> Result<DeliveryPage, StoreError> {
+        self.inner.list_deliveries(owner, hook, query).await
+    }
+}
+
+/// Issue 20, finding 7: a job that read a delivery before another job attempted it must not
+/// act on what it read: no early POST (the retry is not due), no attempt erased from the log.
+#[tokio::test]
+async fn a_job_that_read_a_delivery_before_another_attempted_it_neither_posts_early_nor_erases_the_attempt() {
+    let mut w = world();
+    let (hook, _) = w.hook().await;
+    w.endpoint.answer(|_| ok(500));
+    w.fanout.handle(&event(1, START)).await.unwrap();
+    // Job A reads the delivery (due now, no attempt yet)...
+    let a = Deliverer {
+        catalog: StaleRead::arm(w.catalog.clone(), "evt-1", &hook.id).await,
+        client: w.endpoint.clone(),
+        sealer: MemorySealer,
+        clock: w.clock.clone(),
+        ids: Arc::new(SequentialIds::default()),
+        schedule: Schedule::default(),
+        timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(60),
+    };
+    // ...then job B (the same job delivered twice) attempts it: 500, retry in about 5 s.
+    let outcomes = w.run_due().await;
+    assert!(matches!(outcomes[..], [Outcome::RetryIn(_)]), "{outcomes:?}");
+    assert_eq!(w.endpoint.got.lock().unwrap().len(), 1);
+    // Job A goes on.
+    let outcome = a.deliver("evt-1", &hook.id, deadline()).await.unwrap();
+    assert!(matches!(outcome, Outcome::RetryIn(_)), "{outcome:?}");
+    assert_eq!(
+        w.endpoint.got.lock().unwrap().len(),
+        1,
+        "POSTed again before the retry was due"
+    );
+    let stored = w.catalog.get_delivery("evt-1", &hook.id).await.unwrap().unwrap();
+    assert_eq!(stored.attempts_made, 1);
+    assert_eq!(stored.attempts.len(), 1, "the attempt log: {:?}", stored.attempts);
+}

@@ -760,6 +760,22 @@ impl Deployment {
                     queue_by_arn(source_arn).ok_or_else(|| format!("{id}: source {source_arn} is not emulated"))?,
                 ),
             };
+            // Locally the queue's visibility is compressed, but the mapping is refused as Lambda
+            // refuses it: a message must stay hidden while the function can still be running.
+            if let Source::Queue(q) = &source {
+                let declared = template
+                    .resource(&q.logical_id)
+                    .map(|res| r.resolve(&res["Properties"]["VisibilityTimeout"]))
+                    .transpose()?;
+                let visibility = declared.as_ref().and_then(number).unwrap_or(30);
+                let timeout = d.functions.get(&f).map_or(3, |function| function.timeout.as_secs());
+                if (visibility as u64) < timeout {
+                    return Err(format!(
+                        "{id}: InvalidParameterValueException: Queue visibility timeout: {visibility} seconds is \
+                         less than Function timeout: {timeout} seconds"
+                    ));
+                }
+            }
             let filters: Vec<Value> = props["FilterCriteria"]["Filters"]
                 .as_array()
                 .into_iter()

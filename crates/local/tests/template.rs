@@ -100,6 +100,22 @@ async fn a_renamed_environment_variable_stops_the_functions_locally_as_in_lambda
     assert!(err.contains("exited during init"), "{err}");
 }
 
+/// Issue 20: locally every queue's visibility is compressed to seconds, but a template whose
+/// queue hides a message for less than its function may run is refused, as Lambda refuses the
+/// mapping.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_hiding_messages_for_less_than_its_function_runs_is_refused_as_in_aws() {
+    let template = edited_template(
+        "  WorkQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      SqsManagedSseEnabled: true\n      VisibilityTimeout: 360\n",
+        "  WorkQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      SqsManagedSseEnabled: true\n      VisibilityTimeout: 30\n",
+    );
+    let err = Local::deploy(options(&template)).await.err().expect("refused");
+    assert!(
+        err.contains("Queue visibility timeout: 30 seconds is less than Function timeout: 60 seconds"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_narrowed_prefix_filter_leaves_drops_uncatalogued_locally() {
     let template = edited_template(

@@ -106,6 +106,13 @@ where
                         self.queue.schedule(&Job::SweepBlob { sha256 }, left).await?;
                         tracing::info!(%sha256, left_s = left.as_secs(), "blob sweep not due yet; rescheduled");
                     }
+                    // Another sweep holds the claim: look again when its lease ends, to take
+                    // it over if its function died.
+                    Swept::InProgress(left) => {
+                        let left = left + Duration::from_secs(1);
+                        self.queue.schedule(&Job::SweepBlob { sha256 }, left).await?;
+                        tracing::info!(%sha256, left_s = left.as_secs(), "another sweep holds the blob; rescheduled");
+                    }
                     outcome => tracing::info!(%sha256, ?outcome, "blob sweep"),
                 }
                 Ok(())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use intake_core::ingest::Cataloguer;
-use intake_core::ports::SystemClock;
+use intake_core::ports::{OsRandom, SystemClock};
 use intake_core::sweep::Sweeper;
 use intake_lambda::{deadline, telemetry};
 use intake_sqs::Worker;
@@ -24,6 +24,7 @@ async fn main() -> Result<(), Error> {
             ledger: catalog.clone(),
             blobs: blobs.clone(),
             clock: Arc::new(SystemClock),
+            ids: Arc::new(OsRandom),
             grace: setup.config.sweep_grace,
         },
         cataloguer: Cataloguer {

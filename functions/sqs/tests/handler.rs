@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::SqsEvent;
 use intake_core::Policy;
 use intake_core::ingest::Cataloguer;
-use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, MemoryQueue};
+use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, MemoryQueue, SequentialIds};
 use intake_core::sweep::Sweeper;
 use intake_sqs::{Work, Worker, classify, handle};
 use time::macros::datetime;
@@ -26,6 +26,7 @@ fn worker() -> Worker<Arc<MemoryCatalog>, Arc<MemoryBlobStore>, MemoryQueue> {
             ledger: catalog.clone(),
             blobs: blobs.clone(),
             clock: clock.clone(),
+            ids: Arc::new(SequentialIds::default()),
             grace: Duration::from_secs(900),
         },
         cataloguer: Cataloguer {

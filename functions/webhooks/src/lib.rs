@@ -59,6 +59,24 @@ pub struct Summary {
 /// Deliveries handled at once.
 const PARALLEL: usize = 8;
 
+/// How long a message waits after a failure of ours (not the endpoint's), by how many times it
+/// was received: 30 s doubling to an hour. With the queue's `maxReceiveCount` (200, in
+/// template.yaml) a delivery outlives about a week of our own outage on top of its schedule
+/// (about three days and fifteen receives) before it is dead-lettered.
+pub fn our_failure_backoff(receives: u32) -> Duration {
+    let doublings = receives.saturating_sub(1).min(7);
+    (Duration::from_secs(30) * 2u32.pow(doublings)).min(Duration::from_secs(3600))
+}
+
+/// SQS's `ApproximateReceiveCount` of a message (1 if it does not say).
+fn receive_count(message: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
 pub async fn handle<C, H, S, V>(
     deliverer: &Deliverer<C, H, S>,
     visibility: &V,
@@ -87,14 +105,30 @@ where
                 webhook = %webhook,
                 document_id = tracing::field::Empty
             );
-            let outcome = match deliverer
-                .deliver(&event_id, &webhook, deadline)
-                .instrument(span.clone())
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    span.in_scope(|| tracing::error!(error = %e, "delivery step failed; the message comes back"));
+            // Each message's outcome is its own: one that runs out of time fails alone, and the
+            // batch answers before the invocation's deadline, so the messages delivered are
+            // deleted (a whole invocation timing out would return them all, to be POSTed again).
+            // The deliverer starts no POST without the time to record its answer.
+            let delivery = deliverer.deliver(&event_id, &webhook, deadline).instrument(span.clone());
+            let outcome = match intake_lambda::deadline::within(deadline, delivery).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(e)) => {
+                    // Our own failure (the catalog, KMS), not the endpoint's: the message comes
+                    // back after a backoff that grows with its receives, so an outage of ours
+                    // spends few of the queue's receives and the schedule outlives it.
+                    let wait = our_failure_backoff(receive_count(&message));
+                    span.in_scope(|| {
+                        tracing::error!(error = %e, wait_secs = wait.as_secs(), "delivery step failed; the message comes back")
+                    });
+                    if let Some(receipt) = message.receipt_handle.as_deref() {
+                        if let Err(e) = visibility.hide(receipt, wait).await {
+                            span.in_scope(|| tracing::warn!(error = %e, "could not delay the message; it comes back sooner"));
+                        }
+                    }
+                    return (Some(id), None);
+                }
+                Err(out_of_time) => {
+                    span.in_scope(|| tracing::error!(error = %out_of_time, "delivery cut short; the message comes back"));
                     return (Some(id), None);
                 }
             };

@@ -11,8 +11,8 @@ use intake_core::contract::EventV1;
 use intake_core::events::DomainEvent;
 use intake_core::jobs::Job;
 use intake_core::memory::{ManualClock, MemoryCatalog, MemoryQueue, MemorySealer, SequentialIds};
-use intake_core::ports::{WebhookAnswer, WebhookClient};
-use intake_core::webhooks::{Deliverer, Fanout, NewWebhook, Registry, Schedule};
+use intake_core::ports::{Deliveries, SecretSealer, StoreError, WebhookAnswer, WebhookClient};
+use intake_core::webhooks::{Deliverer, DeliveryStatus, Fanout, NewWebhook, Registry, Schedule};
 use intake_core::*;
 use intake_webhooks::{Visibility, handle};
 use time::macros::datetime;
@@ -52,8 +52,8 @@ fn message(id: &str, body: &str) -> SqsMessage {
     m
 }
 
-#[tokio::test]
-async fn retries_keep_their_message_hidden_for_the_wait_and_deliveries_end_it() {
+/// A webhook of acme's and `events` events fanned out to it: the catalog and the jobs queued.
+async fn fanned_out(events: u128) -> (Arc<MemoryCatalog>, Arc<ManualClock>, Arc<SequentialIds>, Vec<Job>) {
     let catalog = Arc::new(MemoryCatalog::default());
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 12:00 UTC)));
     let ids = Arc::new(SequentialIds::default());
@@ -81,34 +81,43 @@ async fn retries_keep_their_message_hidden_for_the_wait_and_deliveries_end_it() 
         grace: Duration::from_secs(900),
     };
     let at = datetime!(2026-11-28 11:00 UTC);
-    let doc = Document {
-        id: DocumentId::from_parts(at, 1),
-        owner: acme.clone(),
-        name: FileName::sanitize("a.pdf").unwrap(),
-        declared_type: None,
-        content_type: None,
-        size: Some(1),
-        sha256: None,
-        tags: Tags::default(),
-        source: Source::Http,
-        status: Status::Accepted,
-        created_at: at,
-        updated_at: at,
-        version: 2,
-        upload_deadline: None,
-    };
-    let event = EventV1::from(&DomainEvent {
-        version: 1,
-        id: "evt-1".into(),
-        event_type: EventType::DocumentAccepted,
-        owner: acme,
-        occurred_at: at,
-        document: doc,
-        previous_status: None,
-    });
-    fanout.handle(&event).await.unwrap();
-    let (job, _) = queue.take().remove(0);
-    assert!(matches!(job, Job::DeliverWebhook { .. }));
+    for n in 1..=events {
+        let doc = Document {
+            id: DocumentId::from_parts(at, n),
+            owner: acme.clone(),
+            name: FileName::sanitize("a.pdf").unwrap(),
+            declared_type: None,
+            content_type: None,
+            size: Some(1),
+            sha256: None,
+            tags: Tags::default(),
+            source: Source::Http,
+            status: Status::Accepted,
+            created_at: at,
+            updated_at: at,
+            version: 2,
+            upload_deadline: None,
+        };
+        let event = EventV1::from(&DomainEvent {
+            version: 1,
+            id: format!("evt-{n}"),
+            event_type: EventType::DocumentAccepted,
+            owner: acme.clone(),
+            occurred_at: at,
+            document: doc,
+            previous_status: None,
+        });
+        fanout.handle(&event).await.unwrap();
+    }
+    let jobs: Vec<Job> = queue.take().into_iter().map(|(job, _)| job).collect();
+    assert!(jobs.iter().all(|job| matches!(job, Job::DeliverWebhook { .. })));
+    (catalog, clock, ids, jobs)
+}
+
+#[tokio::test]
+async fn retries_keep_their_message_hidden_for_the_wait_and_deliveries_end_it() {
+    let (catalog, clock, ids, jobs) = fanned_out(1).await;
+    let job = jobs[0].clone();
 
     let endpoint = Endpoint(Mutex::new(503));
     let deliverer = Deliverer {
@@ -145,4 +154,118 @@ async fn retries_keep_their_message_hidden_for_the_wait_and_deliveries_end_it() 
     let answer = handle(&deliverer, &hidden, batch, deadline).await;
     assert!(answer.batch_item_failures.is_empty());
     assert_eq!(hidden.0.lock().unwrap().len(), 1, "nothing more hidden");
+}
+
+/// A sealer whose first opening hangs (KMS slow to answer), the others as [`MemorySealer`].
+#[derive(Default)]
+struct SlowOnce(std::sync::atomic::AtomicBool);
+
+impl SecretSealer for SlowOnce {
+    async fn seal(&self, secret: &WebhookSecret, hook: &WebhookId) -> Result<String, StoreError> {
+        MemorySealer.seal(secret, hook).await
+    }
+    async fn open(&self, sealed: &str, hook: &WebhookId) -> Result<WebhookSecret, StoreError> {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        MemorySealer.open(sealed, hook).await
+    }
+}
+
+/// Issue 20, finding 2: one slow call in a batch does not fail the whole invocation. The batch
+/// answers before the deadline; the slow message fails alone, and the delivered one is not
+/// returned to the queue (to be POSTed again).
+#[tokio::test]
+async fn a_slow_delivery_fails_alone_and_the_batch_answers_before_the_deadline() {
+    let (catalog, clock, ids, jobs) = fanned_out(2).await;
+    let deliverer = Deliverer {
+        catalog: catalog.clone(),
+        client: Endpoint(Mutex::new(204)),
+        sealer: SlowOnce::default(),
+        clock,
+        ids,
+        schedule: Schedule::default(),
+        timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(90),
+    };
+    let mut batch = SqsEvent::default();
+    batch.records = vec![
+        message("m1", &jobs[0].to_message()),
+        message("m2", &jobs[1].to_message()),
+    ];
+    let deadline = Instant::now() + intake_core::webhooks::DEADLINE_MARGIN + Duration::from_secs(2);
+    let answer = intake_lambda::deadline::within(
+        deadline + Duration::from_secs(5),
+        handle(&deliverer, &Hidden::default(), batch, deadline),
+    )
+    .await
+    .expect("the batch answers by its deadline");
+    assert_eq!(answer.batch_item_failures.len(), 1, "{answer:?}");
+    let slow = &answer.batch_item_failures[0].item_identifier;
+    let (slow_job, fast_job) = if slow == "m1" {
+        (&jobs[0], &jobs[1])
+    } else {
+        (&jobs[1], &jobs[0])
+    };
+    let status = |job: &Job| {
+        let Job::DeliverWebhook { event_id, webhook } = job else {
+            unreachable!()
+        };
+        let catalog = catalog.clone();
+        let (event_id, webhook) = (event_id.clone(), *webhook);
+        async move { catalog.get_delivery(&event_id, &webhook).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status(fast_job).await, DeliveryStatus::Delivered);
+    assert_eq!(
+        status(slow_job).await,
+        DeliveryStatus::Pending,
+        "nothing was sent for it"
+    );
+}
+
+/// A sealer that cannot open anything (KMS unreachable).
+struct Down;
+
+impl SecretSealer for Down {
+    async fn seal(&self, secret: &WebhookSecret, hook: &WebhookId) -> Result<String, StoreError> {
+        MemorySealer.seal(secret, hook).await
+    }
+    async fn open(&self, _: &str, _: &WebhookId) -> Result<WebhookSecret, StoreError> {
+        Err(StoreError::Unavailable("KMS is unreachable".into()))
+    }
+}
+
+/// Issue 20, finding 8: a failure of ours (KMS, DynamoDB) does not spend the delivery's
+/// receives at the visibility timeout's pace: the message waits a backoff that grows with its
+/// receives, and the delivery stays pending with no attempt spent.
+#[tokio::test]
+async fn our_own_failures_back_off_by_receive_count_and_spend_no_attempt() {
+    let (catalog, clock, ids, jobs) = fanned_out(1).await;
+    let deliverer = Deliverer {
+        catalog: catalog.clone(),
+        client: Endpoint(Mutex::new(204)),
+        sealer: Down,
+        clock,
+        ids,
+        schedule: Schedule::default(),
+        timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(90),
+    };
+    let hidden = Hidden::default();
+    for receives in [1u32, 3, 20] {
+        let mut m = message(&format!("m{receives}"), &jobs[0].to_message());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), receives.to_string());
+        let mut batch = SqsEvent::default();
+        batch.records = vec![m];
+        let answer = handle(&deliverer, &hidden, batch, Instant::now() + Duration::from_secs(30)).await;
+        assert_eq!(answer.batch_item_failures.len(), 1);
+    }
+    let waits: Vec<u64> = hidden.0.lock().unwrap().iter().map(|(_, w)| w.as_secs()).collect();
+    assert_eq!(waits, vec![30, 120, 3600]);
+    let Job::DeliverWebhook { event_id, webhook } = &jobs[0] else {
+        unreachable!()
+    };
+    let record = catalog.get_delivery(event_id, webhook).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts_made), (DeliveryStatus::Pending, 0));
 }

@@ -1,23 +1,116 @@
 //! `BlobLedger`: each blob's reference count and sweep state (`BLOB#<sha>`). References move
 //! in the document transactions ([`super::documents`]); here are the reads and the sweep's
-//! two conditional writes.
+//! conditional writes. A sweep's claim is held in the record (`sweep_token`, `sweep_until`,
+//! and the write it will delete: `sweep_version`, `sweep_etag`). A record written before the
+//! ledger had states (no `state`) is live.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use intake_core::Sha256;
-use intake_core::ports::{BlobLedger, BlobState, StoreError};
+use intake_core::ports::{BlobLedger, BlobState, Revision, StoreError, SweepClaim};
 use time::OffsetDateTime;
 
 use super::keys::Key;
-use super::{DynamoCatalog, n, number, s};
+use super::{DynamoCatalog, Item, n, number, s};
 use crate::error::store_error;
 use crate::schema::{PK, SK};
+
+fn string(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn claim_of(item: &Item) -> SweepClaim {
+    let revision = Revision {
+        version_id: string(item, "sweep_version"),
+        etag: string(item, "sweep_etag"),
+    };
+    SweepClaim {
+        // A claim from before claims had tokens: anyone may take it over.
+        token: string(item, "sweep_token").unwrap_or_default(),
+        revision: revision.is_pinned().then_some(revision),
+        until: number(item, "sweep_until")
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+/// The `SET` values of a claim: `:token`, `:until`, and `:version`/`:etag` where known (names
+/// not set are removed).
+fn claim_values(claim: &SweepClaim) -> (String, Vec<(&'static str, AttributeValue)>) {
+    let mut set = vec!["#token = :token", "#until = :until"];
+    let mut remove = Vec::new();
+    let mut values = vec![(":token", s(&claim.token)), (":until", n(claim.until.unix_timestamp()))];
+    let revision = claim.revision.clone().unwrap_or_default();
+    match revision.version_id {
+        Some(v) => {
+            set.push("#version = :version");
+            values.push((":version", s(v)));
+        }
+        None => remove.push("#version"),
+    }
+    match revision.etag {
+        Some(e) => {
+            set.push("#etag = :etag");
+            values.push((":etag", s(e)));
+        }
+        None => remove.push("#etag"),
+    }
+    let mut expression = format!("SET #state = :sweeping, {}", set.join(", "));
+    if !remove.is_empty() {
+        expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    (expression, values)
+}
+
+impl DynamoCatalog {
+    /// A conditional update of a blob's record that writes `claim`: `false` if the condition
+    /// failed.
+    async fn write_claim(
+        &self,
+        sha256: &Sha256,
+        claim: &SweepClaim,
+        condition: &str,
+        values: Vec<(&'static str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let key = Key::blob(sha256);
+        let (update, claim_values) = claim_values(claim);
+        let mut request = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(&key.pk))
+            .key(SK, s(key.sk))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#token", "sweep_token")
+            .expression_attribute_names("#until", "sweep_until")
+            .expression_attribute_names("#version", "sweep_version")
+            .expression_attribute_names("#etag", "sweep_etag")
+            .expression_attribute_values(":sweeping", s("sweeping"));
+        for (name, value) in claim_values.into_iter().chain(values) {
+            request = request.expression_attribute_values(name, value);
+        }
+        if condition.contains("#refs") {
+            request = request.expression_attribute_names("#refs", "refs");
+        }
+        if condition.contains("#released") {
+            request = request.expression_attribute_names("#released", "released_at");
+        }
+        match request.send().await.map_err(store_error) {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
 
 impl BlobLedger for DynamoCatalog {
     async fn blob_state(&self, sha256: &Sha256) -> Result<BlobState, StoreError> {
         let Some(item) = self.get_raw(&Key::blob(sha256)).await? else {
             return Ok(BlobState::Absent);
         };
-        if item.get("state").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("sweeping") {
-            return Ok(BlobState::Sweeping);
+        if string(&item, "state").as_deref() == Some("sweeping") {
+            return Ok(BlobState::Sweeping(claim_of(&item)));
         }
         Ok(BlobState::Live {
             refs: number(&item, "refs").unwrap_or(0),
@@ -25,38 +118,32 @@ impl BlobLedger for DynamoCatalog {
         })
     }
 
-    async fn begin_sweep(&self, sha256: &Sha256, released_before: OffsetDateTime) -> Result<bool, StoreError> {
-        let key = Key::blob(sha256);
-        let claimed = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .key(PK, s(&key.pk))
-            .key(SK, s(key.sk))
-            .update_expression("SET #state = :sweeping, #since = :now")
-            .condition_expression(
-                "#state = :live AND #refs <= :zero AND (attribute_not_exists(#released) OR #released <= :before)",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#refs", "refs")
-            .expression_attribute_names("#released", "released_at")
-            .expression_attribute_names("#since", "sweep_started_at")
-            .expression_attribute_values(":sweeping", s("sweeping"))
-            .expression_attribute_values(":live", s("live"))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":before", n(released_before.unix_timestamp()))
-            .expression_attribute_values(":now", n(OffsetDateTime::now_utc().unix_timestamp()))
-            .send()
-            .await
-            .map_err(store_error);
-        match claimed {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e),
-        }
+    async fn begin_sweep(
+        &self,
+        sha256: &Sha256,
+        released_before: OffsetDateTime,
+        claim: &SweepClaim,
+    ) -> Result<bool, StoreError> {
+        self.write_claim(
+            sha256,
+            claim,
+            "attribute_exists(#refs) AND (attribute_not_exists(#state) OR #state <> :sweeping) \
+             AND #refs <= :zero AND (attribute_not_exists(#released) OR #released <= :before)",
+            vec![(":zero", n(0)), (":before", n(released_before.unix_timestamp()))],
+        )
+        .await
     }
 
-    async fn end_sweep(&self, sha256: &Sha256) -> Result<(), StoreError> {
+    async fn take_over_sweep(&self, sha256: &Sha256, from: &str, claim: &SweepClaim) -> Result<bool, StoreError> {
+        let (condition, values) = if from.is_empty() {
+            ("#state = :sweeping AND attribute_not_exists(#token)", vec![])
+        } else {
+            ("#state = :sweeping AND #token = :from", vec![(":from", s(from))])
+        };
+        self.write_claim(sha256, claim, condition, values).await
+    }
+
+    async fn end_sweep(&self, sha256: &Sha256, token: &str) -> Result<(), StoreError> {
         let key = Key::blob(sha256);
         let deleted = self
             .client()
@@ -64,9 +151,11 @@ impl BlobLedger for DynamoCatalog {
             .table_name(self.table())
             .key(PK, s(&key.pk))
             .key(SK, s(key.sk))
-            .condition_expression("#state = :sweeping")
+            .condition_expression("#state = :sweeping AND #token = :token")
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#token", "sweep_token")
             .expression_attribute_values(":sweeping", s("sweeping"))
+            .expression_attribute_values(":token", s(token))
             .send()
             .await
             .map_err(store_error);

@@ -77,10 +77,16 @@ impl Deliveries for DynamoCatalog {
         event_id: &str,
         hook: &WebhookId,
         token: &str,
+        revision: u64,
         now: OffsetDateTime,
         lease: Duration,
     ) -> Result<DeliveryClaim, StoreError> {
         let key = Key::delivery(event_id, hook);
+        // Records written before revisions were counted have none: revision 0.
+        let same_revision = match revision {
+            0 => "(attribute_not_exists(#rev) OR #rev = :rev)",
+            _ => "#rev = :rev",
+        };
         let claimed = self
             .client()
             .update_item()
@@ -88,9 +94,12 @@ impl Deliveries for DynamoCatalog {
             .key(PK, s(&key.pk))
             .key(SK, s(key.sk))
             .update_expression("SET #token = :token, #until = :until")
-            .condition_expression(
-                "#status = :pending AND (attribute_not_exists(#token) OR #until < :now OR #token = :token)",
-            )
+            .condition_expression(format!(
+                "#status = :pending AND {same_revision} \
+                 AND (attribute_not_exists(#token) OR #until < :now OR #token = :token)"
+            ))
+            .expression_attribute_names("#rev", "revision")
+            .expression_attribute_values(":rev", n(revision))
             .expression_attribute_names("#token", "claim_token")
             .expression_attribute_names("#until", "lease_until")
             .expression_attribute_names("#status", "status")
@@ -113,6 +122,14 @@ impl Deliveries for DynamoCatalog {
                         .is_some_and(|status| status == "pending");
                     if !pending {
                         return Ok(DeliveryClaim::Settled);
+                    }
+                    let stored_revision = old
+                        .and_then(|item| item.get("revision"))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    if stored_revision != revision {
+                        return Ok(DeliveryClaim::Changed);
                     }
                     let until = old
                         .and_then(|item| item.get("lease_until"))
@@ -152,7 +169,7 @@ impl Deliveries for DynamoCatalog {
             .key(SK, s(key.sk))
             .update_expression(
                 "SET #status = :pending, #made = :zero, #next = :now, #created = :now, #outcome = :null, #ttl = :ttl \
-                 REMOVE #token, #until",
+                 ADD #rev :one REMOVE #token, #until",
             )
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", PK)
@@ -166,6 +183,8 @@ impl Deliveries for DynamoCatalog {
             .expression_attribute_names("#until", "lease_until")
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":zero", n(0))
+            .expression_attribute_names("#rev", "revision")
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", s(stamp))
             .expression_attribute_values(":null", aws_sdk_dynamodb::types::AttributeValue::Null(true))
             .expression_attribute_values(":ttl", expires(DELIVERY_TTL_SECS))

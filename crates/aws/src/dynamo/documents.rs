@@ -51,12 +51,17 @@ impl DynamoCatalog {
             .expression_attribute_values(":entity", s("blob"))
             .expression_attribute_values(":live", s("live"));
         update = match blob {
+            // The record must exist and be live; one from before the ledger had states (no
+            // `state`) is live, and says so from now on.
             BlobRef::Acquire(_, BlobUse::Existing) => update
-                .update_expression("ADD #refs :d SET #entity = :entity")
-                .condition_expression("attribute_exists(#state) AND #state = :live"),
-            BlobRef::Acquire(_, BlobUse::Copied) => update
-                .update_expression("ADD #refs :d SET #entity = :entity, #state = if_not_exists(#state, :live)")
-                .condition_expression("attribute_not_exists(#state) OR #state = :live"),
+                .update_expression("ADD #refs :d SET #entity = :entity, #state = :live")
+                .condition_expression("attribute_exists(#refs) AND (attribute_not_exists(#state) OR #state = :live)"),
+            // Whatever the state: the bytes were just copied, a newer write than any a sweep's
+            // claim names, so the record is live again and the claim is dropped.
+            BlobRef::Acquire(_, BlobUse::Copied) => update.update_expression(
+                "ADD #refs :d SET #entity = :entity, #state = :live \
+                     REMOVE sweep_token, sweep_until, sweep_version, sweep_etag",
+            ),
             // A release never fails: the count must follow the document, whatever state the
             // record is in (a sweep only starts on a record nothing uses).
             BlobRef::Release(_) => update
