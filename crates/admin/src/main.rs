@@ -12,9 +12,10 @@ use std::process::ExitCode;
 use aws_config::BehaviorVersion;
 use clap::{Parser, Subcommand};
 use intake_aws::DynamoCatalog;
+use intake_core::ingest::{Cataloguer, Outcome};
 use intake_core::ports::{OsRandom, SystemClock, Tokens};
 use intake_core::service::{mint_token, revoke_token};
-use intake_core::{Owner, TokenId};
+use intake_core::{DocumentId, Owner, Policy, TokenId};
 use time::format_description::well_known::Rfc3339;
 
 #[derive(Parser)]
@@ -32,6 +33,25 @@ enum Command {
     /// API tokens: each maps a bearer token to an owner.
     #[command(subcommand)]
     Tokens(TokenCommand),
+    /// Documents: re-drive one whose processing failed.
+    #[command(subcommand)]
+    Documents(DocumentCommand),
+}
+
+#[derive(Subcommand)]
+enum DocumentCommand {
+    /// Catalogue a `failed` document again, under its own id, from the upload whose processing
+    /// failed (its bytes are kept under incoming/ for 7 days). Run it once the cause is fixed.
+    Redrive {
+        /// The document's id.
+        id: DocumentId,
+        /// The intake bucket (the stack's `BucketName` output).
+        #[arg(long, env = "BUCKET_NAME")]
+        bucket: String,
+        /// The intake policy the functions use (the layer's `policy.toml`).
+        #[arg(long, env = "INTAKE_POLICY_PATH", default_value = "shared/policy.toml")]
+        policy: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -99,6 +119,37 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Tokens(TokenCommand::Revoke { owner, id }) => {
             revoke_token(&catalog, &owner, &id).await.map_err(|e| e.to_string())?;
             eprintln!("revoked token {id} of owner {owner}");
+        }
+        Command::Documents(DocumentCommand::Redrive { id, bucket, policy }) => {
+            let text = std::fs::read_to_string(&policy).map_err(|e| {
+                format!(
+                    "the policy {}: {e} (pass --policy or INTAKE_POLICY_PATH)",
+                    policy.display()
+                )
+            })?;
+            let policy = Policy::from_toml(&text).map_err(|e| format!("the policy {}: {e}", policy.display()))?;
+            let force_path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+            let cataloguer = Cataloguer {
+                catalog,
+                blobs: intake_aws::S3BlobStore::new(intake_aws::s3_client(&sdk, force_path_style), bucket),
+                policy: std::sync::Arc::new(policy),
+                clock: std::sync::Arc::new(SystemClock),
+            };
+            let outcome = cataloguer.redrive(&id).await.map_err(|e| e.to_string())?;
+            let status = match outcome {
+                Outcome::Accepted(_) => "accepted".to_owned(),
+                Outcome::Duplicate(d) => match d.status {
+                    intake_core::Status::Duplicate { duplicate_of } => format!("a duplicate of {duplicate_of}"),
+                    other => other.kind().to_string(),
+                },
+                Outcome::Rejected(d) => match d.status {
+                    intake_core::Status::Rejected { rejection } => format!("rejected: {}", rejection.message),
+                    other => other.kind().to_string(),
+                },
+                Outcome::AlreadyCatalogued(_) => "already catalogued".to_owned(),
+                Outcome::Gone => "gone".to_owned(),
+            };
+            eprintln!("document {id}: {status}");
         }
     }
     Ok(())

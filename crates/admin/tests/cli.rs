@@ -74,3 +74,76 @@ fn a_missing_table_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TABLE_NAME"));
 }
+
+/// Issue 20, finding 10: an operator re-drives a failed document under its own id.
+#[tokio::test]
+async fn a_failed_document_is_redriven_under_its_own_id() {
+    use bytes::Bytes;
+    use intake_core::ingest::{Arrival, Cataloguer};
+    use intake_core::ports::{BlobStore, Documents, ObjectMeta, SystemClock};
+    use std::sync::Arc;
+
+    let sdk = sdk_config().await;
+    let catalog = intake_aws::testing::fresh_catalog(&sdk).await;
+    let blobs = intake_aws::testing::fresh_blobs(&sdk).await;
+    let key = intake_core::ObjectKey::parse("incoming/acme/scans/a.pdf").unwrap();
+    blobs
+        .put(
+            &key,
+            Bytes::from_static(b"%PDF-1.4\n% redriven\n%%EOF\n"),
+            &ObjectMeta::default(),
+        )
+        .await
+        .unwrap();
+    let info = blobs.head(&key, None).await.unwrap().unwrap();
+    let c = Cataloguer {
+        catalog,
+        blobs,
+        policy: Arc::new(intake_core::Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
+        clock: Arc::new(SystemClock),
+    };
+    let arrival = Arrival {
+        key,
+        event_time: time::OffsetDateTime::now_utc(),
+        sequencer: Some("0055AED6DCD90281E5".into()),
+        revision: info.revision,
+    };
+    let failed = c
+        .record_failure(&arrival, "processing failed 3 times")
+        .await
+        .unwrap()
+        .unwrap();
+    let id = failed.id.to_string();
+    let policy = format!("{}/../../shared/policy.toml", env!("CARGO_MANIFEST_DIR"));
+    let redrive = |id: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_intake-admin"))
+            .args([
+                "documents",
+                "redrive",
+                id,
+                "--bucket",
+                c.blobs.bucket(),
+                "--policy",
+                &policy,
+            ])
+            .env("TABLE_NAME", c.catalog.table())
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .output()
+            .expect("run intake-admin");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, said) = redrive(&id);
+    assert!(ok, "{said}");
+    assert!(said.contains("accepted"), "{said}");
+    let doc = c.catalog.get_document(&failed.id).await.unwrap().unwrap();
+    assert_eq!(doc.status, intake_core::Status::Accepted);
+    let (ok, said) = redrive(&id);
+    assert!(!ok);
+    assert!(
+        said.starts_with("intake-admin: ") && said.contains("not failed"),
+        "{said}"
+    );
+}

@@ -501,6 +501,7 @@ mod tests {
             (
                 Status::Failed {
                     failure: crate::Failure {
+                        redrive: None,
                         message: "gave up".into(),
                         failed_at: at,
                     },

@@ -24,8 +24,8 @@ use crate::ports::{
 };
 use crate::sniff::{SNIFF_BYTES, agrees, sniff};
 use crate::{
-    ContentType, Document, DocumentId, Door, Error, Failure, FileName, IncomingKey, ObjectKey, Policy, Rejection,
-    RejectionCode, Sha256, Sha256Hasher, Source, Status, Tags,
+    ContentType, Document, DocumentId, Door, Error, Failure, FileName, IncomingKey, Invalid, ObjectKey, Policy,
+    Redrive, Rejection, RejectionCode, Sha256, Sha256Hasher, Source, Status, Tags,
 };
 
 pub struct Cataloguer<C, B> {
@@ -356,6 +356,48 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
     /// becomes `failed` with `reason`, so the API shows what happened. Returns the document if
     /// this call recorded the failure; `None` if the object was catalogued after all or the
     /// failure was recorded before.
+    /// Catalogues a `failed` document again, under its own id, from the write whose processing
+    /// failed (kept with the failure): what an operator does once the cause is fixed. The
+    /// bytes must still be there (under `incoming/`, kept 7 days).
+    pub async fn redrive(&self, id: &DocumentId) -> Result<Outcome, Error> {
+        let doc = self
+            .catalog
+            .get_document(id)
+            .await?
+            .ok_or(Error::NotFound("document"))?;
+        let Status::Failed { failure } = &doc.status else {
+            return Err(Error::Invalid(Invalid::new(
+                "id",
+                format!(
+                    "document {id} is {}, not failed: nothing to re-drive",
+                    doc.status.kind()
+                ),
+            )));
+        };
+        let redrive = failure.redrive.as_ref().ok_or_else(|| {
+            Error::Invalid(Invalid::new(
+                "id",
+                format!("document {id} failed before failures kept their object; write its bytes again"),
+            ))
+        })?;
+        let arrival = Arrival {
+            key: ObjectKey::parse(&redrive.key).map_err(Error::Invalid)?,
+            event_time: redrive.event_time,
+            sequencer: redrive.sequencer.clone(),
+            revision: Revision {
+                version_id: redrive.version_id.clone(),
+                etag: redrive.etag.clone(),
+            },
+        };
+        match self.catalogue(&arrival).await? {
+            Outcome::Gone => Err(Error::Invalid(Invalid::new(
+                "id",
+                format!("the bytes of document {id} ({}) are gone", redrive.key),
+            ))),
+            outcome => Ok(outcome),
+        }
+    }
+
     pub async fn record_failure(&self, arrival: &Arrival, reason: &str) -> Result<Option<Document>, Error> {
         let incoming = IncomingKey::parse(&arrival.key)?;
         let pinned = arrival.revision.is_pinned().then_some(&arrival.revision);
@@ -378,6 +420,13 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
                 failure: Failure {
                     message: reason.to_owned(),
                     failed_at: now,
+                    redrive: Some(Redrive {
+                        key: arrival.key.to_string(),
+                        version_id: arrival.revision.version_id.clone(),
+                        etag: arrival.revision.etag.clone(),
+                        sequencer: arrival.sequencer.clone(),
+                        event_time: arrival.event_time,
+                    }),
                 },
             };
             doc.version = expected.map_or(1, |v| v + 1);

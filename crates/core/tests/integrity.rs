@@ -579,3 +579,27 @@ async fn a_document_whose_processing_failed_says_so_and_can_be_delivered_again()
         "decided documents stay decided"
     );
 }
+
+/// Issue 20, finding 10: a failed document is catalogued again under its own id, from the write
+/// whose processing failed (copying the object onto itself would make a second document).
+#[tokio::test]
+async fn a_failed_drop_is_redriven_under_its_own_id() {
+    let w = world();
+    let arrival = w.write("incoming/acme/scans/a.pdf", PDF_A, "00000000000000AB").await;
+    let failed =
+        w.c.record_failure(&arrival, "processing failed 3 times: S3 was unavailable")
+            .await
+            .unwrap()
+            .expect("recorded");
+    // Not failed (yet): nothing to re-drive, and said so.
+    let other = DocumentId::from_parts(datetime!(2026-11-28 10:00 UTC), 7);
+    assert!(matches!(w.c.redrive(&other).await, Err(Error::NotFound(_))));
+    let Outcome::Accepted(doc) = w.c.redrive(&failed.id).await.unwrap() else {
+        panic!("accepted")
+    };
+    assert_eq!(doc.id, failed.id, "the same document, not a second one");
+    assert_eq!(w.catalog.documents().len(), 1);
+    let e = w.c.redrive(&failed.id).await.unwrap_err();
+    assert!(e.to_string().contains("not failed"), "{e}");
+    w.assert_integrity().await;
+}

@@ -120,6 +120,25 @@ pub struct Failure {
     pub message: String,
     #[serde(with = "time::serde::rfc3339")]
     pub failed_at: OffsetDateTime,
+    /// The write whose processing failed, as its event named it: enough to catalogue it again
+    /// under the same id (`intake-admin documents redrive`). Absent on failures recorded before
+    /// it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redrive: Option<Redrive>,
+}
+
+/// The S3 write a failed document came from (key, version, ETag, sequencer, event time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redrive {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub event_time: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,8 @@ mod webhook;
 pub use content_type::ContentType;
 pub use digest::{Sha256, Sha256Hasher};
 pub use document::{
-    Document, DocumentPatch, Failure, Rejection, RejectionCode, Source, Stats, Status, StatusCounts, StatusKind,
+    Document, DocumentPatch, Failure, Redrive, Rejection, RejectionCode, Source, Stats, Status, StatusCounts,
+    StatusKind,
 };
 pub use file_name::FileName;
 pub use ids::{DocumentId, TokenId, WebhookId};
