@@ -650,6 +650,72 @@ mod pipeline {
         assert_eq!(catalog.blob_state(&sha).await.unwrap(), BlobState::Absent);
     }
 
+    /// Issue 20, finding 5: the reconciliation lists every version under `blobs/` and sweeps
+    /// those nothing references (here: bytes copied whose document write never happened),
+    /// deleting exactly the listed version; a blob in use is kept.
+    #[tokio::test]
+    async fn the_reconciliation_removes_blob_versions_no_record_describes() {
+        use intake_core::memory::{ManualClock, SequentialIds};
+        use intake_core::sweep::Sweeper;
+        let sdk = sdk_config().await;
+        let catalog = Arc::new(fresh_catalog(&sdk).await);
+        let blobs = Arc::new(fresh_blobs(&sdk).await);
+        let put = |bytes: &'static [u8]| {
+            let blobs = blobs.clone();
+            async move {
+                let key = ObjectKey::blob(&Sha256::of(bytes));
+                blobs
+                    .put(&key, Bytes::from_static(bytes), &ObjectMeta::default())
+                    .await
+                    .unwrap();
+                key
+            }
+        };
+        let orphan = put(b"orphan").await;
+        let used = put(b"used").await;
+        let at = OffsetDateTime::now_utc();
+        let mut doc = doc("acme", at, 1);
+        doc.status = Status::Accepted;
+        doc.sha256 = Some(Sha256::of(b"used"));
+        catalog
+            .accept_document(&doc, None, None, BlobUse::Copied)
+            .await
+            .unwrap();
+        // An hour later (LastModified is S3's clock; the grace period is 15 minutes).
+        let sweeper = Sweeper {
+            ledger: catalog.clone(),
+            blobs: blobs.clone(),
+            clock: Arc::new(ManualClock::new(at + Duration::from_secs(3600))),
+            ids: Arc::new(SequentialIds::default()),
+            grace: Duration::from_secs(900),
+        };
+        let done = sweeper.reconcile(None).await.unwrap();
+        assert_eq!(
+            (done.listed, done.orphans_removed, done.swept, done.next),
+            (2, 1, 0, None)
+        );
+        let versions = blobs
+            .client()
+            .list_object_versions()
+            .bucket(blobs.bucket())
+            .prefix("blobs/")
+            .send()
+            .await
+            .unwrap();
+        let keys: Vec<&str> = versions.versions().iter().filter_map(|v| v.key()).collect();
+        assert_eq!(
+            keys,
+            vec![used.as_str()],
+            "the orphan's version is gone for good: {keys:?}"
+        );
+        assert!(versions.delete_markers().is_empty(), "no delete marker left behind");
+        assert_eq!(
+            catalog.blob_state(&Sha256::of(b"orphan")).await.unwrap(),
+            BlobState::Absent
+        );
+        let _ = orphan;
+    }
+
     /// Issue 20, finding 11: a `BLOB#` record written before the ledger had states (no `state`)
     /// is live: content it describes is accepted, and it can be swept.
     #[tokio::test]

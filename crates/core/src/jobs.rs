@@ -18,6 +18,12 @@ pub enum Job {
     /// Send (or send again) the event to the webhook, as its delivery record says
     /// ([`crate::webhooks`]); on the webhook queue, run by the webhook function.
     DeliverWebhook { event_id: String, webhook: WebhookId },
+    /// Find blob objects nothing references and sweep them, a page of the bucket's listing at
+    /// a time from `after` ([`crate::sweep::Sweeper::reconcile`]); sent weekly by a schedule.
+    ReconcileBlobs {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +71,11 @@ mod tests {
             webhook: "01JDZ0000000000000000000AA".parse().unwrap(),
         };
         assert_eq!(Job::from_message(&deliver.to_message()).unwrap(), deliver);
+        // What the weekly schedule sends (template.yaml, BlobReconciliationSchedule's Input).
+        assert_eq!(
+            Job::from_message(r#"{"v":1,"job":"reconcile_blobs"}"#).unwrap(),
+            Job::ReconcileBlobs { after: None }
+        );
         assert!(Job::from_message("not json").is_err());
     }
 }

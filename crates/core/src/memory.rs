@@ -341,6 +341,24 @@ impl BlobLedger for MemoryCatalog {
         })
     }
 
+    async fn adopt_orphan(&self, sha256: &Sha256, claim: &SweepClaim) -> Result<bool, StoreError> {
+        self.write(|| {
+            let mut s = self.state();
+            if s.blobs.contains_key(sha256) {
+                return Ok(false);
+            }
+            s.blobs.insert(
+                *sha256,
+                BlobRecord {
+                    refs: 0,
+                    released_at: None,
+                    sweeping: Some(claim.clone()),
+                },
+            );
+            Ok(true)
+        })
+    }
+
     async fn end_sweep(&self, sha256: &Sha256, token: &str) -> Result<(), StoreError> {
         let mut s = self.state();
         if s.blobs
@@ -598,6 +616,7 @@ struct Version {
     id: String,
     /// `None`: a delete marker.
     object: Option<(Bytes, ObjectMeta)>,
+    written_at: OffsetDateTime,
 }
 
 fn etag(body: &[u8]) -> String {
@@ -611,6 +630,7 @@ fn etag(body: &[u8]) -> String {
 pub struct MemoryBlobStore {
     objects: Mutex<BTreeMap<String, Vec<Version>>>,
     versions: AtomicU64,
+    clock: Mutex<Option<std::sync::Arc<dyn Clock>>>,
 }
 
 impl MemoryBlobStore {
@@ -666,10 +686,67 @@ impl MemoryBlobStore {
 
     fn write(&self, key: &str, object: Option<(Bytes, ObjectMeta)>) {
         let id = format!("v{:08}", self.versions.fetch_add(1, Ordering::Relaxed));
+        let written_at = self.clock().map_or(OffsetDateTime::UNIX_EPOCH, |c| c.now());
         self.objects()
             .entry(key.to_owned())
             .or_default()
-            .push(Version { id, object });
+            .push(Version { id, object, written_at });
+    }
+
+    fn clock(&self) -> Option<std::sync::Arc<dyn Clock>> {
+        self.clock.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stamps each write with `clock`'s time from now on (a listing's `last_modified`); without
+    /// one, writes are stamped 1970.
+    pub fn stamp_writes_with(&self, clock: std::sync::Arc<dyn Clock>) {
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = Some(clock);
+    }
+
+    /// Every version of `key`, oldest first (ids), for assertions.
+    pub fn version_ids(&self, key: &str) -> Vec<String> {
+        self.objects()
+            .get(key)
+            .map(|v| v.iter().map(|v| v.id.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl BlobInventory for MemoryBlobStore {
+    /// Pages of two versions (so tests see more than one page), in key order then oldest
+    /// version first; the cursor is the last key and version id returned.
+    async fn blob_versions(&self, after: Option<&str>) -> Result<VersionPage, StoreError> {
+        let after = after
+            .and_then(|a| a.split_once('\n'))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let objects = self.objects();
+        let mut all = objects
+            .iter()
+            .filter(|(key, _)| key.starts_with("blobs/"))
+            .flat_map(|(key, versions)| versions.iter().map(move |v| (key, v)))
+            .filter(|(key, v)| after.as_ref().is_none_or(|(k, id)| (*key, &v.id) > (k, id)));
+        let versions: Vec<ObjectVersion> = all
+            .by_ref()
+            .take(2)
+            .map(|(key, v)| ObjectVersion {
+                key: key.clone(),
+                revision: Revision {
+                    version_id: Some(v.id.clone()),
+                    etag: v.object.as_ref().map(|(body, _)| etag(body)),
+                },
+                last_modified: v.written_at,
+                delete_marker: v.object.is_none(),
+            })
+            .collect();
+        let next = match (all.next(), versions.last()) {
+            (Some(_), Some(last)) => Some(format!(
+                "{}\n{}",
+                last.key,
+                last.revision.version_id.clone().unwrap_or_default()
+            )),
+            _ => None,
+        };
+        Ok(VersionPage { versions, next })
     }
 }
 

@@ -393,6 +393,14 @@ pub trait BlobLedger: Send + Sync {
         from: &str,
         claim: &SweepClaim,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Claims a blob object no record describes (a copy whose document write then lost, a
+    /// sweep job that was lost): creates the record as `Sweeping` with `claim`, only if there
+    /// is none. `false` if there is one.
+    fn adopt_orphan(
+        &self,
+        sha256: &Sha256,
+        claim: &SweepClaim,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Forgets a swept blob, once its object is gone, only if the claim is still `token`'s
     /// (a document that copied the bytes meanwhile made the record live again: kept).
     fn end_sweep(&self, sha256: &Sha256, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -683,6 +691,36 @@ pub trait BlobStore: Send + Sync {
     ) -> impl Future<Output = Result<PresignedRequest, StoreError>> + Send;
 }
 
+/// One version of an object, as a listing of the bucket shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub key: String,
+    pub revision: Revision,
+    pub last_modified: OffsetDateTime,
+    /// A delete marker, not bytes.
+    pub delete_marker: bool,
+}
+
+/// A page of [`BlobInventory::blob_versions`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionPage {
+    pub versions: Vec<ObjectVersion>,
+    /// Where the next page starts (opaque); `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// What the bucket holds under `blobs/`, every version, a page at a time: for the
+/// reconciliation that finds blobs nothing references.
+pub trait BlobInventory: Send + Sync {
+    fn blob_versions(&self, after: Option<&str>) -> impl Future<Output = Result<VersionPage, StoreError>> + Send;
+}
+
+impl<T: BlobInventory> BlobInventory for std::sync::Arc<T> {
+    fn blob_versions(&self, after: Option<&str>) -> impl Future<Output = Result<VersionPage, StoreError>> + Send {
+        (**self).blob_versions(after)
+    }
+}
+
 // ----- sharing ---------------------------------------------------------------------------
 
 // A store behind an `Arc` is the same store, so that use cases can share one (the s3 and the
@@ -747,6 +785,13 @@ impl<T: BlobLedger> BlobLedger for std::sync::Arc<T> {
         claim: &SweepClaim,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).take_over_sweep(sha256, from, claim)
+    }
+    fn adopt_orphan(
+        &self,
+        sha256: &Sha256,
+        claim: &SweepClaim,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).adopt_orphan(sha256, claim)
     }
     fn end_sweep(&self, sha256: &Sha256, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).end_sweep(sha256, token)

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ports::{BlobLedger, BlobState, BlobStore, Clock, IdSource, SweepClaim};
+use crate::ports::{BlobInventory, BlobLedger, BlobState, BlobStore, Clock, IdSource, SweepClaim};
 use crate::{Error, ObjectKey, Sha256};
 
 /// How long an unreferenced blob is kept before a sweep may remove it. It must exceed the
@@ -105,11 +105,74 @@ impl<L: BlobLedger, B: BlobStore> Sweeper<L, B> {
         )))
     }
 
+    fn new_claim(&self, revision: Option<crate::ports::Revision>) -> SweepClaim {
+        SweepClaim {
+            token: format!("{:032x}", self.ids.random_bits()),
+            revision,
+            until: self.clock.now() + LEASE,
+        }
+    }
+
     async fn finish(&self, sha: &Sha256, claim: &SweepClaim) -> Result<Swept, Error> {
         if let Some(revision) = &claim.revision {
             self.blobs.delete(&ObjectKey::blob(sha), Some(revision)).await?;
         }
         self.ledger.end_sweep(sha, &claim.token).await?;
         Ok(Swept::Removed)
+    }
+}
+
+/// What one page of a reconciliation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Object versions looked at.
+    pub listed: usize,
+    /// Versions no record described, removed.
+    pub orphans_removed: usize,
+    /// Blobs whose record said nothing used them (their sweep job was lost), swept.
+    pub swept: usize,
+    /// Where the next page starts; `None` when the listing is done.
+    pub next: Option<String>,
+}
+
+impl<L: BlobLedger, B: BlobStore + BlobInventory> Sweeper<L, B> {
+    /// One page of the reconciliation that finds blob bytes nothing will otherwise sweep: a
+    /// copy whose document write then lost the race (no record was ever written), a sweep job
+    /// lost with the `document.deleted` event that scheduled it, an older version of a blob
+    /// left by two concurrent first uploads whose newer one was swept. A version younger than
+    /// the grace period is left alone (its copy may still be on its way to its transaction);
+    /// an orphan is claimed like any sweep (the record created as `Sweeping`, naming that
+    /// version), so an upload of the same bytes meanwhile copies them again and is safe.
+    pub async fn reconcile(&self, after: Option<&str>) -> Result<Reconciled, Error> {
+        let page = self.blobs.blob_versions(after).await?;
+        let mut done = Reconciled {
+            listed: page.versions.len(),
+            next: page.next,
+            ..Reconciled::default()
+        };
+        for version in page.versions {
+            if version.delete_marker || version.last_modified + self.grace > self.clock.now() {
+                continue;
+            }
+            let Some(sha) = ObjectKey::blob_digest(&version.key) else {
+                continue;
+            };
+            match self.ledger.blob_state(&sha).await? {
+                BlobState::Absent => {
+                    let claim = self.new_claim(Some(version.revision));
+                    if self.ledger.adopt_orphan(&sha, &claim).await? {
+                        self.finish(&sha, &claim).await?;
+                        done.orphans_removed += 1;
+                    }
+                }
+                BlobState::Live { refs, .. } if refs > 0 => {}
+                BlobState::Live { .. } | BlobState::Sweeping(_) => {
+                    if self.sweep(&sha).await? == Swept::Removed {
+                        done.swept += 1;
+                    }
+                }
+            }
+        }
+        Ok(done)
     }
 }

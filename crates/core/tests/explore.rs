@@ -123,6 +123,9 @@ impl<T: BlobLedger> BlobLedger for Interleaved<T> {
     async fn take_over_sweep(&self, sha: &Sha256, from: &str, claim: &SweepClaim) -> Result<bool, StoreError> {
         interleave!(self.take_over_sweep(sha, from, claim))
     }
+    async fn adopt_orphan(&self, sha: &Sha256, claim: &SweepClaim) -> Result<bool, StoreError> {
+        interleave!(self.adopt_orphan(sha, claim))
+    }
     async fn end_sweep(&self, sha: &Sha256, token: &str) -> Result<(), StoreError> {
         interleave!(self.end_sweep(sha, token))
     }

@@ -17,7 +17,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use intake_core::Error;
 use intake_core::ingest::Cataloguer;
 use intake_core::jobs::Job;
-use intake_core::ports::{BlobLedger, BlobStore, ContentIndex, Documents, WorkQueue};
+use intake_core::ports::{BlobInventory, BlobLedger, BlobStore, ContentIndex, Documents, WorkQueue};
 use intake_core::sweep::{Sweeper, Swept};
 use intake_lambda::metrics::Metrics;
 use serde::Deserialize;
@@ -94,7 +94,7 @@ pub fn classify(body: &str) -> Result<Work, String> {
 impl<C, B, Q> Worker<C, B, Q>
 where
     C: Documents + ContentIndex + BlobLedger,
-    B: BlobStore,
+    B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
     /// Does what one message asks; an error means the message is retried.
@@ -114,6 +114,28 @@ where
                         tracing::info!(%sha256, left_s = left.as_secs(), "another sweep holds the blob; rescheduled");
                     }
                     outcome => tracing::info!(%sha256, ?outcome, "blob sweep"),
+                }
+                Ok(())
+            }
+            // A page of the weekly reconciliation; the next page is a job of its own, so each
+            // invocation stays short whatever the bucket holds.
+            Work::Job(Job::ReconcileBlobs { after }) => {
+                let done = self.sweeper.reconcile(after.as_deref()).await?;
+                tracing::info!(
+                    listed = done.listed,
+                    orphans_removed = done.orphans_removed,
+                    swept = done.swept,
+                    more = done.next.is_some(),
+                    "blob reconciliation page"
+                );
+                let mut metrics = Metrics::default();
+                metrics.count("BlobOrphansRemoved", done.orphans_removed as u64);
+                metrics.count("BlobsSweptByReconciliation", done.swept as u64);
+                metrics.flush();
+                if let Some(next) = done.next {
+                    self.queue
+                        .schedule(&Job::ReconcileBlobs { after: Some(next) }, Duration::ZERO)
+                        .await?;
                 }
                 Ok(())
             }
@@ -160,7 +182,7 @@ const PARALLEL: usize = 4;
 pub async fn handle<C, B, Q>(worker: &Worker<C, B, Q>, event: SqsEvent, deadline: Instant) -> SqsBatchResponse
 where
     C: Documents + ContentIndex + BlobLedger,
-    B: BlobStore,
+    B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
     use futures::StreamExt;
@@ -191,7 +213,7 @@ where
 async fn one<C, B, Q>(worker: &Worker<C, B, Q>, message: SqsMessage, deadline: Instant) -> Option<String>
 where
     C: Documents + ContentIndex + BlobLedger,
-    B: BlobStore,
+    B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
     let id = message.message_id.clone().unwrap_or_default();

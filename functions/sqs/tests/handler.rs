@@ -62,3 +62,33 @@ async fn a_message_that_is_not_intakes_is_left_for_the_dead_letter_queue() {
         .collect();
     assert_eq!(failed, vec![id.as_str()]);
 }
+
+#[tokio::test]
+async fn the_weekly_reconciliation_runs_a_page_and_queues_the_next() {
+    let e = event("reconcile-blobs");
+    assert!(matches!(
+        classify(e.records[0].body.as_deref().unwrap()),
+        Ok(Work::Job(intake_core::jobs::Job::ReconcileBlobs { after: None }))
+    ));
+    let w = worker();
+    // Three blobs nobody references: the in-memory listing pages two at a time.
+    for body in [&b"a"[..], b"b", b"c"] {
+        let key = intake_core::ObjectKey::blob(&intake_core::Sha256::of(body));
+        intake_core::ports::BlobStore::put(
+            &*w.sweeper.blobs,
+            &key,
+            bytes::Bytes::copy_from_slice(body),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let answer = handle(&w, e, Instant::now() + Duration::from_secs(30)).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let queued = w.queue.take();
+    assert_eq!(queued.len(), 1, "the next page: {queued:?}");
+    assert!(matches!(
+        &queued[0].0,
+        intake_core::jobs::Job::ReconcileBlobs { after: Some(_) }
+    ));
+}

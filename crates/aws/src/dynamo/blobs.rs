@@ -143,6 +143,41 @@ impl BlobLedger for DynamoCatalog {
         self.write_claim(sha256, claim, condition, values).await
     }
 
+    async fn adopt_orphan(&self, sha256: &Sha256, claim: &SweepClaim) -> Result<bool, StoreError> {
+        let key = Key::blob(sha256);
+        let mut item = Item::from([
+            (PK.to_owned(), s(&key.pk)),
+            (SK.to_owned(), s(key.sk)),
+            (crate::schema::ENTITY.to_owned(), s("blob")),
+            ("state".to_owned(), s("sweeping")),
+            ("refs".to_owned(), n(0)),
+            ("sweep_token".to_owned(), s(&claim.token)),
+            ("sweep_until".to_owned(), n(claim.until.unix_timestamp())),
+        ]);
+        let revision = claim.revision.clone().unwrap_or_default();
+        if let Some(v) = revision.version_id {
+            item.insert("sweep_version".to_owned(), s(v));
+        }
+        if let Some(e) = revision.etag {
+            item.insert("sweep_etag".to_owned(), s(e));
+        }
+        let put = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await
+            .map_err(store_error);
+        match put {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn end_sweep(&self, sha256: &Sha256, token: &str) -> Result<(), StoreError> {
         let key = Key::blob(sha256);
         let deleted = self

@@ -444,3 +444,56 @@ mod tests {
         );
     }
 }
+
+impl intake_core::ports::BlobInventory for S3BlobStore {
+    /// `ListObjectVersions` under `blobs/`, 1,000 versions (and delete markers) a request; the
+    /// cursor is S3's key and version-id markers.
+    async fn blob_versions(&self, after: Option<&str>) -> Result<intake_core::ports::VersionPage, StoreError> {
+        use intake_core::ports::{ObjectVersion, VersionPage};
+        let (key_marker, version_marker) = match after.and_then(|a| a.split_once('\n')) {
+            Some((k, v)) => (Some(k.to_owned()), Some(v.to_owned())),
+            None => (None, None),
+        };
+        let out = self
+            .client
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix("blobs/")
+            .set_key_marker(key_marker)
+            .set_version_id_marker(version_marker)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let when = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
+            t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        };
+        let mut versions: Vec<ObjectVersion> = out
+            .versions()
+            .iter()
+            .map(|v| ObjectVersion {
+                key: v.key().unwrap_or_default().to_owned(),
+                revision: Revision {
+                    version_id: v.version_id().map(str::to_owned),
+                    etag: v.e_tag().map(|e| e.trim_matches('"').to_owned()),
+                },
+                last_modified: when(v.last_modified()),
+                delete_marker: false,
+            })
+            .collect();
+        versions.extend(out.delete_markers().iter().map(|m| ObjectVersion {
+            key: m.key().unwrap_or_default().to_owned(),
+            revision: Revision {
+                version_id: m.version_id().map(str::to_owned),
+                etag: None,
+            },
+            last_modified: when(m.last_modified()),
+            delete_marker: true,
+        }));
+        let next = match (out.is_truncated(), out.next_key_marker(), out.next_version_id_marker()) {
+            (Some(true), Some(k), v) => Some(format!("{k}\n{}", v.unwrap_or_default())),
+            _ => None,
+        };
+        Ok(VersionPage { versions, next })
+    }
+}

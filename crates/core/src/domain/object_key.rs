@@ -49,6 +49,11 @@ impl ObjectKey {
         Self(format!("blobs/sha256/{sha}"))
     }
 
+    /// The digest a blob key names (`blobs/sha256/<hex>`); `None` for any other key.
+    pub fn blob_digest(key: &str) -> Option<Sha256> {
+        key.strip_prefix("blobs/sha256/")?.parse().ok()
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
