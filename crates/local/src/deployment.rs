@@ -590,10 +590,26 @@ impl Deployment {
                         .unwrap_or_default()
                         .to_owned()
                 };
+                let events = n["Event"].as_str().unwrap_or_default().to_owned();
+                // The bucket watcher sees that a version was created, not how (PUT, POST, copy,
+                // multipart): it emulates `s3:ObjectCreated:*` (and `s3:*`'s creations), knows
+                // that other families (removals, restores, ...) never fire for a creation, and
+                // refuses what it cannot tell apart rather than announce what AWS would not.
+                match events.as_str() {
+                    "s3:ObjectCreated:*" | "s3:*" => {}
+                    e if e.starts_with("s3:ObjectCreated:") => {
+                        return Err(format!(
+                            "{id}: the notification's event {e} cannot be emulated locally: the local run sees \
+                             that an object was created, not how (PUT, POST, copy or multipart); listen to \
+                             s3:ObjectCreated:* or run against AWS"
+                        ));
+                    }
+                    e => notes.push(format!("{id}: a notification for {e} never fires for a new object locally")),
+                }
                 d.notifications.push(Notification {
                     bucket: name.clone(),
                     function: target,
-                    events: n["Event"].as_str().unwrap_or_default().to_owned(),
+                    events,
                     prefix: rule("prefix"),
                     suffix: rule("suffix"),
                 });

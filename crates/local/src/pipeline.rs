@@ -338,6 +338,10 @@ impl Pipeline {
             }
         };
         for n in &d.notifications {
+            if !matches!(n.events.as_str(), "s3:ObjectCreated:*" | "s3:*") {
+                // Not a creation event (refused at deploy if it was one the watcher cannot tell).
+                continue;
+            }
             invokable(
                 &n.function,
                 "s3.amazonaws.com",

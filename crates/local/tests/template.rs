@@ -116,6 +116,27 @@ async fn a_queue_hiding_messages_for_less_than_its_function_runs_is_refused_as_i
     );
 }
 
+/// Issue 20: the local bucket watcher announced every new object as `ObjectCreated:Put`
+/// whatever the template listened to. A notification for another family never fires for a
+/// new object; one for a kind of creation it cannot tell apart is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_notifications_event_type_is_emulated_or_refused() {
+    let template = edited_template("Events: s3:ObjectCreated:*", "Events: s3:ObjectCreated:Post");
+    let err = Local::deploy(options(&template)).await.err().expect("refused");
+    assert!(err.contains("s3:ObjectCreated:Post cannot be emulated locally"), "{err}");
+
+    let template = edited_template("Events: s3:ObjectCreated:*", "Events: s3:ObjectRemoved:*");
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pipeline = Pipeline::start(options(&template), door).await.unwrap();
+    drop_pdf(&pipeline, "incoming/acme/drop/a.pdf").await;
+    // With the template's `s3:ObjectCreated:*`, this is catalogued within a second.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        documents_of(&pipeline, "acme").await.is_empty(),
+        "a removal notification announced a new object"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_narrowed_prefix_filter_leaves_drops_uncatalogued_locally() {
     let template = edited_template(
