@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use super::common::MEMORY_MB;
 use crate::report::{Report, us};
 
-/// Lambda's CPU share: a full vCPU at 1,769 MB, proportionally less below.
-const MB_PER_VCPU: f64 = 1769.0;
-const PRICE_PER_REQUEST: f64 = 0.20 / 1e6;
-const PRICE_PER_GB_SECOND_ARM64: f64 = 0.000_013_333_4;
+// Lambda's prices and CPU share are declared once, with the whole bill's.
+use crate::bill::pricing::{
+    LAMBDA_PER_GB_SECOND_ARM64 as PRICE_PER_GB_SECOND_ARM64, LAMBDA_PER_REQUEST as PRICE_PER_REQUEST, MB_PER_VCPU,
+};
 
 /// What one invocation costs on Lambda at 128 MB arm64, if it is CPU-bound: its CPU time
 /// stretched to the 128 MB CPU share, billed by the millisecond (at least 1 ms).

@@ -297,18 +297,18 @@ pub struct DeliveryV1 {
     pub next_attempt_at: Option<OffsetDateTime>,
 }
 
-impl From<&crate::webhooks::DeliveryRecord> for DeliveryV1 {
-    fn from(r: &crate::webhooks::DeliveryRecord) -> Self {
+impl From<&crate::domain::delivery::DeliveryRecord> for DeliveryV1 {
+    fn from(r: &crate::domain::delivery::DeliveryRecord) -> Self {
         Self {
             event_id: r.event_id.clone(),
             event_type: r.event_type,
             document_id: r.document_id.clone(),
             occurred_at: r.occurred_at,
             status: match r.status {
-                crate::webhooks::DeliveryStatus::Pending => DeliveryStatusV1::Pending,
-                crate::webhooks::DeliveryStatus::Delivered => DeliveryStatusV1::Delivered,
-                crate::webhooks::DeliveryStatus::Failed => DeliveryStatusV1::Failed,
-                crate::webhooks::DeliveryStatus::Skipped => DeliveryStatusV1::Skipped,
+                crate::domain::delivery::DeliveryStatus::Pending => DeliveryStatusV1::Pending,
+                crate::domain::delivery::DeliveryStatus::Delivered => DeliveryStatusV1::Delivered,
+                crate::domain::delivery::DeliveryStatus::Failed => DeliveryStatusV1::Failed,
+                crate::domain::delivery::DeliveryStatus::Skipped => DeliveryStatusV1::Skipped,
             },
             outcome: r.outcome.clone(),
             attempts_made: r.attempts_made,
@@ -363,7 +363,7 @@ mod tests {
     #[test]
     fn the_webhook_and_delivery_json_is_the_contract() {
         let at = datetime!(2026-11-28 12:00 UTC);
-        let record = crate::webhooks::DeliveryRecord {
+        let record = crate::domain::delivery::DeliveryRecord {
             event_id: "evt-1".into(),
             webhook: "01JDZ0000000000000000000AA".parse().unwrap(),
             document_id: "01JDZ0000000000000000000BB".into(),
@@ -371,10 +371,10 @@ mod tests {
             event_type: EventType::DocumentAccepted,
             occurred_at: at,
             body: "{}".into(),
-            status: crate::webhooks::DeliveryStatus::Pending,
+            status: crate::domain::delivery::DeliveryStatus::Pending,
             outcome: None,
             attempts_made: 1,
-            attempts: vec![crate::webhooks::Attempt {
+            attempts: vec![crate::domain::delivery::Attempt {
                 at,
                 status_code: Some(503),
                 error: None,

@@ -38,7 +38,7 @@ struct CatalogState {
 
 #[derive(Debug, Clone)]
 struct StoredDelivery {
-    record: crate::webhooks::DeliveryRecord,
+    record: crate::domain::delivery::DeliveryRecord,
     claim: Option<(String, OffsetDateTime)>,
 }
 
@@ -409,7 +409,7 @@ impl StatsWriter for MemoryCatalog {
 }
 
 impl Deliveries for MemoryCatalog {
-    async fn open_delivery(&self, record: &crate::webhooks::DeliveryRecord) -> Result<bool, StoreError> {
+    async fn open_delivery(&self, record: &crate::domain::delivery::DeliveryRecord) -> Result<bool, StoreError> {
         self.write(|| {
             let mut s = self.state();
             let key = (record.event_id.clone(), record.webhook);
@@ -431,7 +431,7 @@ impl Deliveries for MemoryCatalog {
         &self,
         event_id: &str,
         hook: &WebhookId,
-    ) -> Result<Option<crate::webhooks::DeliveryRecord>, StoreError> {
+    ) -> Result<Option<crate::domain::delivery::DeliveryRecord>, StoreError> {
         Ok(self
             .state()
             .deliveries
@@ -452,7 +452,7 @@ impl Deliveries for MemoryCatalog {
         let Some(stored) = s.deliveries.get_mut(&(event_id.to_owned(), *hook)) else {
             return Ok(DeliveryClaim::Settled);
         };
-        if stored.record.status != crate::webhooks::DeliveryStatus::Pending {
+        if stored.record.status != crate::domain::delivery::DeliveryStatus::Pending {
             return Ok(DeliveryClaim::Settled);
         }
         if stored.record.revision != revision {
@@ -468,7 +468,11 @@ impl Deliveries for MemoryCatalog {
         }
     }
 
-    async fn record_delivery(&self, record: &crate::webhooks::DeliveryRecord, token: &str) -> Result<(), StoreError> {
+    async fn record_delivery(
+        &self,
+        record: &crate::domain::delivery::DeliveryRecord,
+        token: &str,
+    ) -> Result<(), StoreError> {
         self.write(|| {
             let mut s = self.state();
             match s.deliveries.get_mut(&(record.event_id.clone(), record.webhook)) {
@@ -487,7 +491,7 @@ impl Deliveries for MemoryCatalog {
         let Some(stored) = s.deliveries.get_mut(&(event_id.to_owned(), *hook)) else {
             return Ok(false);
         };
-        stored.record.status = crate::webhooks::DeliveryStatus::Pending;
+        stored.record.status = crate::domain::delivery::DeliveryStatus::Pending;
         stored.record.outcome = None;
         stored.record.attempts_made = 0;
         stored.record.next_attempt_at = Some(now);
@@ -502,19 +506,19 @@ impl Deliveries for MemoryCatalog {
         owner: &Owner,
         hook: &WebhookId,
         query: &DeliveryQuery,
-    ) -> Result<crate::webhooks::DeliveryPage, StoreError> {
+    ) -> Result<crate::domain::delivery::DeliveryPage, StoreError> {
         let s = self.state();
-        let sort_key = |r: &crate::webhooks::DeliveryRecord| {
+        let sort_key = |r: &crate::domain::delivery::DeliveryRecord| {
             format!("{:020}#{}", r.occurred_at.unix_timestamp_nanos().max(0), r.event_id)
         };
-        let after = |r: &crate::webhooks::DeliveryRecord, cursor: &String| {
+        let after = |r: &crate::domain::delivery::DeliveryRecord, cursor: &String| {
             if query.oldest_first {
                 &sort_key(r) > cursor
             } else {
                 &sort_key(r) < cursor
             }
         };
-        let mut items: Vec<crate::webhooks::DeliveryRecord> = s
+        let mut items: Vec<crate::domain::delivery::DeliveryRecord> = s
             .deliveries
             .values()
             .map(|d| &d.record)
@@ -530,7 +534,7 @@ impl Deliveries for MemoryCatalog {
         let limit = query.limit.max(1);
         let next = (items.len() > limit).then(|| sort_key(&items[limit - 1]));
         items.truncate(limit);
-        Ok(crate::webhooks::DeliveryPage { items, next })
+        Ok(crate::domain::delivery::DeliveryPage { items, next })
     }
 }
 

@@ -278,20 +278,20 @@ pub struct DeliveryQuery {
 }
 
 /// The deliveries of events to webhooks, each with its log of attempts
-/// (`crate::webhooks::DeliveryRecord`). A delivery is claimed before it is sent (a lease on
+/// (`crate::domain::delivery::DeliveryRecord`). A delivery is claimed before it is sent (a lease on
 /// the record) and the attempt recorded after, which releases the claim, so concurrent
 /// deliveries of one event to one hook send it once; a claim whose holder died expires.
 pub trait Deliveries: Send + Sync {
     /// Creates the record unless one exists for (event, hook); returns whether it did.
     fn open_delivery(
         &self,
-        record: &crate::webhooks::DeliveryRecord,
+        record: &crate::domain::delivery::DeliveryRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn get_delivery(
         &self,
         event_id: &str,
         hook: &WebhookId,
-    ) -> impl Future<Output = Result<Option<crate::webhooks::DeliveryRecord>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<crate::domain::delivery::DeliveryRecord>, StoreError>> + Send;
     /// Claims a pending delivery for `token` until `now + lease`, only if the record is still
     /// at `revision` (the one the caller read and decides on).
     fn claim_delivery(
@@ -307,7 +307,7 @@ pub trait Deliveries: Send + Sync {
     /// and releases the claim. `ConditionFailed` if the claim was lost.
     fn record_delivery(
         &self,
-        record: &crate::webhooks::DeliveryRecord,
+        record: &crate::domain::delivery::DeliveryRecord,
         token: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Makes a delivery pending again, due now (a replay); its attempt log is kept. Returns
@@ -324,7 +324,7 @@ pub trait Deliveries: Send + Sync {
         owner: &Owner,
         hook: &WebhookId,
         query: &DeliveryQuery,
-    ) -> impl Future<Output = Result<crate::webhooks::DeliveryPage, StoreError>> + Send;
+    ) -> impl Future<Output = Result<crate::domain::delivery::DeliveryPage, StoreError>> + Send;
 }
 
 /// Seals webhook signing secrets with a key only the webhook functions may use (KMS), bound
@@ -878,7 +878,7 @@ impl<T: Webhooks> Webhooks for std::sync::Arc<T> {
 impl<T: Deliveries> Deliveries for std::sync::Arc<T> {
     fn open_delivery(
         &self,
-        record: &crate::webhooks::DeliveryRecord,
+        record: &crate::domain::delivery::DeliveryRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).open_delivery(record)
     }
@@ -886,7 +886,7 @@ impl<T: Deliveries> Deliveries for std::sync::Arc<T> {
         &self,
         event_id: &str,
         hook: &WebhookId,
-    ) -> impl Future<Output = Result<Option<crate::webhooks::DeliveryRecord>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<crate::domain::delivery::DeliveryRecord>, StoreError>> + Send {
         (**self).get_delivery(event_id, hook)
     }
     fn claim_delivery(
@@ -902,7 +902,7 @@ impl<T: Deliveries> Deliveries for std::sync::Arc<T> {
     }
     fn record_delivery(
         &self,
-        record: &crate::webhooks::DeliveryRecord,
+        record: &crate::domain::delivery::DeliveryRecord,
         token: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).record_delivery(record, token)
@@ -920,7 +920,7 @@ impl<T: Deliveries> Deliveries for std::sync::Arc<T> {
         owner: &Owner,
         hook: &WebhookId,
         query: &DeliveryQuery,
-    ) -> impl Future<Output = Result<crate::webhooks::DeliveryPage, StoreError>> + Send {
+    ) -> impl Future<Output = Result<crate::domain::delivery::DeliveryPage, StoreError>> + Send {
         (**self).list_deliveries(owner, hook, query)
     }
 }

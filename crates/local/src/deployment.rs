@@ -604,7 +604,9 @@ impl Deployment {
                              s3:ObjectCreated:* or run against AWS"
                         ));
                     }
-                    e => notes.push(format!("{id}: a notification for {e} never fires for a new object locally")),
+                    e => notes.push(format!(
+                        "{id}: a notification for {e} never fires for a new object locally"
+                    )),
                 }
                 d.notifications.push(Notification {
                     bucket: name.clone(),

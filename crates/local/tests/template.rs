@@ -123,7 +123,10 @@ async fn a_queue_hiding_messages_for_less_than_its_function_runs_is_refused_as_i
 async fn the_notifications_event_type_is_emulated_or_refused() {
     let template = edited_template("Events: s3:ObjectCreated:*", "Events: s3:ObjectCreated:Post");
     let err = Local::deploy(options(&template)).await.err().expect("refused");
-    assert!(err.contains("s3:ObjectCreated:Post cannot be emulated locally"), "{err}");
+    assert!(
+        err.contains("s3:ObjectCreated:Post cannot be emulated locally"),
+        "{err}"
+    );
 
     let template = edited_template("Events: s3:ObjectCreated:*", "Events: s3:ObjectRemoved:*");
     let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -2,6 +2,7 @@
 //! code that holds a `FileName` never asks whether it is safe to put in a key or a header.
 
 mod content_type;
+pub(crate) mod delivery;
 mod digest;
 mod document;
 mod file_name;

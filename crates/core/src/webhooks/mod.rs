@@ -1,0 +1,33 @@
+//! Webhooks people can rely on: Standard Webhooks v1 signatures, durable deliveries retried on
+//! a schedule of about three days, a delivery log, replays, and endpoints that disable
+//! themselves when they are gone.
+//!
+//! Two steps, two functions:
+//!
+//! 1. [`Fanout`] (the sns function): for each of the owner's webhooks that wants the event, a
+//!    [`DeliveryRecord`] is opened in the catalog (once per event and hook, however often the
+//!    event arrives) holding the exact body to send, and a [`Job::DeliverWebhook`] is queued.
+//! 2. [`Deliverer`] (the webhook function, on that queue): claims the record, signs and POSTs,
+//!    records the attempt. A failure answers how long to wait ([`Outcome::RetryIn`]): the
+//!    queue message is hidden that long and comes back (SQS visibility, up to 12 hours), so the
+//!    schedule survives restarts; the record says what happened and when the next attempt is.
+//!    `410 Gone` disables the endpoint; so does a delivery that failed its whole schedule. The
+//!    owner sees why (`disabled`), re-enables it, and replays what was missed.
+//!
+//! Signing (<https://www.standardwebhooks.com>): `webhook-id` is the event id (the same on
+//! every retry and replay: receivers de-duplicate on it), `webhook-timestamp` the unix time of
+//! the attempt, `webhook-signature` a space-separated list of `v1,<base64 HMAC-SHA256 of
+//! "{id}.{timestamp}.{body}">`, one per secret that signs (two during a rotation).
+
+mod deliverer;
+mod fanout;
+mod registry;
+mod schedule;
+mod signing;
+
+pub use crate::domain::delivery::{Attempt, DeliveryPage, DeliveryRecord, DeliveryStatus};
+pub use deliverer::{DEADLINE_MARGIN, Deliverer, MIN_POST_TIME, Outcome};
+pub use fanout::{Fanned, Fanout};
+pub use registry::{NewWebhook, ROTATION_GRACE, Registry, Replay, Replayed, WebhookPatch};
+pub use schedule::{Schedule, human};
+pub use signing::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify};

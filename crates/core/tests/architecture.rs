@@ -1,0 +1,101 @@
+//! The architecture's invariants that a machine can check (ARCHITECTURE.md, "Architecture
+//! invariants"): which crate may depend on which, read from `cargo metadata`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+/// Each workspace crate's normal (non-dev, non-build) dependencies, by name.
+fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .collect();
+            (p["name"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect()
+}
+
+fn is_aws_or_lambda(dep: &str) -> bool {
+    dep.starts_with("aws-") || dep.starts_with("aws_") || dep.starts_with("lambda") || dep == "serde_dynamo"
+}
+
+#[test]
+fn the_core_depends_on_no_aws_lambda_or_runtime_crate() {
+    let deps = &dependencies()["intake-core"];
+    let outside: Vec<_> = deps
+        .iter()
+        .filter(|d| is_aws_or_lambda(d) || *d == "tokio" || d.starts_with("intake-"))
+        .collect();
+    assert!(outside.is_empty(), "intake-core depends on {outside:?}");
+}
+
+#[test]
+fn the_adapters_know_no_lambda_and_no_function() {
+    let deps = &dependencies()["intake-aws"];
+    let wrong: Vec<_> = deps
+        .iter()
+        .filter(|d| d.starts_with("lambda") || (d.starts_with("intake-") && *d != "intake-core"))
+        .collect();
+    assert!(wrong.is_empty(), "intake-aws depends on {wrong:?}");
+}
+
+#[test]
+fn functions_depend_on_the_crates_below_them_never_on_each_other() {
+    let all = dependencies();
+    let functions: BTreeSet<&String> = all
+        .keys()
+        .filter(|name| {
+            [
+                "intake-alb",
+                "intake-s3",
+                "intake-ses",
+                "intake-sns",
+                "intake-sqs",
+                "intake-webhooks",
+            ]
+            .contains(&name.as_str())
+                || name.starts_with("intake-dynamodb")
+        })
+        .collect();
+    assert!(functions.len() >= 7, "the function crates: {functions:?}");
+    for f in &functions {
+        let on_functions: Vec<_> = all[*f].iter().filter(|d| functions.contains(d)).collect();
+        assert!(on_functions.is_empty(), "{f} depends on {on_functions:?}");
+        let on_tools: Vec<_> = all[*f]
+            .iter()
+            .filter(|d| ["intake-local", "intake-admin", "intake-bench"].contains(&d.as_str()))
+            .collect();
+        assert!(on_tools.is_empty(), "{f} depends on {on_tools:?}");
+    }
+}
+
+#[test]
+fn nothing_shipped_depends_on_the_local_emulator_or_the_benchmark() {
+    let all = dependencies();
+    for (name, deps) in &all {
+        if ["intake-local", "intake-bench"].contains(&name.as_str()) {
+            continue;
+        }
+        let wrong: Vec<_> = deps
+            .iter()
+            .filter(|d| ["intake-local", "intake-bench"].contains(&d.as_str()))
+            .collect();
+        assert!(wrong.is_empty(), "{name} depends on {wrong:?}");
+    }
+}
