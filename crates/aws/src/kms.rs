@@ -51,10 +51,10 @@ impl KmsSealer {
         }
         // Still full: the one opened longest ago makes room (never the whole cache: clearing
         // it would send every active webhook's next delivery to KMS at once).
-        if kept.len() >= KEPT {
-            if let Some(oldest) = kept.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
-                kept.remove(&oldest);
-            }
+        if kept.len() >= KEPT
+            && let Some(oldest) = kept.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone())
+        {
+            kept.remove(&oldest);
         }
         kept.insert((*hook, sealed.to_owned()), (secret.clone(), Instant::now()));
     }

@@ -23,13 +23,13 @@ fn doc(owner: &str, at: OffsetDateTime, n: u128) -> Document {
         content_type: None,
         size: Some(12),
         sha256: Some(Sha256::of(b"x")),
-        tags: Tags::parse(if n % 2 == 0 { vec!["even"] } else { vec![] }).unwrap(),
+        tags: Tags::parse(if n.is_multiple_of(2) { vec!["even"] } else { vec![] }).unwrap(),
         source: Source::Email {
             sender: "a@b.c".into(),
             subject: Some("hi".into()),
             message_id: "m1".into(),
         },
-        status: if n % 3 == 0 {
+        status: if n.is_multiple_of(3) {
             Status::Rejected {
                 rejection: Rejection {
                     code: RejectionCode::TooLarge,
@@ -86,7 +86,8 @@ async fn listing_pages_through_filters_without_skipping_or_repeating() {
     }
     catalog.insert_document(&doc("globex", t0, 1001), None).await.unwrap();
 
-    let cases: Vec<(ListQuery, Box<dyn Fn(&Document) -> bool>)> = vec![
+    type Case = (ListQuery, Box<dyn Fn(&Document) -> bool>);
+    let cases: Vec<Case> = vec![
         (
             ListQuery {
                 limit: 7,

@@ -21,6 +21,9 @@ pub struct StreamRecord {
     pub change: Decoded,
 }
 
+// One per record of a batch, moved once into its `Record`: boxing the change would add an
+// allocation per record to save stack space nothing is short of.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Decoded {
     /// A change of a document.
@@ -91,10 +94,11 @@ impl<S: StatsWriter, P: EventPublisher> Announcer<S, P> {
             }
         }
         for (i, change) in changes {
-            if !blocked(&first_failure, i) && first_failure.get(records[i].partition.as_str()) != Some(&i) {
-                if let Some(event) = event_for(change) {
-                    to_publish.push_back((i, event));
-                }
+            if !blocked(&first_failure, i)
+                && first_failure.get(records[i].partition.as_str()) != Some(&i)
+                && let Some(event) = event_for(change)
+            {
+                to_publish.push_back((i, event));
             }
         }
 

@@ -179,13 +179,13 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
             None
         } else {
             let inspection = inspect(stream).await?;
-            if let Some(verified) = info.sha256 {
-                if verified != inspection.sha256 {
-                    return Err(Error::Unavailable(format!(
-                        "{}: read bytes with SHA-256 {} but S3 verified {verified} on upload",
-                        incoming.key, inspection.sha256
-                    )));
-                }
+            if let Some(verified) = info.sha256
+                && verified != inspection.sha256
+            {
+                return Err(Error::Unavailable(format!(
+                    "{}: read bytes with SHA-256 {} but S3 verified {verified} on upload",
+                    incoming.key, inspection.sha256
+                )));
             }
             Some(inspection)
         };
@@ -440,7 +440,9 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
     }
 }
 
-/// How one round of a decision ended.
+/// How one round of a decision ended. Returned once per round and matched at once, never
+/// stored: the size of `Done` costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Decided {
     Done(Outcome),
     /// The revision that was hashed is no longer there.

@@ -176,7 +176,7 @@ fn field_at(text: &str, offset: usize) -> String {
                 .strip_prefix('[')
                 .map(|t| t.trim_matches(|c| c == '[' || c == ']').trim())
         })
-        .last();
+        .next_back();
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..].lines().next().unwrap_or_default();
     let key = line
@@ -365,16 +365,16 @@ mod raw {
             }
             // A route by sender trusts the envelope's MAIL FROM, which anyone can write: only
             // SPF passing authenticates its domain, so such a policy must require it.
-            if let Some(i) = routes.iter().position(|r| !r.senders.is_empty()) {
-                if !self.mail.require.contains(&Verdict::Spf) {
-                    return Err(PolicyError {
-                        field: "mail.require".into(),
-                        message: format!(
-                            "mail.routes[{i}] restricts senders, which only an authenticated sender makes \
+            if let Some(i) = routes.iter().position(|r| !r.senders.is_empty())
+                && !self.mail.require.contains(&Verdict::Spf)
+            {
+                return Err(PolicyError {
+                    field: "mail.require".into(),
+                    message: format!(
+                        "mail.routes[{i}] restricts senders, which only an authenticated sender makes \
                              meaningful: add \"spf\" (the sender's domain passed SPF) to mail.require"
-                        ),
-                    });
-                }
+                    ),
+                });
             }
             let max_message_bytes = match &self.mail.max_message_size {
                 Some(s) => parse_size(s, "mail.max_message_size")?,

@@ -269,14 +269,14 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         if query.limit == 0 || query.limit > ListQuery::MAX_LIMIT {
             return Err(Invalid::new("limit", format!("must be between 1 and {}", ListQuery::MAX_LIMIT)).into());
         }
-        if let (Some(since), Some(until)) = (query.since, query.until) {
-            if since > until {
-                // An empty window: nothing is in it.
-                return Ok(Page {
-                    items: Vec::new(),
-                    next: None,
-                });
-            }
+        if let (Some(since), Some(until)) = (query.since, query.until)
+            && since > until
+        {
+            // An empty window: nothing is in it.
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
         }
         Ok(self.catalog.list_documents(owner, query).await?)
     }

@@ -8,10 +8,10 @@ pub const SNIFF_BYTES: usize = 8192;
 
 /// The type of content starting with `head`; `application/octet-stream` when unknown.
 pub fn sniff(head: &[u8]) -> ContentType {
-    if let Some(kind) = infer::get(head) {
-        if let Ok(ct) = kind.mime_type().parse() {
-            return ct;
-        }
+    if let Some(kind) = infer::get(head)
+        && let Ok(ct) = kind.mime_type().parse()
+    {
+        return ct;
     }
     if looks_like_text(head) {
         return "text/plain".parse().unwrap_or_else(|_| ContentType::octet_stream());

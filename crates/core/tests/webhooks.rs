@@ -19,12 +19,18 @@ use time::macros::datetime;
 
 const START: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
 
+/// How an endpoint answers at a given test time.
+type Answering = Box<dyn Fn(OffsetDateTime) -> WebhookAnswer + Send>;
+
 /// An endpoint: answers what `answer` says at the current test time, records what it got.
 struct Endpoint {
     clock: Arc<ManualClock>,
-    answer: Mutex<Box<dyn Fn(OffsetDateTime) -> WebhookAnswer + Send>>,
-    got: Mutex<Vec<(OffsetDateTime, BTreeMap<String, String>, Bytes)>>,
+    answer: Mutex<Answering>,
+    got: Mutex<Vec<Received>>,
 }
+
+/// A POST as the endpoint got it: when, its headers, its body.
+type Received = (OffsetDateTime, BTreeMap<String, String>, Bytes);
 
 impl Endpoint {
     fn new(clock: Arc<ManualClock>) -> Self {

@@ -728,12 +728,12 @@ impl Deployment {
                 continue;
             }
             let props = r.resolve(&res["Properties"])?;
-            if let Some(f) = props["FunctionName"].as_str().and_then(function_of) {
-                if let Some(function) = d.functions.get_mut(&f) {
-                    function
-                        .invokers
-                        .push(props["Principal"].as_str().unwrap_or_default().to_owned());
-                }
+            if let Some(f) = props["FunctionName"].as_str().and_then(function_of)
+                && let Some(function) = d.functions.get_mut(&f)
+            {
+                function
+                    .invokers
+                    .push(props["Principal"].as_str().unwrap_or_default().to_owned());
             }
         }
         for (id, res) in template.of_type("AWS::Lambda::EventInvokeConfig") {
@@ -787,7 +787,7 @@ impl Deployment {
                     .transpose()?;
                 let visibility = declared.as_ref().and_then(number).unwrap_or(30);
                 let timeout = d.functions.get(&f).map_or(3, |function| function.timeout.as_secs());
-                if (visibility as u64) < timeout {
+                if visibility < timeout {
                     return Err(format!(
                         "{id}: InvalidParameterValueException: Queue visibility timeout: {visibility} seconds is \
                          less than Function timeout: {timeout} seconds"

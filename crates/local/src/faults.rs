@@ -302,10 +302,10 @@ impl Call {
             serde_json::json!({ "__type": kind, "message": message }).to_string(),
         );
         // SQS's JSON protocol also names the error in a header.
-        if let Some(short) = kind.rsplit('#').next() {
-            if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("{short};Sender")) {
-                r.headers_mut().insert("x-amzn-query-error", v);
-            }
+        if let Some(short) = kind.rsplit('#').next()
+            && let Ok(v) = hyper::header::HeaderValue::from_str(&format!("{short};Sender"))
+        {
+            r.headers_mut().insert("x-amzn-query-error", v);
         }
         r
     }

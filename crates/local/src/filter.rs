@@ -58,10 +58,10 @@ pub fn unknown_operators(pattern: &Value) -> Vec<String> {
             Value::Object(_) => out.extend(unknown_operators(wanted)),
             Value::Array(options) => {
                 for option in options {
-                    if let Some((name, _)) = option.as_object().and_then(|o| o.iter().next()) {
-                        if !["exists", "prefix", "suffix", "anything-but"].contains(&name.as_str()) {
-                            out.push(name.clone());
-                        }
+                    if let Some((name, _)) = option.as_object().and_then(|o| o.iter().next())
+                        && !["exists", "prefix", "suffix", "anything-but"].contains(&name.as_str())
+                    {
+                        out.push(name.clone());
                     }
                 }
             }

@@ -125,7 +125,7 @@ pub async fn watch_bucket(s3: aws_sdk_s3::Client, watch: Watch, target: AsyncInv
             }
             let at = version
                 .last_modified()
-                .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_nanos())).ok())
+                .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
                 .unwrap_or_else(OffsetDateTime::now_utc);
             let event = s3_event(
                 &bucket,

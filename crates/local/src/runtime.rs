@@ -192,10 +192,10 @@ impl FunctionHost {
         };
         if self.idle.load(Ordering::Acquire) == 0 {
             let count = self.environments.lock().await.len();
-            if count < self.spec.max_environments {
-                if let Err(e) = self.add_environment().await.map(drop) {
-                    eprintln!("[local] {}: cannot start another environment: {e}", self.spec.name);
-                }
+            if count < self.spec.max_environments
+                && let Err(e) = self.add_environment().await.map(drop)
+            {
+                eprintln!("[local] {}: cannot start another environment: {e}", self.spec.name);
             }
         }
         let _ = self.queue.send(pending);
@@ -294,10 +294,8 @@ impl FunctionHost {
                 .await
                 .as_ref()
                 .is_some_and(|(id, _)| id == request_id);
-            if running {
-                if let Some(child) = env.child.lock().await.as_mut() {
-                    let _ = child.start_kill();
-                }
+            if running && let Some(child) = env.child.lock().await.as_mut() {
+                let _ = child.start_kill();
             }
         }
     }

@@ -323,11 +323,11 @@ pub async fn serve_sns_endpoint(
         let subscription = subscription.clone();
         async move {
             let body = crate::body_bytes(req.into_body()).await;
-            if let Ok(notification) = serde_json::from_slice::<Value>(&body) {
-                if notification["Type"] == "Notification" {
-                    let event = sns_event(&notification, subscription.get().map_or("", String::as_str));
-                    target.send(Bytes::from(event.to_string()));
-                }
+            if let Ok(notification) = serde_json::from_slice::<Value>(&body)
+                && notification["Type"] == "Notification"
+            {
+                let event = sns_event(&notification, subscription.get().map_or("", String::as_str));
+                target.send(Bytes::from(event.to_string()));
             }
             hyper::Response::new(Full::new(Bytes::new()))
         }

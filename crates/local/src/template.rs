@@ -179,10 +179,10 @@ impl<'a> Resolver<'a> {
     }
 
     fn resolve_inner(&self, v: &Value) -> Result<Value, String> {
-        if let Some((f, args)) = single(v) {
-            if f == "Ref" || f.starts_with("Fn::") || f == "Condition" {
-                return self.function(f, args);
-            }
+        if let Some((f, args)) = single(v)
+            && (f == "Ref" || f.starts_with("Fn::") || f == "Condition")
+        {
+            return self.function(f, args);
         }
         Ok(match v {
             Value::Array(items) => Value::Array(items.iter().map(|i| self.resolve_inner(i)).collect::<Result<_, _>>()?),

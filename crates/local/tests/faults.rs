@@ -46,7 +46,7 @@ fn pdf(n: usize) -> Vec<u8> {
 /// (event id, hook) -> how many times it was delivered (answered 2xx); and what arrived, by
 /// hook. The second hook of each owner answers 503 to an event's first attempt, so that every
 /// one of its deliveries goes through the retry path (hidden, back after the schedule's 5 s).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Received {
     count: HashMap<(String, String), u32>,
     attempts: HashMap<(String, String), u32>,
@@ -553,7 +553,8 @@ async fn run(rate: f64, seed: u64) {
     // 3. Statistics equal a recount (checked at quiescence above).
     // 4. No webhook got an event twice, and every document's last event reached each of its
     //    owner's hooks or waits, recorded, in the sns function's on-failure queue.
-    let got = got.lock().unwrap();
+    // A copy: the checks below await, and the receivers may still take the lock.
+    let got = got.lock().unwrap().clone();
     let twice: Vec<_> = got.count.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
     let parked = queue_messages(&sqs, &pipeline.stack.queues.sns_failures).await;
@@ -566,10 +567,10 @@ async fn run(rate: f64, seed: u64) {
     // A delivery job the webhook function kept failing on waits in the dead-letter queue; a
     // delivery that failed for good is in its log.
     for job in queue_messages(&sqs, &pipeline.stack.queues.dead_letters).await {
-        if let Ok(Job::DeliverWebhook { event_id, webhook }) = Job::from_message(&job.to_string()) {
-            if let Some(record) = catalog.get_delivery(&event_id, &webhook).await.unwrap() {
-                parked_docs.insert(record.document_id.clone());
-            }
+        if let Ok(Job::DeliverWebhook { event_id, webhook }) = Job::from_message(&job.to_string())
+            && let Some(record) = catalog.get_delivery(&event_id, &webhook).await.unwrap()
+        {
+            parked_docs.insert(record.document_id.clone());
         }
     }
     let mut missing = Vec::new();
@@ -595,7 +596,7 @@ async fn run(rate: f64, seed: u64) {
     let stream_failures = queue_depth(&sqs, &pipeline.stack.queues.stream_failures).await;
     assert_eq!(stream_failures, 0, "stream batches given up");
     // 5. Every log line of a document's processing names it.
-    let lines = log.lock().unwrap();
+    let lines: Vec<String> = log.lock().unwrap().clone();
     let mut unnamed = Vec::new();
     for line in lines.iter() {
         let Ok(v) = serde_json::from_str::<Value>(line) else {

@@ -309,7 +309,7 @@ fn canonical_media_type(raw: &str) -> Result<ContentType, Invalid> {
     Ok(parsed)
 }
 
-fn header_str<'a>(req: &'a Request, name: impl header::AsHeaderName) -> Option<&'a str> {
+fn header_str(req: &Request, name: impl header::AsHeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -328,17 +328,16 @@ fn required_json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError>
 
 /// A JSON body, or a 415/400 that says what is wrong with it.
 fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    if let Some(ct) = header_str(req, header::CONTENT_TYPE) {
-        if ct
+    if let Some(ct) = header_str(req, header::CONTENT_TYPE)
+        && ct
             .parse::<ContentType>()
             .map_or(true, |ct| ct.as_str() != "application/json")
-        {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send this request's body as application/json",
-            ));
-        }
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send this request's body as application/json",
+        ));
     }
     let bytes: &[u8] = req.body().as_ref();
     let bytes = if bytes.is_empty() { b"{}".as_slice() } else { bytes };

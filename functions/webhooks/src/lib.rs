@@ -120,11 +120,10 @@ where
                     span.in_scope(|| {
                         tracing::error!(error = %e, wait_secs = wait.as_secs(), "delivery step failed; the message comes back")
                     });
-                    if let Some(receipt) = message.receipt_handle.as_deref() {
-                        if let Err(e) = visibility.hide(receipt, wait).await {
+                    if let Some(receipt) = message.receipt_handle.as_deref()
+                        && let Err(e) = visibility.hide(receipt, wait).await {
                             span.in_scope(|| tracing::warn!(error = %e, "could not delay the message; it comes back sooner"));
                         }
-                    }
                     return (Some(id), None);
                 }
                 Err(out_of_time) => {
@@ -139,13 +138,12 @@ where
                 }
                 Outcome::RetryIn(wait) => {
                     span.in_scope(|| tracing::info!(wait_secs = wait.as_secs(), "not delivered; tried again later"));
-                    if let Some(receipt) = message.receipt_handle.as_deref() {
-                        if let Err(e) = visibility.hide(receipt, *wait).await {
+                    if let Some(receipt) = message.receipt_handle.as_deref()
+                        && let Err(e) = visibility.hide(receipt, *wait).await {
                             span.in_scope(
                                 || tracing::warn!(error = %e, "could not delay the message; it comes back sooner"),
                             );
                         }
-                    }
                     true
                 }
                 Outcome::Failed { reason, disabled } => {

@@ -36,10 +36,11 @@ impl ContentIndex for DynamoCatalog {
         })?;
         let claim = Key::content(&doc.owner, &sha);
         // Most duplicates are seen by a read: a cancelled transaction costs twice the writes.
-        if let Some(holder) = self.claim_holder(&claim).await? {
-            if holder != doc.id && Some(holder) != stale {
-                return Ok(Claim::HeldBy(holder));
-            }
+        if let Some(holder) = self.claim_holder(&claim).await?
+            && holder != doc.id
+            && Some(holder) != stale
+        {
+            return Ok(Claim::HeldBy(holder));
         }
         let put_claim = Put::builder()
             .table_name(self.table())

@@ -431,20 +431,6 @@ impl BlobStore for S3BlobStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_disposition_keeps_unicode_and_cannot_break_the_header() {
-        let d = content_disposition("Bericht \"Q4\" 報告.pdf");
-        assert_eq!(
-            d,
-            "attachment; filename=\"Bericht _Q4_ __.pdf\"; filename*=UTF-8''Bericht%20%22Q4%22%20%E5%A0%B1%E5%91%8A.pdf"
-        );
-    }
-}
-
 impl intake_core::ports::BlobInventory for S3BlobStore {
     /// `ListObjectVersions` under `blobs/`, 1,000 versions (and delete markers) a request; the
     /// cursor is S3's key and version-id markers.
@@ -495,5 +481,19 @@ impl intake_core::ports::BlobInventory for S3BlobStore {
             _ => None,
         };
         Ok(VersionPage { versions, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_disposition_keeps_unicode_and_cannot_break_the_header() {
+        let d = content_disposition("Bericht \"Q4\" 報告.pdf");
+        assert_eq!(
+            d,
+            "attachment; filename=\"Bericht _Q4_ __.pdf\"; filename*=UTF-8''Bericht%20%22Q4%22%20%E5%A0%B1%E5%91%8A.pdf"
+        );
     }
 }

@@ -45,11 +45,10 @@ impl<C: Webhooks + Deliveries, Q: WorkQueue, W: WorkQueue> Fanout<C, Q, W> {
             && event
                 .previous_status
                 .is_some_and(|s| matches!(s, StatusKind::Accepted | StatusKind::Duplicate))
+            && let Some(sha256) = event.sha256()
         {
-            if let Some(sha256) = event.sha256() {
-                self.work.schedule(&Job::SweepBlob { sha256 }, self.grace).await?;
-                fanned.sweep_scheduled = true;
-            }
+            self.work.schedule(&Job::SweepBlob { sha256 }, self.grace).await?;
+            fanned.sweep_scheduled = true;
         }
         let owner = event.owner()?;
         let body = serde_json::to_string(event).map_err(|e| Error::Unavailable(e.to_string()))?;
