@@ -327,6 +327,158 @@ impl From<&crate::domain::delivery::DeliveryRecord> for DeliveryV1 {
     }
 }
 
+// ----- the HTTP API's other answers -------------------------------------------------------
+//
+// Every body the HTTP door answers with is one of these (or a type above), so that what
+// clients receive is written down once, next to `openapi.json`'s schemas, and pinned by the
+// tests below; nothing is serialized to the wire from a domain or port type.
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthV1 {
+    pub status: String,
+}
+
+impl HealthV1 {
+    pub fn ok() -> Self {
+        Self { status: "ok".into() }
+    }
+}
+
+/// `POST /v1/documents` (202): the document as recorded, where to follow it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmittedV1 {
+    pub id: String,
+    pub status: crate::StatusKind,
+    pub url: String,
+    pub document: ApiDocumentV1,
+}
+
+impl SubmittedV1 {
+    pub fn new(doc: &Document) -> Self {
+        Self {
+            id: doc.id.to_string(),
+            status: doc.status.kind(),
+            url: document_url(doc),
+            document: ApiDocumentV1::from(doc),
+        }
+    }
+}
+
+/// The path of a document in the API.
+pub fn document_url(doc: &Document) -> String {
+    format!("/v1/documents/{}", doc.id)
+}
+
+/// A browser-style upload (an HTML form POST to S3): POST `url` as `multipart/form-data` with
+/// `fields`, in order, then the file as the last field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresignedUploadV1 {
+    pub method: String,
+    pub url: String,
+    /// A JSON object whose members keep the order S3 needs (the file goes last).
+    #[serde(serialize_with = "fields_in_order")]
+    pub fields: Vec<(String, String)>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+fn fields_in_order<S: serde::Serializer>(fields: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(fields.iter().map(|(k, v)| (k, v)))
+}
+
+impl From<&crate::ports::PresignedUpload> for PresignedUploadV1 {
+    fn from(u: &crate::ports::PresignedUpload) -> Self {
+        Self {
+            method: u.method.to_owned(),
+            url: u.url.clone(),
+            fields: u.fields.clone(),
+            expires_at: u.expires_at,
+        }
+    }
+}
+
+/// `POST /v1/uploads` (201): the document waiting for its bytes and how to send them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UploadStartedV1 {
+    pub id: String,
+    pub url: String,
+    pub document: ApiDocumentV1,
+    pub upload: PresignedUploadV1,
+}
+
+/// `GET /v1/documents`: a page, newest first; `next_cursor` is where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentPageV1 {
+    pub items: Vec<ApiDocumentV1>,
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/documents/{id}/content` (302): the short-lived link, also in `Location`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadLinkV1 {
+    pub url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Documents and bytes in one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCountsV1 {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+/// `GET /v1/stats`: the owner's documents and bytes by status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsV1 {
+    pub owner: String,
+    pub by_status: std::collections::BTreeMap<crate::StatusKind, StatusCountsV1>,
+}
+
+impl StatsV1 {
+    pub fn new(owner: &crate::Owner, stats: &crate::Stats) -> Self {
+        Self {
+            owner: owner.to_string(),
+            by_status: stats
+                .by_status
+                .iter()
+                .map(|(k, c)| {
+                    (
+                        *k,
+                        StatusCountsV1 {
+                            documents: c.documents,
+                            bytes: c.bytes,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /v1/webhooks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookListV1 {
+    pub items: Vec<WebhookV1>,
+}
+
+/// `GET /v1/webhooks/{id}/deliveries`: a page of the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryPageV1 {
+    pub items: Vec<DeliveryV1>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/webhooks/{id}/replay` (202): how many deliveries were queued again, and, when the
+/// replay stopped at its bound, the time to replay from next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayedV1 {
+    pub queued: usize,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub more_since: Option<OffsetDateTime>,
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
@@ -524,5 +676,92 @@ mod tests {
         let e = EventV1::parse(r#"{"version": 2, "id": "x"}"#).unwrap_err();
         assert!(e.contains("version 2"), "{e}");
         assert!(EventV1::parse("hello").is_err());
+    }
+
+    /// The HTTP door's other answers, field by field (`openapi.json` describes the same).
+    #[test]
+    fn the_apis_answers_are_pinned() {
+        let at = datetime!(2026-11-27 10:00 UTC);
+        let to = |v: &dyn erased::Json| v.json();
+        assert_eq!(to(&HealthV1::ok()), r#"{"status":"ok"}"#);
+        let doc = document(Status::Received);
+        let submitted: serde_json::Value = serde_json::from_str(&to(&SubmittedV1::new(&doc))).unwrap();
+        assert_eq!(
+            submitted.as_object().unwrap().keys().collect::<Vec<_>>(),
+            vec!["document", "id", "status", "url"]
+        );
+        assert_eq!(submitted["status"], "received");
+        assert_eq!(submitted["url"], format!("/v1/documents/{}", doc.id));
+        let upload = PresignedUploadV1 {
+            method: "POST".into(),
+            url: "https://bucket.s3.amazonaws.com/".into(),
+            fields: vec![("key".into(), "incoming/x".into()), ("a-first".into(), "1".into())],
+            expires_at: at,
+        };
+        assert_eq!(
+            to(&upload),
+            r#"{"method":"POST","url":"https://bucket.s3.amazonaws.com/","fields":{"key":"incoming/x","a-first":"1"},"expires_at":"2026-11-27T10:00:00Z"}"#,
+            "the fields keep their order"
+        );
+        assert_eq!(
+            to(&DownloadLinkV1 {
+                url: "https://x/".into(),
+                expires_at: at
+            }),
+            r#"{"url":"https://x/","expires_at":"2026-11-27T10:00:00Z"}"#
+        );
+        assert_eq!(
+            to(&DocumentPageV1 {
+                items: vec![],
+                next_cursor: None
+            }),
+            r#"{"items":[],"next_cursor":null}"#
+        );
+        let mut stats = crate::Stats::default();
+        stats.by_status.insert(
+            StatusKind::Accepted,
+            crate::StatusCounts {
+                documents: 2,
+                bytes: 10,
+            },
+        );
+        assert_eq!(
+            to(&StatsV1::new(&"acme".parse().unwrap(), &stats)),
+            r#"{"owner":"acme","by_status":{"accepted":{"documents":2,"bytes":10}}}"#
+        );
+        assert_eq!(to(&WebhookListV1 { items: vec![] }), r#"{"items":[]}"#);
+        assert_eq!(
+            to(&DeliveryPageV1 {
+                items: vec![],
+                next_cursor: Some("c".into())
+            }),
+            r#"{"items":[],"next_cursor":"c"}"#
+        );
+        assert_eq!(
+            to(&ReplayedV1 {
+                queued: 3,
+                more_since: Some(at)
+            }),
+            r#"{"queued":3,"more_since":"2026-11-27T10:00:00Z"}"#
+        );
+        assert_eq!(
+            to(&ReplayedV1 {
+                queued: 0,
+                more_since: None
+            }),
+            r#"{"queued":0,"more_since":null}"#
+        );
+    }
+
+    mod erased {
+        /// Any answer as its JSON text.
+        pub trait Json {
+            fn json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Json for T {
+            fn json(&self) -> String {
+                serde_json::to_string(self).unwrap()
+            }
+        }
     }
 }

@@ -9,21 +9,25 @@ pub mod routes;
 use std::time::Instant;
 
 use bytes::Bytes;
-use intake_core::contract::{ApiDocumentV1, DeliveryV1, WebhookCreatedV1, WebhookV1};
+use intake_core::contract::{
+    ApiDocumentV1, DeliveryPageV1, DeliveryV1, DocumentPageV1, DownloadLinkV1, HealthV1, PresignedUploadV1, ReplayedV1,
+    StatsV1, SubmittedV1, UploadStartedV1, WebhookCreatedV1, WebhookListV1, WebhookV1, document_url,
+};
 use intake_core::ports::{BlobStore, Catalog, DeliveryQuery, ListQuery, SecretSealer, WorkQueue};
 use intake_core::service::{Intake, Upload, UploadIntent};
 use intake_core::webhooks::{NewWebhook, Registry, Replay, WebhookPatch};
-use intake_core::{ContentType, DocumentPatch, EventType, FileName, Invalid, Owner, Sha256, Tags};
+use intake_core::{
+    ContentType, DocumentId, DocumentPatch, EventType, FileName, Invalid, Owner, Sha256, Tags, WebhookId,
+};
 use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::reply::{ApiError, empty, json};
+use crate::reply::{ApiError, empty, json, ok};
 use crate::routes::Route;
 
 /// The OpenAPI 3 description of this API, served at `/openapi.json`.
@@ -90,7 +94,7 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
         let route = routes::route(req.method(), req.uri().path())?;
         match route {
             // Unauthenticated and dependency-free: load balancer health checks hit it often.
-            Route::Health => return Ok(json(StatusCode::OK, &json!({ "status": "ok" }))),
+            Route::Health => return ok(&HealthV1::ok()),
             Route::OpenApi => {
                 let mut resp = Response::new(Body::Text(OPENAPI.into()));
                 resp.headers_mut()
@@ -106,183 +110,176 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
         Box::pin(self.authenticated(route, req)).await
     }
 
+    /// The routes that need a caller: one line each, to the handler below that answers it.
     async fn authenticated(&self, route: Route, req: Request) -> Result<Response<Body>, ApiError> {
         let owner = self.authenticate(req.headers()).await?;
-        let app = &self.intake;
+        let owner = &owner;
         match route {
             Route::Health | Route::OpenApi => unreachable!("answered above"),
-            Route::SubmitDocument => {
-                let upload = upload_from(&req)?;
-                let submitted = app.submit(&owner, upload).await?;
-                let doc = &submitted.document;
-                let url = format!("/v1/documents/{}", doc.id);
-                let mut resp = json(
-                    StatusCode::ACCEPTED,
-                    &json!({ "id": doc.id, "status": doc.status.kind(), "url": url, "document": ApiDocumentV1::from(doc) }),
-                );
-                if let Ok(location) = HeaderValue::from_str(&url) {
-                    resp.headers_mut().insert(header::LOCATION, location);
-                }
-                if submitted.replayed {
-                    resp.headers_mut()
-                        .insert("idempotent-replayed", HeaderValue::from_static("true"));
-                }
-                Ok(resp)
-            }
-            Route::StartUpload => {
-                let body: UploadBody = required_json_body(&req)?;
-                let intent = UploadIntent {
-                    name: body.name,
-                    content_type: body.content_type.as_deref().map(canonical_media_type).transpose()?,
-                    size: body.size,
-                    sha256: body
-                        .sha256
-                        .as_deref()
-                        .map(|h| {
-                            h.to_ascii_lowercase()
-                                .parse::<Sha256>()
-                                .map_err(|_| Invalid::new("sha256", "must be 64 hexadecimal digits"))
-                        })
-                        .transpose()?,
-                    tags: Tags::parse(body.tags.unwrap_or_default())?,
-                };
-                let (doc, upload) = app.start_upload(&owner, intent).await?;
-                let url = format!("/v1/documents/{}", doc.id);
-                Ok(json(
-                    StatusCode::CREATED,
-                    &json!({ "id": doc.id, "url": url, "document": ApiDocumentV1::from(&doc), "upload": upload }),
-                ))
-            }
-            Route::ListDocuments => {
-                let page = app.list(&owner, &list_query(&req)?).await?;
-                Ok(json(
-                    StatusCode::OK,
-                    &json!({
-                        "items": page.items.iter().map(ApiDocumentV1::from).collect::<Vec<_>>(),
-                        "next_cursor": page.next
-                    }),
-                ))
-            }
-            Route::GetDocument(id) => Ok(json(StatusCode::OK, &ApiDocumentV1::from(&app.get(&owner, &id).await?))),
-            Route::DownloadDocument(id) => {
-                let link = app.download(&owner, &id).await?;
-                let mut resp = json(
-                    StatusCode::FOUND,
-                    &json!({ "url": link.url, "expires_at": link.expires_at.format(&Rfc3339).unwrap_or_default() }),
-                );
-                let location = HeaderValue::from_str(&link.url).map_err(|_| {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unusable download link")
-                })?;
-                resp.headers_mut().insert(header::LOCATION, location);
-                Ok(resp)
-            }
-            Route::UpdateDocument(id) => {
-                let body: PatchBody = required_json_body(&req)?;
-                let patch = DocumentPatch {
-                    name: body
-                        .name
-                        .map(|n| FileName::sanitize(&n).ok_or_else(|| Invalid::new("name", "has no usable characters")))
-                        .transpose()?,
-                    tags: body.tags.map(Tags::parse).transpose()?,
-                };
-                Ok(json(
-                    StatusCode::OK,
-                    &ApiDocumentV1::from(&app.update(&owner, &id, patch).await?),
-                ))
-            }
+            Route::SubmitDocument => self.submit(owner, &req).await,
+            Route::StartUpload => self.start_upload(owner, &req).await,
+            Route::ListDocuments => self.list_documents(owner, &req).await,
+            Route::GetDocument(id) => ok(&ApiDocumentV1::from(&self.intake.get(owner, &id).await?)),
+            Route::DownloadDocument(id) => self.download(owner, &id).await,
+            Route::UpdateDocument(id) => self.update_document(owner, &id, &req).await,
             Route::DeleteDocument(id) => {
-                app.delete(&owner, &id).await?;
+                self.intake.delete(owner, &id).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
-            Route::Stats => {
-                let stats = app.stats(&owner).await?;
-                Ok(json(
-                    StatusCode::OK,
-                    &json!({ "owner": owner, "by_status": stats.by_status }),
-                ))
-            }
-            Route::ListWebhooks => {
-                let hooks = self.webhooks.list(&owner).await?;
-                let views: Vec<WebhookV1> = hooks.iter().map(WebhookV1::from).collect();
-                Ok(json(StatusCode::OK, &json!({ "items": views })))
-            }
-            Route::CreateWebhook => {
-                let body: WebhookBody = required_json_body(&req)?;
-                let new = NewWebhook {
-                    url: body.url,
-                    events: body.events,
-                };
-                let (hook, secret) = self.webhooks.create(&owner, new).await?;
-                // The only time the secret is shown (and after a rotation, the new one).
-                let created = WebhookCreatedV1 {
-                    webhook: WebhookV1::from(&hook),
-                    secret: secret.reveal().to_owned(),
-                };
-                let mut resp = json(StatusCode::CREATED, &created);
-                if let Ok(location) = HeaderValue::from_str(&format!("/v1/webhooks/{}", hook.id)) {
-                    resp.headers_mut().insert(header::LOCATION, location);
-                }
-                Ok(resp)
-            }
-            Route::GetWebhook(id) => Ok(json(
-                StatusCode::OK,
-                &WebhookV1::from(&self.webhooks.get(&owner, &id).await?),
-            )),
-            Route::UpdateWebhook(id) => {
-                let body: WebhookPatchBody = required_json_body(&req)?;
-                let hook = self
-                    .webhooks
-                    .update(&owner, &id, WebhookPatch { enabled: body.enabled })
-                    .await?;
-                Ok(json(StatusCode::OK, &WebhookV1::from(&hook)))
-            }
+            Route::Stats => ok(&StatsV1::new(owner, &self.intake.stats(owner).await?)),
+            Route::ListWebhooks => ok(&WebhookListV1 {
+                items: self.webhooks.list(owner).await?.iter().map(WebhookV1::from).collect(),
+            }),
+            Route::CreateWebhook => self.create_webhook(owner, &req).await,
+            Route::GetWebhook(id) => ok(&WebhookV1::from(&self.webhooks.get(owner, &id).await?)),
+            Route::UpdateWebhook(id) => self.update_webhook(owner, &id, &req).await,
             Route::DeleteWebhook(id) => {
-                self.webhooks.delete(&owner, &id).await?;
+                self.webhooks.delete(owner, &id).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             Route::RotateSecret(id) => {
-                let (hook, secret) = self.webhooks.rotate_secret(&owner, &id).await?;
-                let rotated = WebhookCreatedV1 {
+                let (hook, secret) = self.webhooks.rotate_secret(owner, &id).await?;
+                ok(&WebhookCreatedV1 {
                     webhook: WebhookV1::from(&hook),
                     secret: secret.reveal().to_owned(),
-                };
-                Ok(json(StatusCode::OK, &rotated))
+                })
             }
             Route::ListDeliveries(id) => {
-                let query = delivery_query(&req)?;
-                let page = self.webhooks.deliveries(&owner, &id, &query).await?;
-                Ok(json(
-                    StatusCode::OK,
-                    &json!({
-                        "items": page.items.iter().map(DeliveryV1::from).collect::<Vec<_>>(),
-                        "next_cursor": page.next
-                    }),
-                ))
+                let page = self.webhooks.deliveries(owner, &id, &delivery_query(&req)?).await?;
+                ok(&DeliveryPageV1 {
+                    items: page.items.iter().map(DeliveryV1::from).collect(),
+                    next_cursor: page.next,
+                })
             }
-            Route::Replay(id) => {
-                let body: ReplayBody = required_json_body(&req)?;
-                let what = match (body.event_id, body.since) {
-                    (Some(event_id), None) if event_id.is_empty() => {
-                        return Err(Invalid::new("event_id", "must not be empty").into());
-                    }
-                    (Some(event_id), None) => Replay::Event(event_id),
-                    (None, Some(since)) => {
-                        Replay::Since(OffsetDateTime::parse(&since, &Rfc3339).map_err(|_| {
-                            Invalid::new("since", "must be an RFC 3339 time such as 2026-11-27T10:00:00Z")
-                        })?)
-                    }
-                    _ => return Err(Invalid::new("event_id", "give either event_id or since").into()),
-                };
-                let replayed = self.webhooks.replay(&owner, &id, what).await?;
-                Ok(json(
-                    StatusCode::ACCEPTED,
-                    &json!({
-                        "queued": replayed.queued,
-                        "more_since": replayed.more_since.map(|t| t.format(&Rfc3339).unwrap_or_default()),
-                    }),
-                ))
-            }
+            Route::Replay(id) => self.replay(owner, &id, &req).await,
         }
+    }
+
+    async fn submit(&self, owner: &Owner, req: &Request) -> Result<Response<Body>, ApiError> {
+        let submitted = self.intake.submit(owner, upload_from(req)?).await?;
+        let answer = SubmittedV1::new(&submitted.document);
+        let mut resp = json(StatusCode::ACCEPTED, &answer);
+        if let Ok(location) = HeaderValue::from_str(&answer.url) {
+            resp.headers_mut().insert(header::LOCATION, location);
+        }
+        if submitted.replayed {
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        Ok(resp)
+    }
+
+    async fn start_upload(&self, owner: &Owner, req: &Request) -> Result<Response<Body>, ApiError> {
+        let body: UploadBody = required_json_body(req)?;
+        let intent = UploadIntent {
+            name: body.name,
+            content_type: body.content_type.as_deref().map(canonical_media_type).transpose()?,
+            size: body.size,
+            sha256: body
+                .sha256
+                .as_deref()
+                .map(|h| {
+                    h.to_ascii_lowercase()
+                        .parse::<Sha256>()
+                        .map_err(|_| Invalid::new("sha256", "must be 64 hexadecimal digits"))
+                })
+                .transpose()?,
+            tags: Tags::parse(body.tags.unwrap_or_default())?,
+        };
+        let (doc, upload) = self.intake.start_upload(owner, intent).await?;
+        let answer = UploadStartedV1 {
+            id: doc.id.to_string(),
+            url: document_url(&doc),
+            document: ApiDocumentV1::from(&doc),
+            upload: PresignedUploadV1::from(&upload),
+        };
+        Ok(json(StatusCode::CREATED, &answer))
+    }
+
+    async fn list_documents(&self, owner: &Owner, req: &Request) -> Result<Response<Body>, ApiError> {
+        let page = self.intake.list(owner, &list_query(req)?).await?;
+        ok(&DocumentPageV1 {
+            items: page.items.iter().map(ApiDocumentV1::from).collect(),
+            next_cursor: page.next.map(|id| id.to_string()),
+        })
+    }
+
+    async fn download(&self, owner: &Owner, id: &DocumentId) -> Result<Response<Body>, ApiError> {
+        let link = self.intake.download(owner, id).await?;
+        let location = HeaderValue::from_str(&link.url)
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unusable download link"))?;
+        let mut resp = json(
+            StatusCode::FOUND,
+            &DownloadLinkV1 {
+                url: link.url,
+                expires_at: link.expires_at,
+            },
+        );
+        resp.headers_mut().insert(header::LOCATION, location);
+        Ok(resp)
+    }
+
+    async fn update_document(&self, owner: &Owner, id: &DocumentId, req: &Request) -> Result<Response<Body>, ApiError> {
+        let body: PatchBody = required_json_body(req)?;
+        let patch = DocumentPatch {
+            name: body
+                .name
+                .map(|n| FileName::sanitize(&n).ok_or_else(|| Invalid::new("name", "has no usable characters")))
+                .transpose()?,
+            tags: body.tags.map(Tags::parse).transpose()?,
+        };
+        ok(&ApiDocumentV1::from(&self.intake.update(owner, id, patch).await?))
+    }
+
+    async fn create_webhook(&self, owner: &Owner, req: &Request) -> Result<Response<Body>, ApiError> {
+        let body: WebhookBody = required_json_body(req)?;
+        let new = NewWebhook {
+            url: body.url,
+            events: body.events,
+        };
+        let (hook, secret) = self.webhooks.create(owner, new).await?;
+        // The only time the secret is shown (and after a rotation, the new one).
+        let created = WebhookCreatedV1 {
+            webhook: WebhookV1::from(&hook),
+            secret: secret.reveal().to_owned(),
+        };
+        let mut resp = json(StatusCode::CREATED, &created);
+        if let Ok(location) = HeaderValue::from_str(&format!("/v1/webhooks/{}", hook.id)) {
+            resp.headers_mut().insert(header::LOCATION, location);
+        }
+        Ok(resp)
+    }
+
+    async fn update_webhook(&self, owner: &Owner, id: &WebhookId, req: &Request) -> Result<Response<Body>, ApiError> {
+        let body: WebhookPatchBody = required_json_body(req)?;
+        let hook = self
+            .webhooks
+            .update(owner, id, WebhookPatch { enabled: body.enabled })
+            .await?;
+        ok(&WebhookV1::from(&hook))
+    }
+
+    async fn replay(&self, owner: &Owner, id: &WebhookId, req: &Request) -> Result<Response<Body>, ApiError> {
+        let body: ReplayBody = required_json_body(req)?;
+        let what = match (body.event_id, body.since) {
+            (Some(event_id), None) if event_id.is_empty() => {
+                return Err(Invalid::new("event_id", "must not be empty").into());
+            }
+            (Some(event_id), None) => Replay::Event(event_id),
+            (None, Some(since)) => Replay::Since(
+                OffsetDateTime::parse(&since, &Rfc3339)
+                    .map_err(|_| Invalid::new("since", "must be an RFC 3339 time such as 2026-11-27T10:00:00Z"))?,
+            ),
+            _ => return Err(Invalid::new("event_id", "give either event_id or since").into()),
+        };
+        let replayed = self.webhooks.replay(owner, id, what).await?;
+        Ok(json(
+            StatusCode::ACCEPTED,
+            &ReplayedV1 {
+                queued: replayed.queued,
+                more_since: replayed.more_since,
+            },
+        ))
     }
 
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Owner, ApiError> {

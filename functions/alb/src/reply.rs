@@ -10,6 +10,11 @@ use serde_json::json;
 
 use crate::routes::NoRoute;
 
+/// A 200 with `value` as its JSON body.
+pub fn ok<T: Serialize, E>(value: &T) -> Result<Response<Body>, E> {
+    Ok(json(StatusCode::OK, value))
+}
+
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value)
         .unwrap_or_else(|_| r#"{"error":{"code":"internal","message":"serialization failed"}}"#.into());
