@@ -152,6 +152,30 @@ fn world() -> World {
 }
 
 impl World {
+    /// PDF_A accepted, deleted, its grace period over, and its blob claimed by a sweep (token
+    /// `dead`) whose function then died.
+    async fn claimed_by_a_dead_sweep(&self) -> SweepClaim {
+        let sha = Sha256::of(PDF_A);
+        let a = self.accepted("incoming/acme/a.pdf", PDF_A, "1").await;
+        delete(self, &a).await;
+        self.clock.advance(Duration::from_secs(901));
+        let claim = SweepClaim {
+            token: "dead".into(),
+            revision: self.blobs.inner.revision(ObjectKey::blob(&sha).as_str()),
+            until: self.clock.now() + intake_core::sweep::LEASE,
+        };
+        assert!(self.catalog.begin_sweep(&sha, self.clock.now(), &claim).await.unwrap());
+        claim
+    }
+
+    /// Writes `body` to `key`, catalogues it, and returns the document, which must be accepted.
+    async fn accepted(&self, key: &str, body: &[u8], sequencer: &str) -> Document {
+        match self.c.catalogue(&self.write(key, body, sequencer).await).await.unwrap() {
+            Outcome::Accepted(doc) => doc,
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+
     /// Writes `body` to `key` and returns the event S3 sends for that write.
     async fn write(&self, key: &str, body: &[u8], sequencer: &str) -> Arrival {
         let key = ObjectKey::parse(key).unwrap();
@@ -421,13 +445,7 @@ async fn a_second_sweep_and_a_slow_delete_never_remove_a_new_uploads_copy() {
 async fn a_sweep_waits_for_the_grace_period_and_rechecks_before_it_deletes() {
     let w = world();
     let sha = Sha256::of(PDF_A);
-    let Outcome::Accepted(a) =
-        w.c.catalogue(&w.write("incoming/acme/a.pdf", PDF_A, "1").await)
-            .await
-            .unwrap()
-    else {
-        panic!()
-    };
+    let a = w.accepted("incoming/acme/a.pdf", PDF_A, "1").await;
     let Outcome::Duplicate(b) =
         w.c.catalogue(&w.write("incoming/acme/b.pdf", PDF_A, "2").await)
             .await
@@ -458,13 +476,7 @@ async fn a_sweep_waits_for_the_grace_period_and_rechecks_before_it_deletes() {
     );
 
     // The same bytes again: copied again, counted again.
-    let Outcome::Accepted(_) =
-        w.c.catalogue(&w.write("incoming/acme/c.pdf", PDF_A, "3").await)
-            .await
-            .unwrap()
-    else {
-        panic!()
-    };
+    let _ = w.accepted("incoming/acme/c.pdf", PDF_A, "3").await;
     w.assert_integrity().await;
 }
 
@@ -472,22 +484,8 @@ async fn a_sweep_waits_for_the_grace_period_and_rechecks_before_it_deletes() {
 async fn a_stopped_sweep_never_delays_an_upload_nor_removes_its_copy() {
     let w = world();
     let sha = Sha256::of(PDF_A);
-    let Outcome::Accepted(a) =
-        w.c.catalogue(&w.write("incoming/acme/a.pdf", PDF_A, "1").await)
-            .await
-            .unwrap()
-    else {
-        panic!()
-    };
-    delete(&w, &a).await;
-    w.clock.advance(Duration::from_secs(901));
     // A sweep claimed the record, then its function died before deleting anything.
-    let claim = SweepClaim {
-        token: "dead".into(),
-        revision: w.blobs.inner.revision(ObjectKey::blob(&sha).as_str()),
-        until: w.clock.now() + intake_core::sweep::LEASE,
-    };
-    assert!(w.catalog.begin_sweep(&sha, w.clock.now(), &claim).await.unwrap());
+    let claim = w.claimed_by_a_dead_sweep().await;
     // A second sweep leaves the claim to its holder until the lease ends.
     assert_eq!(
         w.sweeper.sweep(&sha).await.unwrap(),
@@ -515,21 +513,7 @@ async fn a_stopped_sweep_never_delays_an_upload_nor_removes_its_copy() {
 async fn a_sweep_whose_claimant_died_is_taken_over_once_its_lease_ends() {
     let w = world();
     let sha = Sha256::of(PDF_A);
-    let Outcome::Accepted(a) =
-        w.c.catalogue(&w.write("incoming/acme/a.pdf", PDF_A, "1").await)
-            .await
-            .unwrap()
-    else {
-        panic!()
-    };
-    delete(&w, &a).await;
-    w.clock.advance(Duration::from_secs(901));
-    let claim = SweepClaim {
-        token: "dead".into(),
-        revision: w.blobs.inner.revision(ObjectKey::blob(&sha).as_str()),
-        until: w.clock.now() + intake_core::sweep::LEASE,
-    };
-    assert!(w.catalog.begin_sweep(&sha, w.clock.now(), &claim).await.unwrap());
+    w.claimed_by_a_dead_sweep().await;
     w.clock.advance(intake_core::sweep::LEASE + Duration::from_secs(1));
     assert_eq!(w.sweeper.sweep(&sha).await.unwrap(), Swept::Removed);
     assert_eq!(w.catalog.blob_state(&sha).await.unwrap(), BlobState::Absent);
@@ -543,13 +527,7 @@ async fn a_sweep_whose_claimant_died_is_taken_over_once_its_lease_ends() {
 async fn a_sweep_whose_claim_was_applied_but_not_answered_finishes_its_own_claim() {
     let w = world();
     let sha = Sha256::of(PDF_A);
-    let Outcome::Accepted(a) =
-        w.c.catalogue(&w.write("incoming/acme/a.pdf", PDF_A, "1").await)
-            .await
-            .unwrap()
-    else {
-        panic!()
-    };
+    let a = w.accepted("incoming/acme/a.pdf", PDF_A, "1").await;
     delete(&w, &a).await;
     w.clock.advance(Duration::from_secs(901));
     w.catalog.lose_answers(true);
@@ -634,21 +612,9 @@ impl World {
 async fn the_reconciliation_sweeps_blobs_nothing_references_and_keeps_the_rest() {
     let w = world();
     // In use.
-    let Outcome::Accepted(_) =
-        w.c.catalogue(&w.write("incoming/acme/a.pdf", PDF_A, "1").await)
-            .await
-            .unwrap()
-    else {
-        panic!()
-    };
+    let _ = w.accepted("incoming/acme/a.pdf", PDF_A, "1").await;
     // Released, but its sweep job was lost.
-    let Outcome::Accepted(b) =
-        w.c.catalogue(&w.write("incoming/acme/b.pdf", PDF_B, "2").await)
-            .await
-            .unwrap()
-    else {
-        panic!()
-    };
+    let b = w.accepted("incoming/acme/b.pdf", PDF_B, "2").await;
     delete(&w, &b).await;
     // Copied, but the document write lost: no record at all.
     let orphan = Bytes::from_static(b"%PDF-1.4\n% copied, never recorded\n%%EOF\n");
