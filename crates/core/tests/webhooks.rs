@@ -827,3 +827,50 @@ async fn a_job_that_read_a_delivery_before_another_attempted_it_neither_posts_ea
     assert_eq!(stored.attempts_made, 1);
     assert_eq!(stored.attempts.len(), 1, "the attempt log: {:?}", stored.attempts);
 }
+
+/// A sealer that takes `0` to answer (KMS slow), then opens as [`MemorySealer`].
+struct SlowSealer(Duration);
+
+impl SecretSealer for SlowSealer {
+    async fn seal(&self, secret: &WebhookSecret, hook: &WebhookId) -> Result<String, StoreError> {
+        MemorySealer.seal(secret, hook).await
+    }
+    async fn open(&self, sealed: &str, hook: &WebhookId) -> Result<WebhookSecret, StoreError> {
+        std::thread::sleep(self.0);
+        MemorySealer.open(sealed, hook).await
+    }
+}
+
+/// Issue 20, finding 2: the POST's time is what is left after the claim, the webhook and the
+/// secrets, not before them: when a slow call has used the time to record an answer, nothing is
+/// sent (the claim is given back and the job comes back), rather than a POST whose answer
+/// could not be written down (and would be sent again).
+#[tokio::test]
+async fn no_post_starts_without_the_time_to_record_its_answer() {
+    let w = world();
+    let (hook, _) = w.hook().await;
+    w.fanout.handle(&event(1, START)).await.unwrap();
+    let deliverer = Deliverer {
+        catalog: w.catalog.clone(),
+        client: w.endpoint.clone(),
+        sealer: SlowSealer(Duration::from_millis(1500)),
+        clock: w.clock.clone(),
+        ids: Arc::new(SequentialIds::default()),
+        schedule: Schedule::default(),
+        timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(60),
+    };
+    // Enough for a POST when the job starts (margin + 1.4 s), not after the sealer's 1.5 s.
+    let deadline = Instant::now() + DEADLINE_MARGIN + Duration::from_millis(1400);
+    let outcome = deliverer.deliver("evt-1", &hook.id, deadline).await.unwrap();
+    assert!(matches!(outcome, Outcome::RetryIn(_)), "{outcome:?}");
+    assert!(
+        w.endpoint.got.lock().unwrap().is_empty(),
+        "POSTed without the time to record it"
+    );
+    // The claim was given back: the next try (with time) delivers at once.
+    let delivered = deliverer
+        .deliver("evt-1", &hook.id, Instant::now() + Duration::from_secs(30))
+        .await;
+    assert_eq!(delivered.unwrap(), Outcome::Delivered);
+}
