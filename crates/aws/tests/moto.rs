@@ -659,8 +659,8 @@ mod pipeline {
         use intake_core::memory::{ManualClock, SequentialIds};
         use intake_core::sweep::Sweeper;
         let sdk = sdk_config().await;
-        let catalog = Arc::new(fresh_catalog(&sdk).await);
-        let blobs = Arc::new(fresh_blobs(&sdk).await);
+        let catalog = fresh_catalog(&sdk).await;
+        let blobs = fresh_blobs(&sdk).await;
         let put = |bytes: &'static [u8]| {
             let blobs = blobs.clone();
             async move {

@@ -22,72 +22,23 @@ use time::macros::datetime;
 const PDF_A: &[u8] = b"%PDF-1.4\n% the bytes that were hashed\n%%EOF\n";
 const PDF_B: &[u8] = b"%PDF-1.4\n% other bytes written over them\n%%EOF\n";
 
-/// The S3 adapter with a test port in front: it writes other bytes to a key just before a
-/// copy, which makes the window between hashing and copying deterministic.
-struct Window {
-    inner: S3BlobStore,
-    rewrite_before_copy: Mutex<Option<(ObjectKey, Bytes)>>,
-}
-
-impl BlobStore for Window {
-    async fn put(&self, key: &ObjectKey, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
-        self.inner.put(key, body, meta).await
-    }
-    async fn get(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ByteStream>, StoreError> {
-        self.inner.get(key, revision).await
-    }
-    async fn head(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ObjectInfo>, StoreError> {
-        self.inner.head(key, revision).await
-    }
-    async fn copy(
-        &self,
-        from: &ObjectKey,
-        revision: Option<&Revision>,
-        to: &ObjectKey,
-    ) -> Result<Option<Sha256>, StoreError> {
-        let rewrite = self.rewrite_before_copy.lock().unwrap().take();
-        if let Some((key, body)) = rewrite {
-            self.inner.put(&key, body, &ObjectMeta::default()).await?;
-        }
-        self.inner.copy(from, revision, to).await
-    }
-    async fn delete(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<(), StoreError> {
-        self.inner.delete(key, revision).await
-    }
-    async fn presign_upload(
-        &self,
-        key: &ObjectKey,
-        meta: &ObjectMeta,
-        conditions: &UploadConditions,
-        ttl: Duration,
-    ) -> Result<PresignedUpload, StoreError> {
-        self.inner.presign_upload(key, meta, conditions, ttl).await
-    }
-    async fn presign_get(
-        &self,
-        key: &ObjectKey,
-        d: &DownloadAs,
-        ttl: Duration,
-    ) -> Result<PresignedRequest, StoreError> {
-        self.inner.presign_get(key, d, ttl).await
-    }
-}
+/// The S3 adapter behind the shared test window (`intake_core::testing::Window`): other bytes
+/// written to a key just before a copy make the window between hashing and copying
+/// deterministic.
+type Window = intake_core::testing::Window<S3BlobStore>;
 
 struct World {
-    c: Cataloguer<DynamoCatalog, Arc<Window>>,
-    sweeper: Sweeper<DynamoCatalog, Arc<Window>>,
+    c: Cataloguer<DynamoCatalog, Window>,
+    sweeper: Sweeper<DynamoCatalog, Window>,
     catalog: DynamoCatalog,
-    blobs: Arc<Window>,
+    blobs: Window,
     clock: Arc<ManualClock>,
 }
 
 async fn world() -> World {
     let sdk = sdk_config().await;
     let catalog = fresh_catalog(&sdk).await;
-    let blobs = Arc::new(Window {
-        inner: fresh_blobs(&sdk).await,
-        rewrite_before_copy: Mutex::new(None),
-    });
+    let blobs = Window::new(fresh_blobs(&sdk).await);
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
     World {
         c: Cataloguer {
@@ -190,7 +141,8 @@ async fn a_rewrite_between_hash_and_copy_never_reaches_the_blob() {
     let w = world().await;
     let key = "incoming/acme/inbox/report.pdf";
     let first = w.write(key, PDF_A, "0001").await;
-    *w.blobs.rewrite_before_copy.lock().unwrap() = Some((first.key.clone(), Bytes::from_static(PDF_B)));
+    w.blobs
+        .rewrite_before_next_copy(first.key.clone(), Bytes::from_static(PDF_B));
     let Outcome::Accepted(doc) = w.c.catalogue(&first).await.unwrap() else {
         panic!("accepted")
     };
@@ -309,10 +261,10 @@ async fn concurrent_deliveries_of_one_event_to_one_hook_post_once() {
             });
         }
     });
-    let catalog = Arc::new(fresh_catalog(&sdk).await);
+    let catalog = fresh_catalog(&sdk).await;
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
     let ids = Arc::new(SequentialIds::default());
-    let queue = Arc::new(MemoryQueue::default());
+    let queue = MemoryQueue::default();
     let registry = intake_core::webhooks::Registry {
         catalog: catalog.clone(),
         sealer: intake_core::memory::MemorySealer,
@@ -339,7 +291,7 @@ async fn concurrent_deliveries_of_one_event_to_one_hook_post_once() {
     let fanout = intake_core::webhooks::Fanout {
         catalog: catalog.clone(),
         deliveries: queue.clone(),
-        work: Arc::new(MemoryQueue::default()),
+        work: MemoryQueue::default(),
         clock: clock.clone(),
         grace: Duration::from_secs(900),
     };

@@ -12,12 +12,15 @@ pub mod events;
 pub mod ingest;
 pub mod jobs;
 pub mod mail;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod policy;
 pub mod ports;
 pub mod service;
 pub mod sniff;
 pub mod sweep;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod webhooks;
 
 pub use domain::*;

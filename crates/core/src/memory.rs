@@ -1,9 +1,13 @@
 //! In-memory implementations of the ports, for tests: same contracts as the AWS adapters
 //! (conditional writes, newest-first pages, exclusive cursors), no network, deterministic ids.
+//! Behind the `testing` feature: they do not ship in the functions. Each store is cheap to
+//! clone, and a clone is the same store (as a clone of the DynamoDB or S3 adapter is), so use
+//! cases share one by cloning it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,11 +19,23 @@ use crate::{
     WebhookId,
 };
 
+/// A clone is the same catalog.
+#[derive(Clone, Default)]
+pub struct MemoryCatalog(Arc<CatalogShared>);
+
+#[doc(hidden)]
 #[derive(Default)]
-pub struct MemoryCatalog {
+pub struct CatalogShared {
     state: Mutex<CatalogState>,
     /// See [`MemoryCatalog::lose_answers`].
     lose_answers: std::sync::atomic::AtomicBool,
+}
+
+impl Deref for MemoryCatalog {
+    type Target = CatalogShared;
+    fn deref(&self) -> &CatalogShared {
+        &self.0
+    }
 }
 
 #[derive(Default)]
@@ -568,11 +584,23 @@ impl SecretSealer for MemorySealer {
 }
 
 /// Publishes into a list, for assertions.
+/// A clone is the same topic.
+#[derive(Clone, Default)]
+pub struct MemoryPublisher(Arc<PublisherShared>);
+
+#[doc(hidden)]
 #[derive(Default)]
-pub struct MemoryPublisher {
+pub struct PublisherShared {
     pub published: Mutex<Vec<crate::events::DomainEvent>>,
     /// Event ids whose publication fails.
     pub failing: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Deref for MemoryPublisher {
+    type Target = PublisherShared;
+    fn deref(&self) -> &PublisherShared {
+        &self.0
+    }
 }
 
 impl EventPublisher for MemoryPublisher {
@@ -593,9 +621,21 @@ impl EventPublisher for MemoryPublisher {
 }
 
 /// A work queue in memory: what was scheduled, with its delay.
+/// A clone is the same queue.
+#[derive(Clone, Default)]
+pub struct MemoryQueue(Arc<QueueShared>);
+
+#[doc(hidden)]
 #[derive(Default)]
-pub struct MemoryQueue {
+pub struct QueueShared {
     pub jobs: Mutex<Vec<(crate::jobs::Job, Duration)>>,
+}
+
+impl Deref for MemoryQueue {
+    type Target = QueueShared;
+    fn deref(&self) -> &QueueShared {
+        &self.0
+    }
 }
 
 impl MemoryQueue {
@@ -630,11 +670,23 @@ fn etag(body: &[u8]) -> String {
 /// A versioned bucket in memory: every write is a new version (ETag: the first half of the
 /// SHA-256), deletes by version remove that version, plain deletes add a delete marker.
 /// Presigned URLs use a `memory://` scheme: they are never fetched.
+/// A clone is the same bucket.
+#[derive(Clone, Default)]
+pub struct MemoryBlobStore(Arc<BucketShared>);
+
+#[doc(hidden)]
 #[derive(Default)]
-pub struct MemoryBlobStore {
+pub struct BucketShared {
     objects: Mutex<BTreeMap<String, Vec<Version>>>,
     versions: AtomicU64,
-    clock: Mutex<Option<std::sync::Arc<dyn Clock>>>,
+    clock: Mutex<Option<Arc<dyn Clock>>>,
+}
+
+impl Deref for MemoryBlobStore {
+    type Target = BucketShared;
+    fn deref(&self) -> &BucketShared {
+        &self.0
+    }
 }
 
 impl MemoryBlobStore {

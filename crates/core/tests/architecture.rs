@@ -85,6 +85,39 @@ fn functions_depend_on_the_crates_below_them_never_on_each_other() {
     }
 }
 
+/// The in-memory ports and test windows (`testing`) never ship: no function, no adapter and
+/// no start-up plumbing turns the feature on for what it builds (their tests may).
+#[test]
+fn nothing_shipped_builds_the_in_memory_ports() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata");
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for p in meta["packages"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        if ["intake-bench", "intake-local", "intake-core"].contains(&name) {
+            continue;
+        }
+        for d in p["dependencies"].as_array().unwrap() {
+            if d["name"] == "intake-core" && d["kind"].is_null() {
+                let features: Vec<&str> = d["features"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|f| f.as_str())
+                    .collect();
+                assert!(
+                    !features.contains(&"testing"),
+                    "{name} ships intake-core's testing feature"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn nothing_shipped_depends_on_the_local_emulator_or_the_benchmark() {
     let all = dependencies();

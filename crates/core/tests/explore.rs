@@ -69,13 +69,8 @@ async fn point() {
 }
 
 /// A port whose every call is a scheduling point before and after.
-struct Interleaved<T>(Arc<T>);
-
-impl<T> Clone for Interleaved<T> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
+#[derive(Clone)]
+struct Interleaved<T>(T);
 
 macro_rules! interleave {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {{
@@ -226,16 +221,16 @@ impl<T: BlobStore> BlobStore for Interleaved<T> {
 // ----- cataloguing, delete and sweep ---------------------------------------------------------
 
 struct Store {
-    catalog: Arc<MemoryCatalog>,
-    blobs: Arc<MemoryBlobStore>,
+    catalog: MemoryCatalog,
+    blobs: MemoryBlobStore,
     clock: Arc<ManualClock>,
 }
 
 impl Store {
     fn new() -> Self {
         Self {
-            catalog: Arc::new(MemoryCatalog::default()),
-            blobs: Arc::new(MemoryBlobStore::default()),
+            catalog: MemoryCatalog::default(),
+            blobs: MemoryBlobStore::default(),
             clock: Arc::new(ManualClock::new(START)),
         }
     }
@@ -456,10 +451,21 @@ fn explore_cataloguing_and_sweeps() {
 // ----- webhook delivery ----------------------------------------------------------------------
 
 /// An endpoint that answers from a script (the last answer repeats) and counts what it got.
-struct Endpoint {
+/// A clone is the same endpoint.
+#[derive(Clone)]
+struct Endpoint(Arc<Script>);
+
+struct Script {
     answers: Vec<u16>,
     got: AtomicUsize,
     ok: Mutex<Vec<String>>,
+}
+
+impl std::ops::Deref for Endpoint {
+    type Target = Script;
+    fn deref(&self) -> &Script {
+        &self.0
+    }
 }
 
 impl WebhookClient for Endpoint {
@@ -489,16 +495,16 @@ impl WebhookClient for Endpoint {
 /// out again, with (some schedules) lost answers; the clock moves on in steps so retries fall
 /// due while other jobs still hold what they read.
 fn duplicate_jobs_of_one_delivery() {
-    let catalog = Arc::new(MemoryCatalog::default());
+    let catalog = MemoryCatalog::default();
     let clock = Arc::new(ManualClock::new(START));
     let ids = Arc::new(SequentialIds::default());
-    let queue = Arc::new(MemoryQueue::default());
+    let queue = MemoryQueue::default();
     let scripts: [&[u16]; 3] = [&[500], &[204], &[500, 204]];
-    let endpoint = Arc::new(Endpoint {
+    let endpoint = Endpoint(Arc::new(Script {
         answers: scripts[thread_rng().gen_range(0..scripts.len())].to_vec(),
         got: AtomicUsize::new(0),
         ok: Mutex::new(Vec::new()),
-    });
+    }));
     let acme: Owner = "acme".parse().unwrap();
     let registry = Registry {
         catalog: catalog.clone(),
@@ -517,7 +523,7 @@ fn duplicate_jobs_of_one_delivery() {
     let fanout = Arc::new(Fanout {
         catalog: Interleaved(catalog.clone()),
         deliveries: queue.clone(),
-        work: Arc::new(MemoryQueue::default()),
+        work: MemoryQueue::default(),
         clock: clock.clone(),
         grace: Duration::from_secs(900),
     });

@@ -2,7 +2,7 @@
 //! contracts as S3 and DynamoDB: versioned objects, conditional writes). The same races run
 //! against the local AWS in `crates/local/tests/races.rs`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,117 +18,20 @@ const POLICY: &str = include_str!("../../../shared/policy.toml");
 const PDF_A: &[u8] = b"%PDF-1.4\n% the bytes that were hashed\n%%EOF\n";
 const PDF_B: &[u8] = b"%PDF-1.4\n% other bytes written over them\n%%EOF\n";
 
-/// The in-memory bucket, with a test port in front: it can write other bytes to a key just
-/// before a copy (the window between hashing and copying, made deterministic) and can claim
-/// a checksum S3 would have verified.
-#[derive(Default)]
-struct Window {
-    inner: MemoryBlobStore,
-    rewrite_before_copy: Mutex<Option<(ObjectKey, Bytes)>>,
-    verified_sha256: Mutex<Option<Sha256>>,
-    held_delete: Mutex<Option<HeldDelete>>,
-}
-
-/// The next delete of `key` says it has started, then waits to be let go: a slow request, or
-/// one the SDK sends again after its first answer was lost.
-struct HeldDelete {
-    key: ObjectKey,
-    started: tokio::sync::oneshot::Sender<()>,
-    go: tokio::sync::oneshot::Receiver<()>,
-}
-
-impl Window {
-    /// Holds the next delete of `key`: returns "it has started" and "let it go".
-    fn hold_next_delete(
-        &self,
-        key: ObjectKey,
-    ) -> (tokio::sync::oneshot::Receiver<()>, tokio::sync::oneshot::Sender<()>) {
-        let (started, started_rx) = tokio::sync::oneshot::channel();
-        let (go_tx, go) = tokio::sync::oneshot::channel();
-        *self.held_delete.lock().unwrap() = Some(HeldDelete { key, started, go });
-        (started_rx, go_tx)
-    }
-}
-
-impl BlobInventory for Window {
-    async fn blob_versions(&self, after: Option<&str>) -> Result<VersionPage, StoreError> {
-        self.inner.blob_versions(after).await
-    }
-}
-
-impl BlobStore for Window {
-    async fn put(&self, key: &ObjectKey, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
-        self.inner.put(key, body, meta).await
-    }
-    async fn get(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ByteStream>, StoreError> {
-        self.inner.get(key, revision).await
-    }
-    async fn head(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ObjectInfo>, StoreError> {
-        let mut info = self.inner.head(key, revision).await?;
-        if let (Some(info), Some(sha)) = (&mut info, *self.verified_sha256.lock().unwrap()) {
-            info.sha256 = Some(sha);
-        }
-        Ok(info)
-    }
-    async fn copy(
-        &self,
-        from: &ObjectKey,
-        revision: Option<&Revision>,
-        to: &ObjectKey,
-    ) -> Result<Option<Sha256>, StoreError> {
-        let rewrite = self.rewrite_before_copy.lock().unwrap().take();
-        if let Some((key, body)) = rewrite {
-            self.inner.put(&key, body, &ObjectMeta::default()).await?;
-        }
-        self.inner.copy(from, revision, to).await
-    }
-    async fn delete(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<(), StoreError> {
-        let held = {
-            let mut held = self.held_delete.lock().unwrap();
-            match held.take() {
-                Some(h) if h.key == *key => Some(h),
-                other => {
-                    *held = other;
-                    None
-                }
-            }
-        };
-        if let Some(HeldDelete { started, go, .. }) = held {
-            let _ = started.send(());
-            let _ = go.await;
-        }
-        self.inner.delete(key, revision).await
-    }
-    async fn presign_upload(
-        &self,
-        key: &ObjectKey,
-        meta: &ObjectMeta,
-        conditions: &UploadConditions,
-        ttl: Duration,
-    ) -> Result<PresignedUpload, StoreError> {
-        self.inner.presign_upload(key, meta, conditions, ttl).await
-    }
-    async fn presign_get(
-        &self,
-        key: &ObjectKey,
-        d: &DownloadAs,
-        ttl: Duration,
-    ) -> Result<PresignedRequest, StoreError> {
-        self.inner.presign_get(key, d, ttl).await
-    }
-}
+/// The in-memory bucket behind the shared test window (`intake_core::testing::Window`).
+type Window = intake_core::testing::Window<MemoryBlobStore>;
 
 struct World {
-    c: Cataloguer<Arc<MemoryCatalog>, Arc<Window>>,
-    sweeper: Sweeper<Arc<MemoryCatalog>, Arc<Window>>,
-    catalog: Arc<MemoryCatalog>,
-    blobs: Arc<Window>,
+    c: Cataloguer<MemoryCatalog, Window>,
+    sweeper: Sweeper<MemoryCatalog, Window>,
+    catalog: MemoryCatalog,
+    blobs: Window,
     clock: Arc<ManualClock>,
 }
 
 fn world() -> World {
-    let catalog = Arc::new(MemoryCatalog::default());
-    let blobs = Arc::new(Window::default());
+    let catalog = MemoryCatalog::default();
+    let blobs = Window::new(MemoryBlobStore::default());
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
     blobs.inner.stamp_writes_with(clock.clone());
     World {
@@ -237,7 +140,8 @@ async fn a_key_written_again_between_hash_and_copy_never_changes_what_the_blob_h
     let w = world();
     let key = "incoming/acme/inbox/report.pdf";
     let first = w.write(key, PDF_A, "0001").await;
-    *w.blobs.rewrite_before_copy.lock().unwrap() = Some((first.key.clone(), Bytes::from_static(PDF_B)));
+    w.blobs
+        .rewrite_before_next_copy(first.key.clone(), Bytes::from_static(PDF_B));
     let Outcome::Accepted(doc) = w.c.catalogue(&first).await.unwrap() else {
         panic!("the first write is accepted")
     };
@@ -268,7 +172,8 @@ async fn without_a_version_id_the_etag_pins_the_copy_and_a_rewrite_is_never_copi
     let mut first = w.write(key, PDF_A, "0001").await;
     // An unversioned bucket's event: an ETag, no version id.
     first.revision.version_id = None;
-    *w.blobs.rewrite_before_copy.lock().unwrap() = Some((first.key.clone(), Bytes::from_static(PDF_B)));
+    w.blobs
+        .rewrite_before_next_copy(first.key.clone(), Bytes::from_static(PDF_B));
     assert!(matches!(w.c.catalogue(&first).await.unwrap(), Outcome::Gone));
     assert!(
         w.blobs.inner.keys().iter().all(|k| !k.starts_with("blobs/")),
@@ -285,7 +190,8 @@ async fn an_http_upload_sent_again_with_other_bytes_keeps_the_first_bytes() {
     let key = format!("incoming/acme/http/{id}/scan.pdf");
     let first = w.write(&key, PDF_A, "0001").await;
     // The presigned upload is used again, with other bytes, while the first is being copied.
-    *w.blobs.rewrite_before_copy.lock().unwrap() = Some((first.key.clone(), Bytes::from_static(PDF_B)));
+    w.blobs
+        .rewrite_before_next_copy(first.key.clone(), Bytes::from_static(PDF_B));
     let Outcome::Accepted(doc) = w.c.catalogue(&first).await.unwrap() else {
         panic!()
     };
@@ -303,7 +209,7 @@ async fn an_http_upload_sent_again_with_other_bytes_keeps_the_first_bytes() {
 async fn bytes_that_differ_from_the_checksum_s3_verified_are_not_catalogued() {
     let w = world();
     let arrival = w.write("incoming/acme/a.pdf", PDF_A, "0001").await;
-    *w.blobs.verified_sha256.lock().unwrap() = Some(Sha256::of(PDF_B));
+    w.blobs.claim_verified(Sha256::of(PDF_B));
     let e = w.c.catalogue(&arrival).await.unwrap_err();
     assert!(
         matches!(e, Error::Unavailable(ref m) if m.contains("S3 verified")),

@@ -22,11 +22,22 @@ const START: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
 /// How an endpoint answers at a given test time.
 type Answering = Box<dyn Fn(OffsetDateTime) -> WebhookAnswer + Send>;
 
-/// An endpoint: answers what `answer` says at the current test time, records what it got.
-struct Endpoint {
+/// An endpoint: answers what `answer` says at the current test time, records what it got. A
+/// clone is the same endpoint.
+#[derive(Clone)]
+struct Endpoint(Arc<EndpointState>);
+
+struct EndpointState {
     clock: Arc<ManualClock>,
     answer: Mutex<Answering>,
     got: Mutex<Vec<Received>>,
+}
+
+impl std::ops::Deref for Endpoint {
+    type Target = EndpointState;
+    fn deref(&self) -> &EndpointState {
+        &self.0
+    }
 }
 
 /// A POST as the endpoint got it: when, its headers, its body.
@@ -34,11 +45,11 @@ type Received = (OffsetDateTime, BTreeMap<String, String>, Bytes);
 
 impl Endpoint {
     fn new(clock: Arc<ManualClock>) -> Self {
-        Self {
+        Self(Arc::new(EndpointState {
             clock,
             answer: Mutex::new(Box::new(|_| ok(204))),
             got: Mutex::new(Vec::new()),
-        }
+        }))
     }
     fn answer(&self, f: impl Fn(OffsetDateTime) -> WebhookAnswer + Send + 'static) {
         *self.answer.lock().unwrap() = Box::new(f);
@@ -78,25 +89,25 @@ impl WebhookClient for Endpoint {
 }
 
 struct World {
-    catalog: Arc<MemoryCatalog>,
+    catalog: MemoryCatalog,
     clock: Arc<ManualClock>,
-    endpoint: Arc<Endpoint>,
-    fanout: Fanout<Arc<MemoryCatalog>, Arc<MemoryQueue>, Arc<MemoryQueue>>,
-    deliverer: Deliverer<Arc<MemoryCatalog>, Arc<Endpoint>, MemorySealer>,
-    registry: Registry<Arc<MemoryCatalog>, MemorySealer, Arc<MemoryQueue>>,
-    queue: Arc<MemoryQueue>,
-    work: Arc<MemoryQueue>,
+    endpoint: Endpoint,
+    fanout: Fanout<MemoryCatalog, MemoryQueue, MemoryQueue>,
+    deliverer: Deliverer<MemoryCatalog, Endpoint, MemorySealer>,
+    registry: Registry<MemoryCatalog, MemorySealer, MemoryQueue>,
+    queue: MemoryQueue,
+    work: MemoryQueue,
     /// The webhook queue as SQS holds it: jobs and when they are visible.
     pending: Vec<(OffsetDateTime, Job)>,
 }
 
 fn world() -> World {
-    let catalog = Arc::new(MemoryCatalog::default());
+    let catalog = MemoryCatalog::default();
     let clock = Arc::new(ManualClock::new(START));
     let ids: Arc<SequentialIds> = Arc::new(SequentialIds::default());
-    let endpoint = Arc::new(Endpoint::new(clock.clone()));
-    let queue = Arc::new(MemoryQueue::default());
-    let work = Arc::new(MemoryQueue::default());
+    let endpoint = Endpoint::new(clock.clone());
+    let queue = MemoryQueue::default();
+    let work = MemoryQueue::default();
     World {
         fanout: Fanout {
             catalog: catalog.clone(),
@@ -685,7 +696,7 @@ async fn a_retry_whose_recording_answer_was_lost_is_still_retried() {
 async fn a_long_replay_goes_forward_in_time_a_bounded_batch_per_call() {
     let mut w = world();
     let (hook, _) = w.hook().await;
-    let n = Registry::<Arc<MemoryCatalog>, MemorySealer, Arc<MemoryQueue>>::REPLAY_LIMIT as u32 + 30;
+    let n = Registry::<MemoryCatalog, MemorySealer, MemoryQueue>::REPLAY_LIMIT as u32 + 30;
     for i in 1..=n {
         w.fanout
             .handle(&event(i, START + time::Duration::seconds(i.into())))
@@ -721,12 +732,12 @@ async fn a_long_replay_goes_forward_in_time_a_bounded_batch_per_call() {
 /// with the record as it was when [`StaleRead::arm`] was called (the job read, then another job
 /// ran before it claimed).
 struct StaleRead {
-    inner: Arc<MemoryCatalog>,
+    inner: MemoryCatalog,
     stale: Mutex<Option<DeliveryRecord>>,
 }
 
 impl StaleRead {
-    async fn arm(inner: Arc<MemoryCatalog>, event_id: &str, hook: &WebhookId) -> Self {
+    async fn arm(inner: MemoryCatalog, event_id: &str, hook: &WebhookId) -> Self {
         let read = inner.get_delivery(event_id, hook).await.unwrap();
         Self {
             inner,

@@ -14,7 +14,7 @@ use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 
 const DOC: &str = "01JDZ8Q3M4V9W6X7Y8Z9A0B1C2";
-type TestApi = Api<Arc<MemoryCatalog>, MemoryBlobStore, MemorySealer, Arc<MemoryQueue>>;
+type TestApi = Api<MemoryCatalog, MemoryBlobStore, MemorySealer, MemoryQueue>;
 
 fn event(name: &str) -> Request {
     let path = format!("{}/../../events/alb/{name}.json", env!("CARGO_MANIFEST_DIR"));
@@ -23,7 +23,7 @@ fn event(name: &str) -> Request {
 }
 
 async fn api() -> TestApi {
-    let catalog = Arc::new(MemoryCatalog::default());
+    let catalog = MemoryCatalog::default();
     let app = Intake {
         catalog: catalog.clone(),
         blobs: MemoryBlobStore::default(),
@@ -47,7 +47,7 @@ async fn api() -> TestApi {
     let registry = intake_core::webhooks::Registry {
         catalog,
         sealer: MemorySealer,
-        deliveries: Arc::new(MemoryQueue::default()),
+        deliveries: MemoryQueue::default(),
         clock: Arc::new(SystemClock),
         ids: Arc::new(SequentialIds::default()),
         allow_private: false,

@@ -19,20 +19,20 @@ fn event(name: &str) -> SnsEvent {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-type TestFanout = Fanout<Arc<MemoryCatalog>, Arc<MemoryQueue>, Arc<MemoryQueue>>;
+type TestFanout = Fanout<MemoryCatalog, MemoryQueue, MemoryQueue>;
 
 struct World {
     fanout: TestFanout,
-    catalog: Arc<MemoryCatalog>,
-    deliveries: Arc<MemoryQueue>,
-    work: Arc<MemoryQueue>,
+    catalog: MemoryCatalog,
+    deliveries: MemoryQueue,
+    work: MemoryQueue,
     hook: Webhook,
 }
 
 async fn world() -> World {
-    let catalog = Arc::new(MemoryCatalog::default());
+    let catalog = MemoryCatalog::default();
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-27 12:00 UTC)));
-    let (deliveries, work) = (Arc::new(MemoryQueue::default()), Arc::new(MemoryQueue::default()));
+    let (deliveries, work) = (MemoryQueue::default(), MemoryQueue::default());
     let registry = Registry {
         catalog: catalog.clone(),
         sealer: MemorySealer,

@@ -17,9 +17,9 @@ fn event(name: &str) -> SqsEvent {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn worker() -> Worker<Arc<MemoryCatalog>, Arc<MemoryBlobStore>, MemoryQueue> {
-    let catalog = Arc::new(MemoryCatalog::default());
-    let blobs = Arc::new(MemoryBlobStore::default());
+fn worker() -> Worker<MemoryCatalog, MemoryBlobStore, MemoryQueue> {
+    let catalog = MemoryCatalog::default();
+    let blobs = MemoryBlobStore::default();
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
     Worker {
         sweeper: Sweeper {
@@ -75,7 +75,7 @@ async fn the_weekly_reconciliation_runs_a_page_and_queues_the_next() {
     for body in [&b"a"[..], b"b", b"c"] {
         let key = intake_core::ObjectKey::blob(&intake_core::Sha256::of(body));
         intake_core::ports::BlobStore::put(
-            &*w.sweeper.blobs,
+            &w.sweeper.blobs,
             &key,
             bytes::Bytes::copy_from_slice(body),
             &Default::default(),

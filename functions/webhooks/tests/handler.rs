@@ -53,11 +53,11 @@ fn message(id: &str, body: &str) -> SqsMessage {
 }
 
 /// A webhook of acme's and `events` events fanned out to it: the catalog and the jobs queued.
-async fn fanned_out(events: u128) -> (Arc<MemoryCatalog>, Arc<ManualClock>, Arc<SequentialIds>, Vec<Job>) {
-    let catalog = Arc::new(MemoryCatalog::default());
+async fn fanned_out(events: u128) -> (MemoryCatalog, Arc<ManualClock>, Arc<SequentialIds>, Vec<Job>) {
+    let catalog = MemoryCatalog::default();
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 12:00 UTC)));
     let ids = Arc::new(SequentialIds::default());
-    let queue = Arc::new(MemoryQueue::default());
+    let queue = MemoryQueue::default();
     let registry = Registry {
         catalog: catalog.clone(),
         sealer: MemorySealer,
@@ -76,7 +76,7 @@ async fn fanned_out(events: u128) -> (Arc<MemoryCatalog>, Arc<ManualClock>, Arc<
     let fanout = Fanout {
         catalog: catalog.clone(),
         deliveries: queue.clone(),
-        work: Arc::new(MemoryQueue::default()),
+        work: MemoryQueue::default(),
         clock: clock.clone(),
         grace: Duration::from_secs(900),
     };
