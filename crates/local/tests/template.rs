@@ -34,7 +34,8 @@ fn edited_template(from: &str, to: &str) -> PathBuf {
         1,
         "template.yaml should contain {from:?} exactly once"
     );
-    let dir = std::env::temp_dir().join(format!("intake-template-{}", intake_local::request_id()));
+    // Under the build's own scratch folder (cleaned with `cargo clean`), not the system's /tmp.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("template-{}", intake_local::request_id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("template.yaml");
     std::fs::write(&path, text.replace(from, to)).unwrap();
