@@ -13,8 +13,8 @@ use crate::{ObjectKey, Sha256};
 
 /// A blob store with a test port in front, which makes the windows of the protocols
 /// deterministic: other bytes written to a key just before a copy (between hashing and
-/// copying), a checksum the store claims it verified, a delete held in flight. A clone is the
-/// same window.
+/// copying), a checksum the store claims it verified, a delete held in flight, reads of one key
+/// failing (as S3 sometimes answers 503). A clone is the same window.
 pub struct Window<B>(Arc<WindowState<B>>);
 
 impl<B> Clone for Window<B> {
@@ -30,6 +30,7 @@ pub struct WindowState<B> {
     rewrite_before_copy: Mutex<Option<(ObjectKey, Bytes)>>,
     verified_sha256: Mutex<Option<Sha256>>,
     held_delete: Mutex<Option<HeldDelete>>,
+    failing_reads: Mutex<Option<ObjectKey>>,
 }
 
 impl<B> Deref for Window<B> {
@@ -57,7 +58,13 @@ impl<B> Window<B> {
             rewrite_before_copy: Mutex::new(None),
             verified_sha256: Mutex::new(None),
             held_delete: Mutex::new(None),
+            failing_reads: Mutex::new(None),
         }))
+    }
+
+    /// From now on, reads (GET) of `key` fail as unavailable; `None`: they succeed again.
+    pub fn fail_reads_of(&self, key: Option<ObjectKey>) {
+        *locked(&self.failing_reads) = key;
     }
 
     /// Just before the next copy, `body` is written to `key` (the key is written again
@@ -93,6 +100,9 @@ impl<B: BlobStore> BlobStore for Window<B> {
         self.inner.put(key, body, meta).await
     }
     async fn get(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ByteStream>, StoreError> {
+        if locked(&self.failing_reads).as_ref() == Some(key) {
+            return Err(StoreError::Unavailable("503 Slow Down".into()));
+        }
         self.inner.get(key, revision).await
     }
     async fn head(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ObjectInfo>, StoreError> {

@@ -2,14 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lambda_events::event::s3::S3Event;
 use bytes::Bytes;
 use intake_core::ingest::Cataloguer;
 use intake_core::memory::{MemoryBlobStore, MemoryCatalog};
 use intake_core::ports::*;
-use intake_core::{ObjectKey, Policy, Sha256};
+use intake_core::{ObjectKey, Policy};
 use intake_s3::{Summary, handle};
 
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
@@ -20,55 +19,9 @@ fn event(name: &str) -> S3Event {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// A blob store that fails reads of one key, as S3 sometimes does.
-#[derive(Default)]
-struct Flaky {
-    inner: MemoryBlobStore,
-    failing: std::sync::Mutex<Option<String>>,
-}
-
-impl BlobStore for Flaky {
-    async fn put(&self, key: &ObjectKey, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
-        self.inner.put(key, body, meta).await
-    }
-    async fn get(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ByteStream>, StoreError> {
-        if self.failing.lock().unwrap().as_deref() == Some(key.as_str()) {
-            return Err(StoreError::Unavailable("503 Slow Down".into()));
-        }
-        self.inner.get(key, revision).await
-    }
-    async fn head(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ObjectInfo>, StoreError> {
-        self.inner.head(key, revision).await
-    }
-    async fn copy(
-        &self,
-        from: &ObjectKey,
-        revision: Option<&Revision>,
-        to: &ObjectKey,
-    ) -> Result<Option<Sha256>, StoreError> {
-        self.inner.copy(from, revision, to).await
-    }
-    async fn delete(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<(), StoreError> {
-        self.inner.delete(key, revision).await
-    }
-    async fn presign_upload(
-        &self,
-        key: &ObjectKey,
-        meta: &ObjectMeta,
-        conditions: &UploadConditions,
-        ttl: Duration,
-    ) -> Result<PresignedUpload, StoreError> {
-        self.inner.presign_upload(key, meta, conditions, ttl).await
-    }
-    async fn presign_get(
-        &self,
-        key: &ObjectKey,
-        d: &DownloadAs,
-        ttl: Duration,
-    ) -> Result<PresignedRequest, StoreError> {
-        self.inner.presign_get(key, d, ttl).await
-    }
-}
+/// The in-memory bucket behind the shared test window: reads of one key can fail, as S3
+/// sometimes answers.
+type Flaky = intake_core::testing::Window<MemoryBlobStore>;
 
 /// The sample event `name`, its records pinned to the objects as the store holds them now
 /// (the version id and ETag S3 would report).
@@ -95,7 +48,7 @@ fn pinned(name: &str, c: &Cataloguer<MemoryCatalog, Flaky>) -> S3Event {
 fn cataloguer() -> Cataloguer<MemoryCatalog, Flaky> {
     Cataloguer {
         catalog: MemoryCatalog::default(),
-        blobs: Flaky::default(),
+        blobs: Flaky::new(MemoryBlobStore::default()),
         policy: Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
         clock: Arc::new(SystemClock),
     }
@@ -145,13 +98,14 @@ async fn one_failing_record_does_not_lose_the_others_and_the_retry_is_safe() {
     put(&c, "incoming/demo/batch/a.pdf", PDF).await;
     put(&c, "incoming/demo/batch/b.png", PNG).await;
     put(&c, "incoming/demo/batch/c.txt", b"hello, world").await;
-    *c.blobs.failing.lock().unwrap() = Some("incoming/demo/batch/b.png".into());
+    c.blobs
+        .fail_reads_of(Some(ObjectKey::parse("incoming/demo/batch/b.png").unwrap()));
     let multi = pinned("multi-record", &c);
     let failure = handle(&c, multi.clone()).await.unwrap_err();
     assert_eq!((failure.failed, failure.total), (1, 3));
     assert_eq!(failure.summary.accepted, 2);
 
-    *c.blobs.failing.lock().unwrap() = None;
+    c.blobs.fail_reads_of(None);
     let retry = handle(&c, multi).await.unwrap();
     assert_eq!(
         retry,
