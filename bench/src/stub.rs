@@ -182,7 +182,7 @@ mod tests {
     #[tokio::test]
     async fn the_sdk_accepts_its_answers_and_it_counts_them() {
         let (url, counts) = start().await.unwrap();
-        let sdk = intake_local::stack::sdk_config(&url, intake_local::stack::DEFAULT_ACCOUNT).await;
+        let sdk = intake_local::local_aws::sdk_config(&url, intake_local::local_aws::DEFAULT_ACCOUNT).await;
         let entries: Vec<PublishBatchRequestEntry> = (0..3)
             .map(|i| {
                 PublishBatchRequestEntry::builder()

@@ -1,6 +1,6 @@
 //! The whole bill: a realistic document mix through the real local pipeline (template.yaml
 //! deployed locally, the release function binaries, the local AWS), every AWS request each
-//! function makes metered as AWS bills it (`intake_local::meter`: DynamoDB units from item
+//! function makes metered as AWS bills it (`meter`, an observer of the local run's IAM gates: DynamoDB units from item
 //! sizes, S3 request classes, SNS/SQS per 64 KiB, KMS), every invocation's duration and every
 //! log byte, priced at published list prices (`pricing`) and scaled to a million documents.
 //!
@@ -8,6 +8,7 @@
 
 pub mod floor;
 pub mod history;
+pub mod meter;
 pub mod pricing;
 pub mod workload;
 
@@ -22,9 +23,9 @@ use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use intake_core::ports::{OsRandom, StatsReader, SystemClock};
 use intake_core::{Owner, StatusKind};
-use intake_local::meter::{Invocations, Meter, Usage};
+use intake_local::local_aws::{DEFAULT_ACCOUNT, start_moto};
 use intake_local::pipeline::{Options, Pipeline};
-use intake_local::stack::{DEFAULT_ACCOUNT, start_moto};
+use meter::{Invocations, Meter, Usage};
 
 use crate::report::Report;
 use pricing::*;
@@ -142,7 +143,7 @@ pub async fn measure(functions: &Path, python: &Path, repo: &Path, mix: workload
     // As the prod stack logs (samconfig.toml: LogLevel=INFO); sweeps within the run.
     options.plan.parameters.insert("LogLevel".into(), "INFO".into());
     options.set("BLOB_SWEEP_GRACE_SECONDS", "1");
-    options.meter = Some(meter.clone());
+    options.observer = Some(meter.clone());
     let door = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -308,7 +309,7 @@ pub fn section(r: &mut Report, m: &Measured, bill: &Bill, floor: &Bill) {
     r.heading(2, "The whole bill: a million documents");
     let s = &m.sent;
     r.para(&format!(
-        "A mix sent through the real local pipeline (template.yaml deployed on this machine, the function binaries of `{}`, the local AWS), as users send it: {} small HTTP uploads (2–32 KiB, a third of them bytes their owner sent before), {} large files through presigned uploads ({} KiB each), {} files dropped into the bucket, {} mails of three attachments; then {} renames and {} deletes; one webhook per owner, answering 204. {} documents came in ({}), in {:.0} s. Every AWS request each function made was metered where it passed (`intake_local::meter`, in the IAM gates): DynamoDB in read and write units from the items' sizes before and after each write (transactions twice, the index too), S3 by request class, SNS and SQS per 64 KiB, KMS per request; the event source mappings' receives and deletes; the requests the bucket owner pays that clients make (uploads, drops, SES writing mail); every invocation's duration and every log byte. Prices: {}. Per million documents:",
+        "A mix sent through the real local pipeline (template.yaml deployed on this machine, the function binaries of `{}`, the local AWS), as users send it: {} small HTTP uploads (2–32 KiB, a third of them bytes their owner sent before), {} large files through presigned uploads ({} KiB each), {} files dropped into the bucket, {} mails of three attachments; then {} renames and {} deletes; one webhook per owner, answering 204. {} documents came in ({}), in {:.0} s. Every AWS request each function made was metered where it passed (`bench/src/bill/meter.rs`, an observer of the IAM gates): DynamoDB in read and write units from the items' sizes before and after each write (transactions twice, the index too), S3 by request class, SNS and SQS per 64 KiB, KMS per request; the event source mappings' receives and deletes; the requests the bucket owner pays that clients make (uploads, drops, SES writing mail); every invocation's duration and every log byte. Prices: {}. Per million documents:",
         m.binaries,
         s.uploads,
         s.large,

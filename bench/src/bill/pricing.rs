@@ -5,7 +5,7 @@
 //! published list prices as of 2025, checked on 2026-11-28 against public copies of the pricing
 //! pages; free tiers are left out (they do not scale with documents).
 
-use intake_local::meter::{Invocations, Usage};
+use super::meter::{Invocations, Usage};
 
 /// When and where the prices below were read.
 pub const PRICES_AS_OF: &str =

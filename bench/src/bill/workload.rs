@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::meter::{Meter, Usage};
 use futures::StreamExt;
-use intake_local::meter::{Meter, Usage};
 use intake_local::pipeline::Pipeline;
 use serde_json::{Value, json};
 

@@ -107,7 +107,7 @@ impl Ctx {
             memory_mb: MEMORY_MB as u32,
             max_environments: 1,
             log: None,
-            meter: None,
+            observer: None,
         }
     }
 

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
+use intake_local::local_aws::{DEFAULT_ACCOUNT, start_moto};
 use intake_local::pipeline::{Local, Options};
-use intake_local::stack::{DEFAULT_ACCOUNT, start_moto};
 
 use crate::Cli;
 use crate::report::Report;

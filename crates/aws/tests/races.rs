@@ -3,7 +3,6 @@
 //! document's blob exists and hashes to its digest, the ledger counts its users, and no
 //! webhook gets one event twice.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,7 +43,7 @@ async fn world() -> World {
         c: Cataloguer {
             catalog: catalog.clone(),
             blobs: blobs.clone(),
-            policy: Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
+            policy: Arc::new(Policy::from_toml(intake_testkit::POLICY).unwrap()),
             clock: clock.clone(),
         },
         sweeper: Sweeper {
@@ -238,29 +237,18 @@ async fn a_delete_and_its_sweep_racing_a_new_upload_of_the_same_bytes_never_lose
 async fn concurrent_deliveries_of_one_event_to_one_hook_post_once() {
     let sdk = sdk_config().await;
     let posts = Arc::new(Mutex::new(0u32));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let counter = posts.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let counter = counter.clone();
-                    async move {
-                        let _ = req.into_body().collect().await;
-                        *counter.lock().unwrap() += 1;
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
+    let receiver = intake_testkit::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let counter = counter.clone();
+        async move {
+            let _ = req.into_body().collect().await;
+            *counter.lock().unwrap() += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            hyper::Response::new(Full::new(Bytes::new()))
         }
-    });
+    })
+    .await;
+    let url = format!("http://{receiver}/hook");
     let catalog = fresh_catalog(&sdk).await;
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
     let ids = Arc::new(SequentialIds::default());

@@ -132,3 +132,112 @@ fn nothing_shipped_depends_on_the_local_emulator_or_the_benchmark() {
         assert!(wrong.is_empty(), "{name} depends on {wrong:?}");
     }
 }
+
+#[test]
+fn the_test_kit_is_only_ever_a_dev_dependency() {
+    let all = dependencies();
+    for (name, deps) in &all {
+        assert!(
+            !deps.contains("intake-testkit"),
+            "{name} depends on intake-testkit outside its tests"
+        );
+    }
+    let kit = &all["intake-testkit"];
+    assert!(
+        kit.iter().all(|d| !d.starts_with("intake-")),
+        "the test kit knows no intake crate: {kit:?}"
+    );
+}
+
+/// A crate's modules (the files and folders of `src/`) and the modules each one names with
+/// `crate::…` in code (comments and unit tests left out).
+fn module_references(src: &std::path::Path) -> BTreeMap<String, BTreeSet<String>> {
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(src, &mut all);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in all {
+        let relative = path.strip_prefix(src).unwrap();
+        let first = relative.components().next().unwrap().as_os_str().to_string_lossy();
+        let module = first.trim_end_matches(".rs").to_owned();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+        for line in code.lines() {
+            let line = line.split("//").next().unwrap_or_default();
+            for (at, _) in line.match_indices("crate::") {
+                let named: String = line[at + 7..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !named.is_empty() && named != module {
+                    graph.entry(module.clone()).or_default().insert(named);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// Each crate's modules form no cycle: a module that needs another's types and is needed by it
+/// is one module, or the shared part belongs in a third (as the webhooks' stored records moved
+/// to `domain`, and the local AWS's constants out of `stack`).
+#[test]
+fn no_crates_modules_name_each_other_in_a_cycle() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for krate in [
+        "crates/core",
+        "crates/aws",
+        "crates/lambda",
+        "crates/local",
+        "crates/admin",
+        "bench",
+    ] {
+        let graph = module_references(&root.join(krate).join("src"));
+        // Depth-first search for a back edge.
+        fn visit<'a>(
+            graph: &'a BTreeMap<String, BTreeSet<String>>,
+            node: &'a str,
+            path: &mut Vec<&'a str>,
+            done: &mut BTreeSet<&'a str>,
+        ) -> Option<Vec<String>> {
+            if let Some(at) = path.iter().position(|n| *n == node) {
+                let mut cycle: Vec<String> = path[at..].iter().map(|s| s.to_string()).collect();
+                cycle.push(node.to_owned());
+                return Some(cycle);
+            }
+            if !done.insert(node) {
+                return None;
+            }
+            path.push(node);
+            for next in graph.get(node).into_iter().flatten() {
+                if let Some(cycle) = visit(graph, next, path, done) {
+                    return Some(cycle);
+                }
+            }
+            path.pop();
+            None
+        }
+        let mut done = BTreeSet::new();
+        for node in graph.keys() {
+            let mut path = Vec::new();
+            if let Some(cycle) = visit(&graph, node, &mut path, &mut done) {
+                panic!(
+                    "{krate}: its modules name each other in a cycle: {}",
+                    cycle.join(" -> ")
+                );
+            }
+        }
+    }
+}

@@ -31,8 +31,8 @@ pub struct Scope {
     pub region: String,
     /// table name -> (index name or "" for the table) -> partition key attribute
     pub partition_keys: HashMap<String, HashMap<String, String>>,
-    /// table name -> its key attributes and its indexes' (for the meter)
-    pub tables: HashMap<String, crate::meter::TableKeys>,
+    /// table name -> its key attributes and its indexes' (for observers)
+    pub tables: HashMap<String, crate::dynamodb_keys::TableKeys>,
 }
 
 fn decode(s: &str) -> String {

@@ -15,8 +15,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::aws_request::Scope;
+use crate::dynamodb_keys;
 use crate::iam::{self, Decision, Statement};
-use crate::meter::{self, Meter};
+use crate::observe::{Call, Observer, Touched};
 
 /// One authorization a function needed, and what IAM said.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,15 +36,15 @@ pub struct Ledger {
     pub decisions: Mutex<BTreeSet<Decided>>,
     /// function -> its role's statements (to tell which were never used)
     pub roles: Mutex<BTreeMap<String, Vec<Statement>>>,
-    /// What every allowed call cost, as AWS bills it.
-    pub meter: Arc<Meter>,
+    /// Who is told of every allowed call (the benchmark's meter), if anyone.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl Ledger {
-    /// A ledger whose calls are metered by `meter`.
-    pub fn with_meter(meter: Arc<Meter>) -> Self {
+    /// A ledger whose allowed calls are shown to `observer`.
+    pub fn observed_by(observer: Option<Arc<dyn Observer>>) -> Self {
         Self {
-            meter,
+            observer,
             ..Self::default()
         }
     }
@@ -225,31 +226,47 @@ impl Gate {
             eprintln!("[iam] {} DENIED: {message}", self.function);
             return access_denied(&call.service, &message);
         }
-        let meter = self.ledger.meter.clone();
-        let dynamodb = call.service == "dynamodb";
-        let request: serde_json::Value = if dynamodb {
-            serde_json::from_slice(&body).unwrap_or_default()
-        } else {
-            serde_json::Value::Null
+        let Some(observer) = self.ledger.observer.clone() else {
+            return self.forward(parts, body).await.0;
         };
-        let written = if dynamodb && meter.item_sizes() && meter::is_write(&call.operation) {
-            meter::written_keys(&call.operation, &request, &self.scope.tables)
+        let written = if call.service == "dynamodb" && dynamodb_keys::is_write(&call.operation) {
+            let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            dynamodb_keys::written_keys(&call.operation, &request, &self.scope.tables)
         } else {
             Vec::new()
         };
+        let read = observer.wants_items() && !written.is_empty();
         let authorization = headers.get("authorization").cloned().unwrap_or_default();
-        let before = self.read_items(&written, &authorization).await;
-        let (response, answer) = self.forward(parts, body.clone()).await;
-        let after = self.read_items(&written, &authorization).await;
-        let mut usage = if dynamodb {
-            let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
-            meter::dynamodb_usage(&call.operation, &request, &answer, &before, &after, &self.scope.tables)
+        let before = if read {
+            self.read_items(&written, &authorization).await
         } else {
-            meter::other_usage(&call.service, &call.operation, &body)
+            Vec::new()
         };
-        usage.request_bytes = body.len() as u64;
-        usage.response_bytes = answer.len() as u64;
-        meter.record(&self.function, &call.service, &call.operation, usage);
+        let (response, answer) = self.forward(parts, body.clone()).await;
+        let after = if read {
+            self.read_items(&written, &authorization).await
+        } else {
+            Vec::new()
+        };
+        let items: Vec<Touched> = written
+            .into_iter()
+            .enumerate()
+            .map(|(i, (table, key))| Touched {
+                table,
+                key,
+                before: before.get(i).cloned().flatten(),
+                after: after.get(i).cloned().flatten(),
+            })
+            .collect();
+        observer.call(&Call {
+            function: &self.function,
+            service: &call.service,
+            operation: &call.operation,
+            request: &body,
+            answer: &answer,
+            items: &items,
+            tables: &self.scope.tables,
+        });
         response
     }
 
@@ -288,7 +305,7 @@ impl Gate {
         items
     }
 
-    /// Sends the request on; the answer, and its body (for the meter).
+    /// Sends the request on; the answer, and its body (for the observer).
     async fn forward(&self, parts: hyper::http::request::Parts, body: Bytes) -> (Response<Full<Bytes>>, Bytes) {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut request = Request::builder()

@@ -67,8 +67,8 @@ impl AsyncInvoke {
         Self {
             function_arn: format!(
                 "arn:aws:lambda:{}:{}:function:{}",
-                crate::stack::REGION,
-                crate::stack::DEFAULT_ACCOUNT,
+                crate::local_aws::REGION,
+                crate::local_aws::DEFAULT_ACCOUNT,
                 function.name()
             ),
             function,

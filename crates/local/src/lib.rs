@@ -1,6 +1,6 @@
 //! intake on one machine, without AWS and without Docker, deployed from `template.yaml`: the
 //! SAM transform's output read as CloudFormation would ([`template`]) and created on a local
-//! AWS API server (moto, [`stack`]) with the stack's names ([`deployment`]); the real function
+//! AWS API server (moto, [`local_aws`]; its handles: [`stack`]) with the stack's names ([`deployment`]); the real function
 //! binaries run behind a local implementation of the Lambda Runtime API ([`runtime`]), each
 //! with the environment the template gives it and an IAM gate that holds its AWS calls to its
 //! role ([`gate`], [`iam`], [`aws_request`]); what AWS does between them is wired as declared
@@ -8,14 +8,16 @@
 
 pub mod aws_request;
 pub mod deployment;
+pub mod dynamodb_keys;
 pub mod faults;
 pub mod filter;
 pub mod front_door;
 pub mod gate;
 pub mod iam;
 pub mod invoke;
-pub mod meter;
+pub mod local_aws;
 pub mod notify;
+pub mod observe;
 pub mod pipeline;
 pub mod runtime;
 pub mod sqs;

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use intake_local::local_aws::{DEFAULT_ACCOUNT, start_moto};
 use intake_local::pipeline::{Local, Options, Pipeline};
-use intake_local::stack::{DEFAULT_ACCOUNT, start_moto};
 
 #[derive(Parser)]
 #[command(
@@ -304,7 +304,7 @@ async fn run_up(up: Up) -> Result<(), String> {
         stack.bucket,
         stack.topic_arn.as_deref().unwrap_or_default(),
         stack.account,
-        intake_local::stack::LOCAL_SECRET,
+        intake_local::local_aws::LOCAL_SECRET,
     );
     std::fs::write(&up.env_file, env_file).map_err(|e| format!("writing {}: {e}", up.env_file.display()))?;
 

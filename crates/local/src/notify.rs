@@ -47,7 +47,7 @@ pub fn s3_event(
     json!({ "Records": [{
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
-        "awsRegion": crate::stack::REGION,
+        "awsRegion": crate::local_aws::REGION,
         "eventTime": at.format(&Rfc3339).unwrap_or_default(),
         "eventName": "ObjectCreated:Put",
         "userIdentity": { "principalId": "AWS:LOCAL" },

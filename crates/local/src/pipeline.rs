@@ -25,11 +25,13 @@ use crate::front_door::FrontDoor;
 use crate::gate::Ledger;
 use crate::iam;
 use crate::invoke::{AsyncInvoke, Destination};
+use crate::local_aws::LocalApi;
+use crate::local_aws::{LOCAL_SECRET, REGION};
 use crate::notify::{Watch, ses_event, watch_bucket};
 use crate::runtime::{FunctionHost, FunctionSpec, LogSink};
 use crate::sqs::QueueSource;
-use crate::stack::{LOCAL_SECRET, LocalStack, REGION};
-use crate::stream::{LocalApi, StreamSource, serve_sns_endpoint};
+use crate::stack::LocalStack;
+use crate::stream::{StreamSource, serve_sns_endpoint};
 
 /// How a local deployment is made.
 #[derive(Clone)]
@@ -50,8 +52,8 @@ pub struct Options {
     pub poll: Duration,
     /// Keep every function's log lines here too.
     pub log: Option<LogSink>,
-    /// Meter every call, invocation and log line here (the benchmark's whole bill).
-    pub meter: Option<Arc<crate::meter::Meter>>,
+    /// Show every call, invocation and log line to this observer (the benchmark's meter).
+    pub observer: Option<Arc<dyn crate::observe::Observer>>,
 }
 
 /// The settings a local run changes from the template's, and why.
@@ -84,7 +86,7 @@ impl Options {
             multi_value_headers: true,
             poll: Duration::from_millis(250),
             log: None,
-            meter: None,
+            observer: None,
         })
     }
 
@@ -113,7 +115,7 @@ impl Local {
     pub async fn deploy(options: Options) -> Result<Self, String> {
         let deployment = Deployment::create(&options.plan, &options.endpoint).await?;
         let stack = LocalStack::of(&deployment)?;
-        let ledger = Arc::new(Ledger::with_meter(options.meter.clone().unwrap_or_default()));
+        let ledger = Arc::new(Ledger::observed_by(options.observer.clone()));
         let scope = Scope {
             account: deployment.stack.account.clone(),
             region: deployment.stack.region.clone(),
@@ -205,7 +207,7 @@ impl Local {
             memory_mb: f.memory_mb,
             max_environments: 4,
             log,
-            meter: Some(self.ledger.meter.clone()),
+            observer: self.ledger.observer.clone(),
         })
         .await
         .map_err(|e| format!("{logical_id}: {e}"))
@@ -408,7 +410,7 @@ impl Pipeline {
                         batch_size: m.batch_size.clamp(1, 10) as i32,
                         filters: m.filters.clone(),
                         report_item_failures: m.report_item_failures,
-                        meter: Some(local.ledger.meter.clone()),
+                        observer: local.ledger.observer.clone(),
                     };
                     // Lambda polls an SQS queue with several pollers at once (five to begin
                     // with, more as the queue grows), each invoking with its own batch.

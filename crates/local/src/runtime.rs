@@ -42,8 +42,8 @@ pub struct FunctionSpec {
     /// Also keep every line the function writes to stdout here (its logs), besides passing it
     /// on to this process's stdout.
     pub log: Option<LogSink>,
-    /// Where invocations and log bytes are metered, if anywhere.
-    pub meter: Option<Arc<crate::meter::Meter>>,
+    /// Who is told of invocations and log lines, if anyone.
+    pub observer: Option<Arc<dyn crate::observe::Observer>>,
 }
 
 /// Lines a function wrote, for tests that read its logs.
@@ -211,8 +211,8 @@ impl FunctionHost {
             }
         };
         let duration = started.elapsed();
-        if let Some(meter) = &self.spec.meter {
-            meter.invocation(&self.spec.name, duration, self.spec.memory_mb);
+        if let Some(observer) = &self.spec.observer {
+            observer.invocation(&self.spec.name, duration, self.spec.memory_mb);
         }
         Invocation {
             request_id,
@@ -257,7 +257,7 @@ impl FunctionHost {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{}", env.index))
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .kill_on_drop(true);
-        if spec.log.is_some() || spec.meter.is_some() {
+        if spec.log.is_some() || spec.observer.is_some() {
             cmd.stdout(std::process::Stdio::piped());
         }
         crate::die_with_parent(&mut cmd);
@@ -266,14 +266,14 @@ impl FunctionHost {
         *env.started.lock().await = Instant::now();
         let mut child = cmd.spawn()?;
         if let Some(stdout) = child.stdout.take() {
-            let (sink, meter, name) = (spec.log.clone(), spec.meter.clone(), spec.name.clone());
+            let (sink, observer, name) = (spec.log.clone(), spec.observer.clone(), spec.name.clone());
             tokio::spawn(async move {
                 use tokio::io::AsyncBufReadExt;
                 let mut lines = tokio::io::BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     println!("{line}");
-                    if let Some(meter) = &meter {
-                        meter.log_line(&name, line.len());
+                    if let Some(observer) = &observer {
+                        observer.log_line(&name, line.len());
                     }
                     if let Some(sink) = &sink {
                         sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);

@@ -31,9 +31,9 @@ pub struct QueueSource {
     /// Whether the function's `batchItemFailures` are read (`ReportBatchItemFailures`);
     /// without it a successful invocation handled the whole batch.
     pub report_item_failures: bool,
-    /// Where the mapping's own requests are metered (a receive and a delete per batch, made
-    /// with the function's role; empty polls are left out: locally they are compressed).
-    pub meter: Option<Arc<crate::meter::Meter>>,
+    /// Who is told of the mapping's own requests (a receive and a delete per batch, made with
+    /// the function's role; empty polls are left out: locally they are compressed).
+    pub observer: Option<Arc<dyn crate::observe::Observer>>,
 }
 
 impl QueueSource {
@@ -60,9 +60,9 @@ impl QueueSource {
             if messages.is_empty() {
                 continue;
             }
-            if let Some(meter) = &self.meter {
+            if let Some(observer) = &self.observer {
                 let bytes: usize = messages.iter().map(|m| m.body().map_or(0, str::len)).sum();
-                meter.plumbing(
+                observer.plumbing(
                     self.function.name(),
                     "sqs",
                     "ReceiveMessage (event source mapping)",
@@ -121,8 +121,8 @@ impl QueueSource {
         if done.is_empty() {
             return;
         }
-        if let Some(meter) = &self.meter {
-            meter.plumbing(
+        if let Some(observer) = &self.observer {
+            observer.plumbing(
                 self.function.name(),
                 "sqs",
                 "DeleteMessageBatch (event source mapping)",
@@ -157,7 +157,7 @@ impl QueueSource {
             "md5OfBody": m.md5_of_body(),
             "eventSource": "aws:sqs",
             "eventSourceARN": self.queue_arn,
-            "awsRegion": crate::stack::REGION
+            "awsRegion": crate::local_aws::REGION
         })
     }
 }

@@ -14,72 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde_json::{Value, json};
 
 use crate::invoke::{AsyncInvoke, Destination};
+use crate::local_aws::LocalApi;
 use crate::runtime::FunctionHost;
-
-#[derive(Clone)]
-pub struct LocalApi {
-    endpoint: String,
-    account: String,
-    http: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl LocalApi {
-    pub fn new(endpoint: &str) -> Self {
-        Self {
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            account: crate::stack::DEFAULT_ACCOUNT.to_owned(),
-            http: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
-
-    /// Calls as `account` (its id is the access key; moto keeps accounts apart by it).
-    pub fn with_account(mut self, account: &str) -> Self {
-        account.clone_into(&mut self.account);
-        self
-    }
-
-    /// One JSON-protocol call (`X-Amz-Target`), as the SDK would make it (DynamoDB, DynamoDB
-    /// Streams or KMS, told apart by the target).
-    pub async fn call(&self, target: &str, body: Value) -> Result<Value, String> {
-        let (service, content_type) = if target.starts_with("TrentService.") {
-            ("kms", "application/x-amz-json-1.1")
-        } else {
-            ("dynamodb", "application/x-amz-json-1.0")
-        };
-        let request = hyper::Request::post(&self.endpoint)
-            .header("content-type", content_type)
-            .header("x-amz-target", target)
-            .header(
-                "authorization",
-                format!(
-                    "AWS4-HMAC-SHA256 Credential={}/20261127/{}/{service}/aws4_request, SignedHeaders=host, Signature=0",
-                    self.account,
-                    crate::stack::REGION
-                ),
-            )
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| e.to_string())?;
-        let response = self.http.request(request).await.map_err(|e| format!("{target}: {e}"))?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(format!("{target}: HTTP {status}: {}", String::from_utf8_lossy(&bytes)));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| format!("{target}: {e}"))
-    }
-}
 
 /// The stream's event source mapping (the template's `AWS::Lambda::EventSourceMapping` on the
 /// table's stream).

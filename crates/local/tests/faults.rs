@@ -6,37 +6,23 @@
 //! its digest's bytes and is counted, statistics equal a recount, no webhook gets an event
 //! twice, and every log line of a document's processing names it.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use intake_aws::testing::endpoint;
 use intake_core::jobs::Job;
 use intake_core::ports::{BlobLedger, BlobState, Deliveries, Documents, ListQuery, OsRandom, StatsReader, SystemClock};
 use intake_core::{Document, ObjectKey, Owner, Sha256, StatusKind};
 use intake_local::faults::{Fault, FaultPlan, FaultProxy};
-use intake_local::pipeline::{Options, Pipeline};
+use intake_local::pipeline::Pipeline;
+use intake_testkit::repo;
 use serde_json::{Value, json};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn functions() -> PathBuf {
-    std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("target"))
-        .join("debug")
-}
 
 /// A PDF-shaped body, unique per `n`.
 fn pdf(n: usize) -> Vec<u8> {
@@ -55,49 +41,37 @@ struct Received {
 }
 
 async fn receivers(got: Arc<Mutex<Received>>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let got = got.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let got = got.clone();
-                    async move {
-                        let hook = req.uri().path().to_owned();
-                        let event_id = req
-                            .headers()
-                            .get("webhook-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        let mut got = got.lock().unwrap();
-                        let attempt = got.attempts.entry((event_id.clone(), hook.clone())).or_default();
-                        *attempt += 1;
-                        if hook.ends_with("/1") && *attempt == 1 {
-                            let mut busy = hyper::Response::new(Full::new(Bytes::new()));
-                            *busy.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
-                            return Ok::<_, Infallible>(busy);
-                        }
-                        *got.count.entry((event_id, hook.clone())).or_default() += 1;
-                        got.seen.insert((
-                            hook,
-                            event["type"].as_str().unwrap_or("").to_owned(),
-                            event["document"]["id"].as_str().unwrap_or("").to_owned(),
-                        ));
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+    let receiver = intake_testkit::serve(move |req| {
+        let got = got.clone();
+        async move {
+            let (head, body) = intake_testkit::body(req).await;
+            let hook = head.uri.path().to_owned();
+            let event_id = head
+                .headers
+                .get("webhook-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let mut got = got.lock().unwrap();
+            let attempt = got.attempts.entry((event_id.clone(), hook.clone())).or_default();
+            *attempt += 1;
+            if hook.ends_with("/1") && *attempt == 1 {
+                let mut busy = hyper::Response::new(Full::new(Bytes::new()));
+                *busy.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                return busy;
+            }
+            *got.count.entry((event_id, hook.clone())).or_default() += 1;
+            got.seen.insert((
+                hook,
+                event["type"].as_str().unwrap_or("").to_owned(),
+                event["document"]["id"].as_str().unwrap_or("").to_owned(),
+            ));
+            hyper::Response::new(Full::new(Bytes::new()))
         }
-    });
-    base
+    })
+    .await;
+    format!("http://{receiver}")
 }
 
 /// An API client that retries as a careful client does: on 429, 5xx and lost connections,
@@ -361,14 +335,7 @@ async fn run(rate: f64, seed: u64) {
     };
     let proxy = FaultProxy::start(&endpoint(), plan).await.unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
-    let mut options = Options::new(
-        functions(),
-        &repo(),
-        &repo().join(".venv/bin/python"),
-        endpoint(),
-        &intake_local::stack::random_account(),
-    )
-    .unwrap();
+    let mut options = support::options();
     options.poll = Duration::from_millis(150);
     options.set("BLOB_SWEEP_GRACE_SECONDS", "1");
     // Upload slots that are never used (a client retried after a lost answer) expire in
@@ -707,7 +674,7 @@ const FAILURE_PATH_GRANTS: &[(&str, &str)] = &[
     ("AlbFunction", "QueueReplays"),
     // The weekly blob reconciliation's listing: its schedule (an EventBridge rule) is not
     // emulated locally; the reconciliation is tested in crates/core/tests/integrity.rs and
-    // against the local AWS in crates/aws/tests/moto.rs.
+    // against the local AWS in crates/aws/tests/moto/pipeline.rs.
     ("SqsFunction", "ListBlobVersions"),
 ];
 

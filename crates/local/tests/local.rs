@@ -1,30 +1,22 @@
 //! The local host with the real alb binary: Runtime API, front door, local AWS.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use intake_aws::testing::endpoint;
 use intake_core::ports::{OsRandom, SystemClock};
 use intake_local::front_door::FrontDoor;
-use intake_local::pipeline::{Local, Options};
+use intake_local::pipeline::Local;
 use intake_local::runtime::{FunctionHost, FunctionSpec, Outcome};
+use intake_testkit::{PDF, debug_binaries, repo};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 fn binary(name: &str) -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("target"));
-    let path = target.join("debug").join(name);
+    let path = debug_binaries().join(name);
     assert!(
         path.is_file(),
         "{} is not built: run `cargo build -p {name}` (scripts/test builds the workspace)",
@@ -35,16 +27,9 @@ fn binary(name: &str) -> PathBuf {
 
 /// template.yaml deployed in an account of its own on the local AWS.
 async fn deployed() -> Local {
-    let functions = binary("intake-alb").parent().unwrap().to_owned();
-    let options = Options::new(
-        functions,
-        &repo(),
-        &repo().join(".venv/bin/python"),
-        endpoint(),
-        &intake_local::stack::random_account(),
-    )
-    .unwrap();
-    Local::deploy(options).await.unwrap()
+    // Says how to build the functions if they are not built.
+    binary("intake-alb");
+    Local::deploy(support::options()).await.unwrap()
 }
 
 async fn alb(local: &Local) -> Arc<FunctionHost> {
@@ -91,7 +76,7 @@ async fn a_binary_that_cannot_start_is_reported_at_start() {
         memory_mb: 128,
         max_environments: 1,
         log: None,
-        meter: None,
+        observer: None,
     };
     let err = FunctionHost::start(spec).await.err().expect("start fails");
     assert!(err.to_string().contains("exited during init"), "{err}");
@@ -201,7 +186,7 @@ async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
     ));
 
     // The S3 drop door: the same bytes twice, and a type the policy refuses.
-    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".to_vec();
+    let pdf = PDF.to_vec();
     for key in ["incoming/acme/drop/a b.pdf", "incoming/acme/drop/copy.pdf"] {
         s3.put_object()
             .bucket(&stack.bucket)
@@ -295,7 +280,7 @@ async fn a_host_runs_a_command_with_arguments_reports_init_and_stops_for_good() 
         memory_mb: 128,
         max_environments: 1,
         log: None,
-        meter: None,
+        observer: None,
     })
     .await
     .unwrap();

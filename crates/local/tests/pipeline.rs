@@ -2,36 +2,19 @@
 //! through real HTTP and real API calls, the way a client, a mail server and a webhook
 //! receiver see it. Waits are on conditions, bounded; never fixed sleeps.
 
+mod support;
+
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use intake_aws::testing::endpoint;
-use intake_local::pipeline::{Options, Pipeline};
+use http_body_util::Full;
+use intake_local::pipeline::Pipeline;
+use intake_testkit::{PDF, repo};
 use serde_json::{Value, json};
-
-const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn functions() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("target"));
-    target.join("debug")
-}
 
 /// Polls `check` every 100 ms for at most 20 s.
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
@@ -52,34 +35,22 @@ type Deliveries = Arc<Mutex<Vec<(HashMap<String, String>, Bytes)>>>;
 
 async fn webhook_receiver() -> (Deliveries, String) {
     let got: Deliveries = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let g = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let g = g.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let g = g.clone();
-                    async move {
-                        let headers = req
-                            .headers()
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                            .collect();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        g.lock().unwrap().push((headers, body));
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+    let receiver = intake_testkit::serve(move |req| {
+        let g = g.clone();
+        async move {
+            let (head, body) = intake_testkit::body(req).await;
+            let headers = head
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                .collect();
+            g.lock().unwrap().push((headers, body));
+            hyper::Response::new(Full::new(Bytes::new()))
         }
-    });
-    (got, url)
+    })
+    .await;
+    (got, format!("http://{receiver}/hook"))
 }
 
 fn delivered(got: &Deliveries, event_type: &str, id: &str) -> Option<(HashMap<String, String>, Bytes)> {
@@ -143,14 +114,7 @@ impl Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
     let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut options = Options::new(
-        functions(),
-        &repo(),
-        &repo().join(".venv/bin/python"),
-        endpoint(),
-        &intake_local::stack::random_account(),
-    )
-    .unwrap();
+    let mut options = support::options();
     options.poll = Duration::from_millis(100);
     options.set("BLOB_SWEEP_GRACE_SECONDS", "1");
     let pipeline = Pipeline::start(options, door).await.unwrap();

@@ -5,25 +5,13 @@
 //! (Unedited, the same template passes the end-to-end test in `pipeline.rs`.) The last test
 //! shows the local AWS's stream keeps flowing after a cancelled transaction.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use intake_aws::testing::endpoint;
 use intake_local::pipeline::{Local, Options, Pipeline};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn functions() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("target"));
-    target.join("debug")
-}
+use intake_testkit::{PDF, repo};
 
 /// A copy of template.yaml with `from` replaced by `to` (exactly once: if the template no
 /// longer says `from`, the test must be updated, not pass without testing anything).
@@ -43,20 +31,11 @@ fn edited_template(from: &str, to: &str) -> PathBuf {
 }
 
 fn options(template: &Path) -> Options {
-    let mut options = Options::new(
-        functions(),
-        &repo(),
-        &repo().join(".venv/bin/python"),
-        endpoint(),
-        &intake_local::stack::random_account(),
-    )
-    .unwrap();
+    let mut options = support::options();
     options.plan.template = template.to_owned();
     options.poll = Duration::from_millis(100);
     options
 }
-
-const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
 
 async fn drop_pdf(pipeline: &Pipeline, key: &str) {
     let s3 = intake_aws::s3_client(&pipeline.stack.sdk_config().await, true);
@@ -214,7 +193,7 @@ async fn the_stream_keeps_flowing_after_a_cancelled_transaction() {
             .map(|(k, v)| (k.to_owned(), AttributeValue::S(v.to_owned())))
             .collect::<std::collections::HashMap<_, _>>()
     };
-    let streams = intake_local::stream::LocalApi::new(&local.stack.endpoint).with_account(&local.stack.account);
+    let streams = intake_local::local_aws::LocalApi::new(&local.stack.endpoint).with_account(&local.stack.account);
     let stream_arn = local.deployment.table().unwrap().stream_arn.clone();
     let described = streams
         .call(

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use intake_core::WebhookUrl;
 use intake_core::ports::WebhookClient;
 use intake_webhooks::http::{HyperWebhookClient, Resolve, retry_after};
@@ -122,46 +121,31 @@ async fn plain_http_is_refused_outside_local_runs() {
 /// A server on loopback answering `status` (with `location` if given), counting requests, or
 /// streaming an answer that never ends.
 async fn server(status: u16, location: Option<String>, endless: bool) -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (h, location) = (h.clone(), location.clone());
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |_req| {
-                    h.fetch_add(1, Ordering::SeqCst);
-                    let location = location.clone();
-                    async move {
-                        if endless {
-                            let chunks = futures::stream::repeat_with(|| {
-                                Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(vec![b'x'; 65_536])))
-                            });
-                            let body = http_body_util::StreamBody::new(chunks);
-                            let mut r = hyper::Response::new(http_body_util::combinators::BoxBody::new(body));
-                            *r.status_mut() = hyper::StatusCode::OK;
-                            return Ok::<_, Infallible>(r);
-                        }
-                        let mut r =
-                            hyper::Response::new(http_body_util::combinators::BoxBody::new(Full::new(Bytes::new())));
-                        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                        if let Some(l) = location {
-                            r.headers_mut().insert("location", l.parse().unwrap());
-                        }
-                        Ok(r)
-                    }
+    let address = intake_testkit::serve(move |_req| {
+        h.fetch_add(1, Ordering::SeqCst);
+        let location = location.clone();
+        async move {
+            if endless {
+                let chunks = futures::stream::repeat_with(|| {
+                    Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(vec![b'x'; 65_536])))
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+                let body = http_body_util::StreamBody::new(chunks);
+                let mut r = hyper::Response::new(http_body_util::combinators::BoxBody::new(body));
+                *r.status_mut() = hyper::StatusCode::OK;
+                return r;
+            }
+            let mut r = hyper::Response::new(http_body_util::combinators::BoxBody::new(Full::new(Bytes::new())));
+            *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+            if let Some(l) = location {
+                r.headers_mut().insert("location", l.parse().unwrap());
+            }
+            r
         }
-    });
-    (port, hits)
+    })
+    .await;
+    (address.port(), hits)
 }
 
 #[tokio::test]

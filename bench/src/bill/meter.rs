@@ -1,6 +1,6 @@
-//! What the AWS bill is made of, metered where every call passes: the IAM gates (each
-//! function's calls), the plumbing (what Lambda's pollers and destinations do with the
-//! function's role) and the local Lambda host (invocations, their duration, log bytes).
+//! What the AWS bill is made of: an observer of the local run ([`intake_local::observe`]) told
+//! of every call each function's IAM gate lets through, every request Lambda's plumbing makes
+//! with a function's role (pollers, destinations), and every invocation and log line.
 //!
 //! Each request is counted as AWS bills it: DynamoDB in read and write units from the sizes of
 //! the items involved (a write is billed on the larger of the item before and after it, a
@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use intake_local::dynamodb_keys::{TableKeys, is_write};
+use intake_local::observe::{Call, Observer, Touched};
 use serde_json::Value;
 
 /// Usage of one operation by one caller.
@@ -64,73 +66,6 @@ pub struct Meter {
     item_sizes: bool,
 }
 
-/// A table's keys, for finding the items a write touches.
-#[derive(Debug, Clone, Default)]
-pub struct TableKeys {
-    /// The table's key attributes (partition, then sort).
-    pub key: Vec<String>,
-    /// Each global secondary index.
-    pub indexes: Vec<IndexKeys>,
-}
-
-/// A global secondary index: its key attributes and what it projects.
-#[derive(Debug, Clone, Default)]
-pub struct IndexKeys {
-    pub key: Vec<String>,
-    pub projection: Projection,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Projection {
-    #[default]
-    All,
-    KeysOnly,
-    Include(Vec<String>),
-}
-
-impl IndexKeys {
-    /// From a template's `GlobalSecondaryIndexes` entry.
-    pub fn from_template(gsi: &Value) -> Self {
-        let names = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|k| k.as_str().or_else(|| k["AttributeName"].as_str()).map(str::to_owned))
-                .collect()
-        };
-        let projection = match gsi["Projection"]["ProjectionType"].as_str() {
-            Some("KEYS_ONLY") => Projection::KeysOnly,
-            Some("INCLUDE") => Projection::Include(names(&gsi["Projection"]["NonKeyAttributes"])),
-            _ => Projection::All,
-        };
-        Self {
-            key: names(&gsi["KeySchema"]),
-            projection,
-        }
-    }
-
-    /// The item's entry in this index (the attributes it projects), if the item is in it.
-    fn entry(&self, item: Option<&Value>, table_key: &[String]) -> Option<Value> {
-        let item = item?.as_object()?;
-        if !self.key.iter().all(|a| item.contains_key(a)) {
-            return None;
-        }
-        let wanted = |name: &String| -> bool {
-            match &self.projection {
-                Projection::All => true,
-                Projection::KeysOnly => table_key.contains(name) || self.key.contains(name),
-                Projection::Include(more) => table_key.contains(name) || self.key.contains(name) || more.contains(name),
-            }
-        };
-        Some(Value::Object(
-            item.iter()
-                .filter(|(name, _)| wanted(name))
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect(),
-        ))
-    }
-}
-
 impl Meter {
     /// A meter that also reads the items writes touch, to bill writes by item size.
     pub fn with_item_sizes() -> Self {
@@ -138,10 +73,6 @@ impl Meter {
             item_sizes: true,
             ..Self::default()
         }
-    }
-
-    pub fn item_sizes(&self) -> bool {
-        self.item_sizes
     }
 
     pub fn record(&self, caller: &str, service: &str, operation: &str, usage: Usage) {
@@ -194,6 +125,37 @@ impl Meter {
     pub fn reset(&self) {
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.invocations.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+impl Observer for Meter {
+    fn wants_items(&self) -> bool {
+        self.item_sizes
+    }
+
+    fn call(&self, call: &Call<'_>) {
+        let mut usage = if call.service == "dynamodb" {
+            let request: Value = serde_json::from_slice(call.request).unwrap_or_default();
+            let answer: Value = serde_json::from_slice(call.answer).unwrap_or_default();
+            dynamodb_usage(call.operation, &request, &answer, call.items, call.tables)
+        } else {
+            other_usage(call.service, call.operation, call.request)
+        };
+        usage.request_bytes = call.request.len() as u64;
+        usage.response_bytes = call.answer.len() as u64;
+        self.record(call.function, call.service, call.operation, usage);
+    }
+
+    fn plumbing(&self, function: &str, service: &str, operation: &str, payload_bytes: u64, messages: u64) {
+        Meter::plumbing(self, function, service, operation, payload_bytes, messages);
+    }
+
+    fn invocation(&self, function: &str, duration: Duration, memory_mb: u32) {
+        Meter::invocation(self, function, duration, memory_mb);
+    }
+
+    fn log_line(&self, function: &str, bytes: usize) {
+        Meter::log_line(self, function, bytes);
     }
 }
 
@@ -304,69 +266,13 @@ pub fn read_units(bytes: u64, consistent: bool) -> f64 {
     if consistent { units } else { units / 2.0 }
 }
 
-/// The items a DynamoDB write request touches: (table, key) for each.
-pub fn written_keys(operation: &str, request: &Value, tables: &HashMap<String, TableKeys>) -> Vec<(String, Value)> {
-    let key_from_item = |table: &str, item: &Value| -> Value {
-        let names = tables.get(table).map(|t| t.key.clone()).unwrap_or_default();
-        Value::Object(
-            names
-                .iter()
-                .filter_map(|n| item.get(n).map(|v| (n.clone(), v.clone())))
-                .collect(),
-        )
-    };
-    let table = request["TableName"].as_str().unwrap_or_default();
-    match operation {
-        "PutItem" => vec![(table.to_owned(), key_from_item(table, &request["Item"]))],
-        "UpdateItem" | "DeleteItem" => vec![(table.to_owned(), request["Key"].clone())],
-        "TransactWriteItems" => request["TransactItems"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|item| {
-                let (kind, part) = item.as_object()?.iter().next()?;
-                let t = part["TableName"].as_str().unwrap_or_default().to_owned();
-                let key = match kind.as_str() {
-                    "Put" => key_from_item(&t, &part["Item"]),
-                    _ => part["Key"].clone(),
-                };
-                Some((t, key))
-            })
-            .collect(),
-        "BatchWriteItem" => request["RequestItems"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .flat_map(|(t, writes)| {
-                writes.as_array().into_iter().flatten().filter_map(move |w| {
-                    if let Some(put) = w.get("PutRequest") {
-                        Some((t.clone(), key_from_item(t, &put["Item"])))
-                    } else {
-                        w.get("DeleteRequest").map(|d| (t.clone(), d["Key"].clone()))
-                    }
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Whether a DynamoDB operation writes.
-pub fn is_write(operation: &str) -> bool {
-    matches!(
-        operation,
-        "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem"
-    )
-}
-
 /// Usage of one DynamoDB request: its response (reads), or the items it touched before and
-/// after it (writes; in `written_keys` order; `None`: no such item).
+/// after it (writes).
 pub fn dynamodb_usage(
     operation: &str,
     request: &Value,
     response: &Value,
-    before: &[Option<Value>],
-    after: &[Option<Value>],
+    items: &[Touched],
     tables: &HashMap<String, TableKeys>,
 ) -> Usage {
     let consistent = request["ConsistentRead"].as_bool().unwrap_or(false);
@@ -389,15 +295,12 @@ pub fn dynamodb_usage(
             }
         }
         op if is_write(op) => {
-            let keys = written_keys(op, request, tables);
             let factor = if op == "TransactWriteItems" { 2.0 } else { 1.0 };
-            for (i, (table, _)) in keys.iter().enumerate() {
-                let t = tables.get(table).cloned().unwrap_or_default();
-                let old = before.get(i).cloned().flatten();
-                let new = after.get(i).cloned().flatten();
-                usage.write_units += factor * write_units(old.as_ref(), new.as_ref(), &t);
+            for item in items {
+                let t = tables.get(&item.table).cloned().unwrap_or_default();
+                usage.write_units += factor * write_units(item.before.as_ref(), item.after.as_ref(), &t);
             }
-            if keys.is_empty() {
+            if items.is_empty() {
                 usage.write_units = factor;
             }
         }
@@ -434,7 +337,28 @@ pub fn other_usage(service: &str, operation: &str, body: &[u8]) -> Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use intake_local::dynamodb_keys::{IndexKeys, Projection, written_keys};
     use serde_json::json;
+
+    /// The items `request` writes, with what they were before and after.
+    fn touched(
+        op: &str,
+        request: &Value,
+        tables: &HashMap<String, TableKeys>,
+        before: &[Option<Value>],
+        after: &[Option<Value>],
+    ) -> Vec<Touched> {
+        written_keys(op, request, tables)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (table, key))| Touched {
+                table,
+                key,
+                before: before.get(i).cloned().flatten(),
+                after: after.get(i).cloned().flatten(),
+            })
+            .collect()
+    }
 
     fn keys() -> TableKeys {
         TableKeys {
@@ -501,14 +425,14 @@ mod tests {
             {"Put": {"TableName": "t", "Item": small}},
             {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "c"}, "sk": {"S": "d"}}}}
         ]});
-        let u = dynamodb_usage(
+        let items = touched(
             "TransactWriteItems",
             &tx,
-            &Value::Null,
+            &tables,
             &[None, None],
             &[Some(small.clone()), None],
-            &tables,
         );
+        let u = dynamodb_usage("TransactWriteItems", &tx, &Value::Null, &items, &tables);
         assert_eq!(u.write_units, 4.0, "two items, twice each");
     }
 
@@ -555,7 +479,7 @@ mod tests {
         assert_eq!(read_units(10, true), 1.0);
         assert_eq!(read_units(5000, false), 1.0);
         let tables = HashMap::new();
-        let missing = dynamodb_usage("GetItem", &json!({}), &json!({}), &[], &[], &tables);
+        let missing = dynamodb_usage("GetItem", &json!({}), &json!({}), &[], &tables);
         assert_eq!(missing.read_units, 0.5, "a miss still costs a read");
     }
 
