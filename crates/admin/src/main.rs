@@ -51,6 +51,11 @@ enum DocumentCommand {
         /// The intake policy the functions use (the layer's `policy.toml`).
         #[arg(long, env = "INTAKE_POLICY_PATH", default_value = "shared/policy.toml")]
         policy: std::path::PathBuf,
+        /// The work queue (the stack's `WorkQueueUrl` output): where a document that waits for
+        /// its malware scan schedules its deadline. Needed when the policy's `[scan]` requires
+        /// a verdict.
+        #[arg(long, env = "WORK_QUEUE_URL")]
+        work_queue_url: Option<String>,
     },
 }
 
@@ -120,7 +125,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             revoke_token(&catalog, &owner, &id).await.map_err(|e| e.to_string())?;
             eprintln!("revoked token {id} of owner {owner}");
         }
-        Command::Documents(DocumentCommand::Redrive { id, bucket, policy }) => {
+        Command::Documents(DocumentCommand::Redrive {
+            id,
+            bucket,
+            policy,
+            work_queue_url,
+        }) => {
             let text = std::fs::read_to_string(&policy).map_err(|e| {
                 format!(
                     "the policy {}: {e} (pass --policy or INTAKE_POLICY_PATH)",
@@ -129,8 +139,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             })?;
             let policy = Policy::from_toml(&text).map_err(|e| format!("the policy {}: {e}", policy.display()))?;
             let force_path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+            let queue = match work_queue_url {
+                Some(url) => intake_aws::SqsWorkQueue::new(intake_aws::sqs_client(&sdk), url),
+                None if policy.scan.require => {
+                    return Err(
+                        "the policy requires a malware verdict: pass --work-queue-url (or WORK_QUEUE_URL), \
+                         the stack's WorkQueueUrl output"
+                            .into(),
+                    );
+                }
+                // Never used: without the gate, cataloguing schedules nothing.
+                None => intake_aws::SqsWorkQueue::new(intake_aws::sqs_client(&sdk), String::new()),
+            };
             let cataloguer = Cataloguer {
                 catalog,
+                queue,
                 blobs: intake_aws::S3BlobStore::new(intake_aws::s3_client(&sdk, force_path_style), bucket),
                 policy: std::sync::Arc::new(policy),
                 clock: std::sync::Arc::new(SystemClock),
@@ -144,6 +167,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 },
                 Outcome::Rejected(d) => match d.status {
                     intake_core::Status::Rejected { rejection } => format!("rejected: {}", rejection.message),
+                    other => other.kind().to_string(),
+                },
+                Outcome::Scanning(_) => "waiting for its malware scan".to_owned(),
+                Outcome::Quarantined(_) => "quarantined (the malware scan found threats)".to_owned(),
+                Outcome::Failed(d) => match d.status {
+                    intake_core::Status::Failed { failure } => format!("failed: {}", failure.message),
                     other => other.kind().to_string(),
                 },
                 Outcome::AlreadyCatalogued(_) => "already catalogued".to_owned(),

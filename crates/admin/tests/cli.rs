@@ -99,6 +99,7 @@ async fn a_failed_document_is_redriven_under_its_own_id() {
     let c = Cataloguer {
         catalog,
         blobs,
+        queue: intake_core::memory::MemoryQueue::default(),
         policy: Arc::new(intake_core::Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
         clock: Arc::new(SystemClock),
     };

@@ -27,7 +27,7 @@ const PDF_B: &[u8] = b"%PDF-1.4\n% other bytes written over them\n%%EOF\n";
 type Window = intake_core::testing::Window<S3BlobStore>;
 
 struct World {
-    c: Cataloguer<DynamoCatalog, Window>,
+    c: Cataloguer<DynamoCatalog, Window, MemoryQueue>,
     sweeper: Sweeper<DynamoCatalog, Window>,
     catalog: DynamoCatalog,
     blobs: Window,
@@ -43,6 +43,7 @@ async fn world() -> World {
         c: Cataloguer {
             catalog: catalog.clone(),
             blobs: blobs.clone(),
+            queue: intake_core::memory::MemoryQueue::default(),
             policy: Arc::new(Policy::from_toml(intake_testkit::POLICY).unwrap()),
             clock: clock.clone(),
         },

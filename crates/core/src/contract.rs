@@ -40,6 +40,9 @@ pub struct ApiDocumentV1 {
     /// With `failed`: what went wrong, after every retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureV1>,
+    /// With `quarantined`: what the malware scan found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<QuarantineV1>,
     /// With `deleted`: when.
     #[serde(
         default,
@@ -78,9 +81,19 @@ pub enum SourceV1 {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectionV1 {
-    /// `type_not_accepted`, `type_mismatch`, `too_large`, `empty` or `unreadable`.
+    /// `type_not_accepted`, `type_mismatch`, `too_large`, `empty`, `unreadable` or
+    /// `unscannable`.
     pub code: String,
     pub message: String,
+}
+
+/// What the malware scan found in a quarantined document's bytes. The bytes are never served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineV1 {
+    /// The threats' names, as the scanner reports them.
+    pub threats: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub scanned_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,8 +106,15 @@ pub struct FailureV1 {
 impl From<&Document> for ApiDocumentV1 {
     fn from(d: &Document) -> Self {
         let (mut duplicate_of, mut rejection, mut failure, mut deleted_at) = (None, None, None, None);
+        let mut quarantine = None;
         match &d.status {
-            Status::Received | Status::Accepted => {}
+            Status::Received | Status::Scanning | Status::Accepted => {}
+            Status::Quarantined { quarantine: q } => {
+                quarantine = Some(QuarantineV1 {
+                    threats: q.threats.clone(),
+                    scanned_at: q.scanned_at,
+                });
+            }
             Status::Duplicate { duplicate_of: of } => duplicate_of = Some(of.to_string()),
             Status::Rejected { rejection: r } => {
                 rejection = Some(RejectionV1 {
@@ -139,6 +159,7 @@ impl From<&Document> for ApiDocumentV1 {
             duplicate_of,
             rejection,
             failure,
+            quarantine,
             deleted_at,
             created_at: d.created_at,
             updated_at: d.updated_at,

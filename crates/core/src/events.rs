@@ -48,10 +48,12 @@ pub fn classify(change: &Change) -> Option<EventType> {
         return (old.name != new.name || old.tags != new.tags).then_some(EventType::DocumentUpdated);
     }
     match new.status {
-        Status::Received => None,
+        // Arriving, and waiting for the malware scan: not decided yet.
+        Status::Received | Status::Scanning => None,
         Status::Accepted => Some(EventType::DocumentAccepted),
         Status::Duplicate { .. } => Some(EventType::DocumentDuplicate),
         Status::Rejected { .. } => Some(EventType::DocumentRejected),
+        Status::Quarantined { .. } => Some(EventType::DocumentQuarantined),
         Status::Failed { .. } => Some(EventType::DocumentFailed),
         Status::Deleted { .. } => Some(EventType::DocumentDeleted),
     }

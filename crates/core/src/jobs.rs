@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Sha256, WebhookId};
+use crate::{DocumentId, Sha256, WebhookId};
 
 pub const JOB_SCHEMA_VERSION: u32 = 1;
 
@@ -23,6 +23,16 @@ pub enum Job {
     ReconcileBlobs {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<String>,
+    },
+    /// The document waits for the malware scan's verdict on its bytes until `deadline`; still
+    /// waiting then, it fails ([`crate::scan`]). Scheduled by the s3 function before the
+    /// document starts waiting; put back on the queue until the deadline (a queue delays a
+    /// message 15 minutes at most).
+    ScanDeadline {
+        document: DocumentId,
+        sha256: Sha256,
+        #[serde(with = "time::serde::rfc3339")]
+        deadline: time::OffsetDateTime,
     },
 }
 

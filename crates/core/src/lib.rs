@@ -25,4 +25,5 @@ pub mod webhooks;
 
 pub use domain::*;
 pub use error::{Error, Invalid};
+pub use ingest::scan;
 pub use policy::Policy;

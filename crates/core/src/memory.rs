@@ -50,6 +50,15 @@ struct CatalogState {
     applied: std::collections::HashSet<String>,
     deliveries: HashMap<(String, WebhookId), StoredDelivery>,
     blobs: HashMap<Sha256, BlobRecord>,
+    scans: HashMap<Sha256, ScanRecord>,
+}
+
+/// A content's scan: its verdict, when one was asked for, and who waits (until when).
+#[derive(Debug, Clone, Default)]
+struct ScanRecord {
+    verdict: Option<crate::ScanVerdict>,
+    requested_at: Option<OffsetDateTime>,
+    waiting: BTreeMap<DocumentId, OffsetDateTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,12 +81,14 @@ impl CatalogState {
             Some(BlobRef::Acquire(sha, BlobUse::Existing)) => {
                 self.blobs.get(&sha).is_some_and(|b| b.sweeping.is_none())
             }
-            Some(BlobRef::Acquire(_, BlobUse::Copied) | BlobRef::Release(_)) | None => true,
+            Some(BlobRef::Acquire(_, BlobUse::Copied | BlobUse::Held) | BlobRef::Release(_)) | None => true,
         }
     }
 
     fn move_blob(&mut self, blob: Option<BlobRef>, at: OffsetDateTime) {
         match blob {
+            // The document counts its reference already.
+            Some(BlobRef::Acquire(_, BlobUse::Held)) => {}
             Some(BlobRef::Acquire(sha, _)) => {
                 let b = self.blobs.entry(sha).or_default();
                 b.refs += 1;
@@ -307,6 +318,86 @@ impl ContentIndex for MemoryCatalog {
             s.move_blob(blob, doc.updated_at);
             Ok(Claim::Accepted)
         })
+    }
+}
+
+impl ScanLedger for MemoryCatalog {
+    async fn scan_state(&self, sha256: &Sha256) -> Result<ScanState, StoreError> {
+        Ok(self
+            .state()
+            .scans
+            .get(sha256)
+            .map(|r| ScanState {
+                verdict: r.verdict.clone(),
+                requested_at: r.requested_at,
+            })
+            .unwrap_or_default())
+    }
+
+    async fn record_verdict(
+        &self,
+        sha256: &Sha256,
+        verdict: &crate::ScanVerdict,
+    ) -> Result<crate::ScanVerdict, StoreError> {
+        self.write(|| {
+            let mut s = self.state();
+            let record = s.scans.entry(*sha256).or_default();
+            match &record.verdict {
+                Some(standing) if !verdict.replaces(standing) => Ok(standing.clone()),
+                _ => {
+                    record.verdict = Some(verdict.clone());
+                    Ok(verdict.clone())
+                }
+            }
+        })
+    }
+
+    async fn await_verdict(
+        &self,
+        doc: &Document,
+        expected_version: Option<u64>,
+        blob: BlobUse,
+        until: OffsetDateTime,
+        requested: bool,
+    ) -> Result<(), StoreError> {
+        let sha = doc.sha256.ok_or_else(|| StoreError::Corrupt {
+            key: doc.id.to_string(),
+            message: "waiting for a verdict without a digest".into(),
+        })?;
+        self.write(|| {
+            let mut s = self.state();
+            let version_ok = match (expected_version, s.documents.get(&doc.id)) {
+                (None, None) => true,
+                (Some(v), Some(old)) => old.version == v,
+                _ => false,
+            };
+            let decided = s
+                .scans
+                .get(&sha)
+                .and_then(|r| r.verdict.as_ref())
+                .is_some_and(|v| v.result.is_definitive());
+            let blob = Some(BlobRef::Acquire(sha, blob));
+            if !version_ok || decided || !s.blob_allows(blob) {
+                return Err(StoreError::ConditionFailed);
+            }
+            s.documents.insert(doc.id, doc.clone());
+            s.move_blob(blob, doc.updated_at);
+            let record = s.scans.entry(sha).or_default();
+            record.waiting.insert(doc.id, until);
+            if requested {
+                record.requested_at = Some(doc.updated_at);
+            }
+            Ok(())
+        })
+    }
+
+    async fn waiting_for_verdict(&self, sha256: &Sha256) -> Result<Vec<DocumentId>, StoreError> {
+        Ok(self
+            .state()
+            .scans
+            .get(sha256)
+            .map(|r| r.waiting.keys().copied().collect())
+            .unwrap_or_default())
     }
 }
 

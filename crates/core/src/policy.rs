@@ -17,6 +17,39 @@ pub struct Policy {
     pub types: TypeRules,
     pub rejected: OnReject,
     pub mail: MailPolicy,
+    pub scan: ScanPolicy,
+}
+
+/// The malware gate (`[scan]`): whether a document needs a clean verdict on its bytes before it
+/// is accepted, announced or downloadable, and what the other verdicts mean. Without the
+/// section, no verdict is needed (and none is waited for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanPolicy {
+    pub require: bool,
+    /// How long a document waits for its verdict; then it fails (fail closed).
+    pub deadline: std::time::Duration,
+    pub on_threat: OnThreat,
+}
+
+impl Default for ScanPolicy {
+    fn default() -> Self {
+        Self {
+            require: false,
+            deadline: std::time::Duration::from_secs(60 * 60),
+            on_threat: OnThreat::Delete,
+        }
+    }
+}
+
+/// What happens to bytes the scan found threats in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnThreat {
+    /// The documents let go of the blob, which is swept like any other nothing uses.
+    Delete,
+    /// Each document's bytes are also copied to `quarantine/<owner>/<id>/<name>` (never
+    /// served; the bucket's lifecycle removes them) for inspection.
+    Keep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +277,18 @@ mod raw {
         rejected: RejectedFile,
         #[serde(default)]
         mail: MailFile,
+        #[serde(default)]
+        scan: Option<ScanFile>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ScanFile {
+        require: bool,
+        #[serde(default)]
+        deadline_minutes: Option<u64>,
+        #[serde(default)]
+        on_threat: Option<OnThreat>,
     }
 
     #[derive(Deserialize)]
@@ -380,7 +425,23 @@ mod raw {
                 Some(s) => parse_size(s, "mail.max_message_size")?,
                 None => 40 << 20,
             };
+            let mut scan = ScanPolicy::default();
+            if let Some(file) = self.scan {
+                scan.require = file.require;
+                if let Some(minutes) = file.deadline_minutes {
+                    // GuardDuty answers in seconds to minutes; a day is a broken scan.
+                    if !(1..=24 * 60).contains(&minutes) {
+                        return Err(PolicyError {
+                            field: "scan.deadline_minutes".into(),
+                            message: "must be between 1 and 1440 (a day)".into(),
+                        });
+                    }
+                    scan.deadline = std::time::Duration::from_secs(minutes * 60);
+                }
+                scan.on_threat = file.on_threat.unwrap_or(OnThreat::Delete);
+            }
             Ok(Policy {
+                scan,
                 limits: Limits { max_bytes, min_bytes },
                 types: TypeRules {
                     accepted: self.types.accepted,

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{
-    ContentType, Document, DocumentId, FileName, MessageId, ObjectKey, Owner, Sha256, Stats, StatusKind, Tag,
-    TokenHash, TokenId, TokenRecord, Webhook, WebhookId,
+    ContentType, Document, DocumentId, FileName, MessageId, ObjectKey, Owner, ScanVerdict, Sha256, Stats, StatusKind,
+    Tag, TokenHash, TokenId, TokenRecord, Webhook, WebhookId,
 };
 
 /// How a store call failed, in terms the use cases can act on.
@@ -110,6 +110,8 @@ pub enum BlobUse {
     /// The writer has just copied the bytes: whatever the record's state, it is live after the
     /// write (a sweep's claim names an older write of the key than this copy).
     Copied,
+    /// The document already counts its reference (it was `scanning`): the count does not move.
+    Held,
 }
 
 pub trait Documents: Send + Sync {
@@ -406,6 +408,46 @@ pub trait BlobLedger: Send + Sync {
     fn end_sweep(&self, sha256: &Sha256, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// The malware scan's verdicts on content, and the documents waiting for one
+/// ([`crate::scan`]). A document waits only while no definitive verdict stands: the write that
+/// makes it wait is conditional on that, and a verdict is recorded before the waiting
+/// documents are read, so none is left waiting after its verdict came.
+pub trait ScanLedger: Send + Sync {
+    /// What is known of the content's scan: the verdict that stands, and when a scan was last
+    /// asked for (a write of the blob, which the scanner scans as a new object).
+    fn scan_state(&self, sha256: &Sha256) -> impl Future<Output = Result<ScanState, StoreError>> + Send;
+    /// Records `verdict` unless the standing one outranks it ([`ScanVerdict::replaces`]);
+    /// returns the verdict that stands afterwards.
+    fn record_verdict(
+        &self,
+        sha256: &Sha256,
+        verdict: &ScanVerdict,
+    ) -> impl Future<Output = Result<ScanVerdict, StoreError>> + Send;
+    /// Writes `doc` (now `scanning`, with its digest) as waiting for its content's verdict
+    /// until `until`, with its reference to the blob as `blob` says, and, if `requested`,
+    /// notes that a scan was asked for at `doc.updated_at`: one transaction. `ConditionFailed`
+    /// if the document changed (as in [`Documents::replace_document`]), the blob's record is
+    /// not in the state `blob` requires, or a definitive verdict stands.
+    fn await_verdict(
+        &self,
+        doc: &Document,
+        expected_version: Option<u64>,
+        blob: BlobUse,
+        until: OffsetDateTime,
+        requested: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The documents that waited for the content's verdict (some may be decided since).
+    fn waiting_for_verdict(&self, sha256: &Sha256) -> impl Future<Output = Result<Vec<DocumentId>, StoreError>> + Send;
+}
+
+/// What the catalog knows of a content's malware scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanState {
+    pub verdict: Option<ScanVerdict>,
+    /// When a scan was last asked for (the blob written for a document that then waited).
+    pub requested_at: Option<OffsetDateTime>,
+}
+
 /// Everything the catalog holds, in one bound.
 pub trait Catalog:
     Documents
@@ -418,6 +460,7 @@ pub trait Catalog:
     + StatsWriter
     + Deliveries
     + BlobLedger
+    + ScanLedger
 {
 }
 impl<T> Catalog for T where
@@ -431,6 +474,7 @@ impl<T> Catalog for T where
         + StatsWriter
         + Deliveries
         + BlobLedger
+        + ScanLedger
 {
 }
 

@@ -306,6 +306,16 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
                     failure.message
                 )));
             }
+            (Status::Quarantined { .. }, _) => {
+                return Err(Error::Conflict(
+                    "the malware scan found threats in the document: its bytes are never served".into(),
+                ));
+            }
+            (Status::Scanning, _) => {
+                return Err(Error::Conflict(
+                    "the document waits for its malware scan; retry shortly".into(),
+                ));
+            }
             _ => {
                 return Err(Error::Conflict(
                     "the document is still being processed; retry shortly".into(),
@@ -462,6 +472,8 @@ fn door_error(r: Rejection, size: Option<u64>, limit: u64) -> Error {
             limit,
         },
         RejectionCode::TypeNotAccepted | RejectionCode::TypeMismatch => Error::UnsupportedType(r.message),
-        RejectionCode::Empty | RejectionCode::Unreadable => Invalid::new("body", r.message).into(),
+        RejectionCode::Empty | RejectionCode::Unreadable | RejectionCode::Unscannable => {
+            Invalid::new("body", r.message).into()
+        }
     }
 }

@@ -126,6 +126,28 @@ impl<T: BlobLedger> BlobLedger for Interleaved<T> {
     }
 }
 
+impl<T: ScanLedger> ScanLedger for Interleaved<T> {
+    async fn scan_state(&self, sha: &Sha256) -> Result<ScanState, StoreError> {
+        interleave!(self.scan_state(sha))
+    }
+    async fn record_verdict(&self, sha: &Sha256, verdict: &ScanVerdict) -> Result<ScanVerdict, StoreError> {
+        interleave!(self.record_verdict(sha, verdict))
+    }
+    async fn await_verdict(
+        &self,
+        doc: &Document,
+        expected: Option<u64>,
+        blob: BlobUse,
+        until: OffsetDateTime,
+        requested: bool,
+    ) -> Result<(), StoreError> {
+        interleave!(self.await_verdict(doc, expected, blob, until, requested))
+    }
+    async fn waiting_for_verdict(&self, sha: &Sha256) -> Result<Vec<DocumentId>, StoreError> {
+        interleave!(self.waiting_for_verdict(sha))
+    }
+}
+
 impl<T: Webhooks> Webhooks for Interleaved<T> {
     async fn put_webhook(&self, hook: &Webhook) -> Result<(), StoreError> {
         interleave!(self.put_webhook(hook))
@@ -235,12 +257,22 @@ impl Store {
         }
     }
 
-    fn cataloguer(&self) -> Cataloguer<Interleaved<MemoryCatalog>, Interleaved<MemoryBlobStore>> {
+    fn cataloguer(&self) -> Cataloguer<Interleaved<MemoryCatalog>, Interleaved<MemoryBlobStore>, MemoryQueue> {
         Cataloguer {
             catalog: Interleaved(self.catalog.clone()),
             blobs: Interleaved(self.blobs.clone()),
+            queue: intake_core::memory::MemoryQueue::default(),
             policy: Arc::new(Policy::from_toml(POLICY).unwrap()),
             clock: self.clock.clone(),
+        }
+    }
+
+    /// A cataloguer with the malware gate on (`[scan] require`).
+    fn scanning_cataloguer(&self) -> Cataloguer<Interleaved<MemoryCatalog>, Interleaved<MemoryBlobStore>, MemoryQueue> {
+        let policy = format!("{POLICY}\n[scan]\nrequire = true\n");
+        Cataloguer {
+            policy: Arc::new(Policy::from_toml(&policy).unwrap()),
+            ..self.cataloguer()
         }
     }
 
@@ -437,6 +469,54 @@ fn concurrent_deliveries_and_duplicates_decide_once() {
     assert_eq!(docs.len(), 2, "one document per write: {docs:?}");
     assert_eq!(docs.iter().filter(|d| d.status == Status::Accepted).count(), 1);
     store.check();
+}
+
+/// The malware scan's verdict on the bytes, delivered twice, while the s3 function catalogues
+/// them (the gate on): whatever the order (the verdict before the document is written, while
+/// it is, after), the document ends decided by the verdict, never left waiting.
+fn a_verdict_races_the_cataloguing_of_its_bytes() {
+    let store = Arc::new(Store::new());
+    let arrival = store.drop_file("incoming/acme/a.pdf", "1");
+    let cataloguing = {
+        let store = store.clone();
+        shuttle::future::spawn(async move { store.scanning_cataloguer().catalogue(&arrival).await })
+    };
+    let verdicts: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            shuttle::future::spawn(async move {
+                let report = intake_core::scan::ScanReport {
+                    key: ObjectKey::blob(&Sha256::of(PDF)).to_string(),
+                    verdict: ScanVerdict {
+                        result: ScanResult::NoThreatsFound,
+                        threats: Vec::new(),
+                        version_id: None,
+                        etag: None,
+                        scanned_at: START,
+                    },
+                };
+                store.scanning_cataloguer().judge(&report).await
+            })
+        })
+        .collect();
+    shuttle::future::block_on(async {
+        cataloguing.await.unwrap().unwrap();
+        for v in verdicts {
+            v.await.unwrap().unwrap();
+        }
+    });
+    let docs = store.catalog.documents();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0].status, Status::Accepted, "left {:?}", docs[0].status);
+    store.check();
+}
+
+#[test]
+fn explore_the_malware_gate() {
+    explore(
+        "a verdict vs the cataloguing of its bytes",
+        a_verdict_races_the_cataloguing_of_its_bytes,
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use intake_core::ingest::{Arrival, Cataloguer, Outcome};
-use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, SequentialIds};
+use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, MemoryQueue, SequentialIds};
 use intake_core::ports::{BlobRef, BlobStore, Documents, ObjectMeta, Revision};
 use intake_core::service::{Intake, Settings, Upload};
 use intake_core::*;
@@ -14,17 +14,18 @@ const POLICY: &str = include_str!("../../../shared/policy.toml");
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
 
-fn cataloguer(policy: &str) -> Cataloguer<MemoryCatalog, MemoryBlobStore> {
+fn cataloguer(policy: &str) -> Cataloguer<MemoryCatalog, MemoryBlobStore, MemoryQueue> {
     Cataloguer {
         catalog: MemoryCatalog::default(),
         blobs: MemoryBlobStore::default(),
+        queue: intake_core::memory::MemoryQueue::default(),
         policy: Arc::new(Policy::from_toml(policy).unwrap()),
         clock: Arc::new(ManualClock::new(datetime!(2026-11-27 10:00 UTC))),
     }
 }
 
 async fn drop_file(
-    c: &Cataloguer<MemoryCatalog, MemoryBlobStore>,
+    c: &Cataloguer<MemoryCatalog, MemoryBlobStore, MemoryQueue>,
     key: &str,
     body: &[u8],
     ct: Option<&str>,

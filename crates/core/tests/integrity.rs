@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use intake_core::ingest::{Arrival, Cataloguer, Outcome};
-use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, SequentialIds};
+use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, MemoryQueue, SequentialIds};
 use intake_core::ports::*;
 use intake_core::sweep::{Sweeper, Swept};
 use intake_core::*;
@@ -22,7 +22,7 @@ const PDF_B: &[u8] = b"%PDF-1.4\n% other bytes written over them\n%%EOF\n";
 type Window = intake_core::testing::Window<MemoryBlobStore>;
 
 struct World {
-    c: Cataloguer<MemoryCatalog, Window>,
+    c: Cataloguer<MemoryCatalog, Window, MemoryQueue>,
     sweeper: Sweeper<MemoryCatalog, Window>,
     catalog: MemoryCatalog,
     blobs: Window,
@@ -38,6 +38,7 @@ fn world() -> World {
         c: Cataloguer {
             catalog: catalog.clone(),
             blobs: blobs.clone(),
+            queue: intake_core::memory::MemoryQueue::default(),
             policy: Arc::new(Policy::from_toml(POLICY).unwrap()),
             clock: clock.clone(),
         },

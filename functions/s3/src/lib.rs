@@ -7,7 +7,7 @@ use aws_lambda_events::event::s3::S3Event;
 use intake_core::Document;
 use intake_core::Error;
 use intake_core::ingest::{Cataloguer, Outcome};
-use intake_core::ports::{BlobLedger, BlobStore, ContentIndex, Documents};
+use intake_core::ports::{BlobLedger, BlobStore, ContentIndex, Documents, ScanLedger, WorkQueue};
 use intake_lambda::metrics::{Metrics, Unit};
 use serde::Serialize;
 use tracing::Instrument;
@@ -18,6 +18,10 @@ pub struct Summary {
     pub accepted: u32,
     pub duplicate: u32,
     pub rejected: u32,
+    /// Waiting for the malware scan's verdict on their bytes.
+    pub scanning: u32,
+    pub quarantined: u32,
+    pub failed: u32,
     pub already_catalogued: u32,
     pub gone: u32,
     pub skipped: u32,
@@ -38,8 +42,8 @@ fn log_document(what: &str, doc: &Document) {
     tracing::info!(owner = %doc.owner, status = doc.status.kind().as_str(), size = doc.size, "{what}");
 }
 
-pub async fn handle<C: Documents + ContentIndex + BlobLedger, B: BlobStore>(
-    cataloguer: &Cataloguer<C, B>,
+pub async fn handle<C: Documents + ContentIndex + BlobLedger + ScanLedger, B: BlobStore, Q: WorkQueue>(
+    cataloguer: &Cataloguer<C, B, Q>,
     event: S3Event,
 ) -> Result<Summary, RetryableFailure> {
     let mut summary = Summary::default();
@@ -79,6 +83,8 @@ pub async fn handle<C: Documents + ContentIndex + BlobLedger, B: BlobStore>(
     metrics.count("DocumentsAccepted", summary.accepted.into());
     metrics.count("DocumentsDuplicate", summary.duplicate.into());
     metrics.count("DocumentsRejected", summary.rejected.into());
+    metrics.count("DocumentsScanning", summary.scanning.into());
+    metrics.count("DocumentsQuarantined", summary.quarantined.into());
     metrics.add("BytesAccepted", bytes_accepted as f64, Unit::Bytes);
     metrics.count("RecordsFailed", failures.len() as u64);
     metrics.flush();
@@ -113,6 +119,21 @@ fn record_outcome(
         Ok(Outcome::Rejected(doc)) => {
             summary.rejected += 1;
             log_document("rejected", &doc);
+        }
+        Ok(Outcome::Scanning(doc)) => {
+            summary.scanning += 1;
+            log_document("waiting for its malware scan", &doc);
+        }
+        Ok(Outcome::Quarantined(doc)) => {
+            summary.quarantined += 1;
+            log_document(
+                "quarantined (the malware scan found threats in these bytes before)",
+                &doc,
+            );
+        }
+        Ok(Outcome::Failed(doc)) => {
+            summary.failed += 1;
+            log_document("failed (the malware scan could not judge these bytes)", &doc);
         }
         Ok(Outcome::AlreadyCatalogued(id)) => {
             summary.already_catalogued += 1;

@@ -18,6 +18,7 @@ async fn main() -> Result<(), Error> {
     let cataloguer = Cataloguer {
         catalog: setup.catalog(),
         blobs: setup.blobs(),
+        queue: setup.work_queue()?,
         policy: setup.policy()?,
         clock: Arc::new(SystemClock),
     };

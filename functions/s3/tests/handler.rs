@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::s3::S3Event;
 use bytes::Bytes;
 use intake_core::ingest::Cataloguer;
-use intake_core::memory::{MemoryBlobStore, MemoryCatalog};
+use intake_core::memory::{MemoryBlobStore, MemoryCatalog, MemoryQueue};
 use intake_core::ports::*;
 use intake_core::{ObjectKey, Policy};
 use intake_s3::{Summary, handle};
@@ -25,7 +25,7 @@ type Flaky = intake_core::testing::Window<MemoryBlobStore>;
 
 /// The sample event `name`, its records pinned to the objects as the store holds them now
 /// (the version id and ETag S3 would report).
-fn pinned(name: &str, c: &Cataloguer<MemoryCatalog, Flaky>) -> S3Event {
+fn pinned(name: &str, c: &Cataloguer<MemoryCatalog, Flaky, MemoryQueue>) -> S3Event {
     let mut event = event(name);
     for record in &mut event.records {
         let Some(key) = record
@@ -45,16 +45,17 @@ fn pinned(name: &str, c: &Cataloguer<MemoryCatalog, Flaky>) -> S3Event {
     event
 }
 
-fn cataloguer() -> Cataloguer<MemoryCatalog, Flaky> {
+fn cataloguer() -> Cataloguer<MemoryCatalog, Flaky, MemoryQueue> {
     Cataloguer {
         catalog: MemoryCatalog::default(),
         blobs: Flaky::new(MemoryBlobStore::default()),
+        queue: intake_core::memory::MemoryQueue::default(),
         policy: Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
         clock: Arc::new(SystemClock),
     }
 }
 
-async fn put(c: &Cataloguer<MemoryCatalog, Flaky>, key: &str, body: &[u8]) {
+async fn put(c: &Cataloguer<MemoryCatalog, Flaky, MemoryQueue>, key: &str, body: &[u8]) {
     c.blobs
         .put(
             &ObjectKey::parse(key).unwrap(),

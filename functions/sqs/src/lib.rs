@@ -17,7 +17,8 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use intake_core::Error;
 use intake_core::ingest::Cataloguer;
 use intake_core::jobs::Job;
-use intake_core::ports::{BlobInventory, BlobLedger, BlobStore, ContentIndex, Documents, WorkQueue};
+use intake_core::ports::{BlobInventory, BlobLedger, BlobStore, ContentIndex, Documents, ScanLedger, WorkQueue};
+use intake_core::scan::Deadline;
 use intake_core::sweep::{Sweeper, Swept};
 use intake_lambda::metrics::Metrics;
 use serde::Deserialize;
@@ -26,7 +27,7 @@ use tracing::Instrument;
 /// What the function needs: the two use cases and the queue to put back work not yet due.
 pub struct Worker<C, B, Q> {
     pub sweeper: Sweeper<C, B>,
-    pub cataloguer: Cataloguer<C, B>,
+    pub cataloguer: Cataloguer<C, B, Q>,
     pub queue: Q,
 }
 
@@ -93,7 +94,7 @@ pub fn classify(body: &str) -> Result<Work, String> {
 
 impl<C, B, Q> Worker<C, B, Q>
 where
-    C: Documents + ContentIndex + BlobLedger,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
@@ -139,6 +140,34 @@ where
                 }
                 Ok(())
             }
+            // A document's wait for its malware verdict: failed if still waiting at the deadline.
+            Work::Job(Job::ScanDeadline {
+                document,
+                sha256,
+                deadline,
+            }) => {
+                match self.cataloguer.scan_deadline(&document, &sha256, deadline).await? {
+                    Deadline::NotYet(left) => {
+                        let job = Job::ScanDeadline {
+                            document,
+                            sha256,
+                            deadline,
+                        };
+                        self.queue.schedule(&job, left).await?;
+                        tracing::info!(document_id = %document, left_s = left.as_secs(), "scan deadline not due yet; rescheduled");
+                    }
+                    Deadline::Decided => {
+                        tracing::info!(document_id = %document, "decided by its verdict before the deadline")
+                    }
+                    Deadline::Failed(doc) => {
+                        tracing::error!(document_id = %doc.id, owner = %doc.owner, %sha256, "no malware verdict by the deadline: the document failed");
+                        let mut metrics = Metrics::default();
+                        metrics.count("ScanDeadlinesMissed", 1);
+                        metrics.flush();
+                    }
+                }
+                Ok(())
+            }
             // Refused by `classify`: not this queue's work.
             Work::Job(Job::DeliverWebhook { .. }) => Err(Error::Unavailable(
                 "a webhook delivery belongs on the webhook queue".into(),
@@ -181,7 +210,7 @@ const PARALLEL: usize = 4;
 
 pub async fn handle<C, B, Q>(worker: &Worker<C, B, Q>, event: SqsEvent, deadline: Instant) -> SqsBatchResponse
 where
-    C: Documents + ContentIndex + BlobLedger,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
@@ -212,7 +241,7 @@ where
 /// Handles one message; `Some(message id)` if it must be retried.
 async fn one<C, B, Q>(worker: &Worker<C, B, Q>, message: SqsMessage, deadline: Instant) -> Option<String>
 where
-    C: Documents + ContentIndex + BlobLedger,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {

@@ -30,6 +30,7 @@ async fn main() -> Result<(), Error> {
         cataloguer: Cataloguer {
             catalog,
             blobs,
+            queue: setup.work_queue()?,
             policy: setup.policy()?,
             clock: Arc::new(SystemClock),
         },

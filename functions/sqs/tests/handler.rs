@@ -32,6 +32,7 @@ fn worker() -> Worker<MemoryCatalog, MemoryBlobStore, MemoryQueue> {
         cataloguer: Cataloguer {
             catalog,
             blobs,
+            queue: MemoryQueue::default(),
             policy: Arc::new(Policy::from_toml(include_str!("../../../shared/policy.toml")).unwrap()),
             clock,
         },

@@ -78,7 +78,7 @@ impl DynamoCatalog {
             .update_item()
             .table_name(self.table())
             .key(PK, s(&key.pk))
-            .key(SK, s(key.sk))
+            .key(SK, s(&key.sk))
             .update_expression(update)
             .condition_expression(condition)
             .expression_attribute_names("#state", "state")
@@ -147,7 +147,7 @@ impl BlobLedger for DynamoCatalog {
         let key = Key::blob(sha256);
         let mut item = Item::from([
             (PK.to_owned(), s(&key.pk)),
-            (SK.to_owned(), s(key.sk)),
+            (SK.to_owned(), s(&key.sk)),
             (crate::schema::ENTITY.to_owned(), s("blob")),
             ("state".to_owned(), s("sweeping")),
             ("refs".to_owned(), n(0)),
@@ -185,7 +185,7 @@ impl BlobLedger for DynamoCatalog {
             .delete_item()
             .table_name(self.table())
             .key(PK, s(&key.pk))
-            .key(SK, s(key.sk))
+            .key(SK, s(&key.sk))
             .condition_expression("#state = :sweeping AND #token = :token")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#token", "sweep_token")

@@ -45,7 +45,7 @@ impl ContentIndex for DynamoCatalog {
         let put_claim = Put::builder()
             .table_name(self.table())
             .item(PK, s(&claim.pk))
-            .item(SK, s(claim.sk))
+            .item(SK, s(&claim.sk))
             .item(ENTITY, s("content"))
             .item("document_id", s(doc.id.to_string()))
             .condition_expression("attribute_not_exists(#pk) OR #d = :self OR #d = :stale")
@@ -55,15 +55,14 @@ impl ContentIndex for DynamoCatalog {
             .expression_attribute_values(":stale", s(stale.unwrap_or(doc.id).to_string()))
             .build()
             .map_err(|e| self.build_error(e))?;
-        let written = self
-            .transact(vec![
-                TransactWriteItem::builder()
-                    .put(self.document_put(doc, expected_version)?)
-                    .build(),
-                TransactWriteItem::builder().put(put_claim).build(),
-                self.blob_update(BlobRef::Acquire(sha, blob), doc)?,
-            ])
-            .await;
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(self.document_put(doc, expected_version)?)
+                .build(),
+            TransactWriteItem::builder().put(put_claim).build(),
+        ];
+        items.extend(self.blob_update(BlobRef::Acquire(sha, blob), doc)?);
+        let written = self.transact(items).await;
         match written {
             Ok(()) => Ok(Claim::Accepted),
             // Which condition failed: read the claim rather than trust every server to

@@ -92,7 +92,7 @@ impl Deliveries for DynamoCatalog {
             .update_item()
             .table_name(self.table())
             .key(PK, s(&key.pk))
-            .key(SK, s(key.sk))
+            .key(SK, s(&key.sk))
             .update_expression("SET #token = :token, #until = :until")
             .condition_expression(format!(
                 "#status = :pending AND {same_revision} \
@@ -166,7 +166,7 @@ impl Deliveries for DynamoCatalog {
             .update_item()
             .table_name(self.table())
             .key(PK, s(&key.pk))
-            .key(SK, s(key.sk))
+            .key(SK, s(&key.sk))
             .update_expression(
                 "SET #status = :pending, #made = :zero, #next = :now, #created = :now, #outcome = :null, #ttl = :ttl \
                  ADD #rev :one REMOVE #token, #until",
@@ -233,7 +233,7 @@ impl Deliveries for DynamoCatalog {
             let key = Key::delivery(event_id, hook);
             request = request
                 .exclusive_start_key(PK, s(&key.pk))
-                .exclusive_start_key(SK, s(key.sk))
+                .exclusive_start_key(SK, s(&key.sk))
                 .exclusive_start_key(GSI2_PK, s(partition(owner, hook)))
                 .exclusive_start_key(GSI2_SK, s(cursor));
         }

@@ -33,9 +33,11 @@ pub(crate) fn document_item(doc: &Document) -> Result<Item, StoreError> {
 
 impl DynamoCatalog {
     /// The update of a blob's ledger record that goes with a document write, conditional on
-    /// the record's state as [`BlobUse`] says.
-    pub(crate) fn blob_update(&self, blob: BlobRef, doc: &Document) -> Result<TransactWriteItem, StoreError> {
+    /// the record's state as [`BlobUse`] says; none when the document holds its reference
+    /// already ([`BlobUse::Held`]).
+    pub(crate) fn blob_update(&self, blob: BlobRef, doc: &Document) -> Result<Option<TransactWriteItem>, StoreError> {
         let (sha, delta) = match blob {
+            BlobRef::Acquire(_, BlobUse::Held) => return Ok(None),
             BlobRef::Acquire(sha, _) => (sha, 1),
             BlobRef::Release(sha) => (sha, -1),
         };
@@ -43,7 +45,7 @@ impl DynamoCatalog {
         let mut update = Update::builder()
             .table_name(self.table())
             .key(PK, s(&key.pk))
-            .key(crate::schema::SK, s(key.sk))
+            .key(crate::schema::SK, s(&key.sk))
             .expression_attribute_names("#refs", "refs")
             .expression_attribute_names("#entity", crate::schema::ENTITY)
             .expression_attribute_names("#state", "state")
@@ -53,6 +55,7 @@ impl DynamoCatalog {
         update = match blob {
             // The record must exist and be live; one from before the ledger had states (no
             // `state`) is live, and says so from now on.
+            BlobRef::Acquire(_, BlobUse::Held) => return Ok(None),
             BlobRef::Acquire(_, BlobUse::Existing) => update
                 .update_expression("ADD #refs :d SET #entity = :entity, #state = :live")
                 .condition_expression("attribute_exists(#refs) AND (attribute_not_exists(#state) OR #state = :live)"),
@@ -72,7 +75,7 @@ impl DynamoCatalog {
                 .expression_attribute_values(":at", n(doc.updated_at.unix_timestamp())),
         };
         let update = update.build().map_err(|e| self.build_error(e))?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        Ok(Some(TransactWriteItem::builder().update(update).build()))
     }
 
     /// The put of a document: new (`expected` is `None`) or replacing the version `expected`.
@@ -100,6 +103,10 @@ impl DynamoCatalog {
         blob: Option<BlobRef>,
     ) -> Result<(), StoreError> {
         let put = self.document_put(doc, expected)?;
+        let blob = match blob {
+            Some(blob) => self.blob_update(blob, doc)?,
+            None => None,
+        };
         let Some(blob) = blob else {
             self.client()
                 .put_item()
@@ -113,11 +120,8 @@ impl DynamoCatalog {
                 .map_err(store_error)?;
             return Ok(());
         };
-        self.transact(vec![
-            TransactWriteItem::builder().put(put).build(),
-            self.blob_update(blob, doc)?,
-        ])
-        .await
+        self.transact(vec![TransactWriteItem::builder().put(put).build(), blob])
+            .await
     }
 }
 

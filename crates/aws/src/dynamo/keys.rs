@@ -6,12 +6,12 @@ use intake_core::{DocumentId, MessageId, Owner, Sha256, TokenHash, WebhookId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Key {
     pub pk: String,
-    pub sk: &'static str,
+    pub sk: String,
 }
 
 impl Key {
-    fn new(pk: String, sk: &'static str) -> Self {
-        Self { pk, sk }
+    fn new(pk: String, sk: &str) -> Self {
+        Self { pk, sk: sk.to_owned() }
     }
 
     pub fn document(id: &DocumentId) -> Self {
@@ -46,6 +46,21 @@ impl Key {
     /// A blob's ledger record: its references and sweep state.
     pub fn blob(sha: &Sha256) -> Self {
         Self::new(format!("BLOB#{sha}"), "BLOB")
+    }
+
+    /// The malware scan's verdict on content (`SCAN#<sha>`): the verdict that stands, and when
+    /// a scan was last asked for.
+    pub fn scan(sha: &Sha256) -> Self {
+        Self::new(format!("SCAN#{sha}"), "SCAN")
+    }
+
+    /// A document waiting for its content's verdict: in the verdict's partition, so that one
+    /// query finds every waiter.
+    pub fn scan_wait(sha: &Sha256, doc: &DocumentId) -> Self {
+        Self {
+            pk: format!("SCAN#{sha}"),
+            sk: format!("WAIT#{doc}"),
+        }
     }
 
     /// The marker that makes a stream record count once in the statistics.

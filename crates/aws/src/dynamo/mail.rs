@@ -28,7 +28,7 @@ impl MailLog for DynamoCatalog {
             .put_item()
             .table_name(self.table())
             .item(PK, s(&key.pk))
-            .item(SK, s(key.sk))
+            .item(SK, s(&key.sk))
             .item(ENTITY, s("mail"))
             .item("owner", s(owner.as_str()))
             .item("attachments", n(attachments))

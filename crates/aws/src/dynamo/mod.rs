@@ -18,6 +18,7 @@ mod documents;
 mod idempotency;
 pub(crate) mod keys;
 mod mail;
+mod scans;
 mod stats;
 mod tokens;
 mod webhooks;
@@ -69,7 +70,7 @@ impl DynamoCatalog {
             .get_item()
             .table_name(&self.table)
             .key(PK, s(&key.pk))
-            .key(SK, s(key.sk))
+            .key(SK, s(&key.sk))
             .consistent_read(true)
             .send()
             .await
@@ -185,7 +186,7 @@ pub(crate) fn to_item<T: Serialize>(value: &T, key: &Key) -> Result<Item, StoreE
         message: e.to_string(),
     })?;
     item.insert(PK.to_owned(), s(&key.pk));
-    item.insert(SK.to_owned(), s(key.sk));
+    item.insert(SK.to_owned(), s(&key.sk));
     Ok(item)
 }
 

@@ -43,7 +43,7 @@ impl DynamoCatalog {
         let put = Put::builder()
             .table_name(self.table())
             .item(PK, s(&key.pk))
-            .item(SK, s(key.sk))
+            .item(SK, s(&key.sk))
             .item(ENTITY, s("applied"))
             .item(TTL, expires(APPLIED_TTL_SECS))
             .condition_expression("attribute_not_exists(#pk)")
@@ -59,7 +59,7 @@ impl DynamoCatalog {
         let mut update = Update::builder()
             .table_name(self.table())
             .key(PK, s(&key.pk))
-            .key(SK, s(key.sk))
+            .key(SK, s(&key.sk))
             .expression_attribute_names("#entity", ENTITY)
             .expression_attribute_values(":entity", s("stats"));
         let mut adds = Vec::new();

@@ -37,7 +37,7 @@ impl Tokens for DynamoCatalog {
             .delete_item()
             .table_name(self.table())
             .key(PK, s(&key.pk))
-            .key(SK, s(key.sk))
+            .key(SK, s(&key.sk))
             .send()
             .await
             .map_err(store_error)?;

@@ -59,7 +59,7 @@ impl Webhooks for DynamoCatalog {
             .delete_item()
             .table_name(self.table())
             .key(PK, s(&key.pk))
-            .key(SK, s(key.sk))
+            .key(SK, s(&key.sk))
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", s(owner.as_str()))

@@ -9,6 +9,7 @@ mod blobs;
 mod documents;
 mod owners;
 mod pipeline;
+mod scans;
 mod uploads;
 
 use std::sync::Arc;

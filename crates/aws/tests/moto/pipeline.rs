@@ -312,6 +312,7 @@ async fn dropped_files_are_catalogued_once_and_duplicates_are_recognised() {
     let c = Cataloguer {
         catalog: fresh_catalog(&sdk).await,
         blobs: fresh_blobs(&sdk).await,
+        queue: intake_core::memory::MemoryQueue::default(),
         policy: policy(),
         clock: Arc::new(SystemClock),
     };
@@ -364,6 +365,7 @@ async fn a_large_object_is_hashed_as_it_streams() {
     let c = Cataloguer {
         catalog: fresh_catalog(&sdk).await,
         blobs: fresh_blobs(&sdk).await,
+        queue: intake_core::memory::MemoryQueue::default(),
         policy: policy(),
         clock: Arc::new(SystemClock),
     };
@@ -429,6 +431,7 @@ async fn mail_attachments_arrive_with_metadata_and_are_catalogued_as_email() {
     let c = Cataloguer {
         catalog,
         blobs,
+        queue: intake_core::memory::MemoryQueue::default(),
         policy: policy(),
         clock: Arc::new(SystemClock),
     };

@@ -15,12 +15,19 @@ use super::{ContentType, DocumentId, FileName, Owner, Sha256, Tags};
 pub enum Status {
     /// Arrived at a door; not yet verified.
     Received,
-    /// Verified and stored under `blobs/sha256/<hex>`.
+    /// Verified and stored under `blobs/sha256/<hex>`, waiting for the malware scan's verdict
+    /// on those bytes (when the policy requires one): not yet announced, not downloadable.
+    Scanning,
+    /// Verified and stored under `blobs/sha256/<hex>` (and, when the policy requires it, found
+    /// clean by the malware scan).
     Accepted,
     /// The same owner already has a document with the same bytes.
     Duplicate { duplicate_of: DocumentId },
     /// Refused by the intake policy.
     Rejected { rejection: Rejection },
+    /// The malware scan found threats in the bytes: never served; the bytes are removed or
+    /// kept aside per the policy (`[scan] on_threat`).
+    Quarantined { quarantine: Quarantine },
     /// Processing gave up after every retry (an outage, a bug): the bytes, if they arrived, are
     /// still under `incoming/`, and a new delivery of them is catalogued as usual.
     Failed { failure: Failure },
@@ -35,17 +42,20 @@ impl Status {
     pub fn kind(&self) -> StatusKind {
         match self {
             Status::Received => StatusKind::Received,
+            Status::Scanning => StatusKind::Scanning,
             Status::Accepted => StatusKind::Accepted,
             Status::Duplicate { .. } => StatusKind::Duplicate,
             Status::Rejected { .. } => StatusKind::Rejected,
+            Status::Quarantined { .. } => StatusKind::Quarantined,
             Status::Failed { .. } => StatusKind::Failed,
             Status::Deleted { .. } => StatusKind::Deleted,
         }
     }
 
-    /// Whether a document in this status uses its blob (`blobs/sha256/<hex>`).
+    /// Whether a document in this status uses its blob (`blobs/sha256/<hex>`): counted in
+    /// the blob's references, so that the bytes stay while it does.
     pub fn uses_blob(&self) -> bool {
-        matches!(self, Status::Accepted | Status::Duplicate { .. })
+        matches!(self, Status::Scanning | Status::Accepted | Status::Duplicate { .. })
     }
 
     /// Whether the s3 function has yet to decide about the document (it may also decide
@@ -60,19 +70,23 @@ impl Status {
 #[serde(rename_all = "snake_case")]
 pub enum StatusKind {
     Received,
+    Scanning,
     Accepted,
     Duplicate,
     Rejected,
+    Quarantined,
     Failed,
     Deleted,
 }
 
 impl StatusKind {
-    pub const ALL: [StatusKind; 6] = [
+    pub const ALL: [StatusKind; 8] = [
         StatusKind::Received,
+        StatusKind::Scanning,
         StatusKind::Accepted,
         StatusKind::Duplicate,
         StatusKind::Rejected,
+        StatusKind::Quarantined,
         StatusKind::Failed,
         StatusKind::Deleted,
     ];
@@ -80,9 +94,11 @@ impl StatusKind {
     pub fn as_str(self) -> &'static str {
         match self {
             StatusKind::Received => "received",
+            StatusKind::Scanning => "scanning",
             StatusKind::Accepted => "accepted",
             StatusKind::Duplicate => "duplicate",
             StatusKind::Rejected => "rejected",
+            StatusKind::Quarantined => "quarantined",
             StatusKind::Failed => "failed",
             StatusKind::Deleted => "deleted",
         }
@@ -101,7 +117,7 @@ impl std::str::FromStr for StatusKind {
         StatusKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
             crate::Invalid::new(
                 "status",
-                "must be one of received, accepted, duplicate, rejected, failed, deleted",
+                "must be one of received, scanning, accepted, duplicate, rejected, quarantined, failed, deleted",
             )
         })
     }
@@ -112,6 +128,19 @@ impl std::str::FromStr for StatusKind {
 pub struct Rejection {
     pub code: RejectionCode,
     pub message: String,
+}
+
+/// What the malware scan found in a quarantined document's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantine {
+    /// The threats' names, as the scanner reports them.
+    #[serde(default)]
+    pub threats: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub scanned_at: OffsetDateTime,
+    /// Where the bytes were kept aside (`quarantine/…`), if the policy keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_at: Option<String>,
 }
 
 /// Why processing gave up on a document.
@@ -149,6 +178,9 @@ pub enum RejectionCode {
     TooLarge,
     Empty,
     Unreadable,
+    /// The malware scan cannot read the format (e.g. a password-protected archive), and the
+    /// policy requires a verdict.
+    Unscannable,
 }
 
 /// Which door a document came through, with what that door knows about it.

@@ -9,6 +9,7 @@ mod file_name;
 mod ids;
 mod object_key;
 mod owner;
+mod scan;
 mod tag;
 mod token;
 mod webhook;
@@ -16,13 +17,14 @@ mod webhook;
 pub use content_type::ContentType;
 pub use digest::{Sha256, Sha256Hasher};
 pub use document::{
-    Document, DocumentPatch, Failure, Redrive, Rejection, RejectionCode, Source, Stats, Status, StatusCounts,
-    StatusKind,
+    Document, DocumentPatch, Failure, Quarantine, Redrive, Rejection, RejectionCode, Source, Stats, Status,
+    StatusCounts, StatusKind,
 };
 pub use file_name::FileName;
 pub use ids::{DocumentId, TokenId, WebhookId};
 pub use object_key::{Door, IncomingKey, MessageId, ObjectKey};
 pub use owner::Owner;
+pub use scan::{ScanResult, ScanVerdict};
 pub use tag::{Tag, Tags};
 pub use token::{ApiToken, TokenHash, TokenRecord};
 pub use webhook::{Disabled, EventType, SealedSecret, Webhook, WebhookSecret, WebhookUrl, address_class};

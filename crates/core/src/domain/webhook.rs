@@ -140,6 +140,9 @@ pub enum EventType {
     /// Processing gave up on the document after every retry.
     #[serde(rename = "document.failed")]
     DocumentFailed,
+    /// The malware scan found threats in the document's bytes.
+    #[serde(rename = "document.quarantined")]
+    DocumentQuarantined,
 }
 
 impl EventType {
@@ -151,6 +154,7 @@ impl EventType {
             EventType::DocumentDeleted => "document.deleted",
             EventType::DocumentDuplicate => "document.duplicate",
             EventType::DocumentFailed => "document.failed",
+            EventType::DocumentQuarantined => "document.quarantined",
         }
     }
 }

@@ -36,17 +36,23 @@ pub struct Fanout<C, Q, W> {
 }
 
 impl<C: Webhooks + Deliveries, Q: WorkQueue, W: WorkQueue> Fanout<C, Q, W> {
-    /// Opens a delivery per interested webhook and queues it; schedules the sweep of a deleted
-    /// document's blob. Safe to repeat: an event that comes again opens and queues nothing new
+    /// Opens a delivery per interested webhook and queues it; schedules the sweep of the blob a
+    /// document let go of. Safe to repeat: an event that comes again opens and queues nothing new
     /// unless its delivery never got queued (no attempt yet), which is queued again.
     pub async fn handle(&self, event: &EventV1) -> Result<Fanned, Error> {
         let mut fanned = Fanned::default();
-        if event.event_type == EventType::DocumentDeleted
-            && event
-                .previous_status
-                .is_some_and(|s| matches!(s, StatusKind::Accepted | StatusKind::Duplicate))
-            && let Some(sha256) = event.sha256()
-        {
+        // The document let go of its blob (deleted, or decided against while it waited for the
+        // malware scan): the blob is swept once the grace period is over, if nothing uses it.
+        let released = matches!(
+            event.event_type,
+            EventType::DocumentDeleted
+                | EventType::DocumentQuarantined
+                | EventType::DocumentFailed
+                | EventType::DocumentRejected
+        ) && event
+            .previous_status
+            .is_some_and(|s| matches!(s, StatusKind::Scanning | StatusKind::Accepted | StatusKind::Duplicate));
+        if released && let Some(sha256) = event.sha256() {
             self.work.schedule(&Job::SweepBlob { sha256 }, self.grace).await?;
             fanned.sweep_scheduled = true;
         }

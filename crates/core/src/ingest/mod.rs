@@ -3,6 +3,10 @@
 //! accept (content-addressed blob, document and dedup claim written together), mark as a
 //! duplicate, or reject with a reason; finally clear the incoming object.
 //!
+//! With the malware gate on (`[scan] require`), content is accepted only once the scan found
+//! it clean: a document whose bytes have no verdict yet waits (`scanning`) and is decided when
+//! the verdict comes ([`scan`]); one whose bytes were judged before is decided at once.
+//!
 //! Every step is safe to repeat: S3 delivers events at least once, sometimes concurrently. A
 //! redelivered event finds its document already decided and only finishes the clean-up.
 //!
@@ -11,26 +15,32 @@
 //! is `<hex>`, even when the key is written again meanwhile. Where S3 verified a SHA-256 on
 //! upload, the bytes read must match it.
 
+pub mod scan;
+
 use std::sync::Arc;
 
 use futures::StreamExt;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::policy::{OnMismatch, OnReject};
+use crate::jobs::Job;
+use crate::policy::{OnMismatch, OnReject, OnThreat};
 use crate::ports::{
     BlobLedger, BlobRef, BlobState, BlobStore, BlobUse, ByteStream, Claim, Clock, ContentIndex, Documents, ObjectMeta,
-    Revision, StoreError,
+    Revision, ScanLedger, ScanState, StoreError, WorkQueue,
 };
 use crate::sniff::{SNIFF_BYTES, agrees, sniff};
 use crate::{
     ContentType, Document, DocumentId, Door, Error, Failure, FileName, IncomingKey, Invalid, ObjectKey, Policy,
-    Redrive, Rejection, RejectionCode, Sha256, Sha256Hasher, Source, Status, Tags,
+    Redrive, Rejection, RejectionCode, ScanResult, ScanVerdict, Sha256, Sha256Hasher, Source, Status, Tags,
 };
 
-pub struct Cataloguer<C, B> {
+pub struct Cataloguer<C, B, Q> {
     pub catalog: C,
     pub blobs: B,
+    /// The work queue: a document that starts waiting for its malware verdict schedules its
+    /// deadline there first ([`Job::ScanDeadline`]).
+    pub queue: Q,
     pub policy: Arc<Policy>,
     pub clock: Arc<dyn Clock>,
 }
@@ -52,6 +62,12 @@ pub enum Outcome {
     Accepted(Document),
     Duplicate(Document),
     Rejected(Document),
+    /// Waiting for the malware scan's verdict on its bytes.
+    Scanning(Document),
+    /// The malware scan found threats in its bytes.
+    Quarantined(Document),
+    /// The malware scan could not judge its bytes and the policy requires a verdict.
+    Failed(Document),
     /// Decided before (a redelivered event); left-over objects were cleaned up.
     AlreadyCatalogued(DocumentId),
     /// The object (the write the event is about) no longer exists and nothing was decided
@@ -60,7 +76,11 @@ pub enum Outcome {
 }
 
 /// How often a decision is made again after losing a race (a concurrent delivery, a sweep).
-const DECISION_ROUNDS: usize = 5;
+pub(crate) const DECISION_ROUNDS: usize = 5;
+
+/// How long a document's wait for its verdict is remembered after its deadline (then the
+/// table's TTL forgets it): a verdict that comes later finds the document failed and leaves it.
+const WAIT_KEPT: time::Duration = time::Duration::days(1);
 
 /// What the bytes turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +158,7 @@ pub fn evaluate(
     Ok(effective)
 }
 
-impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
+impl<C: Documents + ContentIndex + BlobLedger + ScanLedger, B: BlobStore, Q: WorkQueue> Cataloguer<C, B, Q> {
     /// Catalogues one object. `Error::Invalid` means the object can never be catalogued (a key
     /// outside the layout) and must not be retried; other errors are worth a retry.
     ///
@@ -249,10 +269,12 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
 
     /// Writes an accepted document with its dedup claim and its reference to the blob, or
     /// records it as a duplicate of the document that holds the same bytes. The blob is copied
-    /// (pinned to the revision that was hashed) unless the ledger says it is live.
+    /// (pinned to the revision that was hashed) unless the ledger says it is live. With the
+    /// malware gate on, the content's verdict comes first: clean goes on, threats quarantine
+    /// the document (nothing copied), no verdict yet makes it wait.
     async fn accept(
         &self,
-        mut doc: Document,
+        doc: Document,
         expected: Option<u64>,
         incoming: &IncomingKey,
         revision: &Revision,
@@ -261,6 +283,15 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
         let sha = doc
             .sha256
             .ok_or_else(|| Error::Unavailable("inspection lost the digest".into()))?;
+        let scan = match self.policy.scan.require {
+            true => self.catalog.scan_state(&sha).await?,
+            false => ScanState::default(),
+        };
+        if let Some(v) = &scan.verdict
+            && v.result == ScanResult::ThreatsFound
+        {
+            return self.judge_now(doc, expected, v, Some((incoming, revision))).await;
+        }
         let blob = ObjectKey::blob(&sha);
         let usage = match self.catalog.blob_state(&sha).await? {
             BlobState::Live { .. } => BlobUse::Existing,
@@ -283,6 +314,43 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
                 BlobUse::Copied
             }
         };
+        if self.policy.scan.require {
+            match &scan.verdict {
+                Some(v) if v.result == ScanResult::NoThreatsFound => {}
+                // The scan could not judge these bytes, and no new scan is coming (this delivery
+                // copied nothing): decided now, as the policy says.
+                Some(v) if !*copied => return self.judge_now(doc, expected, v, None).await,
+                // No verdict yet: wait for the one on its way, or ask for one by writing the
+                // blob again (a new object to the scanner): content stored before the gate was
+                // turned on, or whose scan was lost.
+                _ => {
+                    let wait = time::Duration::try_from(self.policy.scan.deadline).unwrap_or(time::Duration::HOUR);
+                    let on_its_way = scan.requested_at.is_some_and(|at| self.clock.now() - at < wait);
+                    if !*copied && !on_its_way {
+                        match self.blobs.copy(&incoming.key, Some(revision), &blob).await {
+                            Ok(_) => *copied = true,
+                            Err(StoreError::ConditionFailed) => return Ok(Decided::Gone),
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    return self.wait_for_verdict(doc, expected, usage, *copied).await;
+                }
+            }
+        }
+        self.claim(doc, expected, usage).await
+    }
+
+    /// Claims the content for `doc` (accepted), or records it as a duplicate of the document of
+    /// the same owner that holds it; the blob reference moves as `usage` says.
+    pub(crate) async fn claim(
+        &self,
+        mut doc: Document,
+        expected: Option<u64>,
+        usage: BlobUse,
+    ) -> Result<Decided, Error> {
+        let sha = doc
+            .sha256
+            .ok_or_else(|| Error::Unavailable("a document to accept has no digest".into()))?;
         doc.status = Status::Accepted;
         let mut stale = None;
         // At most: claim, find the holder deleted, take the claim over.
@@ -292,12 +360,11 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
                 Ok(Claim::HeldBy(holder)) => match self.catalog.get_document(&holder).await? {
                     Some(h) if !h.is_deleted() => {
                         doc.status = Status::Duplicate { duplicate_of: holder };
-                        return Ok(
-                            match self.save(&doc, expected, Some(BlobRef::Acquire(sha, usage))).await? {
-                                true => Decided::Done(Outcome::Duplicate(doc)),
-                                false => Decided::LostRace,
-                            },
-                        );
+                        let blob = (usage != BlobUse::Held).then_some(BlobRef::Acquire(sha, usage));
+                        return Ok(match self.save(&doc, expected, blob).await? {
+                            true => Decided::Done(Outcome::Duplicate(doc)),
+                            false => Decided::LostRace,
+                        });
                     }
                     _ => stale = Some(holder),
                 },
@@ -306,6 +373,68 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
             }
         }
         Ok(Decided::LostRace)
+    }
+
+    /// `doc` waits for its content's verdict: its deadline is scheduled first (a job that
+    /// finds the document decided does nothing), then it is written `scanning` with its blob
+    /// reference, unless a verdict came meanwhile (then the decision is made again).
+    async fn wait_for_verdict(
+        &self,
+        mut doc: Document,
+        expected: Option<u64>,
+        usage: BlobUse,
+        requested: bool,
+    ) -> Result<Decided, Error> {
+        let sha = doc
+            .sha256
+            .ok_or_else(|| Error::Unavailable("a document to scan has no digest".into()))?;
+        let now = self.clock.now();
+        let wait = time::Duration::try_from(self.policy.scan.deadline).unwrap_or(time::Duration::HOUR);
+        let deadline = now + wait;
+        let job = Job::ScanDeadline {
+            document: doc.id,
+            sha256: sha,
+            deadline,
+        };
+        self.queue.schedule(&job, scan::next_look(now, deadline)).await?;
+        doc.status = Status::Scanning;
+        match self
+            .catalog
+            .await_verdict(&doc, expected, usage, deadline + WAIT_KEPT, requested)
+            .await
+        {
+            Ok(()) => Ok(Decided::Done(Outcome::Scanning(doc))),
+            Err(StoreError::ConditionFailed) => Ok(Decided::LostRace),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Decides `doc` (which uses no blob yet) by a verdict that stands: quarantined (its bytes
+    /// kept aside from `source` if the policy keeps them), rejected or failed.
+    async fn judge_now(
+        &self,
+        mut doc: Document,
+        expected: Option<u64>,
+        verdict: &ScanVerdict,
+        source: Option<(&IncomingKey, &Revision)>,
+    ) -> Result<Decided, Error> {
+        let kept_at = match (verdict.result, self.policy.scan.on_threat, source) {
+            (ScanResult::ThreatsFound, OnThreat::Keep, Some((incoming, revision))) => {
+                let aside = ObjectKey::quarantine(&doc.owner, &doc.id, &doc.name);
+                match self.blobs.copy(&incoming.key, Some(revision), &aside).await {
+                    Ok(_) => Some(aside.to_string()),
+                    Err(StoreError::ConditionFailed) => return Ok(Decided::Gone),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => None,
+        };
+        doc.status = scan::judged_status(verdict, self.clock.now(), kept_at);
+        let outcome = scan::outcome_of(doc.clone());
+        Ok(match self.save(&doc, expected, None).await? {
+            true => Decided::Done(outcome),
+            false => Decided::LostRace,
+        })
     }
 
     async fn reject(
@@ -330,7 +459,12 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
     }
 
     /// Inserts or replaces `doc`; `false` when another writer changed it first.
-    async fn save(&self, doc: &Document, expected: Option<u64>, blob: Option<BlobRef>) -> Result<bool, Error> {
+    pub(crate) async fn save(
+        &self,
+        doc: &Document,
+        expected: Option<u64>,
+        blob: Option<BlobRef>,
+    ) -> Result<bool, Error> {
         let written = match expected {
             None => self.catalog.insert_document(doc, blob).await,
             Some(v) => self.catalog.replace_document(doc, v, blob).await,
@@ -443,7 +577,7 @@ impl<C: Documents + ContentIndex + BlobLedger, B: BlobStore> Cataloguer<C, B> {
 /// How one round of a decision ended. Returned once per round and matched at once, never
 /// stored: the size of `Done` costs nothing worth a box.
 #[allow(clippy::large_enum_variant)]
-enum Decided {
+pub(crate) enum Decided {
     Done(Outcome),
     /// The revision that was hashed is no longer there.
     Gone,
