@@ -90,6 +90,7 @@ async fn settle(pipeline: &Pipeline, meter: &Meter, owners: &[Owner], limit: Dur
         for owner in owners {
             let stats = catalog.get_stats(owner).await.map_err(|e| e.to_string())?;
             waiting += stats.by_status.get(&StatusKind::Received).map_or(0, |c| c.documents);
+            waiting += stats.by_status.get(&StatusKind::Scanning).map_or(0, |c| c.documents);
         }
         let mut queued = 0;
         for url in [&q.work, &q.ingest_failures, &q.webhooks] {

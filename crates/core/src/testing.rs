@@ -160,3 +160,12 @@ impl<B: BlobStore> BlobStore for Window<B> {
         self.inner.presign_get(key, d, ttl).await
     }
 }
+
+/// A policy (TOML) with the malware gate off: for tests of what happens around it (cataloguing,
+/// sweeps, races), where waiting for a verdict is beside the point. The gate's own tests use
+/// the shipped policy as it is.
+pub fn ungated_policy(text: &str) -> crate::Policy {
+    let mut policy = crate::Policy::from_toml(text).expect("a valid policy");
+    policy.scan.require = false;
+    policy
+}

@@ -19,7 +19,7 @@ fn cataloguer(policy: &str) -> Cataloguer<MemoryCatalog, MemoryBlobStore, Memory
         catalog: MemoryCatalog::default(),
         blobs: MemoryBlobStore::default(),
         queue: intake_core::memory::MemoryQueue::default(),
-        policy: Arc::new(Policy::from_toml(policy).unwrap()),
+        policy: Arc::new(intake_core::testing::ungated_policy(policy)),
         clock: Arc::new(ManualClock::new(datetime!(2026-11-27 10:00 UTC))),
     }
 }

@@ -39,7 +39,7 @@ fn world() -> World {
             catalog: catalog.clone(),
             blobs: blobs.clone(),
             queue: intake_core::memory::MemoryQueue::default(),
-            policy: Arc::new(Policy::from_toml(POLICY).unwrap()),
+            policy: Arc::new(intake_core::testing::ungated_policy(POLICY)),
             clock: clock.clone(),
         },
         sweeper: Sweeper {

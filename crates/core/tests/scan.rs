@@ -24,16 +24,22 @@ struct World {
     clock: Arc<ManualClock>,
 }
 
-/// The shipped policy with the gate on (`on_threat` as given).
+/// The shipped policy (the gate on), `on_threat` as given.
 fn world(on_threat: &str) -> World {
-    let policy = format!("{POLICY}\n[scan]\nrequire = true\ndeadline_minutes = 60\non_threat = \"{on_threat}\"\n");
+    let mut policy = Policy::from_toml(POLICY).unwrap();
+    assert!(policy.scan.require, "the shipped policy turns the gate on");
+    assert_eq!(policy.scan.deadline, Duration::from_secs(60 * 60));
+    policy.scan.on_threat = match on_threat {
+        "keep" => intake_core::policy::OnThreat::Keep,
+        _ => intake_core::policy::OnThreat::Delete,
+    };
     let clock = Arc::new(ManualClock::new(T0));
     World {
         c: Cataloguer {
             catalog: MemoryCatalog::default(),
             blobs: MemoryBlobStore::default(),
             queue: MemoryQueue::default(),
-            policy: Arc::new(Policy::from_toml(&policy).unwrap()),
+            policy: Arc::new(policy),
             clock: clock.clone(),
         },
         clock,
@@ -317,7 +323,7 @@ async fn content_stored_before_the_gate_was_on_is_scanned_again_by_writing_its_b
         catalog: w.c.catalog.clone(),
         blobs: w.c.blobs.clone(),
         queue: MemoryQueue::default(),
-        policy: Arc::new(Policy::from_toml(POLICY).unwrap()),
+        policy: Arc::new(intake_core::testing::ungated_policy(POLICY)),
         clock: w.clock.clone(),
     };
     let arrival = w.drop_file("incoming/acme/drop/old.pdf", PDF).await;
@@ -389,7 +395,7 @@ async fn without_the_gate_nothing_waits_and_nothing_is_scheduled() {
         catalog: w.c.catalog.clone(),
         blobs: w.c.blobs.clone(),
         queue: MemoryQueue::default(),
-        policy: Arc::new(Policy::from_toml(POLICY).unwrap()),
+        policy: Arc::new(intake_core::testing::ungated_policy(POLICY)),
         clock: w.clock.clone(),
     };
     let arrival = w.drop_file("incoming/acme/drop/a.pdf", PDF).await;

@@ -4,7 +4,7 @@
 //! binaries run behind a local implementation of the Lambda Runtime API ([`runtime`]), each
 //! with the environment the template gives it and an IAM gate that holds its AWS calls to its
 //! role ([`gate`], [`iam`], [`aws_request`]); what AWS does between them is wired as declared
-//! ([`pipeline`]: [`front_door`], [`notify`], [`stream`], [`sqs`], [`invoke`], [`filter`]).
+//! ([`pipeline`]: [`front_door`], [`notify`], [`scanner`], [`stream`], [`sqs`], [`invoke`], [`filter`]).
 
 pub mod aws_request;
 pub mod deployment;
@@ -20,6 +20,7 @@ pub mod notify;
 pub mod observe;
 pub mod pipeline;
 pub mod runtime;
+pub mod scanner;
 pub mod sqs;
 pub mod stack;
 pub mod stream;

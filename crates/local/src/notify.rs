@@ -71,6 +71,61 @@ pub struct Watch {
     pub every: Duration,
 }
 
+/// One version of an object, as a listing shows it.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub key: String,
+    pub version: String,
+    pub etag: String,
+    pub size: i64,
+    pub at: OffsetDateTime,
+}
+
+/// Every version under `prefix`, following pages (empty if the listing fails: the next look
+/// tries again).
+pub async fn list_versions(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<Version> {
+    let mut listed = Vec::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let page = match s3
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker)
+            .set_version_id_marker(version_marker)
+            .send()
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                eprintln!("[s3 notifications] listing failed: {e}");
+                break;
+            }
+        };
+        for v in page.versions() {
+            let (Some(key), Some(version), Some(etag)) = (v.key(), v.version_id(), v.e_tag()) else {
+                continue;
+            };
+            listed.push(Version {
+                key: key.to_owned(),
+                version: version.to_owned(),
+                etag: etag.to_owned(),
+                size: v.size().unwrap_or_default(),
+                at: v
+                    .last_modified()
+                    .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
+                    .unwrap_or_else(OffsetDateTime::now_utc),
+            });
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
+    }
+    listed
+}
+
 /// Announces each new version of a key with the watch's prefix and suffix to `target` until
 /// the task is dropped.
 pub async fn watch_bucket(s3: aws_sdk_s3::Client, watch: Watch, target: AsyncInvoke) {
@@ -83,58 +138,14 @@ pub async fn watch_bucket(s3: aws_sdk_s3::Client, watch: Watch, target: AsyncInv
     let mut announced: HashSet<(String, String)> = HashSet::new();
     loop {
         tokio::time::sleep(every).await;
-        let mut listed = Vec::new();
-        let (mut key_marker, mut version_marker) = (None, None);
-        loop {
-            let page = match s3
-                .list_object_versions()
-                .bucket(&bucket)
-                .prefix(&prefix)
-                .set_key_marker(key_marker)
-                .set_version_id_marker(version_marker)
-                .send()
-                .await
-            {
-                Ok(page) => page,
-                Err(e) => {
-                    eprintln!("[s3 notifications] listing failed: {e}");
-                    break;
-                }
-            };
-            listed.extend(page.versions().iter().cloned());
-            if !page.is_truncated().unwrap_or(false) {
-                break;
-            }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            version_marker = page.next_version_id_marker().map(str::to_owned);
-        }
-        let present: HashSet<(String, String)> = listed
-            .iter()
-            .filter_map(|v| Some((v.key()?.to_owned(), v.version_id()?.to_owned())))
-            .collect();
+        let listed = list_versions(&s3, &bucket, &prefix).await;
+        let present: HashSet<(String, String)> = listed.iter().map(|v| (v.key.clone(), v.version.clone())).collect();
         announced.retain(|v| present.contains(v));
-        for version in listed {
-            let (Some(key), Some(id), Some(etag)) = (version.key(), version.version_id(), version.e_tag()) else {
-                continue;
-            };
-            if !key.ends_with(suffix.as_str()) {
+        for v in listed {
+            if !v.key.ends_with(suffix.as_str()) || !announced.insert((v.key.clone(), v.version.clone())) {
                 continue;
             }
-            if !announced.insert((key.to_owned(), id.to_owned())) {
-                continue;
-            }
-            let at = version
-                .last_modified()
-                .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
-                .unwrap_or_else(OffsetDateTime::now_utc);
-            let event = s3_event(
-                &bucket,
-                key,
-                version.size().unwrap_or_default(),
-                Some(etag),
-                Some(id),
-                at,
-            );
+            let event = s3_event(&bucket, &v.key, v.size, Some(&v.etag), Some(&v.version), v.at);
             target.send(Bytes::from(event.to_string()));
         }
     }

@@ -54,6 +54,35 @@ pub struct Options {
     pub log: Option<LogSink>,
     /// Show every call, invocation and log line to this observer (the benchmark's meter).
     pub observer: Option<Arc<dyn crate::observe::Observer>>,
+    /// How the stand-in malware scanner behaves ([`crate::scanner`]).
+    pub scan: ScanOptions,
+}
+
+/// The stand-in malware scanner's settings.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// How often a verdict is delivered twice.
+    pub duplicates: f64,
+    /// The longest a verdict waits before it is published.
+    pub delay: Duration,
+    /// SHA-256s (hex) judged threats besides EICAR: `INTAKE_LOCAL_MALWARE_SHA256`, comma
+    /// separated.
+    pub denylist: std::collections::HashSet<String>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            duplicates: 0.1,
+            delay: Duration::from_millis(1500),
+            denylist: std::env::var("INTAKE_LOCAL_MALWARE_SHA256")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
 }
 
 /// The settings a local run changes from the template's, and why.
@@ -87,6 +116,7 @@ impl Options {
             poll: Duration::from_millis(250),
             log: None,
             observer: None,
+            scan: ScanOptions::default(),
         })
     }
 
@@ -298,6 +328,7 @@ impl Pipeline {
     /// the front door on `door`.
     pub async fn start(options: Options, door: TcpListener) -> Result<Self, String> {
         let (multi_value, poll, log) = (options.multi_value_headers, options.poll, options.log.clone());
+        let scan = options.scan.clone();
         let local = Local::deploy(options).await?;
         let stack = local.stack.clone();
         let d = &local.deployment;
@@ -361,6 +392,33 @@ impl Pipeline {
                 watch,
                 target,
             )));
+        }
+        // The malware protection plans, and the rules their verdicts go to.
+        let mut routes = Vec::new();
+        for rule in &d.event_rules {
+            let mut targets = Vec::new();
+            for f in &rule.functions {
+                invokable(f, "events.amazonaws.com", &format!("the rule {}", rule.logical_id))?;
+                targets.push(local.async_invoke(functions[f].clone())?);
+            }
+            routes.push(crate::scanner::Route {
+                pattern: rule.pattern.clone(),
+                targets,
+            });
+        }
+        for plan in &d.malware_plans {
+            let scanner = crate::scanner::Scanner {
+                plan_arn: plan.arn.clone(),
+                account: stack.account.clone(),
+                bucket: plan.bucket.clone(),
+                prefixes: plan.prefixes.clone(),
+                routes: routes.clone(),
+                denylist: scan.denylist.clone(),
+                duplicates: scan.duplicates,
+                delay: scan.delay,
+                every: poll,
+            };
+            tasks.push(tokio::spawn(scanner.run(intake_aws::s3_client(&sdk, true))));
         }
         for m in &d.mappings {
             let function = functions[&m.function].clone();

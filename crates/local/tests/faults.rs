@@ -378,7 +378,7 @@ async fn run(rate: f64, seed: u64) {
     let outcome = workload(&pipeline, &client, &tokens, &hooks).await;
 
     // Renames and deletes of settled documents, with retries.
-    let settled = |status: &str| status != "received";
+    let settled = |status: &str| status != "received" && status != "scanning";
     let mut changed = 0;
     let mut downloads = 0;
     for (i, (id, owner)) in outcome.accepted.iter().enumerate().filter(|(i, _)| i % 9 == 0) {

@@ -158,7 +158,10 @@ async fn settled(catalog: &intake_aws::DynamoCatalog, owner: &str, n: usize) -> 
     let owner = owner.parse().unwrap();
     for _ in 0..100 {
         let page = catalog.list_documents(&owner, &ListQuery::default()).await.unwrap();
-        if page.items.len() >= n && page.items.iter().all(|d| d.status != intake_core::Status::Received) {
+        let decided = |d: &intake_core::Document| {
+            !matches!(d.status, intake_core::Status::Received | intake_core::Status::Scanning)
+        };
+        if page.items.len() >= n && page.items.iter().all(decided) {
             return page.items;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -184,6 +187,29 @@ async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
         watch,
         intake_local::invoke::AsyncInvoke::new(start("S3Function", &local).await, None),
     ));
+    // The malware plan's stand-in scanner, and the rule that sends its verdicts on.
+    let plan = &local.deployment.malware_plans[0];
+    let rule = &local.deployment.event_rules[0];
+    let scanner = tokio::spawn(
+        intake_local::scanner::Scanner {
+            plan_arn: plan.arn.clone(),
+            account: stack.account.clone(),
+            bucket: plan.bucket.clone(),
+            prefixes: plan.prefixes.clone(),
+            routes: vec![intake_local::scanner::Route {
+                pattern: rule.pattern.clone(),
+                targets: vec![intake_local::invoke::AsyncInvoke::new(
+                    start("ScanResultsFunction", &local).await,
+                    None,
+                )],
+            }],
+            denylist: Default::default(),
+            duplicates: 0.0,
+            delay: Duration::ZERO,
+            every: Duration::from_millis(100),
+        }
+        .run(s3.clone()),
+    );
 
     // The S3 drop door: the same bytes twice, and a type the policy refuses.
     let pdf = PDF.to_vec();
@@ -241,6 +267,7 @@ async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
         );
     }
     watcher.abort();
+    scanner.abort();
 }
 
 #[tokio::test(flavor = "multi_thread")]

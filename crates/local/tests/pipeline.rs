@@ -100,7 +100,8 @@ impl Client {
     async fn settled(&self, id: &str) -> Value {
         eventually(&format!("document {id} to be catalogued"), || async {
             let (status, doc) = self.get(&format!("/v1/documents/{id}")).await;
-            (status == 200 && doc["status"] != "received").then_some(doc)
+            // Received, then waiting for the malware scan's verdict (the shipped policy), then decided.
+            (status == 200 && doc["status"] != "received" && doc["status"] != "scanning").then_some(doc)
         })
         .await
     }
@@ -222,7 +223,9 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
         .await
         .unwrap();
     let one = eventually("the dropped file", || {
-        api.find("limit=50", |d| d["name"] == "one.pdf" && d["status"] != "received")
+        api.find("limit=50", |d| {
+            d["name"] == "one.pdf" && d["status"] != "received" && d["status"] != "scanning"
+        })
     })
     .await;
     assert_eq!(one["status"], "accepted");
@@ -311,6 +314,7 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
     .await;
     assert_eq!(stats["by_status"]["duplicate"]["documents"], 1, "{stats}");
     assert_eq!(stats["by_status"]["received"]["documents"], 0, "{stats}");
+    assert_eq!(stats["by_status"]["scanning"]["documents"], 0, "{stats}");
     // Every event reached the hook once.
     let ids: Vec<String> = got
         .lock()
@@ -361,4 +365,141 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
     let ledger = &pipeline.local.ledger;
     eprintln!("AWS calls by role:\n{}", ledger.report());
     assert_eq!(ledger.denied(), vec![], "calls the template's roles deny");
+}
+
+/// A zip archive of one stored entry (what `zip -0` writes, without the central directory the
+/// scanner does not read).
+fn stored_zip(name: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = b"PK\x03\x04".to_vec();
+    out.extend(20u16.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out.extend([0u8; 8]);
+    out.extend((body.len() as u32).to_le_bytes());
+    out.extend((body.len() as u32).to_le_bytes());
+    out.extend((name.len() as u16).to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out.extend(name.as_bytes());
+    out.extend(body);
+    out.extend(b"PK\x05\x06");
+    out.extend([0u8; 18]);
+    out
+}
+
+/// The malware gate, end to end: the EICAR test file through every door (the HTTP API, a
+/// presigned upload, an S3 drop, a mail attachment, and inside a zip) ends `quarantined`, its
+/// webhook signed and sent, its bytes never served; a clean file waits for its verdict and is
+/// accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eicar_test_file_through_every_door_ends_quarantined_with_its_webhook() {
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut options = support::options();
+    options.poll = Duration::from_millis(100);
+    let pipeline = Pipeline::start(options, door).await.unwrap();
+    let api = Client {
+        http: reqwest::Client::new(),
+        url: pipeline.url.clone(),
+        token: pipeline.token.reveal().to_owned(),
+    };
+    let (got, hook_url) = webhook_receiver().await;
+    let hook = api
+        .http
+        .post(format!("{}/v1/webhooks", api.url))
+        .bearer_auth(&api.token)
+        .json(&json!({ "url": hook_url }))
+        .send()
+        .await
+        .unwrap();
+    assert!(hook.status().is_success(), "{}", hook.status());
+    let eicar = intake_local::scanner::EICAR;
+
+    let mut ids = vec![
+        api.upload("eicar.txt", "text/plain", eicar).await,
+        api.upload("eicar.zip", "application/zip", &stored_zip("eicar.com", eicar))
+            .await,
+    ];
+    // A presigned upload.
+    let (_, started) = {
+        let r = api
+            .http
+            .post(format!("{}/v1/uploads", api.url))
+            .bearer_auth(&api.token)
+            .json(&json!({ "name": "large-eicar.txt", "content_type": "text/plain", "size": eicar.len() }))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in started["upload"]["fields"].as_object().unwrap() {
+        form = form.text(k.clone(), v.as_str().unwrap().to_owned());
+    }
+    form = form.part("file", reqwest::multipart::Part::bytes(eicar.to_vec()));
+    let posted = api
+        .http
+        .post(started["upload"]["url"].as_str().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(posted.status().is_success(), "{:?}", posted.text().await);
+    ids.push(started["id"].as_str().unwrap().to_owned());
+    // An S3 drop.
+    let sdk = pipeline.stack.sdk_config().await;
+    intake_aws::s3_client(&sdk, true)
+        .put_object()
+        .bucket(&pipeline.stack.bucket)
+        .key("incoming/demo/drop/eicar.txt")
+        .body(eicar.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    // A mail attachment.
+    let b64 = base64::engine::general_purpose::STANDARD.encode(eicar);
+    let eml = format!(
+        "From: alice@acme.example\r\nTo: docs@intake.example.com\r\nSubject: A test file\r\nMessage-ID: <eicar@acme.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+         --b1\r\nContent-Type: text/plain; name=mail-eicar.txt\r\nContent-Disposition: attachment; filename=mail-eicar.txt\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b1--\r\n"
+    );
+    let answer = pipeline
+        .receive_mail(
+            eml.into_bytes(),
+            "alice@acme.example",
+            &["docs@intake.example.com".to_owned()],
+            Some("A test file"),
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["disposition"], "CONTINUE");
+    // And a clean file beside them.
+    let clean = api
+        .upload(
+            "clean.pdf",
+            "application/pdf",
+            b"%PDF-1.4\n% clean beside eicar\n%%EOF\n",
+        )
+        .await;
+
+    for name in ["drop/eicar.txt", "mail-eicar.txt"] {
+        let leaf = name.rsplit('/').next().unwrap();
+        let doc = eventually(name, || api.find("limit=50", |d| d["name"] == leaf)).await;
+        ids.push(doc["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let doc = api.settled(id).await;
+        assert_eq!(doc["status"], "quarantined", "{doc}");
+        assert!(
+            doc["quarantine"]["threats"][0].as_str().unwrap().contains("EICAR"),
+            "{doc}"
+        );
+        eventually(&format!("the quarantined webhook of {id}"), || async {
+            delivered(&got, "document.quarantined", id)
+        })
+        .await;
+        let (status, _) = api.get(&format!("/v1/documents/{id}/content")).await;
+        assert_eq!(status, 409, "a quarantined document's bytes are never served");
+    }
+    assert_eq!(api.settled(&clean).await["status"], "accepted");
 }

@@ -24,7 +24,7 @@ fn gate() -> Cataloguer<MemoryCatalog, MemoryBlobStore, MemoryQueue> {
         catalog: MemoryCatalog::default(),
         blobs: MemoryBlobStore::default(),
         queue: MemoryQueue::default(),
-        policy: Arc::new(Policy::from_toml(&format!("{POLICY}\n[scan]\nrequire = true\n")).unwrap()),
+        policy: Arc::new(Policy::from_toml(POLICY).unwrap()),
         clock: Arc::new(SystemClock),
     }
 }

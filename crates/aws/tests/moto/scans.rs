@@ -118,12 +118,11 @@ async fn verdicts_replace_only_weaker_ones_and_close_the_wait() {
 #[tokio::test]
 async fn the_gate_on_real_apis_waits_then_accepts_once_the_bytes_are_clean() {
     let sdk = sdk_config().await;
-    let policy = format!("{}\n[scan]\nrequire = true\n", intake_testkit::POLICY);
     let c = Cataloguer {
         catalog: fresh_catalog(&sdk).await,
         blobs: fresh_blobs(&sdk).await,
         queue: MemoryQueue::default(),
-        policy: Arc::new(Policy::from_toml(&policy).unwrap()),
+        policy: Arc::new(Policy::from_toml(intake_testkit::POLICY).unwrap()),
         clock: Arc::new(SystemClock),
     };
     let key = ObjectKey::parse("incoming/acme/drop/a.pdf").unwrap();

@@ -11,7 +11,9 @@
 //! they run in; a type none of them knows is listed in the notes as not emulated.
 
 mod bucket;
+mod events_rule;
 mod function;
+mod guardduty_plan;
 mod invoke_config;
 mod kms_key;
 mod layer;
@@ -114,6 +116,8 @@ pub struct Deployment {
     pub mappings: Vec<Mapping>,
     pub subscriptions: Vec<Subscription>,
     pub receipt_rules: Vec<ReceiptRule>,
+    pub malware_plans: Vec<MalwarePlan>,
+    pub event_rules: Vec<EventRule>,
     /// The function behind the load balancer's target group.
     pub front_door: Option<String>,
     /// What is not emulated, and why.
@@ -122,7 +126,7 @@ pub struct Deployment {
 
 /// The provisioning steps, in the order a deployment runs them: a step may use what an earlier
 /// one made (a function's role and layers; a mapping's queue and function).
-const STEPS: [(&str, Step); 15] = [
+const STEPS: [(&str, Step); 17] = [
     ("AWS::KMS::Key", Step::KmsKey),
     ("AWS::DynamoDB::Table", Step::Table),
     ("AWS::SQS::Queue", Step::Queue),
@@ -138,6 +142,8 @@ const STEPS: [(&str, Step); 15] = [
     ("AWS::SNS::Subscription", Step::Subscription),
     ("AWS::SES::ReceiptRule", Step::ReceiptRule),
     ("AWS::ElasticLoadBalancingV2::TargetGroup", Step::TargetGroup),
+    ("AWS::GuardDuty::MalwareProtectionPlan", Step::MalwarePlan),
+    ("AWS::Events::Rule", Step::EventRule),
 ];
 
 /// Types that are only named: what they do is part of another type's step (an alias runs its
@@ -162,6 +168,8 @@ enum Step {
     Subscription,
     ReceiptRule,
     TargetGroup,
+    MalwarePlan,
+    EventRule,
 }
 
 impl Step {
@@ -183,6 +191,8 @@ impl Step {
             Step::Subscription => subscription::read(cx, id, res),
             Step::ReceiptRule => receipt_rule::read(cx, id, res),
             Step::TargetGroup => target_group::read(cx, res),
+            Step::MalwarePlan => guardduty_plan::read(cx, id, res),
+            Step::EventRule => events_rule::read(cx, id, res),
         }
     }
 
@@ -219,6 +229,8 @@ fn name(r: &Resolver<'_>, id: &str, res: &Value) -> Result<Physical, String> {
         "AWS::SNS::Topic" => topic::name(&n),
         "AWS::DynamoDB::Table" => table::name(&n),
         "AWS::SQS::Queue" => queue::name(&n),
+        "AWS::GuardDuty::MalwareProtectionPlan" => Ok(guardduty_plan::name(&n, id)),
+        "AWS::Events::Rule" => Ok(events_rule::name(&n)),
         // A key's id is made by KMS: its step creates it first and names it then.
         _ => Ok(Physical {
             reference: format!("{id}-local"),
@@ -356,6 +368,8 @@ impl Deployment {
                 mappings: Vec::new(),
                 subscriptions: Vec::new(),
                 receipt_rules: Vec::new(),
+                malware_plans: Vec::new(),
+                event_rules: Vec::new(),
                 front_door: None,
                 notes: Vec::new(),
             },

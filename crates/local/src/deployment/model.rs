@@ -129,3 +129,24 @@ pub struct Table {
     /// The table's key attributes and each index's (what an observer of writes needs).
     pub keys: crate::dynamodb_keys::TableKeys,
 }
+
+/// A GuardDuty Malware Protection plan: which prefixes of which bucket are scanned (the local
+/// stand-in scanner plays it, [`crate::scanner`]).
+#[derive(Debug, Clone)]
+pub struct MalwarePlan {
+    pub logical_id: String,
+    pub arn: String,
+    pub bucket: String,
+    /// Empty: the whole bucket.
+    pub prefixes: Vec<String>,
+}
+
+/// An EventBridge rule on the default bus that matches events by pattern and invokes
+/// functions (asynchronously, as EventBridge does).
+#[derive(Debug, Clone)]
+pub struct EventRule {
+    pub logical_id: String,
+    pub pattern: Value,
+    /// The functions it invokes (logical ids).
+    pub functions: Vec<String>,
+}
