@@ -305,6 +305,51 @@ fn money(d: f64) -> String {
     }
 }
 
+/// What the malware gate scanned, and what scanning every upload instead of every content
+/// would have cost.
+fn scans_paragraph(r: &mut Report, m: &Measured) {
+    let scans = m
+        .calls
+        .iter()
+        .filter(|((_, service, _), _)| service == "guardduty")
+        .fold(Usage::default(), |mut all, (_, u)| {
+            all.requests += u.requests;
+            all.request_bytes += u.request_bytes;
+            all
+        });
+    if scans.requests == 0 {
+        r.para("The malware gate scanned nothing: the policy does not require verdicts.");
+        return;
+    }
+    let with_bytes: u64 = m
+        .by_status
+        .iter()
+        .filter(|(k, _)| {
+            matches!(
+                k,
+                StatusKind::Accepted | StatusKind::Duplicate | StatusKind::Quarantined | StatusKind::Deleted
+            )
+        })
+        .map(|(_, v)| *v)
+        .sum();
+    let mean = scans.request_bytes as f64 / scans.requests as f64;
+    let scale = 1e6 / m.documents.max(1) as f64;
+    let per_object = |objects: f64| {
+        objects * GUARDDUTY_S3_PER_OBJECT + objects * mean / (1024.0 * 1024.0 * 1024.0) * GUARDDUTY_S3_PER_GB
+    };
+    r.para(&format!(
+        "The malware gate (GuardDuty Malware Protection for S3 on `blobs/`, priced at {} per 1,000 objects and {} per GB): {} objects scanned ({:.1} MiB) for {} documents that kept bytes, {} per million documents. Scanning every upload instead of every distinct content (a plan on `incoming/`) would scan about {} objects: {} per million documents.",
+        money(GUARDDUTY_S3_PER_OBJECT * 1000.0),
+        money(GUARDDUTY_S3_PER_GB),
+        scans.requests,
+        scans.request_bytes as f64 / (1024.0 * 1024.0),
+        with_bytes,
+        money(per_object(scans.requests as f64) * scale),
+        with_bytes,
+        money(per_object(with_bytes as f64) * scale),
+    ));
+}
+
 /// The report section.
 pub fn section(r: &mut Report, m: &Measured, bill: &Bill, floor: &Bill) {
     r.heading(2, "The whole bill: a million documents");
@@ -346,6 +391,7 @@ pub fn section(r: &mut Report, m: &Measured, bill: &Bill, floor: &Bill) {
         "100%".into(),
     ]);
     r.table(&["service", "per million documents", "share"], &rows);
+    scans_paragraph(r, m);
     r.para(&format!(
         "**{:.1}x the floor** ({} per million documents): the same documents in the smallest design that keeps the promises, priced the same way (`bench/src/bill/floor.rs`: one request bringing each document's bytes in, one GET to hash it and no copy, a catalogue write and a content claim, the HTTP door's `received` record, one SNS message per change, one queued job and one record write per webhook delivery, one log line per invocation; SES, storage, KMS and the load balancer as measured). By service:",
         bill.total / floor.total.max(f64::MIN_POSITIVE),

@@ -52,6 +52,11 @@ pub const SES_PER_CHUNK: f64 = 0.09 / 1000.0;
 pub const ALB_PER_GB: f64 = 0.008;
 pub const ALB_PER_CONNECTION: f64 = 0.008 / (25.0 * 3600.0);
 
+/// GuardDuty Malware Protection for S3: per GB scanned and per object scanned (the pricing
+/// page's worked example for US East; docs/research/guardduty-malware-protection.md §7).
+pub const GUARDDUTY_S3_PER_GB: f64 = 0.09;
+pub const GUARDDUTY_S3_PER_OBJECT: f64 = 0.215 / 1000.0;
+
 const GB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// What one metered line costs: (service as billed, dollars).
@@ -77,6 +82,10 @@ pub fn call_cost(service: &str, operation: &str, u: &Usage) -> (&'static str, f6
         "ses" => (
             "SES",
             u.billed_requests as f64 * SES_PER_CHUNK + u.requests as f64 * SES_PER_MAIL,
+        ),
+        "guardduty" => (
+            "GuardDuty malware scans",
+            u.requests as f64 * GUARDDUTY_S3_PER_OBJECT + u.request_bytes as f64 / GB * GUARDDUTY_S3_PER_GB,
         ),
         "alb" => (
             "ALB (LCU)",
@@ -153,6 +162,13 @@ mod tests {
             memory_mb: 128,
             ..Invocations::default()
         };
+        // A thousand scans of 1 MiB each: $0.215 for the objects, $0.088 for the GB.
+        let scans = Usage {
+            requests: 1000,
+            request_bytes: 1000 << 20,
+            ..Usage::default()
+        };
+        assert!((call_cost("guardduty", "MalwareScan", &scans).1 - (0.215 + 0.09 * 1000.0 / 1024.0)).abs() < 1e-9);
         // A million 1 ms invocations at 128 MB: $0.20 of requests and $0.0017 of GB-s.
         assert!((lambda_cost(&inv, 1_000_000) - 0.201_666_7).abs() < 1e-6);
     }

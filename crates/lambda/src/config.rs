@@ -119,6 +119,10 @@ pub struct Config {
     /// (default 900). Keep it above the s3 function's timeout (see `intake_core::sweep`);
     /// local runs shorten it to see sweeps happen.
     pub sweep_grace: Duration,
+    /// `SCAN_DEADLINE_SECONDS`: replaces the policy's `[scan] deadline_minutes` (how long a
+    /// document waits for its malware verdict). Local runs shorten it, so that the deadline
+    /// checks of decided documents drain from the work queue while you watch.
+    pub scan_deadline: Option<Duration>,
     /// `INTAKE_AWS_TRUST_STORE`: which root certificates the AWS clients trust.
     pub trust_store: TrustStore,
     /// The HTTP door's settings (`INLINE_UPLOAD_LIMIT_BYTES`, `UPLOAD_URL_TTL_SECONDS`,
@@ -158,6 +162,10 @@ impl Config {
             webhook_queue_url: env.optional("WEBHOOK_QUEUE_URL"),
             webhook_key_id: env.optional("WEBHOOK_KEY_ID"),
             sweep_grace: secs("BLOB_SWEEP_GRACE_SECONDS", intake_core::sweep::GRACE)?,
+            scan_deadline: match env.optional("SCAN_DEADLINE_SECONDS") {
+                Some(_) => Some(secs("SCAN_DEADLINE_SECONDS", Duration::ZERO)?),
+                None => None,
+            },
             trust_store: env.parse_or("INTAKE_AWS_TRUST_STORE", TrustStore::AmazonTrustServices)?,
             settings: Settings {
                 inline_upload_limit: env.parse_or("INLINE_UPLOAD_LIMIT_BYTES", defaults.inline_upload_limit)?,
@@ -172,12 +180,14 @@ impl Config {
 
     /// Reads and validates the intake policy (a local file read, no network).
     pub fn load_policy(&self) -> Result<Arc<Policy>, ConfigError> {
-        Policy::load(&self.policy_path)
-            .map(Arc::new)
-            .map_err(|source| ConfigError::Policy {
-                path: self.policy_path.clone(),
-                source,
-            })
+        let mut policy = Policy::load(&self.policy_path).map_err(|source| ConfigError::Policy {
+            path: self.policy_path.clone(),
+            source,
+        })?;
+        if let Some(deadline) = self.scan_deadline {
+            policy.scan.deadline = deadline;
+        }
+        Ok(Arc::new(policy))
     }
 }
 

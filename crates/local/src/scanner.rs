@@ -178,6 +178,8 @@ pub struct Scanner {
     /// The longest wait before a verdict is published.
     pub delay: Duration,
     pub every: Duration,
+    /// Who is told of each scan (an object and its bytes, as GuardDuty bills them).
+    pub observer: Option<std::sync::Arc<dyn crate::observe::Observer>>,
 }
 
 impl Scanner {
@@ -225,6 +227,15 @@ impl Scanner {
             Err(_) => return,
         };
         let finding = scan(&body, &self.denylist);
+        if let Some(observer) = &self.observer {
+            observer.plumbing(
+                "MalwareProtectionPlan",
+                "guardduty",
+                "MalwareScan",
+                body.len() as u64,
+                1,
+            );
+        }
         let event = verdict_event(
             &self.plan_arn,
             &self.account,

@@ -207,6 +207,7 @@ async fn dropped_and_mailed_files_are_catalogued_through_the_real_functions() {
             duplicates: 0.0,
             delay: Duration::ZERO,
             every: Duration::from_millis(100),
+            observer: None,
         }
         .run(s3.clone()),
     );
