@@ -12,6 +12,8 @@
 //! | content claim| `CONTENT#<owner>#<sha>`  | `CONTENT` |                           |            |
 //! | mail seen    | `MAIL#<messageId>`       | `MAIL`    |                           |            |
 //! | blob refs    | `BLOB#<sha>`             | `BLOB`    |                           |            |
+//! | scan verdict | `SCAN#<sha>`             | `SCAN`    |                           |            |
+//! | scan wait    | `SCAN#<sha>`             | `WAIT#<id>` |                         |            |
 //! | applied rec. | `APPLIED#<record id>`    | `APPLIED` |                           |            |
 //! | delivery     | `DELIVERY#<event>#<hook>`| `DELIVERY`| gsi2: `OWNER#<owner>#HOOK#<hook>` | `<occurred nanos>#<event>` |
 //!
@@ -21,7 +23,8 @@
 //! write touches the index (~0.2 KiB, one unit), and the delivery log reads the records by key
 //! (`BatchGetItem`, read units being a fifth of the price of write units).
 //! Document ids are ULIDs, so `gsi1sk` orders an owner's documents by creation time.
-//! Items that expire (idempotency keys) carry `expires_at` (epoch seconds), the table's TTL.
+//! Items that expire (idempotency keys, scan waits) carry `expires_at` (epoch seconds), the
+//! table's TTL.
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
