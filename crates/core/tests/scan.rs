@@ -87,6 +87,17 @@ impl World {
         }
     }
 
+    /// A cataloguer on the same stores with the gate off (what a deployment did before it).
+    fn ungated(&self) -> Cataloguer<MemoryCatalog, MemoryBlobStore, MemoryQueue> {
+        Cataloguer {
+            catalog: self.c.catalog.clone(),
+            blobs: self.c.blobs.clone(),
+            queue: MemoryQueue::default(),
+            policy: Arc::new(intake_core::testing::ungated_policy(POLICY)),
+            clock: self.clock.clone(),
+        }
+    }
+
     async fn doc(&self, id: &DocumentId) -> Document {
         self.c.catalog.get_document(id).await.unwrap().unwrap()
     }
@@ -319,13 +330,7 @@ async fn uploads_of_the_same_bytes_wait_for_one_scan_and_then_dedupe() {
 async fn content_stored_before_the_gate_was_on_is_scanned_again_by_writing_its_blob() {
     let w = world("delete");
     // A blob in use with no verdict and no scan asked for (the gate was off when it came).
-    let off = Cataloguer {
-        catalog: w.c.catalog.clone(),
-        blobs: w.c.blobs.clone(),
-        queue: MemoryQueue::default(),
-        policy: Arc::new(intake_core::testing::ungated_policy(POLICY)),
-        clock: w.clock.clone(),
-    };
+    let off = w.ungated();
     let arrival = w.drop_file("incoming/acme/drop/old.pdf", PDF).await;
     assert!(matches!(off.catalogue(&arrival).await.unwrap(), Outcome::Accepted(_)));
     let blob = ObjectKey::blob(&Sha256::of(PDF));
@@ -391,13 +396,7 @@ async fn a_verdict_about_anything_but_a_blob_is_refused_for_good() {
 #[tokio::test]
 async fn without_the_gate_nothing_waits_and_nothing_is_scheduled() {
     let w = world("delete");
-    let off = Cataloguer {
-        catalog: w.c.catalog.clone(),
-        blobs: w.c.blobs.clone(),
-        queue: MemoryQueue::default(),
-        policy: Arc::new(intake_core::testing::ungated_policy(POLICY)),
-        clock: w.clock.clone(),
-    };
+    let off = w.ungated();
     let arrival = w.drop_file("incoming/acme/drop/a.pdf", PDF).await;
     assert!(matches!(off.catalogue(&arrival).await.unwrap(), Outcome::Accepted(_)));
     assert!(off.queue.take().is_empty());

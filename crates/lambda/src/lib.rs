@@ -56,6 +56,24 @@ impl Setup {
         self.clients.blobs(&self.config)
     }
 
+    /// The cataloguing use case on this function's clients (the s3, sqs and scan-results
+    /// functions): the catalog, the blob store, the work queue (`WORK_QUEUE_URL`, where a
+    /// document waiting for its malware verdict schedules its deadline) and the policy.
+    pub fn cataloguer(
+        &self,
+    ) -> Result<
+        intake_core::ingest::Cataloguer<intake_aws::DynamoCatalog, intake_aws::S3BlobStore, intake_aws::SqsWorkQueue>,
+        ConfigError,
+    > {
+        Ok(intake_core::ingest::Cataloguer {
+            catalog: self.catalog(),
+            blobs: self.blobs(),
+            queue: self.work_queue()?,
+            policy: self.policy()?,
+            clock: std::sync::Arc::new(intake_core::ports::SystemClock),
+        })
+    }
+
     /// The deferred-work queue (`WORK_QUEUE_URL`), for the functions that schedule work.
     pub fn work_queue(&self) -> Result<intake_aws::SqsWorkQueue, ConfigError> {
         let url = required(self.config.work_queue_url.as_deref(), "WORK_QUEUE_URL")?;

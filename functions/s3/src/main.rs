@@ -3,11 +3,7 @@
 // The cataloguing future nests the SDK's deeply; its layout needs more than the default depth.
 #![recursion_limit = "256"]
 
-use std::sync::Arc;
-
 use aws_lambda_events::event::s3::S3Event;
-use intake_core::ingest::Cataloguer;
-use intake_core::ports::SystemClock;
 use intake_lambda::{deadline, telemetry};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
@@ -15,14 +11,7 @@ use tracing::Instrument;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let setup = intake_lambda::setup().await?;
-    let cataloguer = Cataloguer {
-        catalog: setup.catalog(),
-        blobs: setup.blobs(),
-        queue: setup.work_queue()?,
-        policy: setup.policy()?,
-        clock: Arc::new(SystemClock),
-    };
-    let cataloguer = &cataloguer;
+    let cataloguer = &setup.cataloguer()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
         let until = deadline::instant(event.context.deadline());
         deadline::bounded(until, intake_s3::handle(cataloguer, event.payload))

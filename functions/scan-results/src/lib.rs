@@ -19,6 +19,7 @@ use intake_core::{Error, ScanResult, ScanVerdict};
 use intake_lambda::metrics::Metrics;
 use serde::Deserialize;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 /// The `detail-type` of a verdict.
 pub const DETAIL_TYPE: &str = "GuardDuty Malware Protection Object Scan Result";
@@ -157,10 +158,19 @@ where
 {
     let (bucket, report) =
         report(&event).inspect_err(|e| tracing::error!(problem = %e, event_id = ?event.id, "not a verdict"))?;
-    let mut summary = Summary::default();
     let span = tracing::info_span!("verdict", key = %report.key, version_id = ?report.verdict.version_id, result = report.verdict.result.as_str(), %bucket);
-    let _entered = span.enter();
-    let judged = match cataloguer.judge(&report).await {
+    apply(cataloguer, &report).instrument(span).await
+}
+
+/// Applies one verdict (inside its span, across every await).
+async fn apply<C, B, Q>(cataloguer: &Cataloguer<C, B, Q>, report: &ScanReport) -> Result<Summary, Failure>
+where
+    C: Documents + ContentIndex + BlobLedger + ScanLedger,
+    B: BlobStore,
+    Q: WorkQueue,
+{
+    let mut summary = Summary::default();
+    let judged = match cataloguer.judge(report).await {
         Ok(judged) => judged,
         Err(Error::Invalid(problem)) => {
             tracing::warn!(%problem, "a verdict on an object that is not a blob; skipped");

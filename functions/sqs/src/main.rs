@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use intake_core::ingest::Cataloguer;
 use intake_core::ports::{OsRandom, SystemClock};
 use intake_core::sweep::Sweeper;
 use intake_lambda::{deadline, telemetry};
@@ -18,23 +17,17 @@ use tracing::Instrument;
 async fn main() -> Result<(), Error> {
     let setup = intake_lambda::setup().await?;
     // Each client is built once; the use cases share them.
-    let (catalog, blobs) = (setup.catalog(), setup.blobs());
+    let cataloguer = setup.cataloguer()?;
     let worker = Worker {
         sweeper: Sweeper {
-            ledger: catalog.clone(),
-            blobs: blobs.clone(),
+            ledger: cataloguer.catalog.clone(),
+            blobs: cataloguer.blobs.clone(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(OsRandom),
             grace: setup.config.sweep_grace,
         },
-        cataloguer: Cataloguer {
-            catalog,
-            blobs,
-            queue: setup.work_queue()?,
-            policy: setup.policy()?,
-            clock: Arc::new(SystemClock),
-        },
-        queue: setup.work_queue()?,
+        queue: cataloguer.queue.clone(),
+        cataloguer,
     };
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
