@@ -21,6 +21,8 @@ where
     match err.code() {
         Some("ConditionalCheckFailedException" | "PreconditionFailed") => StoreError::ConditionFailed,
         Some(code) if THROTTLING.contains(&code) => StoreError::Throttled,
+        // A single-item write to an item a transaction is writing.
+        Some("TransactionConflictException") => StoreError::Conflict,
         _ => StoreError::Unavailable(DisplayErrorContext(&err).to_string()),
     }
 }

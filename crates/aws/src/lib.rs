@@ -4,6 +4,7 @@
 //! secret sealer on KMS ([`KmsSealer`]). Clients are built by the
 //! caller, once per execution environment, and passed in.
 
+mod backoff;
 mod dynamo;
 mod error;
 mod kms;

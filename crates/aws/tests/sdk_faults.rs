@@ -1,6 +1,6 @@
 //! The adapters under the faults AWS answers with, from the SDK's own mocks (no server):
 //! throttling and server errors are retried by the SDK and then reported in the core's terms,
-//! a cancelled transaction is a lost race (or throttling), and S3's failed preconditions mean
+//! a cancelled transaction is a lost race (or throttling, or a conflict sent again), and S3's failed preconditions mean
 //! "that revision is not there" — never an error worth retrying.
 
 use std::time::Duration;
@@ -101,6 +101,7 @@ async fn a_cancelled_transaction_is_a_lost_race_unless_the_service_was_throttlin
     for (reason, expected) in [
         ("ConditionalCheckFailed", "ConditionFailed"),
         ("ThrottlingError", "Throttled"),
+        ("TransactionConflict", "Conflict"),
     ] {
         let rule = mock!(Client::transact_write_items)
             .sequence()
@@ -115,10 +116,74 @@ async fn a_cancelled_transaction_is_a_lost_race_unless_the_service_was_throttlin
         let got = match written {
             Err(StoreError::ConditionFailed) => "ConditionFailed",
             Err(StoreError::Throttled) => "Throttled",
+            Err(StoreError::Conflict) => "Conflict",
             other => panic!("{reason}: {other:?}"),
         };
         assert_eq!(got, expected, "{reason}");
+        let sent = if reason == "TransactionConflict" { 8 } else { 1 };
+        assert_eq!(
+            rule.num_calls(),
+            sent,
+            "{reason}: a conflict alone is sent again, then reported"
+        );
     }
+}
+
+fn cancelled_by_conflict() -> String {
+    r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled","CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#.into()
+}
+
+fn stats_change(record: &str) -> StatsChange {
+    StatsChange {
+        record_id: record.into(),
+        owner: "acme".parse().unwrap(),
+        deltas: vec![(StatusKind::Accepted, 1, 10)],
+    }
+}
+
+#[tokio::test]
+async fn a_statistics_batch_that_meets_a_concurrent_write_is_sent_again_whole() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
+    let rule = mock!(Client::transact_write_items)
+        .sequence()
+        .http_status(400, Some(cancelled_by_conflict()))
+        .times(2)
+        .output(|| TransactWriteItemsOutput::builder().build())
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule], |c| c
+        .retry_config(retry3()));
+    let changes: Vec<StatsChange> = (0..10).map(|i| stats_change(&format!("r{i}"))).collect();
+    let applied = DynamoCatalog::new(client, "t").apply_stats_batch(&changes).await;
+    assert!(applied.iter().all(|r| matches!(r, Ok(true))), "{applied:?}");
+    assert_eq!(
+        rule.num_calls(),
+        3,
+        "the same chunk again, not ten transactions of one record"
+    );
+}
+
+#[tokio::test]
+async fn a_statistics_batch_that_keeps_conflicting_is_left_to_the_stream_not_split_record_by_record() {
+    use aws_sdk_dynamodb::Client;
+    let rule = mock!(Client::transact_write_items)
+        .sequence()
+        .http_status(400, Some(cancelled_by_conflict()))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule], |c| c
+        .retry_config(retry3()));
+    let changes: Vec<StatsChange> = (0..10).map(|i| stats_change(&format!("r{i}"))).collect();
+    let applied = DynamoCatalog::new(client, "t").apply_stats_batch(&changes).await;
+    assert!(
+        applied.iter().all(|r| matches!(r, Err(StoreError::Conflict))),
+        "{applied:?}"
+    );
+    assert_eq!(
+        rule.num_calls(),
+        8,
+        "one chunk's attempts, no record-by-record fallback"
+    );
 }
 
 #[tokio::test]

@@ -44,7 +44,9 @@ impl From<crate::ports::StoreError> for Error {
     fn from(e: crate::ports::StoreError) -> Self {
         use crate::ports::StoreError;
         match e {
-            StoreError::Throttled => Error::Throttled,
+            // A write that kept meeting concurrent writes is backpressure, not a refusal: the
+            // caller slows down (429 with Retry-After, an event source's retry).
+            StoreError::Throttled | StoreError::Conflict => Error::Throttled,
             StoreError::ConditionFailed => Error::Conflict("the resource changed concurrently; retry".into()),
             other => Error::Unavailable(other.to_string()),
         }

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// How a store call failed, in terms the use cases can act on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A conditional write found the item in another state than expected.
     #[error("condition failed")]
@@ -29,6 +29,11 @@ pub enum StoreError {
     /// The service asked us to slow down (after the SDK's own retries).
     #[error("throttled")]
     Throttled,
+    /// Another write held the same item at the same moment (DynamoDB's `TransactionConflict`),
+    /// and kept holding it through the adapter's own retries: nothing was written, and the
+    /// same write may be sent again later. Not a lost race: the state did not say no.
+    #[error("conflict: the item was being written concurrently")]
+    Conflict,
     /// The service could not be reached or answered with a server error.
     #[error("unavailable: {0}")]
     Unavailable(String),

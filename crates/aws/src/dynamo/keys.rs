@@ -30,8 +30,22 @@ impl Key {
         Self::new(format!("WEBHOOK#{id}"), "WEBHOOK")
     }
 
-    pub fn stats(owner: &Owner) -> Self {
-        Self::new(format!("STATS#{owner}"), "STATS")
+    /// The partition of an owner's statistics: one item per counter shard.
+    pub fn stats_partition(owner: &Owner) -> String {
+        format!("STATS#{owner}")
+    }
+
+    /// One shard of an owner's counters. Shard 0 is `STATS` (where a single counter item was
+    /// kept before the counters were sharded), shard `n` is `STATS#<n>`.
+    pub fn stats(owner: &Owner, shard: u8) -> Self {
+        let sk = match shard {
+            0 => "STATS".to_owned(),
+            n => format!("STATS#{n}"),
+        };
+        Self {
+            pk: Self::stats_partition(owner),
+            sk,
+        }
     }
 
     /// An owner's claim on a digest: which of their documents holds these bytes.
@@ -118,5 +132,7 @@ mod tests {
         assert_eq!(Key::blob(&sha).sk, "BLOB");
         assert_eq!(Key::applied("r1").pk, "APPLIED#r1");
         assert_eq!(Owned::Document.partition(&owner), "OWNER#acme#DOC");
+        assert_eq!(Key::stats(&owner, 0), Key::new("STATS#acme".into(), "STATS"));
+        assert_eq!(Key::stats(&owner, 3).sk, "STATS#3");
     }
 }

@@ -41,6 +41,11 @@ use keys::{Key, Owned};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// How many times a transaction is sent while concurrent writes keep cancelling it: with the
+/// jittered pauses of [`crate::backoff`], about two seconds in all before the caller hears of
+/// it (as [`StoreError::Conflict`], to retry later as backpressure).
+const CONFLICT_ATTEMPTS: u32 = 8;
+
 #[derive(Clone)]
 pub struct DynamoCatalog {
     client: Client,
@@ -121,21 +126,45 @@ impl DynamoCatalog {
         }
     }
 
-    /// Writes `items` in one transaction. A cancelled transaction is `ConditionFailed` (the
-    /// caller reads again and decides again), unless the service said it was throttling.
+    /// Writes `items` in one transaction. A transaction cancelled because a concurrent write
+    /// held one of its items (`TransactionConflict`) is sent again after a jittered pause;
+    /// otherwise a cancelled transaction is `ConditionFailed` (the caller reads again and
+    /// decides again), unless the service said it was throttling.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        // The SDK sends a client request token, the same on every retry: a transaction that
-        // was applied although its answer was lost is not applied twice.
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => Err(transaction_error(e)),
+        self.transact_with(|_| Ok(items.clone())).await
+    }
+
+    /// [`Self::transact`] with the items built per attempt (`build(attempt)`), so that a retry
+    /// after a conflict may write elsewhere (another counter shard).
+    async fn transact_with(
+        &self,
+        build: impl Fn(u32) -> Result<Vec<TransactWriteItem>, StoreError>,
+    ) -> Result<(), StoreError> {
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(crate::backoff::jittered(attempt)).await;
+            }
+            // The SDK sends a client request token, the same on each of its own retries: a
+            // transaction that was applied although its answer was lost is not applied twice.
+            // A cancelled transaction applied nothing, so sending it again (with a new token)
+            // is safe; its conditions are evaluated again.
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(build(attempt)?))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => match transaction_error(e) {
+                    StoreError::Conflict => {
+                        tracing::debug!(attempt, "transaction conflict; sending it again");
+                    }
+                    other => return Err(other),
+                },
+            }
         }
+        Err(StoreError::Conflict)
     }
 
     fn build_error(&self, e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
@@ -146,19 +175,25 @@ impl DynamoCatalog {
     }
 }
 
+/// What a cancelled transaction means: a condition said no (`ConditionFailed`, whatever else
+/// happened), the service throttled (`Throttled`), or only concurrent writes were in the way
+/// (`Conflict`).
 pub(crate) fn transaction_error<R>(e: SdkError<TransactWriteItemsError, R>) -> StoreError
 where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     match e.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
-            let throttled = cancel
-                .cancellation_reasons()
+            let codes: Vec<&str> = cancel.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+            if codes.iter().any(|c| c.starts_with("ConditionalCheckFailed")) {
+                StoreError::ConditionFailed
+            } else if codes
                 .iter()
-                .filter_map(|r| r.code())
-                .any(|c| c.contains("Throttl") || c == "ProvisionedThroughputExceeded");
-            if throttled {
+                .any(|c| c.contains("Throttl") || *c == "ProvisionedThroughputExceeded")
+            {
                 StoreError::Throttled
+            } else if codes.contains(&"TransactionConflict") {
+                StoreError::Conflict
             } else {
                 StoreError::ConditionFailed
             }

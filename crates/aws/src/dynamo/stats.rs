@@ -2,6 +2,12 @@
 //! function. Counters are flat numeric attributes (`accepted_documents`, `accepted_bytes`, ...)
 //! bumped with atomic `ADD`s; an `APPLIED#<record>` marker in the same transaction makes each
 //! stream record count once.
+//!
+//! The counters are sharded: [`STATS_SHARDS`] items in the owner's partition, each a partial
+//! sum. A batch adds to one shard picked at random (another one if its transaction met a
+//! concurrent write), and a read sums the shards with one query. One item would take at most
+//! 1,000 write units a second and serialise every concurrent batch of a busy owner's stream
+//! records on itself (`TransactionConflict`); shards spread both.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,11 +23,48 @@ use crate::schema::{ENTITY, PK, SK, TTL};
 const APPLIED_TTL_SECS: i64 = 7 * 24 * 60 * 60;
 /// A transaction holds at most 100 items.
 const TRANSACTION_ITEMS: usize = 100;
+/// One status's change: (status, documents, bytes).
+type Delta = (StatusKind, i64, i64);
+
+/// How many items an owner's counters are spread over.
+pub(crate) const STATS_SHARDS: u8 = 8;
+
+/// A shard for one attempt of a write: random, so that concurrent batches rarely meet.
+fn pick_shard() -> u8 {
+    (getrandom::u32().unwrap_or(0) % u32::from(STATS_SHARDS)) as u8
+}
 
 impl StatsReader for DynamoCatalog {
+    /// The shards of the owner's counters, summed (one consistent query of their partition).
     async fn get_stats(&self, owner: &Owner) -> Result<Stats, StoreError> {
-        let item = self.get_raw(&Key::stats(owner)).await?.unwrap_or_default();
-        let count = |name: String| number(&item, &name).map_or(0, |n| n.max(0) as u64);
+        let mut sums: BTreeMap<String, i64> = BTreeMap::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(Key::stats_partition(owner)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(crate::error::store_error)?;
+            for item in page.items() {
+                for name in item.keys() {
+                    if let Some(v) = number(item, name) {
+                        *sums.entry(name.clone()).or_default() += v;
+                    }
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let count = |name: String| sums.get(&name).map_or(0, |n| (*n).max(0) as u64);
         let by_status = StatusKind::ALL
             .into_iter()
             .map(|k| {
@@ -53,9 +96,14 @@ impl DynamoCatalog {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// `ADD`s an owner's counters (`<status>_documents`, `<status>_bytes`).
-    fn stats_update(&self, owner: &Owner, deltas: &[(StatusKind, i64, i64)]) -> Result<TransactWriteItem, StoreError> {
-        let key = Key::stats(owner);
+    /// `ADD`s an owner's counters (`<status>_documents`, `<status>_bytes`) on one shard.
+    fn stats_update(
+        &self,
+        owner: &Owner,
+        shard: u8,
+        deltas: &[(StatusKind, i64, i64)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let key = Key::stats(owner, shard);
         let mut update = Update::builder()
             .table_name(self.table())
             .key(PK, s(&key.pk))
@@ -79,12 +127,11 @@ impl DynamoCatalog {
     }
 
     /// Markers for every change of `chunk`, and the counters summed per owner, in one
-    /// transaction. Fails as a whole (e.g. when one record was applied before).
+    /// transaction (on a shard picked per attempt). Fails as a whole (e.g. when one record was
+    /// applied before).
     async fn apply_chunk(&self, chunk: &[StatsChange]) -> Result<(), StoreError> {
         let mut owners: BTreeMap<&Owner, BTreeMap<StatusKind, (i64, i64)>> = BTreeMap::new();
-        let mut items = Vec::with_capacity(TRANSACTION_ITEMS);
         for c in chunk {
-            items.push(self.applied_marker(&c.record_id)?);
             let sums = owners.entry(&c.owner).or_default();
             for (kind, docs, bytes) in &c.deltas {
                 let e = sums.entry(*kind).or_default();
@@ -92,17 +139,30 @@ impl DynamoCatalog {
                 e.1 += bytes;
             }
         }
-        for (owner, sums) in owners {
-            let deltas: Vec<(StatusKind, i64, i64)> = sums
-                .into_iter()
-                .filter(|(_, (d, b))| *d != 0 || *b != 0)
-                .map(|(k, (d, b))| (k, d, b))
-                .collect();
-            if !deltas.is_empty() {
-                items.push(self.stats_update(owner, &deltas)?);
+        let owners: Vec<(&Owner, Vec<Delta>)> = owners
+            .into_iter()
+            .map(|(owner, sums)| {
+                let deltas = sums
+                    .into_iter()
+                    .filter(|(_, (d, b))| *d != 0 || *b != 0)
+                    .map(|(k, (d, b))| (k, d, b))
+                    .collect::<Vec<_>>();
+                (owner, deltas)
+            })
+            .filter(|(_, deltas)| !deltas.is_empty())
+            .collect();
+        self.transact_with(|_| {
+            let shard = pick_shard();
+            let mut items = Vec::with_capacity(TRANSACTION_ITEMS);
+            for c in chunk {
+                items.push(self.applied_marker(&c.record_id)?);
             }
-        }
-        self.transact(items).await
+            for (owner, deltas) in &owners {
+                items.push(self.stats_update(owner, shard, deltas)?);
+            }
+            Ok(items)
+        })
+        .await
     }
 }
 
@@ -137,11 +197,16 @@ impl StatsWriter for DynamoCatalog {
         owner: &Owner,
         deltas: &[(StatusKind, i64, i64)],
     ) -> Result<bool, StoreError> {
-        let mut items = vec![self.applied_marker(record_id)?];
-        if !deltas.is_empty() {
-            items.push(self.stats_update(owner, deltas)?);
-        }
-        match self.transact(items).await {
+        let written = self
+            .transact_with(|_| {
+                let mut items = vec![self.applied_marker(record_id)?];
+                if !deltas.is_empty() {
+                    items.push(self.stats_update(owner, pick_shard(), deltas)?);
+                }
+                Ok(items)
+            })
+            .await;
+        match written {
             Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed) => match self.get_raw(&Key::applied(record_id)).await? {
                 Some(_) => Ok(false),
@@ -153,18 +218,21 @@ impl StatsWriter for DynamoCatalog {
         }
     }
 
-    /// Up to a hundred records per transaction; a chunk that cannot go through whole (one of
-    /// its records was applied before, or a write conflicted) is applied record by record.
+    /// Up to a hundred records per transaction. A chunk whose transaction a condition refused
+    /// (one of its records was applied before: a redelivered batch) is applied record by
+    /// record; one that kept meeting concurrent writes, or was throttled, fails whole (its
+    /// records are retried by the stream), so that overload is not multiplied a hundredfold.
     async fn apply_stats_batch(&self, changes: &[StatsChange]) -> Vec<Result<bool, StoreError>> {
         let mut results = Vec::with_capacity(changes.len());
         for chunk in chunks(changes) {
             match self.apply_chunk(chunk).await {
                 Ok(()) => results.extend(chunk.iter().map(|_| Ok(true))),
-                Err(_) => {
+                Err(StoreError::ConditionFailed) => {
                     for c in chunk {
                         results.push(self.apply_stats(&c.record_id, &c.owner, &c.deltas).await);
                     }
                 }
+                Err(e) => results.extend(chunk.iter().map(|_| Err(e.clone()))),
             }
         }
         results

@@ -162,6 +162,51 @@ async fn statistics_in_batches_count_each_record_once_even_when_partly_replayed(
 }
 
 #[tokio::test]
+async fn an_owners_statistics_are_spread_over_shards_and_summed_when_read() {
+    let sdk = sdk_config().await;
+    let catalog = fresh_catalog(&sdk).await;
+    let acme: Owner = "acme".parse().unwrap();
+    // Concurrent batches of one owner (as a stream's shards deliver them).
+    let mut batches = Vec::new();
+    for b in 0..12 {
+        let catalog = catalog.clone();
+        let acme = acme.clone();
+        batches.push(tokio::spawn(async move {
+            let changes: Vec<StatsChange> = (0..20)
+                .map(|n| StatsChange {
+                    record_id: format!("rec-{b}-{n}"),
+                    owner: acme.clone(),
+                    deltas: vec![(StatusKind::Accepted, 1, 10)],
+                })
+                .collect();
+            catalog.apply_stats_batch(&changes).await
+        }));
+    }
+    for batch in batches {
+        assert!(batch.await.unwrap().into_iter().all(|r| r.unwrap()));
+    }
+    let shards = catalog
+        .client()
+        .query()
+        .table_name(catalog.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S("STATS#acme".into()))
+        .send()
+        .await
+        .unwrap()
+        .count;
+    assert!(shards > 1, "twelve batches landed on one counter item");
+    assert_eq!(
+        catalog.get_stats(&acme).await.unwrap().by_status[&StatusKind::Accepted],
+        StatusCounts {
+            documents: 240,
+            bytes: 2400
+        },
+        "every shard summed"
+    );
+}
+
+#[tokio::test]
 async fn a_delivery_is_opened_once_claimed_once_recorded_listed_and_reopened() {
     use intake_core::webhooks::{Attempt, DeliveryRecord, DeliveryStatus};
     let sdk = sdk_config().await;

@@ -179,7 +179,10 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
         // itself retried with backoff by the store's client), or the claim holds the delivery
         // until its lease ends.
         for _ in 0..2 {
-            if !matches!(recorded, Err(StoreError::Unavailable(_) | StoreError::Throttled)) {
+            if !matches!(
+                recorded,
+                Err(StoreError::Unavailable(_) | StoreError::Throttled | StoreError::Conflict)
+            ) {
                 break;
             }
             recorded = self.record(&record, &token).await;
