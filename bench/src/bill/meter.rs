@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use intake_local::dynamodb_keys::{TableKeys, is_write};
+pub use intake_local::dynamodb_units::{item_size, read_units, write_units};
 use intake_local::observe::{Call, Observer, Touched};
 use serde_json::Value;
 
@@ -166,106 +167,6 @@ pub fn billed_chunks(payload_bytes: u64, messages: u64) -> u64 {
 
 // ----- DynamoDB item sizes (the sizes DynamoDB bills on) -------------------------------------
 
-/// The size of an item in DynamoDB's JSON, as DynamoDB counts it: each attribute's name plus
-/// its value (strings and binaries by their bytes, numbers by about half their digits, lists
-/// and maps 3 bytes plus their elements).
-pub fn item_size(item: &Value) -> u64 {
-    item.as_object()
-        .map(|attrs| attrs.iter().map(|(name, v)| name.len() as u64 + value_size(v)).sum())
-        .unwrap_or(0)
-}
-
-fn value_size(v: &Value) -> u64 {
-    let Some((kind, inner)) = v.as_object().and_then(|o| o.iter().next()) else {
-        return 0;
-    };
-    let number = |n: &str| {
-        let digits = n.chars().filter(|c| c.is_ascii_digit()).count() as u64;
-        digits.div_ceil(2) + 1
-    };
-    let binary = |b: &str| (b.len() as u64 * 3) / 4;
-    match kind.as_str() {
-        "S" => inner.as_str().map_or(0, |s| s.len() as u64),
-        "N" => inner.as_str().map_or(0, number),
-        "B" => inner.as_str().map_or(0, binary),
-        "BOOL" | "NULL" => 1,
-        "SS" => inner
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(|s| s.len() as u64)
-            .sum(),
-        "NS" => inner
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(number)
-            .sum(),
-        "BS" => inner
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(binary)
-            .sum(),
-        "L" => {
-            3 + inner
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| 1 + value_size(e))
-                .sum::<u64>()
-        }
-        "M" => {
-            3 + inner
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, e)| 1 + k.len() as u64 + value_size(e))
-                .sum::<u64>()
-        }
-        _ => 0,
-    }
-}
-
-/// Write units of one write: the larger of the item before and after, per started KiB, at
-/// least one; then each index, by DynamoDB's rules: an entry put, deleted or whose projected
-/// attributes changed costs one write of the entry's size (its attributes plus 100 bytes), an
-/// entry whose index key changed two (the old deleted, the new put), an entry unchanged
-/// nothing. So a `KEYS_ONLY` index costs only when its keys are written or removed.
-pub fn write_units(before: Option<&Value>, after: Option<&Value>, keys: &TableKeys) -> f64 {
-    let size = before.map_or(0, item_size).max(after.map_or(0, item_size));
-    let units = |bytes: u64| bytes.div_ceil(1024).max(1) as f64;
-    let entry_units = |entry: &Value| units(item_size(entry) + INDEX_ENTRY_OVERHEAD);
-    let mut total = units(size);
-    for index in &keys.indexes {
-        let old = index.entry(before, &keys.key);
-        let new = index.entry(after, &keys.key);
-        let key_of = |entry: &Value| -> Vec<Value> { index.key.iter().map(|a| entry[a].clone()).collect() };
-        total += match (&old, &new) {
-            (None, None) => 0.0,
-            (Some(o), None) => entry_units(o),
-            (None, Some(n)) => entry_units(n),
-            (Some(o), Some(n)) if key_of(o) != key_of(n) => entry_units(o) + entry_units(n),
-            (Some(o), Some(n)) if o != n => entry_units(o).max(entry_units(n)),
-            (Some(_), Some(_)) => 0.0,
-        };
-    }
-    total
-}
-
-/// What DynamoDB adds to an index entry's size.
-const INDEX_ENTRY_OVERHEAD: u64 = 100;
-
-/// Read units for `bytes` read at once: per started 4 KiB, half for an eventually
-/// consistent read, at least one half.
-pub fn read_units(bytes: u64, consistent: bool) -> f64 {
-    let units = bytes.div_ceil(4096).max(1) as f64;
-    if consistent { units } else { units / 2.0 }
-}
-
 /// Usage of one DynamoDB request: its response (reads), or the items it touched before and
 /// after it (writes).
 pub fn dynamodb_usage(
@@ -364,6 +265,7 @@ mod tests {
         TableKeys {
             key: vec!["pk".into(), "sk".into()],
             indexes: vec![IndexKeys {
+                name: "gsi1".into(),
                 key: vec!["gsi1pk".into(), "gsi1sk".into()],
                 projection: Projection::All,
             }],

@@ -14,9 +14,10 @@ pub struct TableKeys {
     pub indexes: Vec<IndexKeys>,
 }
 
-/// A global secondary index: its key attributes and what it projects.
+/// A global secondary index: its name, key attributes and what it projects.
 #[derive(Debug, Clone, Default)]
 pub struct IndexKeys {
+    pub name: String,
     pub key: Vec<String>,
     pub projection: Projection,
 }
@@ -45,6 +46,7 @@ impl IndexKeys {
             _ => Projection::All,
         };
         Self {
+            name: gsi["IndexName"].as_str().unwrap_or_default().to_owned(),
             key: names(&gsi["KeySchema"]),
             projection,
         }

@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::aws_request::Scope;
+use crate::capacity::{Capacity, Named, Refusal};
 use crate::dynamodb_keys;
 use crate::iam::{self, Decision, Statement};
 use crate::observe::{Call, Observer, Touched};
@@ -38,6 +39,8 @@ pub struct Ledger {
     pub roles: Mutex<BTreeMap<String, Vec<Statement>>>,
     /// Who is told of every allowed call (the benchmark's meter), if anyone.
     pub observer: Option<Arc<dyn Observer>>,
+    /// The capacity model that refuses what AWS would throttle, if it is on.
+    pub capacity: Option<Arc<Capacity>>,
 }
 
 impl Ledger {
@@ -47,6 +50,11 @@ impl Ledger {
             observer,
             ..Self::default()
         }
+    }
+
+    /// This ledger, with `capacity` holding the calls it lets through to AWS's limits.
+    pub fn with_capacity(self, capacity: Option<Arc<Capacity>>) -> Self {
+        Self { capacity, ..self }
     }
 
     pub fn denied(&self) -> Vec<Decided> {
@@ -226,28 +234,60 @@ impl Gate {
             eprintln!("[iam] {} DENIED: {message}", self.function);
             return access_denied(&call.service, &message);
         }
-        let Some(observer) = self.ledger.observer.clone() else {
+        let observer = self.ledger.observer.clone();
+        let capacity = self.ledger.capacity.clone().filter(|_| call.service == "dynamodb");
+        if observer.is_none() && capacity.is_none() {
             return self.forward(parts, body).await.0;
+        }
+        let request: serde_json::Value = if call.service == "dynamodb" {
+            serde_json::from_slice(&body).unwrap_or_default()
+        } else {
+            serde_json::Value::Null
         };
         let written = if call.service == "dynamodb" && dynamodb_keys::is_write(&call.operation) {
-            let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             dynamodb_keys::written_keys(&call.operation, &request, &self.scope.tables)
         } else {
             Vec::new()
         };
-        let read = observer.wants_items() && !written.is_empty();
+        let wants_items = observer.as_ref().is_some_and(|o| o.wants_items());
         let authorization = headers.get("authorization").cloned().unwrap_or_default();
-        let before = if read {
+        let before = if !written.is_empty() && (wants_items || capacity.is_some()) {
             self.read_items(&written, &authorization).await
         } else {
             Vec::new()
+        };
+        let admitted = match &capacity {
+            Some(capacity) => {
+                let named: Vec<Named> = written
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (table, key))| Named {
+                        table: table.clone(),
+                        key: key.clone(),
+                        before: before.get(i).cloned().flatten(),
+                    })
+                    .collect();
+                match capacity.admit(&self.function, &call.operation, &request, &named, &self.scope.tables) {
+                    Ok(admitted) => Some(admitted),
+                    Err(refusal) => return refused(&refusal),
+                }
+            }
+            None => None,
         };
         let (response, answer) = self.forward(parts, body.clone()).await;
-        let after = if read {
+        if let Some(admitted) = &admitted {
+            admitted.answered(&answer);
+        }
+        drop(admitted);
+        let Some(observer) = observer else {
+            return response;
+        };
+        let after = if wants_items && !written.is_empty() {
             self.read_items(&written, &authorization).await
         } else {
             Vec::new()
         };
+        let before = if wants_items { before } else { Vec::new() };
         let items: Vec<Touched> = written
             .into_iter()
             .enumerate()
@@ -344,6 +384,19 @@ impl Gate {
 fn status(code: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = code;
+    r
+}
+
+/// DynamoDB's answer to a request the capacity model refused.
+fn refused(refusal: &Refusal) -> Response<Full<Bytes>> {
+    let mut r = status(
+        StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
+        Bytes::from(refusal.body.clone()),
+    );
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
     r
 }
 

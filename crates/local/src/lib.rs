@@ -7,8 +7,10 @@
 //! ([`pipeline`]: [`front_door`], [`notify`], [`scanner`], [`stream`], [`sqs`], [`invoke`], [`filter`]).
 
 pub mod aws_request;
+pub mod capacity;
 pub mod deployment;
 pub mod dynamodb_keys;
+pub mod dynamodb_units;
 pub mod faults;
 pub mod filter;
 pub mod front_door;

@@ -60,6 +60,11 @@ struct Up {
     /// The functions' log level (the template's LogLevel parameter).
     #[arg(long, default_value = "INFO")]
     log_level: String,
+    /// Push back as AWS does: DynamoDB's per-partition throughput and transaction conflicts,
+    /// SQS's in-flight cap. `aws` for AWS's own limits, or lowered ones, e.g.
+    /// `write=100,read=300,in-flight=50` (also `conflicts=off`). Off unless given.
+    #[arg(long, env = "INTAKE_LOCAL_CAPACITY", value_parser = intake_local::capacity::CapacityOptions::parse)]
+    capacity: Option<intake_local::capacity::CapacityOptions>,
 }
 
 /// Which template, and its parameters.
@@ -286,6 +291,7 @@ async fn run_up(up: Up) -> Result<(), String> {
     let mut options = options(&repo, &up.python, up.functions.clone(), endpoint, &up.stack)?;
     options.plan.parameters.insert("LogLevel".into(), up.log_level.clone());
     options.multi_value_headers = !up.single_value_headers;
+    options.capacity = up.capacity.clone();
     let pipeline = Arc::new(Pipeline::start(options, door).await?);
     let mail = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

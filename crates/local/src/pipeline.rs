@@ -56,6 +56,9 @@ pub struct Options {
     pub observer: Option<Arc<dyn crate::observe::Observer>>,
     /// How the stand-in malware scanner behaves ([`crate::scanner`]).
     pub scan: ScanOptions,
+    /// Hold the functions' DynamoDB calls and the SQS pollers to AWS's limits
+    /// ([`crate::capacity`]); `None`: the local AWS never pushes back.
+    pub capacity: Option<crate::capacity::CapacityOptions>,
 }
 
 /// The stand-in malware scanner's settings.
@@ -121,6 +124,7 @@ impl Options {
             log: None,
             observer: None,
             scan: ScanOptions::default(),
+            capacity: None,
         })
     }
 
@@ -149,7 +153,11 @@ impl Local {
     pub async fn deploy(options: Options) -> Result<Self, String> {
         let deployment = Deployment::create(&options.plan, &options.endpoint).await?;
         let stack = LocalStack::of(&deployment)?;
-        let ledger = Arc::new(Ledger::observed_by(options.observer.clone()));
+        let capacity = options
+            .capacity
+            .clone()
+            .map(|o| Arc::new(crate::capacity::Capacity::new(o)));
+        let ledger = Arc::new(Ledger::observed_by(options.observer.clone()).with_capacity(capacity));
         let scope = Scope {
             account: deployment.stack.account.clone(),
             region: deployment.stack.region.clone(),
@@ -474,6 +482,7 @@ impl Pipeline {
                         filters: m.filters.clone(),
                         report_item_failures: m.report_item_failures,
                         observer: local.ledger.observer.clone(),
+                        capacity: local.ledger.capacity.clone(),
                     };
                     // Lambda polls an SQS queue with several pollers at once (five to begin
                     // with, more as the queue grows), each invoking with its own batch.

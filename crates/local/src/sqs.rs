@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use intake_aws::aws_sdk_sqs::Client;
-use intake_aws::aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use intake_aws::aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
 use serde_json::{Value, json};
 
 use crate::runtime::FunctionHost;
@@ -34,12 +34,18 @@ pub struct QueueSource {
     /// Who is told of the mapping's own requests (a receive and a delete per batch, made with
     /// the function's role; empty polls are left out: locally they are compressed).
     pub observer: Option<Arc<dyn crate::observe::Observer>>,
+    /// The capacity model: its in-flight cap refuses receives (SQS's `OverLimit`).
+    pub capacity: Option<Arc<crate::capacity::Capacity>>,
 }
 
 impl QueueSource {
     /// Polls until the task is dropped.
     pub async fn run(self) {
         loop {
+            if !self.under_in_flight_cap().await {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
             let received = self
                 .client
                 .receive_message()
@@ -102,6 +108,30 @@ impl QueueSource {
             };
             self.delete(&messages, &failed).await;
         }
+    }
+
+    /// Whether SQS would answer a receive now: with the capacity model on, not once the queue
+    /// holds its cap of messages in flight (SQS answers `OverLimit`; the mapping waits).
+    async fn under_in_flight_cap(&self) -> bool {
+        let Some(capacity) = &self.capacity else {
+            return true;
+        };
+        let in_flight = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .ok()
+            .and_then(|out| {
+                out.attributes()?
+                    .get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        capacity.admit_receive(&self.queue_arn, in_flight)
     }
 
     /// Deletes the messages whose ids are not in `keep`.
