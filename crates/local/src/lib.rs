@@ -16,6 +16,7 @@ pub mod filter;
 pub mod front_door;
 pub mod gate;
 pub mod iam;
+pub mod invariants;
 pub mod invoke;
 pub mod local_aws;
 pub mod notify;

@@ -17,11 +17,10 @@ use futures::StreamExt;
 use http_body_util::Full;
 use intake_aws::testing::endpoint;
 use intake_core::jobs::Job;
-use intake_core::ports::{
-    BlobLedger, BlobState, Deliveries, Documents, ListQuery, OsRandom, ScanLedger, StatsReader, SystemClock,
-};
-use intake_core::{Document, ObjectKey, Owner, Sha256, StatusKind};
+use intake_core::ports::{Deliveries, OsRandom, SystemClock};
+use intake_core::{Document, Owner, Sha256, StatusKind};
 use intake_local::faults::{Fault, FaultPlan, FaultProxy};
+use intake_local::invariants::{Look, Reader};
 use intake_local::pipeline::Pipeline;
 use intake_testkit::repo;
 use serde_json::{Value, json};
@@ -266,71 +265,6 @@ async fn workload(pipeline: &Pipeline, client: &Client, tokens: &[(Owner, String
     }
 }
 
-/// Every document of every owner, in any status.
-async fn all_documents(catalog: &intake_aws::DynamoCatalog, owners: &[Owner]) -> Vec<Document> {
-    let mut out = Vec::new();
-    for owner in owners {
-        for status in StatusKind::ALL {
-            let mut query = ListQuery {
-                status: Some(status),
-                limit: 100,
-                ..Default::default()
-            };
-            loop {
-                let page = catalog.list_documents(owner, &query).await.unwrap();
-                out.extend(page.items);
-                match page.next {
-                    Some(next) => query.after = Some(next),
-                    None => break,
-                }
-            }
-        }
-    }
-    out
-}
-
-async fn queue_depth(sqs: &intake_aws::aws_sdk_sqs::Client, url: &str) -> u64 {
-    use intake_aws::aws_sdk_sqs::types::QueueAttributeName as A;
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(A::All)
-        .send()
-        .await
-        .unwrap();
-    let attrs = out.attributes.unwrap_or_default();
-    [
-        A::ApproximateNumberOfMessages,
-        A::ApproximateNumberOfMessagesNotVisible,
-        A::ApproximateNumberOfMessagesDelayed,
-    ]
-    .iter()
-    .map(|a| attrs.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
-    .sum()
-}
-
-async fn queue_messages(sqs: &intake_aws::aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    loop {
-        let got = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .visibility_timeout(300)
-            .send()
-            .await
-            .unwrap();
-        if got.messages().is_empty() {
-            return out;
-        }
-        out.extend(
-            got.messages()
-                .iter()
-                .filter_map(|m| serde_json::from_str(m.body()?).ok()),
-        );
-    }
-}
-
 async fn run(rate: f64, seed: u64) {
     let plan = FaultPlan {
         rate,
@@ -357,16 +291,13 @@ async fn run(rate: f64, seed: u64) {
     options.scan.delay = Duration::from_secs(3);
     let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let pipeline = Pipeline::start(options, door).await.unwrap();
-    let sdk = pipeline.stack.sdk_config().await;
-    let catalog = intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &pipeline.stack.table);
-    let s3 = intake_aws::s3_client(&sdk, true);
-    let sqs = intake_aws::sqs_client(&sdk);
-    let bucket = pipeline.stack.bucket.clone();
+    let reader = Reader::of(&pipeline.stack).await;
+    let catalog = &reader.catalog;
 
     let mut tokens = vec![("demo".parse::<Owner>().unwrap(), pipeline.token.reveal().to_owned())];
     for name in ["acme", "globex"] {
         let owner: Owner = name.parse().unwrap();
-        let (_, token) = intake_core::service::mint_token(&catalog, &SystemClock, &OsRandom, &owner, "faults")
+        let (_, token) = intake_core::service::mint_token(catalog, &SystemClock, &OsRandom, &owner, "faults")
             .await
             .unwrap();
         tokens.push((owner, token.reveal().to_owned()));
@@ -439,25 +370,18 @@ async fn run(rate: f64, seed: u64) {
     let deadline = Instant::now() + Duration::from_secs(360);
     let docs = loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let docs = all_documents(&catalog, &owners).await;
-        let waiting = docs
-            .iter()
-            .filter(|d| matches!(d.status.kind(), StatusKind::Received | StatusKind::Scanning))
-            .count();
-        let mut queued = 0;
-        let q = &pipeline.stack.queues;
-        for url in [&q.work, &q.ingest_failures, &q.webhooks] {
-            queued += queue_depth(&sqs, url).await;
-        }
-        let mut stats_equal = true;
-        for owner in &owners {
-            stats_equal &= recount(&docs, owner) == catalog.get_stats(owner).await.unwrap().by_status;
-        }
+        let look = reader.look(&owners).await.unwrap();
         let deliveries = got.lock().unwrap().count.values().sum::<u32>() as usize;
         let arriving = deliveries != last_deliveries;
-        let quiet = waiting == 0 && queued == 0 && stats_equal && !arriving;
+        let quiet = look.settled() && !arriving;
         last_deliveries = deliveries;
         calm = if quiet { calm + 1 } else { 0 };
+        let Look {
+            documents: docs,
+            waiting,
+            queued,
+            stats_equal,
+        } = look;
         if calm >= 3 {
             break docs;
         }
@@ -481,35 +405,14 @@ async fn run(rate: f64, seed: u64) {
         }
     };
 
-    // 1. Nothing accepted was lost, and nothing is left `received`.
-    let by_id: HashMap<String, &Document> = docs.iter().map(|d| (d.id.to_string(), d)).collect();
-    for id in &accepted_ids {
-        let doc = by_id
-            .get(*id)
-            .unwrap_or_else(|| panic!("document {id} was answered 202 and is gone"));
-        assert_ne!(doc.status.kind(), StatusKind::Received, "{id} is still received");
-        assert_ne!(
-            doc.status.kind(),
-            StatusKind::Scanning,
-            "{id} still waits for its verdict"
-        );
-    }
-    // 1b. The malware gate: nothing is accepted (or a duplicate, downloadable) without a clean
-    //     verdict on its exact bytes.
-    for doc in docs
-        .iter()
-        .filter(|d| matches!(d.status.kind(), StatusKind::Accepted | StatusKind::Duplicate))
-    {
-        let sha = doc.sha256.unwrap();
-        let verdict = catalog.scan_state(&sha).await.unwrap().verdict;
-        assert_eq!(
-            verdict.as_ref().map(|v| v.result),
-            Some(intake_core::ScanResult::NoThreatsFound),
-            "{} is {} without a clean verdict on {sha}: {verdict:?}",
-            doc.id,
-            doc.status.kind()
-        );
-    }
+    // 1. Nothing accepted was lost, and nothing is left `received` or `scanning`; the malware
+    //    gate: nothing is accepted (or a duplicate, downloadable) without a clean verdict on its
+    //    exact bytes; 2. every blob in use holds its digest's bytes and is counted exactly;
+    //    no stream batch was given up (intake_local::invariants).
+    let answered: HashSet<String> = accepted_ids.iter().map(|id| (*id).to_owned()).collect();
+    let checked = reader.check(&docs, &answered).await.unwrap();
+    assert!(checked.violations.is_empty(), "violations: {:#?}", checked.violations);
+    let unreferenced = checked.unreferenced_blobs;
     //     And the EICAR test file ends quarantined (or deleted by its owner), never accepted.
     let eicar = Sha256::of(intake_local::scanner::EICAR);
     let eicars: Vec<&Document> = docs.iter().filter(|d| d.sha256 == Some(eicar)).collect();
@@ -525,45 +428,6 @@ async fn run(rate: f64, seed: u64) {
             d.status.kind()
         );
     }
-    // 2. Every blob in use holds its digest's bytes and is counted exactly.
-    let mut by_sha: BTreeMap<Sha256, i64> = BTreeMap::new();
-    for doc in docs.iter().filter(|d| d.status.uses_blob()) {
-        *by_sha.entry(doc.sha256.unwrap()).or_default() += 1;
-    }
-    for (sha, users) in &by_sha {
-        let object = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(ObjectKey::blob(sha).as_str())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("blob {sha} is used by {users} documents and missing: {e:?}"));
-        let bytes = object.body.collect().await.unwrap().into_bytes();
-        assert_eq!(Sha256::of(&bytes), *sha, "blob {sha} holds other bytes");
-        match catalog.blob_state(sha).await.unwrap() {
-            BlobState::Live { refs, .. } => assert_eq!(refs, *users, "the ledger of {sha}"),
-            other => panic!("{sha} is used by {users} documents but its record is {other:?}"),
-        }
-    }
-    let mut unreferenced = 0;
-    let listed = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("blobs/")
-        .send()
-        .await
-        .unwrap();
-    for object in listed.contents() {
-        let sha: Sha256 = object
-            .key()
-            .unwrap()
-            .trim_start_matches("blobs/sha256/")
-            .parse()
-            .unwrap();
-        if !by_sha.contains_key(&sha) {
-            unreferenced += 1;
-        }
-    }
     // 3. Statistics equal a recount (checked at quiescence above).
     // 4. No webhook got an event twice, and every document's last event reached each of its
     //    owner's hooks or waits, recorded, in the sns function's on-failure queue.
@@ -571,7 +435,10 @@ async fn run(rate: f64, seed: u64) {
     let got = got.lock().unwrap().clone();
     let twice: Vec<_> = got.count.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-    let parked = queue_messages(&sqs, &pipeline.stack.queues.sns_failures).await;
+    let parked = reader
+        .queue_messages(&pipeline.stack.queues.sns_failures)
+        .await
+        .unwrap();
     let mut parked_docs: HashSet<String> = parked
         .iter()
         .filter_map(|r| r["requestPayload"]["Records"][0]["Sns"]["Message"].as_str())
@@ -580,7 +447,11 @@ async fn run(rate: f64, seed: u64) {
         .collect();
     // A delivery job the webhook function kept failing on waits in the dead-letter queue; a
     // delivery that failed for good is in its log.
-    for job in queue_messages(&sqs, &pipeline.stack.queues.dead_letters).await {
+    for job in reader
+        .queue_messages(&pipeline.stack.queues.dead_letters)
+        .await
+        .unwrap()
+    {
         if let Ok(Job::DeliverWebhook { event_id, webhook }) = Job::from_message(&job.to_string())
             && let Some(record) = catalog.get_delivery(&event_id, &webhook).await.unwrap()
         {
@@ -607,8 +478,6 @@ async fn run(rate: f64, seed: u64) {
         missing.is_empty(),
         "events neither delivered nor recorded as failed: {missing:?}"
     );
-    let stream_failures = queue_depth(&sqs, &pipeline.stack.queues.stream_failures).await;
-    assert_eq!(stream_failures, 0, "stream batches given up");
     // 5. Every log line of a document's processing names it.
     let lines: Vec<String> = log.lock().unwrap().clone();
     let mut unnamed = Vec::new();
@@ -746,18 +615,6 @@ const FAILURE_PATH_GRANTS: &[(&str, &str)] = &[
     // against the local AWS in crates/aws/tests/moto/pipeline.rs.
     ("SqsFunction", "ListBlobVersions"),
 ];
-
-/// Documents and bytes by status, counted from the documents themselves.
-fn recount(docs: &[Document], owner: &Owner) -> BTreeMap<StatusKind, intake_core::StatusCounts> {
-    let mut out: BTreeMap<StatusKind, intake_core::StatusCounts> =
-        StatusKind::ALL.into_iter().map(|k| (k, Default::default())).collect();
-    for doc in docs.iter().filter(|d| &d.owner == owner) {
-        let c = out.entry(doc.status.kind()).or_default();
-        c.documents += 1;
-        c.bytes += doc.size.unwrap_or(0);
-    }
-    out
-}
 
 /// The local pipeline itself, under a few hundred concurrent documents: the same checks with
 /// a pass-through proxy (a little latency, no fault).

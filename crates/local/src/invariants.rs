@@ -1,0 +1,275 @@
+//! intake's promises, checked on a local run once it has settled: what the fault suite and the
+//! load run both assert. Nothing answered 202 is lost or left waiting; nothing is accepted
+//! without a clean verdict on its bytes; every blob in use holds its digest's bytes and its
+//! ledger counts exactly its users; statistics equal a recount; no stream batch was given up.
+
+use std::collections::{BTreeMap, HashSet};
+
+use intake_aws::aws_sdk_sqs::Client as Sqs;
+use intake_aws::aws_sdk_sqs::types::QueueAttributeName;
+use intake_core::ports::{BlobLedger, BlobState, Documents, ListQuery, ScanLedger, StatsReader};
+use intake_core::{Document, ObjectKey, Owner, ScanResult, Sha256, StatusCounts, StatusKind};
+use serde_json::Value;
+
+use crate::stack::LocalStack;
+
+/// The clients a check reads the run with.
+pub struct Reader {
+    pub catalog: intake_aws::DynamoCatalog,
+    pub s3: intake_aws::aws_sdk_s3::Client,
+    pub sqs: Sqs,
+    pub stack: LocalStack,
+}
+
+impl Reader {
+    pub async fn of(stack: &LocalStack) -> Self {
+        let sdk = stack.sdk_config().await;
+        Self {
+            catalog: intake_aws::DynamoCatalog::new(intake_aws::dynamodb_client(&sdk), &stack.table),
+            s3: intake_aws::s3_client(&sdk, true),
+            sqs: intake_aws::sqs_client(&sdk),
+            stack: stack.clone(),
+        }
+    }
+
+    /// Every document of `owners`, in every status (through the owners' listings).
+    pub async fn documents(&self, owners: &[Owner]) -> Result<Vec<Document>, String> {
+        let mut out = Vec::new();
+        for owner in owners {
+            for status in StatusKind::ALL {
+                let mut query = ListQuery {
+                    status: Some(status),
+                    limit: 100,
+                    ..Default::default()
+                };
+                loop {
+                    let page = self
+                        .catalog
+                        .list_documents(owner, &query)
+                        .await
+                        .map_err(|e| format!("listing {owner}'s documents: {e}"))?;
+                    out.extend(page.items);
+                    match page.next {
+                        Some(next) => query.after = Some(next),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Messages in a queue: visible, in flight and delayed.
+    pub async fn queue_depth(&self, url: &str) -> Result<u64, String> {
+        use QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::All)
+            .send()
+            .await
+            .map_err(|e| format!("the attributes of {url}: {e:?}"))?;
+        let attrs = out.attributes.unwrap_or_default();
+        Ok([
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+            A::ApproximateNumberOfMessagesDelayed,
+        ]
+        .iter()
+        .map(|a| attrs.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+        .sum())
+    }
+
+    /// The bodies of every message in a queue (received and hidden for five minutes).
+    pub async fn queue_messages(&self, url: &str) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .send()
+                .await
+                .map_err(|e| format!("receiving from {url}: {e:?}"))?;
+            if got.messages().is_empty() {
+                return Ok(out);
+            }
+            out.extend(
+                got.messages()
+                    .iter()
+                    .filter_map(|m| serde_json::from_str(m.body()?).ok()),
+            );
+        }
+    }
+
+    /// One look at whether the run has settled: no document waiting (`received`,
+    /// `scanning`), the work, failure and webhook queues empty, and statistics equal to a
+    /// recount.
+    pub async fn look(&self, owners: &[Owner]) -> Result<Look, String> {
+        let documents = self.documents(owners).await?;
+        let waiting = documents
+            .iter()
+            .filter(|d| matches!(d.status.kind(), StatusKind::Received | StatusKind::Scanning))
+            .count();
+        let q = &self.stack.queues;
+        let mut queued = 0;
+        for url in [&q.work, &q.ingest_failures, &q.webhooks] {
+            queued += self.queue_depth(url).await?;
+        }
+        let mut stats_equal = true;
+        for owner in owners {
+            let stats = self.catalog.get_stats(owner).await.map_err(|e| e.to_string())?;
+            stats_equal &= recount(&documents, owner) == stats.by_status;
+        }
+        Ok(Look {
+            documents,
+            waiting,
+            queued,
+            stats_equal,
+        })
+    }
+
+    /// The promises that hold of a settled run whose API answered 202 (or 201) for `answered`
+    /// (document ids). Violations are described, one line each.
+    pub async fn check(&self, documents: &[Document], answered: &HashSet<String>) -> Result<Checked, String> {
+        let mut violations = Vec::new();
+        let by_id: BTreeMap<String, &Document> = documents.iter().map(|d| (d.id.to_string(), d)).collect();
+        for id in answered {
+            match by_id.get(id) {
+                None => violations.push(format!("document {id} was answered 202 and is gone")),
+                Some(d) if matches!(d.status.kind(), StatusKind::Received | StatusKind::Scanning) => {
+                    violations.push(format!("document {id} is still {}", d.status.kind()));
+                }
+                Some(_) => {}
+            }
+        }
+        // The malware gate: nothing accepted (or a duplicate) without a clean verdict on its
+        // exact bytes.
+        for doc in documents
+            .iter()
+            .filter(|d| matches!(d.status.kind(), StatusKind::Accepted | StatusKind::Duplicate))
+        {
+            let Some(sha) = doc.sha256 else {
+                violations.push(format!("{} is {} without a digest", doc.id, doc.status.kind()));
+                continue;
+            };
+            let verdict = self.catalog.scan_state(&sha).await.map_err(|e| e.to_string())?.verdict;
+            if verdict.as_ref().map(|v| v.result) != Some(ScanResult::NoThreatsFound) {
+                violations.push(format!(
+                    "{} is {} without a clean verdict on {sha}: {verdict:?}",
+                    doc.id,
+                    doc.status.kind()
+                ));
+            }
+        }
+        // Every blob in use holds its digest's bytes, and its ledger counts its users.
+        let mut users: BTreeMap<Sha256, i64> = BTreeMap::new();
+        for doc in documents.iter().filter(|d| d.status.uses_blob()) {
+            if let Some(sha) = doc.sha256 {
+                *users.entry(sha).or_default() += 1;
+            }
+        }
+        for (sha, n) in &users {
+            match self
+                .s3
+                .get_object()
+                .bucket(&self.stack.bucket)
+                .key(ObjectKey::blob(sha).as_str())
+                .send()
+                .await
+            {
+                Ok(object) => {
+                    let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+                    if Sha256::of(&bytes) != *sha {
+                        violations.push(format!("blob {sha} holds other bytes"));
+                    }
+                }
+                Err(e) => violations.push(format!("blob {sha} is used by {n} documents and missing: {e:?}")),
+            }
+            match self.catalog.blob_state(sha).await.map_err(|e| e.to_string())? {
+                BlobState::Live { refs, .. } if refs == *n => {}
+                other => violations.push(format!(
+                    "blob {sha} is used by {n} documents; its ledger says {other:?}"
+                )),
+            }
+        }
+        let mut unreferenced = 0;
+        let mut start = None;
+        loop {
+            let listed = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.stack.bucket)
+                .prefix("blobs/")
+                .set_continuation_token(start)
+                .send()
+                .await
+                .map_err(|e| format!("listing blobs: {e:?}"))?;
+            for object in listed.contents() {
+                let sha = object
+                    .key()
+                    .unwrap_or_default()
+                    .trim_start_matches("blobs/sha256/")
+                    .parse::<Sha256>();
+                if sha.is_ok_and(|sha| !users.contains_key(&sha)) {
+                    unreferenced += 1;
+                }
+            }
+            start = listed.next_continuation_token().map(str::to_owned);
+            if start.is_none() {
+                break;
+            }
+        }
+        let given_up = self.queue_depth(&self.stack.queues.stream_failures).await?;
+        if given_up > 0 {
+            violations.push(format!(
+                "{given_up} stream batches given up (their events and statistics are lost)"
+            ));
+        }
+        Ok(Checked {
+            violations,
+            blobs_in_use: users.len(),
+            unreferenced_blobs: unreferenced,
+        })
+    }
+}
+
+/// What one look at a run saw.
+pub struct Look {
+    pub documents: Vec<Document>,
+    /// Documents `received` or `scanning`.
+    pub waiting: usize,
+    /// Messages in the work, ingest-failure and webhook queues.
+    pub queued: u64,
+    pub stats_equal: bool,
+}
+
+impl Look {
+    pub fn settled(&self) -> bool {
+        self.waiting == 0 && self.queued == 0 && self.stats_equal
+    }
+}
+
+/// What [`Reader::check`] found.
+#[derive(Debug)]
+pub struct Checked {
+    pub violations: Vec<String>,
+    pub blobs_in_use: usize,
+    /// Blobs kept that no document uses (swept later; not a violation).
+    pub unreferenced_blobs: usize,
+}
+
+/// An owner's documents and bytes by status, counted from the documents themselves.
+pub fn recount(docs: &[Document], owner: &Owner) -> BTreeMap<StatusKind, StatusCounts> {
+    let mut out: BTreeMap<StatusKind, StatusCounts> =
+        StatusKind::ALL.into_iter().map(|k| (k, Default::default())).collect();
+    for doc in docs.iter().filter(|d| &d.owner == owner) {
+        let c = out.entry(doc.status.kind()).or_default();
+        c.documents += 1;
+        c.bytes += doc.size.unwrap_or(0);
+    }
+    out
+}
