@@ -5,6 +5,13 @@
 //! the same document are reported too, and not published ahead of it. Records of other
 //! documents go on. Everything is safe to replay: statistics are applied once per record, and
 //! an event's id is its record's id.
+//!
+//! What fails for a reason that passes (throttling, a conflict, an outage) is retried by the
+//! stream until it goes through (the mapping retries without limit, within the stream's 24
+//! hours): overload slows the statistics and events down, it never drops them. A poison record
+//! (one that will never decode) cannot go through however often it is retried: it is set aside
+//! (the function logs it with its images and counts it, an alarm says so), and the records
+//! after it go on, so that one bad item cannot hold up a shard of the stream.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -36,8 +43,13 @@ pub enum Decoded {
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchReport {
-    /// Ids of records to report as failed (`batchItemFailures`), in batch order.
+    /// Ids of records to report as failed (`batchItemFailures`), in batch order: what failed
+    /// for a reason that passes (throttling, a conflict, an outage), retried by the stream
+    /// until it goes through.
     pub failed: Vec<String>,
+    /// Ids of records that will never decode (poison), set aside: logged with their images by
+    /// the function, counted, and not retried, so that they cannot hold up the stream.
+    pub poison: Vec<String>,
     pub published: usize,
     pub ignored: usize,
 }
@@ -67,8 +79,8 @@ impl<S: StatsWriter, P: EventPublisher> Announcer<S, P> {
                 Decoded::Document(change) => changes.push((i, change)),
                 Decoded::Other => report.ignored += 1,
                 Decoded::Poison(why) => {
-                    tracing::error!(record = %record.id, partition = %record.partition, problem = %why, "poison record");
-                    first_failure.entry(&record.partition).or_insert(i);
+                    tracing::error!(record = %record.id, partition = %record.partition, problem = %why, "poison record set aside");
+                    report.poison.push(record.id.clone());
                 }
             }
         }

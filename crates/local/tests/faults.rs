@@ -413,6 +413,21 @@ async fn run(rate: f64, seed: u64) {
     let checked = reader.check(&docs, &answered).await.unwrap();
     assert!(checked.violations.is_empty(), "violations: {:#?}", checked.violations);
     let unreferenced = checked.unreferenced_blobs;
+    // 3. Statistics equal a recount (checked at quiescence above), and the API says so too.
+    for (owner, token) in &tokens {
+        let (status, stats) = client
+            .send(|h| h.get(format!("{}/v1/stats", client.url)).bearer_auth(token))
+            .await
+            .expect("the statistics answer");
+        assert_eq!(status, 200, "{stats}");
+        for (kind, counts) in intake_local::invariants::recount(&docs, owner) {
+            assert_eq!(
+                stats["by_status"][kind.to_string()]["documents"],
+                json!(counts.documents),
+                "{owner}'s {kind} documents: {stats}"
+            );
+        }
+    }
     //     And the EICAR test file ends quarantined (or deleted by its owner), never accepted.
     let eicar = Sha256::of(intake_local::scanner::EICAR);
     let eicars: Vec<&Document> = docs.iter().filter(|d| d.sha256 == Some(eicar)).collect();
@@ -428,7 +443,6 @@ async fn run(rate: f64, seed: u64) {
             d.status.kind()
         );
     }
-    // 3. Statistics equal a recount (checked at quiescence above).
     // 4. No webhook got an event twice, and every document's last event reached each of its
     //    owner's hooks or waits, recorded, in the sns function's on-failure queue.
     // A copy: the checks below await, and the receivers may still take the lock.

@@ -1,6 +1,9 @@
 //! The dynamodb-stream function: each batch of table changes becomes statistics and domain
 //! events ([`Announcer`]); records that must be retried are reported as batch item failures
-//! (`ReportBatchItemFailures`), never the whole batch for one poison record.
+//! (`ReportBatchItemFailures`), never the whole batch for one of them. A poison record (its
+//! image is not a document) is logged with its keys and images, counted (`PoisonRecords`,
+//! alarmed on) and set aside: retrying it could never succeed, and the mapping retries
+//! failures without limit.
 //!
 //! Images are decoded with `serde_dynamo` into the core's `Document`. Items that are not
 //! documents (tokens, webhooks, counters, claims, markers) are skipped without error.
@@ -61,7 +64,13 @@ pub fn decode(record: &EventRecord) -> StreamRecord {
                     at,
                 })
             }
-            (Err(e), _) | (_, Err(e)) => Decoded::Poison(format!("the image is not a document: {e}")),
+            (Err(e), _) | (_, Err(e)) => {
+                // What an operator needs to repair the item: its keys and both images.
+                let images = serde_json::json!({"keys": change.keys, "old": change.old_image, "new": change.new_image});
+                let mut images = images.to_string();
+                images.truncate(images.floor_char_boundary(64 * 1024));
+                Decoded::Poison(format!("the image is not a document: {e}; the record: {images}"))
+            }
         }
     };
     StreamRecord {
@@ -82,11 +91,13 @@ pub async fn handle<S: StatsWriter, P: EventPublisher>(
         published = report.published,
         ignored = report.ignored,
         failed = report.failed.len(),
+        poison = report.poison.len(),
         "batch handled"
     );
     let mut metrics = Metrics::default();
     metrics.count("EventsPublished", report.published as u64);
     metrics.count("RecordsFailed", report.failed.len() as u64);
+    metrics.count("PoisonRecords", report.poison.len() as u64);
     metrics.flush();
     let mut response = DynamoDbEventResponse::default();
     response.batch_item_failures = report

@@ -53,7 +53,7 @@ async fn inserts_modifications_and_removals_become_events() {
 }
 
 #[tokio::test]
-async fn a_poison_record_is_reported_with_the_later_records_of_its_document_only() {
+async fn a_poison_record_is_set_aside_and_the_later_records_of_its_document_go_on() {
     let a = announcer();
     let response = handle(&a, event("batch-with-poison")).await;
     let failed: Vec<String> = response
@@ -61,7 +61,7 @@ async fn a_poison_record_is_reported_with_the_later_records_of_its_document_only
         .iter()
         .map(|f| f.item_identifier.clone().unwrap())
         .collect();
-    assert_eq!(failed, vec!["000000000000000000111", "000000000000000000113"]);
+    assert!(failed.is_empty(), "nothing to retry: {failed:?}");
     let types: Vec<EventType> = published(&a).into_iter().map(|(_, t)| t).collect();
     assert_eq!(
         types,

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Up
 use intake_core::ports::{BlobRef, BlobUse, Documents, ListQuery, Page, StoreError};
 use intake_core::{Document, DocumentId, Owner, Status, StatusKind};
 
-use super::keys::{Key, Owned};
+use super::keys::{Key, Owned, document_partition, document_partitions};
 use super::{DynamoCatalog, Item, from_item, n, owned_item, s};
 use crate::error::store_error;
 use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK, TTL};
@@ -25,6 +25,7 @@ pub(crate) fn document_item(doc: &Document) -> Result<Item, StoreError> {
         &doc.owner,
         doc.id.to_string(),
     )?;
+    item.insert(GSI1_PK.into(), s(document_partition(&doc.owner, &doc.id)));
     if let (Status::Received, Some(deadline)) = (&doc.status, doc.upload_deadline) {
         item.insert(TTL.into(), n(deadline.unix_timestamp()));
     }
@@ -177,11 +178,7 @@ impl Documents for DynamoCatalog {
             ("#p".to_owned(), GSI1_PK.to_owned()),
             ("#s".to_owned(), GSI1_SK.to_owned()),
         ]);
-        let mut values = HashMap::from([
-            (":p".to_owned(), s(Owned::Document.partition(owner))),
-            (":lo".to_owned(), s(low)),
-            (":hi".to_owned(), s(high)),
-        ]);
+        let mut values = HashMap::from([(":lo".to_owned(), s(low)), (":hi".to_owned(), s(high))]);
         let mut filters = Vec::new();
         names.insert("#status".into(), "status".into());
         match query.status {
@@ -200,9 +197,47 @@ impl Documents for DynamoCatalog {
             values.insert(":tag".into(), s(tag.as_str()));
         }
 
+        // Every shard of the owner's listing at once; each read down to `want + 1` matches.
+        let shards = document_partitions(owner).into_iter().map(|partition| {
+            let mut values = values.clone();
+            values.insert(":p".to_owned(), s(partition));
+            let (names, filters) = (names.clone(), filters.join(" AND "));
+            async move { self.list_shard(want, names, values, filters).await }
+        });
+        let shards = futures::future::try_join_all(shards).await?;
+        // Each shard not read to its end was read down to its boundary: below the highest
+        // boundary, some shard's documents are unread, so the page stops there.
+        let boundary = shards.iter().filter_map(|(_, more)| *more).max();
+        let mut items: Vec<Document> = shards
+            .into_iter()
+            .flat_map(|(items, _)| items)
+            .filter(|d| boundary.is_none_or(|b| d.id >= b))
+            .collect();
+        items.sort_by(|a, b| b.id.cmp(&a.id));
+        let next = if items.len() > want {
+            items.truncate(want);
+            items.last().map(|d| d.id)
+        } else {
+            // The page ended early: go on after the boundary, matched or not.
+            boundary
+        };
+        Ok(Page { items, next })
+    }
+}
+
+impl DynamoCatalog {
+    /// Up to `want + 1` documents of one listing partition (`:p`), newest first, and, if the
+    /// partition was not read to its end, the id it was read down to (everything above it
+    /// was evaluated).
+    async fn list_shard(
+        &self,
+        want: usize,
+        names: HashMap<String, String>,
+        values: HashMap<String, AttributeValue>,
+        filter: String,
+    ) -> Result<(Vec<Document>, Option<DocumentId>), StoreError> {
         let mut items: Vec<Document> = Vec::with_capacity(want + 1);
         let mut start: Option<HashMap<String, AttributeValue>> = None;
-        let mut read_up_to: Option<DocumentId> = None;
         for _ in 0..LIST_QUERY_PAGES {
             // One more than asked for tells whether there is a next page without reading it.
             let remaining = (want + 1 - items.len()) as i32;
@@ -213,7 +248,7 @@ impl Documents for DynamoCatalog {
                 .index_name(GSI1)
                 .select(Select::AllAttributes)
                 .key_condition_expression("#p = :p AND #s BETWEEN :lo AND :hi")
-                .filter_expression(filters.join(" AND "))
+                .filter_expression(&filter)
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
                 .scan_index_forward(false)
@@ -226,24 +261,15 @@ impl Documents for DynamoCatalog {
                 items.push(from_item(item)?);
             }
             start = page.last_evaluated_key;
-            read_up_to = start
-                .as_ref()
-                .and_then(|k| k.get(GSI1_SK))
-                .and_then(|v| v.as_s().ok())
-                .and_then(|id| id.parse().ok());
             if items.len() > want || start.is_none() {
                 break;
             }
         }
-        let next = if items.len() > want {
-            items.truncate(want);
-            items.last().map(|d| d.id)
-        } else if start.is_some() {
-            // The page ended early: go on after the last document read, matched or not.
-            read_up_to
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let read_down_to = start
+            .as_ref()
+            .and_then(|k| k.get(GSI1_SK))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|id| id.parse().ok());
+        Ok((items, read_down_to))
     }
 }

@@ -114,10 +114,41 @@ impl Owned {
         }
     }
 
-    /// The `gsi1` partition listing this kind of item of `owner`.
+    /// The `gsi1` partition listing this kind of item of `owner` (documents: the first of
+    /// their [`DOCUMENT_SHARDS`], see [`document_partition`]).
     pub fn partition(self, owner: &Owner) -> String {
         format!("OWNER#{owner}#{}", self.kind())
     }
+}
+
+/// How many `gsi1` partitions an owner's documents are spread over. One partition takes at
+/// most 1,000 write units a second, and each document writes its listing entry two or three
+/// times (received, scanning, decided): one partition would cap an owner near 200 documents
+/// a second. A listing reads every shard (in parallel) and merges them.
+pub(crate) const DOCUMENT_SHARDS: u32 = 8;
+
+/// The `gsi1` partition of a document: `OWNER#<owner>#DOC` for shard 0 (where every document
+/// was listed before the listing was sharded), `OWNER#<owner>#DOC#<n>` for shard `n`, the
+/// shard a fixed hash of the id (FNV-1a, never to change: it places stored items).
+pub(crate) fn document_partition(owner: &Owner, id: &DocumentId) -> String {
+    let hash = id
+        .to_string()
+        .bytes()
+        .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    match hash % DOCUMENT_SHARDS {
+        0 => Owned::Document.partition(owner),
+        n => format!("{}#{n}", Owned::Document.partition(owner)),
+    }
+}
+
+/// Every `gsi1` partition an owner's documents may be listed in.
+pub(crate) fn document_partitions(owner: &Owner) -> Vec<String> {
+    (0..DOCUMENT_SHARDS)
+        .map(|n| match n {
+            0 => Owned::Document.partition(owner),
+            n => format!("{}#{n}", Owned::Document.partition(owner)),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -133,6 +164,27 @@ mod tests {
         assert_eq!(Key::applied("r1").pk, "APPLIED#r1");
         assert_eq!(Owned::Document.partition(&owner), "OWNER#acme#DOC");
         assert_eq!(Key::stats(&owner, 0), Key::new("STATS#acme".into(), "STATS"));
+        let partitions = document_partitions(&owner);
+        assert_eq!(
+            partitions[0], "OWNER#acme#DOC",
+            "shard 0 is where documents were listed before"
+        );
+        assert_eq!(partitions[7], "OWNER#acme#DOC#7");
+        let id = DocumentId::from_parts(time::macros::datetime!(2026-12-06 10:00 UTC), 42);
+        assert_eq!(document_partition(&owner, &id), document_partition(&owner, &id));
+        assert!(partitions.contains(&document_partition(&owner, &id)));
         assert_eq!(Key::stats(&owner, 3).sk, "STATS#3");
+    }
+
+    #[test]
+    fn documents_spread_evenly_over_the_listing_shards() {
+        let owner: Owner = "acme".parse().unwrap();
+        let mut per_shard = std::collections::HashMap::new();
+        for n in 0..8_000u128 {
+            let id = DocumentId::from_parts(time::macros::datetime!(2026-12-06 10:00 UTC), n * 7919);
+            *per_shard.entry(document_partition(&owner, &id)).or_insert(0) += 1;
+        }
+        assert_eq!(per_shard.len(), DOCUMENT_SHARDS as usize);
+        assert!(per_shard.values().all(|n| (800..1200).contains(n)), "{per_shard:?}");
     }
 }
