@@ -269,7 +269,10 @@ impl Deliveries for DynamoCatalog {
 impl DynamoCatalog {
     /// Reads up to 100 items by key (consistently: the log shows the latest attempt), asking
     /// again for what DynamoDB leaves unprocessed; keyed by partition key.
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<std::collections::HashMap<String, Item>, StoreError> {
+    pub(super) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+    ) -> Result<std::collections::HashMap<String, Item>, StoreError> {
         use aws_sdk_dynamodb::types::KeysAndAttributes;
         let mut found = std::collections::HashMap::new();
         let mut pending = keys;

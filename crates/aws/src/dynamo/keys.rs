@@ -30,21 +30,14 @@ impl Key {
         Self::new(format!("WEBHOOK#{id}"), "WEBHOOK")
     }
 
-    /// The partition of an owner's statistics: one item per counter shard.
-    pub fn stats_partition(owner: &Owner) -> String {
-        format!("STATS#{owner}")
-    }
-
-    /// One shard of an owner's counters. Shard 0 is `STATS` (where a single counter item was
-    /// kept before the counters were sharded), shard `n` is `STATS#<n>`.
+    /// One shard of an owner's counters, each its own partition key (DynamoDB spreads
+    /// partition keys, not an item collection's sort keys): shard 0 is `STATS#<owner>`, where
+    /// the single counter item was kept before the counters were sharded; shard `n` is
+    /// `STATS#<owner>#<n>` (an owner name has no `#`).
     pub fn stats(owner: &Owner, shard: u8) -> Self {
-        let sk = match shard {
-            0 => "STATS".to_owned(),
-            n => format!("STATS#{n}"),
-        };
-        Self {
-            pk: Self::stats_partition(owner),
-            sk,
+        match shard {
+            0 => Self::new(format!("STATS#{owner}"), "STATS"),
+            n => Self::new(format!("STATS#{owner}#{n}"), "STATS"),
         }
     }
 
@@ -173,7 +166,7 @@ mod tests {
         let id = DocumentId::from_parts(time::macros::datetime!(2026-12-06 10:00 UTC), 42);
         assert_eq!(document_partition(&owner, &id), document_partition(&owner, &id));
         assert!(partitions.contains(&document_partition(&owner, &id)));
-        assert_eq!(Key::stats(&owner, 3).sk, "STATS#3");
+        assert_eq!(Key::stats(&owner, 3), Key::new("STATS#acme#3".into(), "STATS"));
     }
 
     #[test]

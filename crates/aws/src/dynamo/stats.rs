@@ -3,11 +3,11 @@
 //! bumped with atomic `ADD`s; an `APPLIED#<record>` marker in the same transaction makes each
 //! stream record count once.
 //!
-//! The counters are sharded: [`STATS_SHARDS`] items in the owner's partition, each a partial
+//! The counters are sharded: [`STATS_SHARDS`] items, each its own partition key and a partial
 //! sum. A batch adds to one shard picked at random (another one if its transaction met a
-//! concurrent write), and a read sums the shards with one query. One item would take at most
-//! 1,000 write units a second and serialise every concurrent batch of a busy owner's stream
-//! records on itself (`TransactionConflict`); shards spread both.
+//! concurrent write), and a read sums the shards with one `BatchGetItem`. One item would take
+//! at most 1,000 write units a second and serialise every concurrent batch of a busy owner's
+//! stream records on itself (`TransactionConflict`); shards spread both.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,7 +16,7 @@ use intake_core::ports::{StatsChange, StatsReader, StatsWriter, StoreError};
 use intake_core::{Owner, Stats, StatusCounts, StatusKind};
 
 use super::keys::Key;
-use super::{DynamoCatalog, expires, n, number, s};
+use super::{DynamoCatalog, Item, expires, n, number, s};
 use crate::schema::{ENTITY, PK, SK, TTL};
 
 /// How long applied stream records are remembered: longer than a stream keeps records (24 h).
@@ -35,33 +35,20 @@ fn pick_shard() -> u8 {
 }
 
 impl StatsReader for DynamoCatalog {
-    /// The shards of the owner's counters, summed (one consistent query of their partition).
+    /// The shards of the owner's counters, summed (one consistent `BatchGetItem`).
     async fn get_stats(&self, owner: &Owner) -> Result<Stats, StoreError> {
+        let keys = (0..STATS_SHARDS)
+            .map(|shard| {
+                let key = Key::stats(owner, shard);
+                Item::from([(PK.to_owned(), s(&key.pk)), (SK.to_owned(), s(&key.sk))])
+            })
+            .collect();
         let mut sums: BTreeMap<String, i64> = BTreeMap::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(Key::stats_partition(owner)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(crate::error::store_error)?;
-            for item in page.items() {
-                for name in item.keys() {
-                    if let Some(v) = number(item, name) {
-                        *sums.entry(name.clone()).or_default() += v;
-                    }
+        for item in self.batch_get(keys).await?.values() {
+            for name in item.keys() {
+                if let Some(v) = number(item, name) {
+                    *sums.entry(name.clone()).or_default() += v;
                 }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
             }
         }
         let count = |name: String| sums.get(&name).map_or(0, |n| (*n).max(0) as u64);
