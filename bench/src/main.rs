@@ -10,6 +10,7 @@
 //! repeated, and medians and ratios are reported, because this machine is noisy.
 
 mod bill;
+mod load;
 mod measure;
 mod report;
 mod stub;
@@ -57,6 +58,19 @@ enum Command {
         #[arg(long, default_value = "bench/BILL.md")]
         report: PathBuf,
     },
+    /// The load run: the local pipeline with the capacity model on (AWS's limits scaled
+    /// down), a hot owner at rising rates, many owners, a storm of one content, a tenant whose
+    /// endpoint is dead; then the fault suite's invariants.
+    Load {
+        /// Shorter steps and fewer documents (CI's budget).
+        #[arg(long)]
+        quick: bool,
+        /// The capacity model's limits (`intake-local up --capacity`).
+        #[arg(long, default_value = load::DEFAULT_CAPACITY)]
+        capacity: String,
+        #[arg(long, default_value = "bench/LOAD.md")]
+        report: PathBuf,
+    },
     /// Internal: one unit of in-process work, for `valgrind --tool=callgrind` to count.
     #[command(hide = true)]
     Instructions { what: suite::Work },
@@ -70,6 +84,15 @@ async fn main() -> ExitCode {
         Command::Bill { report } => {
             let repo = std::env::current_dir().unwrap_or_default();
             bill::run(&cli.functions, &cli.python, &repo, report).await
+        }
+        Command::Load {
+            quick,
+            capacity,
+            report,
+        } => {
+            let repo = std::env::current_dir().unwrap_or_default();
+            let size = if *quick { load::Size::QUICK } else { load::Size::FULL };
+            load::run(&cli.functions, &cli.python, &repo, size, capacity, report).await
         }
         Command::Instructions { what } => suite::instructions(*what).await,
     };

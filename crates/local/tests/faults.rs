@@ -32,7 +32,7 @@ fn pdf(n: usize) -> Vec<u8> {
 
 /// (event id, hook) -> how many times it was delivered (answered 2xx); and what arrived, by
 /// hook. The second hook of each owner answers 503 to an event's first attempt, so that every
-/// one of its deliveries goes through the retry path (hidden, back after the schedule's 5 s).
+/// one of its deliveries goes through the retry path (a delayed copy of its job, back after the schedule's 5 s).
 #[derive(Default, Clone)]
 struct Received {
     count: HashMap<(String, String), u32>,
@@ -612,6 +612,9 @@ const FAILURE_PATH_GRANTS: &[(&str, &str)] = &[
     ("SqsFunction", "RecordFailedDocuments"),
     ("SqsFunction", "ReadIncoming"),
     ("SqsFunction", "RescheduleSweeps"),
+    // A delivery step of ours that failed (or a retry that could not be queued) keeps its
+    // message, hidden for a backoff; retries go back to the queue as delayed copies.
+    ("WebhookFunction", "DelayRetries"),
     // S3 answers 404 rather than 403 for a missing key only with ListBucket.
     ("S3Function", "TellMissingFromForbidden"),
     ("SesFunction", "TellMissingFromForbidden"),

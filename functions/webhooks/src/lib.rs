@@ -1,10 +1,13 @@
 //! The webhook function: consumes the webhook queue. Each message is a
 //! [`Job::DeliverWebhook`]; the core's [`Deliverer`] makes the attempt it asks for (signed,
-//! SSRF-safe: [`http`]) and says what happens next. A delivery to be tried again later keeps
-//! its message: hidden for the wait ([`Visibility`], SQS's visibility timeout, up to 12 hours)
-//! and reported as a batch item failure, so it comes back when due, surviving restarts. A
-//! message that is not a delivery job is reported failed until the queue moves it to its
-//! dead-letter queue.
+//! SSRF-safe: [`http`]) and says what happens next. A delivery to be tried again later is sent
+//! back to the queue as a delayed copy of its message ([`RetryQueue::send_later`], at most 15
+//! minutes at a time: a longer wait takes several hops, the deliverer answering "not yet" at
+//! each) and its message is deleted. A message hidden instead would stay in flight for the
+//! whole wait, and SQS holds at most ~120,000 messages in flight per queue: the retries of
+//! dead endpoints would stop every owner's deliveries. Only a failure of ours (the catalog,
+//! KMS) keeps its message, hidden for a backoff that grows with its receives. A message that
+//! is not a delivery job is reported failed until the queue moves it to its dead-letter queue.
 
 pub mod http;
 
@@ -18,27 +21,46 @@ use intake_core::webhooks::{Deliverer, Outcome};
 use intake_lambda::metrics::Metrics;
 use tracing::Instrument;
 
-/// Hides a received message for a while (SQS `ChangeMessageVisibility`).
-pub trait Visibility: Send + Sync {
+/// How a delivery comes back later: the webhook queue.
+pub trait RetryQueue: Send + Sync {
+    /// Hides a received message for a while (SQS `ChangeMessageVisibility`).
     fn hide(&self, receipt_handle: &str, wait: Duration) -> impl Future<Output = Result<(), String>> + Send;
+    /// Sends `body` again, delivered after `wait` or [`LONGEST_DELAY`], whichever is shorter
+    /// (SQS `SendMessage` with `DelaySeconds`).
+    fn send_later(&self, body: &str, wait: Duration) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// The longest a received message can be hidden (SQS: 12 hours from its receipt).
 pub const LONGEST_HIDE: Duration = Duration::from_secs(12 * 3600 - 60);
 
+/// The longest SQS delays a message it is sent (`DelaySeconds`: 15 minutes).
+pub const LONGEST_DELAY: Duration = Duration::from_secs(900);
+
 /// The webhook queue on SQS.
-pub struct SqsVisibility {
+pub struct SqsRetryQueue {
     pub client: intake_aws::aws_sdk_sqs::Client,
     pub queue_url: String,
 }
 
-impl Visibility for SqsVisibility {
+impl RetryQueue for SqsRetryQueue {
     async fn hide(&self, receipt_handle: &str, wait: Duration) -> Result<(), String> {
         self.client
             .change_message_visibility()
             .queue_url(&self.queue_url)
             .receipt_handle(receipt_handle)
             .visibility_timeout(wait.min(LONGEST_HIDE).as_secs().max(1) as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{}", intake_aws::aws_sdk_sqs::error::DisplayErrorContext(e)))
+    }
+
+    async fn send_later(&self, body: &str, wait: Duration) -> Result<(), String> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(wait.min(LONGEST_DELAY).as_secs() as i32)
             .send()
             .await
             .map(|_| ())
@@ -79,7 +101,7 @@ fn receive_count(message: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
 
 pub async fn handle<C, H, S, V>(
     deliverer: &Deliverer<C, H, S>,
-    visibility: &V,
+    queue: &V,
     event: SqsEvent,
     deadline: Instant,
 ) -> SqsBatchResponse
@@ -87,7 +109,7 @@ where
     C: Webhooks + Deliveries,
     H: WebhookClient,
     S: SecretSealer,
-    V: Visibility,
+    V: RetryQueue,
 {
     use futures::StreamExt;
     let messages = event.records.len();
@@ -121,7 +143,7 @@ where
                         tracing::error!(error = %e, wait_secs = wait.as_secs(), "delivery step failed; the message comes back")
                     });
                     if let Some(receipt) = message.receipt_handle.as_deref()
-                        && let Err(e) = visibility.hide(receipt, wait).await {
+                        && let Err(e) = queue.hide(receipt, wait).await {
                             span.in_scope(|| tracing::warn!(error = %e, "could not delay the message; it comes back sooner"));
                         }
                     return (Some(id), None);
@@ -138,13 +160,21 @@ where
                 }
                 Outcome::RetryIn(wait) => {
                     span.in_scope(|| tracing::info!(wait_secs = wait.as_secs(), "not delivered; tried again later"));
-                    if let Some(receipt) = message.receipt_handle.as_deref()
-                        && let Err(e) = visibility.hide(receipt, *wait).await {
-                            span.in_scope(
-                                || tracing::warn!(error = %e, "could not delay the message; it comes back sooner"),
-                            );
+                    // A delayed copy, and this message deleted: nothing waits in flight. If the
+                    // copy cannot be sent, this message is kept (hidden for the wait).
+                    match queue.send_later(message.body.as_deref().unwrap_or_default(), *wait).await {
+                        Ok(()) => false,
+                        Err(e) => {
+                            span.in_scope(|| tracing::warn!(error = %e, "could not queue the retry; the message is kept"));
+                            if let Some(receipt) = message.receipt_handle.as_deref()
+                                && let Err(e) = queue.hide(receipt, *wait).await {
+                                    span.in_scope(
+                                        || tracing::warn!(error = %e, "could not delay the message; it comes back sooner"),
+                                    );
+                                }
+                            true
                         }
-                    true
+                    }
                 }
                 Outcome::Failed { reason, disabled } => {
                     span.in_scope(|| tracing::warn!(%reason, disabled, "delivery failed for good"));

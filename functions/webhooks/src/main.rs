@@ -10,7 +10,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use intake_core::ports::{OsRandom, SystemClock};
 use intake_core::webhooks::{Deliverer, Schedule};
 use intake_lambda::{deadline, telemetry};
-use intake_webhooks::SqsVisibility;
+use intake_webhooks::SqsRetryQueue;
 use intake_webhooks::http::HyperWebhookClient;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
@@ -29,7 +29,7 @@ async fn main() -> Result<(), Error> {
         // Longer than the function's timeout (60 s): a claim outlives its holder.
         lease: Duration::from_secs(90),
     };
-    let visibility = SqsVisibility {
+    let queue = SqsRetryQueue {
         client: setup.clients.sqs(),
         queue_url: setup
             .config
@@ -37,11 +37,11 @@ async fn main() -> Result<(), Error> {
             .clone()
             .ok_or(intake_lambda::ConfigError::Missing("WEBHOOK_QUEUE_URL"))?,
     };
-    let (deliverer, visibility) = (&deliverer, &visibility);
+    let (deliverer, queue) = (&deliverer, &queue);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let until = deadline::instant(event.context.deadline());
         let work = async {
-            Ok::<_, deadline::OutOfTime>(intake_webhooks::handle(deliverer, visibility, event.payload, until).await)
+            Ok::<_, deadline::OutOfTime>(intake_webhooks::handle(deliverer, queue, event.payload, until).await)
         };
         deadline::bounded(until, work)
             .instrument(telemetry::invocation_span(Some(&event.context)))

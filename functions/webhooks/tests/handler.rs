@@ -14,7 +14,7 @@ use intake_core::memory::{ManualClock, MemoryCatalog, MemoryQueue, MemorySealer,
 use intake_core::ports::{Deliveries, SecretSealer, StoreError, WebhookAnswer, WebhookClient};
 use intake_core::webhooks::{Deliverer, DeliveryStatus, Fanout, NewWebhook, Registry, Schedule};
 use intake_core::*;
-use intake_webhooks::{Visibility, handle};
+use intake_webhooks::{LONGEST_DELAY, RetryQueue, handle};
 use time::macros::datetime;
 
 struct Endpoint(Mutex<u16>);
@@ -34,12 +34,25 @@ impl WebhookClient for Endpoint {
     }
 }
 
+/// The webhook queue: what was hidden, what was sent again (body, delay); sending fails
+/// while `refuse` is set.
 #[derive(Default)]
-struct Hidden(Mutex<Vec<(String, Duration)>>);
+struct Hidden(
+    Mutex<Vec<(String, Duration)>>,
+    Mutex<Vec<(String, Duration)>>,
+    std::sync::atomic::AtomicBool,
+);
 
-impl Visibility for Hidden {
+impl RetryQueue for Hidden {
     async fn hide(&self, receipt_handle: &str, wait: Duration) -> Result<(), String> {
         self.0.lock().unwrap().push((receipt_handle.to_owned(), wait));
+        Ok(())
+    }
+    async fn send_later(&self, body: &str, wait: Duration) -> Result<(), String> {
+        if self.2.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("SQS is unavailable".into());
+        }
+        self.1.lock().unwrap().push((body.to_owned(), wait.min(LONGEST_DELAY)));
         Ok(())
     }
 }
@@ -115,7 +128,7 @@ async fn fanned_out(events: u128) -> (MemoryCatalog, Arc<ManualClock>, Arc<Seque
 }
 
 #[tokio::test]
-async fn retries_keep_their_message_hidden_for_the_wait_and_deliveries_end_it() {
+async fn retries_go_back_to_the_queue_as_delayed_copies_and_nothing_waits_in_flight() {
     let (catalog, clock, ids, jobs) = fanned_out(1).await;
     let job = jobs[0].clone();
 
@@ -130,30 +143,60 @@ async fn retries_keep_their_message_hidden_for_the_wait_and_deliveries_end_it() 
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(90),
     };
-    let hidden = Hidden::default();
+    let queue = Hidden::default();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut batch = SqsEvent::default();
     batch.records = vec![message("m1", &job.to_message()), message("m2", "not a job")];
-    let answer = handle(&deliverer, &hidden, batch.clone(), deadline).await;
+    let answer = handle(&deliverer, &queue, batch.clone(), deadline).await;
     let failed: Vec<&str> = answer
         .batch_item_failures
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(failed.len(), 2);
-    assert!(failed.contains(&"m1") && failed.contains(&"m2"));
-    let hides = hidden.0.lock().unwrap().clone();
-    assert_eq!(hides.len(), 1);
-    assert_eq!(hides[0].0, "rh-m1");
-    assert!((4..=6).contains(&hides[0].1.as_secs()), "5 s ± 10%: {:?}", hides[0].1);
+    assert_eq!(failed, vec!["m2"], "the retried delivery's message is deleted");
+    assert!(queue.0.lock().unwrap().is_empty(), "nothing hidden (held in flight)");
+    let sent = queue.1.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, job.to_message(), "the same job");
+    assert!((4..=6).contains(&sent[0].1.as_secs()), "5 s ± 10%: {:?}", sent[0].1);
+
+    // Early (a long wait hops 15 minutes at a time): not yet, sent again for what is left.
+    let early = handle(&deliverer, &queue, batch.clone(), deadline).await;
+    assert_eq!(early.batch_item_failures.len(), 1, "only the non-job");
+    assert_eq!(queue.1.lock().unwrap().len(), 2);
 
     // Back after the wait, and the endpoint with it.
     clock.advance(Duration::from_secs(6));
     *deliverer.client.0.lock().unwrap() = 200;
     batch.records.truncate(1);
-    let answer = handle(&deliverer, &hidden, batch, deadline).await;
+    let answer = handle(&deliverer, &queue, batch, deadline).await;
     assert!(answer.batch_item_failures.is_empty());
-    assert_eq!(hidden.0.lock().unwrap().len(), 1, "nothing more hidden");
+    assert_eq!(queue.1.lock().unwrap().len(), 2, "nothing more sent");
+}
+
+#[tokio::test]
+async fn a_retry_that_cannot_be_queued_keeps_its_message_hidden_for_the_wait() {
+    let (catalog, clock, ids, jobs) = fanned_out(1).await;
+    let deliverer = Deliverer {
+        catalog,
+        client: Endpoint(Mutex::new(503)),
+        sealer: MemorySealer,
+        clock,
+        ids,
+        schedule: Schedule::default(),
+        timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(90),
+    };
+    let queue = Hidden::default();
+    queue.2.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut batch = SqsEvent::default();
+    batch.records = vec![message("m1", &jobs[0].to_message())];
+    let answer = handle(&deliverer, &queue, batch, Instant::now() + Duration::from_secs(30)).await;
+    assert_eq!(answer.batch_item_failures.len(), 1, "kept");
+    let hides = queue.0.lock().unwrap().clone();
+    assert_eq!(hides.len(), 1);
+    assert_eq!(hides[0].0, "rh-m1");
+    assert!((4..=6).contains(&hides[0].1.as_secs()), "{:?}", hides[0].1);
 }
 
 /// A sealer whose first opening hangs (KMS slow to answer), the others as [`MemorySealer`].

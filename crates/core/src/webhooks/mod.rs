@@ -8,9 +8,10 @@
 //!    [`DeliveryRecord`] is opened in the catalog (once per event and hook, however often the
 //!    event arrives) holding the exact body to send, and a [`Job::DeliverWebhook`] is queued.
 //! 2. [`Deliverer`] (the webhook function, on that queue): claims the record, signs and POSTs,
-//!    records the attempt. A failure answers how long to wait ([`Outcome::RetryIn`]): the
-//!    queue message is hidden that long and comes back (SQS visibility, up to 12 hours), so the
-//!    schedule survives restarts; the record says what happened and when the next attempt is.
+//!    records the attempt. A failure answers how long to wait ([`Outcome::RetryIn`]): the job
+//!    goes back to the queue delayed (at most 15 minutes per hop: a job that comes back early
+//!    is answered "not yet" and sent on again), so the schedule survives restarts and no retry
+//!    waits in flight; the record says what happened and when the next attempt is.
 //!    `410 Gone` disables the endpoint; so does a delivery that failed its whole schedule. The
 //!    owner sees why (`disabled`), re-enables it, and replays what was missed.
 //!

@@ -11,7 +11,8 @@ pub struct Schedule {
     pub waits: Vec<Duration>,
     /// Jitter, as a fraction of each wait (0.1: ±10%).
     pub jitter: f64,
-    /// The longest a wait may be (an SQS message is hidden at most 12 hours).
+    /// The longest a wait may be (12 hours: what SQS can hide a message for, when a failure
+    /// of ours keeps it; a retry's wait hops through the queue 15 minutes at a time).
     pub longest: Duration,
 }
 
