@@ -213,7 +213,7 @@ impl Documents for DynamoCatalog {
             .flat_map(|(items, _)| items)
             .filter(|d| boundary.is_none_or(|b| d.id >= b))
             .collect();
-        items.sort_by(|a, b| b.id.cmp(&a.id));
+        items.sort_by_key(|d| std::cmp::Reverse(d.id));
         let next = if items.len() > want {
             items.truncate(want);
             items.last().map(|d| d.id)
