@@ -4,11 +4,11 @@
 //!
 //! | item         | pk                       | sk        | gsi1pk / gsi2pk           | gsi1sk / gsi2sk |
 //! |--------------|--------------------------|-----------|---------------------------|------------|
-//! | document     | `DOC#<id>`               | `DOC`     | `OWNER#<owner>#DOC`       | `<id>`     |
+//! | document     | `DOC#<id>`               | `DOC`     | `OWNER#<owner>#DOC[#<n>]` | `<id>`     |
 //! | idempotency  | `IDEM#<owner>#<key>`     | `IDEM`    |                           |            |
 //! | API token    | `TOKEN#<sha256 of token>`| `TOKEN`   | `OWNER#<owner>#TOKEN`     | `<id>`     |
 //! | webhook      | `WEBHOOK#<id>`           | `WEBHOOK` | `OWNER#<owner>#WEBHOOK`   | `<id>`     |
-//! | statistics   | `STATS#<owner>`          | `STATS`   |                           |            |
+//! | statistics   | `STATS#<owner>[#<n>]`    | `STATS`   |                           |            |
 //! | content claim| `CONTENT#<owner>#<sha>`  | `CONTENT` |                           |            |
 //! | mail seen    | `MAIL#<messageId>`       | `MAIL`    |                           |            |
 //! | blob refs    | `BLOB#<sha>`             | `BLOB`    |                           |            |
@@ -17,7 +17,9 @@
 //! | applied rec. | `APPLIED#<record id>`    | `APPLIED` |                           |            |
 //! | delivery     | `DELIVERY#<event>#<hook>`| `DELIVERY`| gsi2: `OWNER#<owner>#HOOK#<hook>` | `<occurred nanos>#<event>` |
 //!
-//! `gsi1` projects every attribute (a listing is one query). `gsi2` projects keys only: a
+//! `gsi1` projects every attribute; an owner's documents are spread over 8 of its partitions
+//! (`[#<n>]`: n = 1..7, a fixed hash of the id; none for shard 0), and so are its statistics
+//! over 8 items (`keys.rs`). `gsi2` projects keys only: a
 //! delivery record is rewritten three times (opened, claimed, recorded) and is ~2 KiB, so with
 //! `ALL` each write would be billed again for the index; with `KEYS_ONLY` only the opening
 //! write touches the index (~0.2 KiB, one unit), and the delivery log reads the records by key

@@ -311,38 +311,85 @@ impl Gate {
     }
 
     /// The items `keys` name, as they are now (read straight from the local AWS, unmetered,
-    /// with the caller's credentials so that the same account is read).
+    /// with the caller's credentials so that the same account is read): one `GetItem` for one
+    /// key, `BatchGetItem`s of up to 100 keys for more (a statistics transaction names 100
+    /// items; reading them one by one would multiply the local AWS's load by a hundred).
     async fn read_items(
         &self,
         keys: &[(String, serde_json::Value)],
         authorization: &str,
     ) -> Vec<Option<serde_json::Value>> {
-        let mut items = Vec::with_capacity(keys.len());
-        for (table, key) in keys {
-            let body = serde_json::json!({"TableName": table, "Key": key, "ConsistentRead": true}).to_string();
-            let request = Request::builder()
-                .method("POST")
-                .uri(format!("{}/", self.upstream))
-                .header("x-amz-target", "DynamoDB_20120810.GetItem")
-                .header("content-type", "application/x-amz-json-1.0")
-                .header("authorization", authorization)
-                .body(Full::new(Bytes::from(body)));
-            let item = match request {
-                Ok(request) => match self.http.request(request).await {
-                    Ok(response) => response
-                        .into_body()
-                        .collect()
-                        .await
-                        .ok()
-                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b.to_bytes()).ok())
-                        .and_then(|v| v.get("Item").cloned()),
-                    Err(_) => None,
-                },
-                Err(_) => None,
-            };
-            items.push(item);
+        if let [(table, key)] = keys {
+            let body = serde_json::json!({"TableName": table, "Key": key, "ConsistentRead": true});
+            let answer = self.dynamodb("GetItem", &body, authorization).await;
+            return vec![answer.and_then(|v| v.get("Item").cloned())];
         }
-        items
+        let mut found: HashMap<(String, String), serde_json::Value> = HashMap::new();
+        let mut wanted: Vec<(String, serde_json::Value)> = Vec::new();
+        for (table, key) in keys {
+            if !wanted.iter().any(|(t, k)| t == table && k == key) {
+                wanted.push((table.clone(), key.clone()));
+            }
+        }
+        for chunk in wanted.chunks(100) {
+            let mut request: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+            for (table, key) in chunk {
+                let entry = request
+                    .entry(table.clone())
+                    .or_insert_with(|| serde_json::json!({"Keys": [], "ConsistentRead": true}));
+                if let Some(keys) = entry["Keys"].as_array_mut() {
+                    keys.push(key.clone());
+                }
+            }
+            let body = serde_json::json!({ "RequestItems": request });
+            let Some(answer) = self.dynamodb("BatchGetItem", &body, authorization).await else {
+                continue;
+            };
+            for (table, items) in answer["Responses"].as_object().into_iter().flatten() {
+                let names = self.scope.tables.get(table).map(|t| t.key.clone()).unwrap_or_default();
+                for item in items.as_array().into_iter().flatten() {
+                    let key: serde_json::Map<String, serde_json::Value> =
+                        names.iter().map(|n| (n.clone(), item[n].clone())).collect();
+                    found.insert(
+                        (table.clone(), serde_json::Value::Object(key).to_string()),
+                        item.clone(),
+                    );
+                }
+            }
+        }
+        keys.iter()
+            .map(|(table, key)| {
+                let names = self.scope.tables.get(table).map(|t| t.key.clone()).unwrap_or_default();
+                let key: serde_json::Map<String, serde_json::Value> =
+                    names.iter().map(|n| (n.clone(), key[n].clone())).collect();
+                found
+                    .get(&(table.clone(), serde_json::Value::Object(key).to_string()))
+                    .cloned()
+            })
+            .collect()
+    }
+
+    /// One DynamoDB request straight to the local AWS; its answer, if it answered 200.
+    async fn dynamodb(
+        &self,
+        operation: &str,
+        body: &serde_json::Value,
+        authorization: &str,
+    ) -> Option<serde_json::Value> {
+        let request = Request::builder()
+            .method("POST")
+            .uri(format!("{}/", self.upstream))
+            .header("x-amz-target", format!("DynamoDB_20120810.{operation}"))
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("authorization", authorization)
+            .body(Full::new(Bytes::from(body.to_string())))
+            .ok()?;
+        let response = self.http.request(request).await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let bytes = response.into_body().collect().await.ok()?.to_bytes();
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Sends the request on; the answer, and its body (for the observer).

@@ -315,6 +315,18 @@ async fn run_up(up: Up) -> Result<(), String> {
     std::fs::write(&up.env_file, env_file).map_err(|e| format!("writing {}: {e}", up.env_file.display()))?;
 
     print!("\n{}", pipeline.local.report());
+    match &up.capacity {
+        Some(c) => println!(
+            "\nThe local AWS pushes back as AWS does (--capacity): {} write and {} read units per partition\nper second, transactions on one item conflict{}, {} messages in flight per queue.",
+            c.write_units,
+            c.read_units,
+            if c.conflicts { "" } else { " (off)" },
+            c.sqs_in_flight
+        ),
+        None => println!(
+            "\nThe local AWS never pushes back: `--capacity aws` makes it throttle hot partitions and\nconflict transactions as DynamoDB does (docs/scale.md)."
+        ),
+    }
     println!(
         "\nintake is running locally.\n\
          \n  front door (ALB)   {url}\n  local AWS (moto)   {}  bucket {}, table {}\n  API token (owner demo)  {token}\n\
