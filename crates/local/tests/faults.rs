@@ -363,11 +363,13 @@ async fn run(rate: f64, seed: u64) {
     }
 
     // Quiescence: no 202'd document waiting, queues empty, statistics equal to a recount
-    // and deliveries unchanged, for three checks in a row (at most six minutes).
+    // and deliveries unchanged, for three checks in a row (at most nine minutes: CI runs the
+    // 15% and 30% suites side by side on two cores, and a delivery whose claim a fault left
+    // held waits out its 90-second lease; CI once saw six minutes pass with one message left).
     let accepted_ids: HashSet<&str> = outcome.accepted.iter().map(|(id, _)| id.as_str()).collect();
     let mut calm = 0;
     let mut last_deliveries = usize::MAX;
-    let deadline = Instant::now() + Duration::from_secs(360);
+    let deadline = Instant::now() + Duration::from_secs(540);
     let docs = loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let look = reader.look(&owners).await.unwrap();
@@ -399,8 +401,22 @@ async fn run(rate: f64, seed: u64) {
                     )
                 })
                 .collect();
+            // What is still queued, and where (received here: hidden for five minutes).
+            let q = &pipeline.stack.queues;
+            let mut left = Vec::new();
+            for (name, url) in [
+                ("work", &q.work),
+                ("ingest failures", &q.ingest_failures),
+                ("webhooks", &q.webhooks),
+            ] {
+                let depth = reader.queue_depth(url).await.unwrap_or_default();
+                if depth > 0 {
+                    let bodies = reader.queue_messages(url).await.unwrap_or_default();
+                    left.push(format!("{name}: {depth} ({} visible now: {bodies:?})", bodies.len()));
+                }
+            }
             panic!(
-                "no quiescence after 6 minutes: {waiting} received {stuck:#?}, {queued} queued, statistics equal: {stats_equal}, deliveries still arriving: {arriving}"
+                "no quiescence after 9 minutes: {waiting} received {stuck:#?}, {queued} queued {left:#?}, statistics equal: {stats_equal}, deliveries still arriving: {arriving}"
             );
         }
     };
