@@ -7,8 +7,9 @@
 //! 2. **many owners** at the top rate in all;
 //! 3. **a storm of one content**: the same bytes uploaded as fast as the door takes them, by a
 //!    few owners;
-//! 4. **a tenant whose endpoint is dead**: another tenant's webhook latency, without and then
-//!    with the dead endpoint's retries in the webhook queue.
+//! 4. **a tenant whose endpoint is dead** (it holds every POST past the function's timeout):
+//!    another tenant's webhook latency, without and then with the dead endpoint's deliveries
+//!    and retries in the webhook queue.
 //!
 //! Per scenario: documents/s sustained (decided per second, from the first upload to the last
 //! decision), latency from upload to decision and to the webhook (p50/p99), what the capacity
@@ -58,8 +59,11 @@ pub struct Size {
     /// Documents of the live tenant per phase of the dead-endpoint scenario, and their rate.
     pub tenant_docs: usize,
     pub tenant_rate: f64,
-    /// Documents of the tenant whose endpoint is dead.
-    pub dead_docs: usize,
+    /// The rate of the tenant whose endpoint is dead, documents/s.
+    pub dead_rate: f64,
+    /// How long the dead endpoint has been dead (its tenant sending) before the live tenant's
+    /// second phase: the steady state, after the webhook function's breakers learned.
+    pub dead_lead: Duration,
 }
 
 impl Size {
@@ -70,7 +74,8 @@ impl Size {
         storm: 120,
         tenant_docs: 20,
         tenant_rate: 2.0,
-        dead_docs: 80,
+        dead_rate: 2.0,
+        dead_lead: Duration::from_secs(40),
     };
     pub const QUICK: Size = Size {
         rates: &[3.0],
@@ -79,7 +84,8 @@ impl Size {
         storm: 30,
         tenant_docs: 8,
         tenant_rate: 2.0,
-        dead_docs: 16,
+        dead_rate: 1.0,
+        dead_lead: Duration::from_secs(20),
     };
 }
 
@@ -143,6 +149,9 @@ fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
     (percentile(&v, 0.5), percentile(&v, 0.99))
 }
 
+/// How long the dead endpoint holds a POST before it answers (longer than any timeout).
+const DEAD_ENDPOINT_HOLDS: Duration = Duration::from_secs(30);
+
 async fn receiver(hooks: Arc<Mutex<Hooks>>) -> Result<String, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -155,6 +164,9 @@ async fn receiver(hooks: Arc<Mutex<Hooks>>) -> Result<String, String> {
             let body = intake_local::body_bytes(req.into_body()).await;
             let mut r = hyper::Response::new(Full::new(Bytes::new()));
             if path.starts_with("/dead") {
+                // Dead the costly way: it holds every POST past the webhook function's
+                // timeout (10 s) before a 503, as a server that accepts and never answers.
+                tokio::time::sleep(DEAD_ENDPOINT_HOLDS).await;
                 *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
                 return r;
             }
@@ -266,6 +278,41 @@ impl Run {
             .collect::<Vec<_>>()
             .await;
         uploads.into_iter().collect()
+    }
+
+    /// The live tenant's documents once each decision's webhook arrived, measured while the
+    /// dead endpoint's retries are pending (their schedule takes hours), for at most two
+    /// minutes; with how many had arrived if not all did.
+    async fn live_deliveries(&self, uploads: &[Upload]) -> Result<(Vec<Document>, Option<(usize, usize)>), String> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let live: Owner = "live".parse().map_err(|e| format!("{e:?}"))?;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let docs = self.reader.documents(std::slice::from_ref(&live)).await?;
+            let delivered = {
+                let hooks = self.hooks.lock().unwrap_or_else(|p| p.into_inner());
+                uploads
+                    .iter()
+                    .filter(|u| {
+                        docs.iter().find(|d| d.id.to_string() == u.id).is_some_and(|d| {
+                            hooks
+                                .arrived
+                                .contains_key(&(format!("document.{}", d.status.kind()), u.id.clone()))
+                        })
+                    })
+                    .count()
+            };
+            if delivered == uploads.len() {
+                return Ok((docs, None));
+            }
+            if Instant::now() > deadline {
+                eprintln!(
+                    "[load] the live tenant's deliveries: {delivered} of {} arrived",
+                    uploads.len()
+                );
+                return Ok((docs, Some((delivered, uploads.len()))));
+            }
+        }
     }
 
     /// Waits until every document sent is decided and the statistics have caught up (three
@@ -489,58 +536,33 @@ pub async fn run(
         &alone,
         &documents,
     ));
-    eprintln!("[load] the live tenant beside a tenant whose endpoint is dead");
-    let dead_rate = size.dead_docs as f64 / duration.as_secs_f64();
-    let (beside, dead_uploads) = tokio::join!(
-        run.at_rate(std::slice::from_ref(&live), size.tenant_rate, duration),
-        run.at_rate(std::slice::from_ref(&dead), dead_rate, duration),
-    );
-    let (beside, _dead_uploads) = (beside?, dead_uploads?);
-    // The live tenant's deliveries, measured while the dead endpoint's retries are pending
-    // (the run does not wait for those: their schedule takes hours), for at most two minutes.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut stalled = None;
-    let documents = loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let docs = run
-            .reader
-            .documents(&["live".parse().map_err(|e| format!("{e:?}"))?])
-            .await?;
-        let delivered = {
-            let hooks = run.hooks.lock().unwrap_or_else(|p| p.into_inner());
-            beside
-                .iter()
-                .filter(|u| {
-                    docs.iter().find(|d| d.id.to_string() == u.id).is_some_and(|d| {
-                        hooks
-                            .arrived
-                            .contains_key(&(format!("document.{}", d.status.kind()), u.id.clone()))
-                    })
-                })
-                .count()
+    // Beside a tenant whose endpoint hangs: as it dies (both start together: the webhook
+    // function's instances have not seen it fail yet), then once it has been dead a while.
+    for (lead, what) in [
+        (Duration::ZERO, "as it dies".to_owned()),
+        (size.dead_lead, format!("dead for {} s", size.dead_lead.as_secs())),
+    ] {
+        eprintln!("[load] the live tenant beside a tenant whose endpoint is dead ({what})");
+        let dead_traffic = run.at_rate(std::slice::from_ref(&dead), size.dead_rate, lead + duration);
+        let live_traffic = async {
+            tokio::time::sleep(lead).await;
+            run.at_rate(std::slice::from_ref(&live), size.tenant_rate, duration)
+                .await
         };
-        if delivered == beside.len() {
-            break docs;
+        let (beside, dead_uploads) = tokio::join!(live_traffic, dead_traffic);
+        let (beside, _dead_uploads) = (beside?, dead_uploads?);
+        let (documents, stalled) = run.live_deliveries(&beside).await?;
+        let mut measured = run.measure(
+            &format!("live tenant, beside a dead endpoint ({what})"),
+            format!("{:.0}/s beside {:.0}/s", size.tenant_rate, size.dead_rate),
+            &beside,
+            &documents,
+        );
+        if let Some((delivered, of)) = stalled {
+            measured.name = format!("{} ({delivered} of {of} webhooks arrived within 2 min)", measured.name);
         }
-        if Instant::now() > deadline {
-            eprintln!(
-                "[load] the live tenant's deliveries: {delivered} of {} arrived",
-                beside.len()
-            );
-            stalled = Some((delivered, beside.len()));
-            break docs;
-        }
-    };
-    let mut measured = run.measure(
-        "live tenant, beside a dead endpoint",
-        format!("{:.0}/s beside {dead_rate:.0}/s", size.tenant_rate),
-        &beside,
-        &documents,
-    );
-    if let Some((delivered, of)) = stalled {
-        measured.name = format!("{} ({delivered} of {of} webhooks arrived within 2 min)", measured.name);
+        results.push(measured);
     }
-    results.push(measured);
 
     // The invariants, over everything sent (the dead tenant's deliveries are left pending:
     // the webhook queue is not expected empty, so settle on documents alone).

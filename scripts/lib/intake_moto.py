@@ -221,6 +221,34 @@ def _patch_sqs_long_polling() -> None:
     Queue.wait_for_messages = wait_for_messages
 
 
+def _patch_sqs_fair_queues() -> None:
+    """SQS fair queues: on a standard queue, messages sent with a MessageGroupId are served
+    so that one group's backlog does not hold back the others' messages (SQS reorders
+    deliveries by tenant when one tenant's messages pile up).  moto serves a standard queue
+    oldest first.  Modelled here: the visible messages are served round-robin over their
+    groups, a group's messages already in flight counting as served, so a quiet group's new
+    message is received before a noisy group's backlog.  Messages without a group form one
+    group; FIFO queues are untouched (their groups are ordering, not fairness)."""
+    from collections import Counter
+
+    from moto.sqs.models import Queue
+
+    def messages(self: Any) -> list[Any]:
+        visible = [m for m in self._messages if m.visible and not m.delayed]
+        if self.fifo_queue or not any(m.group_id for m in visible):
+            return visible
+        in_flight = Counter(m.group_id for m in self._messages if not m.visible)
+        served: Counter = Counter()
+        order = []
+        for index, message in enumerate(visible):
+            group = message.group_id
+            order.append((in_flight[group] + served[group], index, message))
+            served[group] += 1
+        return [message for _, _, message in sorted(order, key=lambda o: (o[0], o[1]))]
+
+    Queue.messages = property(messages)
+
+
 def _patch_sns_http_delivery() -> None:
     import moto.sns.models as sns_models
 
@@ -1067,6 +1095,7 @@ def install() -> None:
     moto.server.DomainDispatcherApplication = SerializedDispatcher
     _patch_accounts_by_access_key()
     _patch_sqs_long_polling()
+    _patch_sqs_fair_queues()
     _patch_sns_http_delivery()
     DynamoDBBackend.transact_write_items = transact_write_items
     DynamoHandler.transact_write_items = handler_transact_write_items

@@ -321,6 +321,30 @@ def test_sqs_long_poll(url: str) -> None:
           got.get("n") == 1 and got["s"] < 3 and send_s < 1, (send_s, got))
 
 
+def test_sqs_fair_queue(url: str) -> None:
+    """A backlog of one group (a dead endpoint's retries) and one message of another: the
+    other group's message is among the first received, not behind the backlog."""
+    sqs = client(url, "sqs")
+    q = sqs.create_queue(QueueName=unique("fair"))["QueueUrl"]
+    for n in range(30):
+        sqs.send_message(QueueUrl=q, MessageBody=f"noisy-{n}", MessageGroupId="noisy")
+    sqs.send_message(QueueUrl=q, MessageBody="quiet-0", MessageGroupId="quiet")
+    first = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=5, VisibilityTimeout=60)["Messages"]
+    bodies = [m["Body"] for m in first]
+    # The noisy group now has five in flight; a second quiet message comes before its backlog.
+    sqs.send_message(QueueUrl=q, MessageBody="quiet-1", MessageGroupId="quiet")
+    second = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=1, VisibilityTimeout=60)["Messages"]
+    # Without groups a standard queue stays oldest first.
+    plain = sqs.create_queue(QueueName=unique("plain"))["QueueUrl"]
+    for n in range(3):
+        sqs.send_message(QueueUrl=plain, MessageBody=f"m{n}")
+    got = sqs.receive_message(QueueUrl=plain, MaxNumberOfMessages=3)["Messages"]
+    check("fair queues: a quiet group is not held behind a noisy group's backlog",
+          "quiet-0" in bodies and second[0]["Body"] == "quiet-1"
+          and [m["Body"] for m in got] == ["m0", "m1", "m2"],
+          (bodies, [m["Body"] for m in second], [m["Body"] for m in got]))
+
+
 def test_sns_http_delivery(url: str) -> None:
     """An HTTP subscriber that calls back into moto before it answers (deadlock if the
     lock were held during the delivery)."""
@@ -976,6 +1000,7 @@ def main() -> int:
             ("transaction rollback", test_transaction_rollback),
             ("concurrency", test_concurrency),
             ("sqs long poll", test_sqs_long_poll),
+            ("sqs fair queues", test_sqs_fair_queue),
             ("sns http delivery", test_sns_http_delivery),
             ("client request token", test_client_request_token),
             ("ttl", test_ttl),

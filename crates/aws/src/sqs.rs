@@ -32,6 +32,8 @@ impl WorkQueue for SqsWorkQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(job.to_message())
+            // A fair queue's tenant: SQS serves the other groups first while one has a backlog.
+            .set_message_group_id(job.fair_group())
             .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
             .send()
             .await

@@ -296,6 +296,7 @@ async fn concurrent_deliveries_of_one_event_to_one_hook_post_once() {
         schedule: intake_core::webhooks::Schedule::default(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(60),
+        breakers: Default::default(),
     });
     // Eight copies of its job run at once (a duplicated message, a redelivered one, ...).
     let runs = (0..8).map(|_| {

@@ -44,6 +44,16 @@ struct Message {
 }
 
 impl Job {
+    /// Whose share of the queue the job takes (SQS fair queues' message group on a standard
+    /// queue): a webhook delivery's endpoint, so one endpoint's backlog (a dead one's retries)
+    /// does not hold back the deliveries of others. Other jobs share one group.
+    pub fn fair_group(&self) -> Option<String> {
+        match self {
+            Job::DeliverWebhook { webhook, .. } => Some(webhook.to_string()),
+            _ => None,
+        }
+    }
+
     pub fn to_message(&self) -> String {
         serde_json::to_string(&Message {
             v: JOB_SCHEMA_VERSION,

@@ -618,6 +618,7 @@ fn duplicate_jobs_of_one_delivery() {
         schedule: Schedule::default(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(90),
+        breakers: Default::default(),
     });
     let deadline = Instant::now() + Duration::from_secs(3600);
     let job = |deliverer: Arc<Deliverer<_, _, _>>| {
@@ -627,7 +628,8 @@ fn duplicate_jobs_of_one_delivery() {
             // A job comes back while its delivery is pending, as the queue would bring it back.
             for _ in 0..3 {
                 match deliverer.deliver(&id, &hook, deadline).await {
-                    Ok(intake_core::webhooks::Outcome::RetryIn(_)) | Err(_) => point().await,
+                    Ok(intake_core::webhooks::Outcome::RetryIn(_) | intake_core::webhooks::Outcome::Paused(_))
+                    | Err(_) => point().await,
                     Ok(_) => return,
                 }
             }

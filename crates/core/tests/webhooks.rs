@@ -31,6 +31,9 @@ struct EndpointState {
     clock: Arc<ManualClock>,
     answer: Mutex<Answering>,
     got: Mutex<Vec<Received>>,
+    /// URLs that answer 503 whatever `answer` says (a dead endpoint beside live ones), and
+    /// how many POSTs each got.
+    dead: Mutex<BTreeMap<String, usize>>,
 }
 
 impl std::ops::Deref for Endpoint {
@@ -49,6 +52,7 @@ impl Endpoint {
             clock,
             answer: Mutex::new(Box::new(|_| ok(204))),
             got: Mutex::new(Vec::new()),
+            dead: Mutex::default(),
         }))
     }
     fn answer(&self, f: impl Fn(OffsetDateTime) -> WebhookAnswer + Send + 'static) {
@@ -76,11 +80,15 @@ fn ok(status: u16) -> WebhookAnswer {
 impl WebhookClient for Endpoint {
     async fn post(
         &self,
-        _url: &WebhookUrl,
+        url: &WebhookUrl,
         headers: &[(&'static str, String)],
         body: Bytes,
         _timeout: Duration,
     ) -> Result<WebhookAnswer, String> {
+        if let Some(posts) = self.dead.lock().unwrap().get_mut(url.as_str()) {
+            *posts += 1;
+            return Err("operation timed out".into());
+        }
         let now = self.clock.now();
         let headers = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         self.got.lock().unwrap().push((now, headers, body));
@@ -125,6 +133,7 @@ fn world() -> World {
             schedule: Schedule::default(),
             timeout: Duration::from_secs(5),
             lease: Duration::from_secs(60),
+            breakers: Default::default(),
         },
         registry: Registry {
             catalog: catalog.clone(),
@@ -210,7 +219,7 @@ impl World {
                 panic!("{job:?}")
             };
             let outcome = self.deliverer.deliver(event_id, webhook, deadline()).await.unwrap();
-            if let Outcome::RetryIn(wait) = outcome {
+            if let Outcome::RetryIn(wait) | Outcome::Paused(wait) = outcome {
                 self.pending.push((now + wait, job.clone()));
             }
             outcomes.push(outcome);
@@ -316,10 +325,12 @@ async fn a_receiver_down_for_three_hours_gets_every_event_exactly_once_after_it_
     let mut expected: Vec<String> = (0..10).map(|n| format!("evt-{n}")).collect();
     expected.sort();
     assert_eq!(delivered, expected, "every event, once");
+    // Tried while it was down, fewer times than the schedule alone would (over 30): after
+    // five failures in a row its circuit opened and only probes went out.
     let failures = w.endpoint.got.lock().unwrap().len() - 10;
     assert!(
-        failures >= 30,
-        "each was tried several times while it was down: {failures}"
+        (10..30).contains(&failures),
+        "tried while it was down, but spared by its circuit breaker: {failures}"
     );
     let log = w
         .registry
@@ -640,6 +651,7 @@ async fn a_sealer_that_cannot_open_the_secret_costs_the_delivery_no_attempt_and_
         schedule: Schedule::default(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(60),
+        breakers: Default::default(),
     };
     // Nothing is sent unsigned; the job fails (its message comes back) and the record is
     // untouched: no attempt logged, no retry scheduled, the claim given back.
@@ -821,6 +833,7 @@ async fn a_job_that_read_a_delivery_before_another_attempted_it_neither_posts_ea
         schedule: Schedule::default(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(60),
+        breakers: Default::default(),
     };
     // ...then job B (the same job delivered twice) attempts it: 500, retry in about 5 s.
     let outcomes = w.run_due().await;
@@ -870,6 +883,7 @@ async fn no_post_starts_without_the_time_to_record_its_answer() {
         schedule: Schedule::default(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(60),
+        breakers: Default::default(),
     };
     // Enough for a POST when the job starts (margin + 1.4 s), not after the sealer's 1.5 s.
     let deadline = Instant::now() + DEADLINE_MARGIN + Duration::from_millis(1400);
@@ -884,4 +898,88 @@ async fn no_post_starts_without_the_time_to_record_its_answer() {
         .deliver("evt-1", &hook.id, Instant::now() + Duration::from_secs(30))
         .await;
     assert_eq!(delivered.unwrap(), Outcome::Delivered);
+}
+
+#[tokio::test]
+async fn a_dead_endpoint_costs_a_few_posts_then_waits_without_spending_its_schedule_or_holding_others() {
+    let mut w = world();
+    let (live, _) = w.hook().await;
+    let dead_url = "https://dead.example.com/intake";
+    let (dead, _) = w
+        .registry
+        .create(
+            &acme(),
+            NewWebhook {
+                url: dead_url.into(),
+                events: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    w.endpoint.dead.lock().unwrap().insert(dead_url.into(), 0);
+    // Fifty events a second apart, each for both endpoints; an hour of the queue.
+    for n in 0..50 {
+        w.fanout.handle(&event(n, w.clock.now())).await.unwrap();
+        let outcomes = w.run_due().await;
+        assert!(
+            outcomes.contains(&Outcome::Delivered),
+            "the live endpoint at once: {outcomes:?}"
+        );
+        w.clock.advance(Duration::from_secs(1));
+    }
+    w.run_until(START + Duration::from_secs(3600)).await;
+
+    // Without the breaker: 50 deliveries × 4 attempts in the hour (at once, 5 s, 5 min,
+    // 30 min). With it: five failures in a row, then a probe per cool-down (30 s doubling).
+    let posts = w.endpoint.dead.lock().unwrap()[dead_url];
+    assert!((5..=16).contains(&posts), "POSTs to the dead endpoint: {posts}");
+    let mut live_got = w.endpoint.delivered();
+    live_got.sort();
+    let mut every: Vec<String> = (0..50).map(|n| format!("evt-{n}")).collect();
+    every.sort();
+    assert_eq!(live_got, every, "the live endpoint got every event once");
+    // The dead endpoint's deliveries wait, pending, their schedule barely touched.
+    let query = DeliveryQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    let log = w.registry.deliveries(&acme(), &dead.id, &query).await.unwrap();
+    assert_eq!(log.items.len(), 50);
+    assert!(log.items.iter().all(|r| r.status == DeliveryStatus::Pending));
+    let attempts: u32 = log.items.iter().map(|r| r.attempts_made).sum();
+    assert_eq!(attempts as usize, posts, "each POST is an attempt logged, no more");
+    assert!(
+        w.catalog
+            .get_webhook(&dead.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+            .is_none()
+    );
+    assert!(
+        w.registry
+            .deliveries(&acme(), &live.id, &query)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .all(|r| r.status == DeliveryStatus::Delivered)
+    );
+
+    // It comes back: within the longest cool-down (10 min) and the schedule's next waits,
+    // every event reaches it, once.
+    w.endpoint.dead.lock().unwrap().clear();
+    w.run_until(START + Duration::from_secs(4 * 3600)).await;
+    let log = w.registry.deliveries(&acme(), &dead.id, &query).await.unwrap();
+    assert!(
+        log.items.iter().all(|r| r.status == DeliveryStatus::Delivered),
+        "{:?}",
+        log.items.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        w.endpoint.got.lock().unwrap().len(),
+        100,
+        "50 to each endpoint, once each"
+    );
 }

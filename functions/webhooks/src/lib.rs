@@ -8,6 +8,9 @@
 //! dead endpoints would stop every owner's deliveries. Only a failure of ours (the catalog,
 //! KMS) keeps its message, hidden for a backoff that grows with its receives. A message that
 //! is not a delivery job is reported failed until the queue moves it to its dead-letter queue.
+//! An endpoint that keeps failing has its circuit opened ([`intake_core::webhooks::Breakers`],
+//! kept for the life of the instance): its deliveries are sent back delayed without an attempt,
+//! so a dead endpoint does not hold the function's time that other owners' deliveries need.
 
 pub mod http;
 
@@ -25,9 +28,9 @@ use tracing::Instrument;
 pub trait RetryQueue: Send + Sync {
     /// Hides a received message for a while (SQS `ChangeMessageVisibility`).
     fn hide(&self, receipt_handle: &str, wait: Duration) -> impl Future<Output = Result<(), String>> + Send;
-    /// Sends `body` again, delivered after `wait` or [`LONGEST_DELAY`], whichever is shorter
-    /// (SQS `SendMessage` with `DelaySeconds`).
-    fn send_later(&self, body: &str, wait: Duration) -> impl Future<Output = Result<(), String>> + Send;
+    /// Sends `job` again, delivered after `wait` or [`LONGEST_DELAY`], whichever is shorter
+    /// (SQS `SendMessage` with `DelaySeconds`, in the job's fair-queue group).
+    fn send_later(&self, job: &Job, wait: Duration) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// The longest a received message can be hidden (SQS: 12 hours from its receipt).
@@ -55,11 +58,12 @@ impl RetryQueue for SqsRetryQueue {
             .map_err(|e| format!("{}", intake_aws::aws_sdk_sqs::error::DisplayErrorContext(e)))
     }
 
-    async fn send_later(&self, body: &str, wait: Duration) -> Result<(), String> {
+    async fn send_later(&self, job: &Job, wait: Duration) -> Result<(), String> {
         self.client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(body)
+            .message_body(job.to_message())
+            .set_message_group_id(job.fair_group())
             .delay_seconds(wait.min(LONGEST_DELAY).as_secs() as i32)
             .send()
             .await
@@ -75,6 +79,8 @@ pub struct Summary {
     pub failed: u32,
     pub skipped: u32,
     pub settled: u32,
+    /// Not attempted: their endpoint's circuit is open.
+    pub paused: u32,
     pub unusable: u32,
 }
 
@@ -117,9 +123,12 @@ where
         .map(|message| async move {
             let id = message.message_id.clone().unwrap_or_default();
             let job = Job::from_message(message.body.as_deref().unwrap_or_default());
-            let Ok(Job::DeliverWebhook { event_id, webhook }) = job else {
+            let Ok(job @ Job::DeliverWebhook { .. }) = job else {
                 tracing::error!(message_id = %id, "not a webhook delivery job; left for the dead-letter queue");
                 return (Some(id), None);
+            };
+            let Job::DeliverWebhook { event_id, webhook } = &job else {
+                unreachable!("matched above")
             };
             let span = tracing::info_span!(
                 "delivery",
@@ -131,7 +140,7 @@ where
             // batch answers before the invocation's deadline, so the messages delivered are
             // deleted (a whole invocation timing out would return them all, to be POSTed again).
             // The deliverer starts no POST without the time to record its answer.
-            let delivery = deliverer.deliver(&event_id, &webhook, deadline).instrument(span.clone());
+            let delivery = deliverer.deliver(event_id, webhook, deadline).instrument(span.clone());
             let outcome = match intake_lambda::deadline::within(deadline, delivery).await {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(e)) => {
@@ -158,11 +167,15 @@ where
                     span.in_scope(|| tracing::info!("delivered"));
                     false
                 }
-                Outcome::RetryIn(wait) => {
-                    span.in_scope(|| tracing::info!(wait_secs = wait.as_secs(), "not delivered; tried again later"));
+                Outcome::RetryIn(wait) | Outcome::Paused(wait) => {
+                    if let Outcome::Paused(_) = &outcome {
+                        span.in_scope(|| tracing::debug!(wait_secs = wait.as_secs(), "the endpoint's circuit is open; not attempted"));
+                    } else {
+                        span.in_scope(|| tracing::info!(wait_secs = wait.as_secs(), "not delivered; tried again later"));
+                    }
                     // A delayed copy, and this message deleted: nothing waits in flight. If the
                     // copy cannot be sent, this message is kept (hidden for the wait).
-                    match queue.send_later(message.body.as_deref().unwrap_or_default(), *wait).await {
+                    match queue.send_later(&job, *wait).await {
                         Ok(()) => false,
                         Err(e) => {
                             span.in_scope(|| tracing::warn!(error = %e, "could not queue the retry; the message is kept"));
@@ -201,6 +214,7 @@ where
             Some(Outcome::Failed { .. }) => summary.failed += 1,
             Some(Outcome::Skipped(_)) => summary.skipped += 1,
             Some(Outcome::Settled) => summary.settled += 1,
+            Some(Outcome::Paused(_)) => summary.paused += 1,
             None => summary.unusable += 1,
         }
         if let Some(id) = failed {
@@ -219,6 +233,7 @@ where
     metrics.count("WebhookDeliveries", summary.delivered.into());
     metrics.count("WebhookRetries", summary.retrying.into());
     metrics.count("WebhookFailures", summary.failed.into());
+    metrics.count("WebhookPaused", summary.paused.into());
     metrics.flush();
     response
 }

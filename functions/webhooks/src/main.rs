@@ -28,6 +28,7 @@ async fn main() -> Result<(), Error> {
         timeout: Duration::from_secs(10),
         // Longer than the function's timeout (60 s): a claim outlives its holder.
         lease: Duration::from_secs(90),
+        breakers: Default::default(),
     };
     let queue = SqsRetryQueue {
         client: setup.clients.sqs(),

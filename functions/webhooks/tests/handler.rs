@@ -11,13 +11,14 @@ use intake_core::contract::EventV1;
 use intake_core::events::DomainEvent;
 use intake_core::jobs::Job;
 use intake_core::memory::{ManualClock, MemoryCatalog, MemoryQueue, MemorySealer, SequentialIds};
-use intake_core::ports::{Deliveries, SecretSealer, StoreError, WebhookAnswer, WebhookClient};
+use intake_core::ports::{Clock, Deliveries, SecretSealer, StoreError, WebhookAnswer, WebhookClient};
 use intake_core::webhooks::{Deliverer, DeliveryStatus, Fanout, NewWebhook, Registry, Schedule};
 use intake_core::*;
 use intake_webhooks::{LONGEST_DELAY, RetryQueue, handle};
 use time::macros::datetime;
 
-struct Endpoint(Mutex<u16>);
+/// Answers the status it holds; counts the POSTs.
+struct Endpoint(Mutex<u16>, std::sync::atomic::AtomicUsize);
 
 impl WebhookClient for Endpoint {
     async fn post(
@@ -27,6 +28,7 @@ impl WebhookClient for Endpoint {
         _: Bytes,
         _: Duration,
     ) -> Result<WebhookAnswer, String> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(WebhookAnswer {
             status: *self.0.lock().unwrap(),
             retry_after: None,
@@ -48,11 +50,11 @@ impl RetryQueue for Hidden {
         self.0.lock().unwrap().push((receipt_handle.to_owned(), wait));
         Ok(())
     }
-    async fn send_later(&self, body: &str, wait: Duration) -> Result<(), String> {
+    async fn send_later(&self, job: &Job, wait: Duration) -> Result<(), String> {
         if self.2.load(std::sync::atomic::Ordering::SeqCst) {
             return Err("SQS is unavailable".into());
         }
-        self.1.lock().unwrap().push((body.to_owned(), wait.min(LONGEST_DELAY)));
+        self.1.lock().unwrap().push((job.to_message(), wait.min(LONGEST_DELAY)));
         Ok(())
     }
 }
@@ -132,7 +134,7 @@ async fn retries_go_back_to_the_queue_as_delayed_copies_and_nothing_waits_in_fli
     let (catalog, clock, ids, jobs) = fanned_out(1).await;
     let job = jobs[0].clone();
 
-    let endpoint = Endpoint(Mutex::new(503));
+    let endpoint = Endpoint(Mutex::new(503), Default::default());
     let deliverer = Deliverer {
         catalog,
         client: endpoint,
@@ -142,6 +144,7 @@ async fn retries_go_back_to_the_queue_as_delayed_copies_and_nothing_waits_in_fli
         schedule: Schedule::default(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(90),
+        breakers: Default::default(),
     };
     let queue = Hidden::default();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -179,13 +182,14 @@ async fn a_retry_that_cannot_be_queued_keeps_its_message_hidden_for_the_wait() {
     let (catalog, clock, ids, jobs) = fanned_out(1).await;
     let deliverer = Deliverer {
         catalog,
-        client: Endpoint(Mutex::new(503)),
+        client: Endpoint(Mutex::new(503), Default::default()),
         sealer: MemorySealer,
         clock,
         ids,
         schedule: Schedule::default(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(90),
+        breakers: Default::default(),
     };
     let queue = Hidden::default();
     queue.2.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -223,13 +227,14 @@ async fn a_slow_delivery_fails_alone_and_the_batch_answers_before_the_deadline()
     let (catalog, clock, ids, jobs) = fanned_out(2).await;
     let deliverer = Deliverer {
         catalog: catalog.clone(),
-        client: Endpoint(Mutex::new(204)),
+        client: Endpoint(Mutex::new(204), Default::default()),
         sealer: SlowOnce::default(),
         clock,
         ids,
         schedule: Schedule::default(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(90),
+        breakers: Default::default(),
     };
     let mut batch = SqsEvent::default();
     batch.records = vec![
@@ -286,13 +291,14 @@ async fn our_own_failures_back_off_by_receive_count_and_spend_no_attempt() {
     let (catalog, clock, ids, jobs) = fanned_out(1).await;
     let deliverer = Deliverer {
         catalog: catalog.clone(),
-        client: Endpoint(Mutex::new(204)),
+        client: Endpoint(Mutex::new(204), Default::default()),
         sealer: Down,
         clock,
         ids,
         schedule: Schedule::default(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(90),
+        breakers: Default::default(),
     };
     let hidden = Hidden::default();
     for receives in [1u32, 3, 20] {
@@ -311,4 +317,76 @@ async fn our_own_failures_back_off_by_receive_count_and_spend_no_attempt() {
     };
     let record = catalog.get_delivery(event_id, webhook).await.unwrap().unwrap();
     assert_eq!((record.status, record.attempts_made), (DeliveryStatus::Pending, 0));
+}
+
+#[tokio::test]
+async fn an_endpoint_that_keeps_failing_is_paused_its_jobs_sent_back_without_a_post() {
+    let (catalog, clock, ids, jobs) = fanned_out(8).await;
+    let deliverer = Deliverer {
+        catalog: catalog.clone(),
+        client: Endpoint(Mutex::new(503), Default::default()),
+        sealer: MemorySealer,
+        clock: clock.clone(),
+        ids,
+        schedule: Schedule::default(),
+        timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(90),
+        breakers: Default::default(),
+    };
+    let posts = || deliverer.client.1.load(std::sync::atomic::Ordering::SeqCst);
+    let queue = Hidden::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let batch = |jobs: &[Job]| {
+        let mut batch = SqsEvent::default();
+        batch.records = jobs
+            .iter()
+            .enumerate()
+            .map(|(n, job)| message(&format!("m{n}"), &job.to_message()))
+            .collect();
+        batch
+    };
+    // The first attempts fail (503): the circuit opens after the fifth, and the rest of the
+    // batch is not attempted.
+    let answer = handle(&deliverer, &queue, batch(&jobs), deadline).await;
+    assert!(answer.batch_item_failures.is_empty(), "paused jobs are not failures");
+    assert_eq!(posts(), 5);
+    assert_eq!(deliverer.breakers.open(clock.now()), 1);
+    // Their copies come back (the retries 5 s later): none is attempted, none is read; each
+    // goes back to the queue as a delayed copy for the rest of the cool-down (30 s, spread).
+    clock.advance(Duration::from_secs(6));
+    let before = queue.1.lock().unwrap().len();
+    assert_eq!(before, 8, "every job went back to the queue");
+    let answer = handle(&deliverer, &queue, batch(&jobs), deadline).await;
+    assert!(answer.batch_item_failures.is_empty());
+    assert_eq!(posts(), 5, "no POST while the circuit is open");
+    let sent = queue.1.lock().unwrap()[before..].to_vec();
+    assert_eq!(sent.len(), 8);
+    for (body, wait) in &sent {
+        assert!(jobs.iter().any(|j| &j.to_message() == body));
+        assert!(
+            (24..=30).contains(&wait.as_secs()),
+            "the rest of the cool-down: {wait:?}"
+        );
+    }
+    // No delivery spent more than the one attempt it made: pending, on its schedule.
+    let Job::DeliverWebhook { webhook: hook, .. } = &jobs[0] else {
+        unreachable!()
+    };
+    let mut attempts = Vec::new();
+    for n in 1..=8 {
+        let record = catalog.get_delivery(&format!("evt-{n}"), hook).await.unwrap().unwrap();
+        assert_eq!(record.status, DeliveryStatus::Pending);
+        attempts.push(record.attempts_made);
+    }
+    assert_eq!(attempts.iter().sum::<u32>(), 5, "{attempts:?}");
+    // After the cool-down, the endpoint is back: one probe is answered, the circuit closes,
+    // and the rest go out.
+    clock.advance(Duration::from_secs(30));
+    *deliverer.client.0.lock().unwrap() = 204;
+    let answer = handle(&deliverer, &queue, batch(&jobs[..1]), deadline).await;
+    assert!(answer.batch_item_failures.is_empty());
+    assert_eq!(posts(), 6);
+    assert_eq!(deliverer.breakers.open(clock.now()), 0);
+    handle(&deliverer, &queue, batch(&jobs[1..]), deadline).await;
+    assert_eq!(posts(), 13, "each of the eight delivered once");
 }

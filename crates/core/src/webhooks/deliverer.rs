@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::breaker::{Admit, Attempted, Breakers};
 use super::schedule::{Schedule, human};
 use super::signing::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use crate::domain::delivery::{Attempt, DeliveryRecord, DeliveryStatus};
@@ -29,6 +30,9 @@ pub enum Outcome {
     },
     /// Not sent: the webhook was deleted or is disabled.
     Skipped(String),
+    /// Not attempted: the endpoint keeps failing and its circuit is open ([`Breakers`]); the
+    /// job must come back after this wait. Nothing was read or spent from its schedule.
+    Paused(Duration),
 }
 
 pub struct Deliverer<C, H, S> {
@@ -42,6 +46,8 @@ pub struct Deliverer<C, H, S> {
     pub timeout: Duration,
     /// How long a claim holds: longer than one attempt can take.
     pub lease: Duration,
+    /// The circuit breakers of endpoints that keep failing (this instance's memory).
+    pub breakers: Breakers,
 }
 
 /// Time kept back from the invocation's deadline for recording what happened (a write and
@@ -54,6 +60,28 @@ pub const MIN_POST_TIME: Duration = Duration::from_millis(500);
 impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H, S> {
     /// Makes the attempt a [`Job::DeliverWebhook`] asks for, if it is due.
     pub async fn deliver(&self, event_id: &str, hook_id: &WebhookId, deadline: Instant) -> Result<Outcome, Error> {
+        // An endpoint that keeps failing costs nothing while its circuit is open: not even the
+        // read. The wait is spread a little, so the paused jobs do not all come back at once.
+        let probe = match self.breakers.admit(hook_id, self.clock.now()) {
+            Admit::Go => false,
+            Admit::Probe => true,
+            Admit::Wait(wait) => {
+                let spread = wait.as_millis() as u64 / 10 + 1000;
+                let jitter = Duration::from_millis(self.ids.random_bits() as u64 % spread);
+                return Ok(Outcome::Paused(wait + jitter));
+            }
+        };
+        // However the delivery ends (a probe that ended before its POST lets the next one
+        // probe at once).
+        let _admitted = Admitted {
+            breakers: &self.breakers,
+            hook: hook_id,
+            probe,
+        };
+        self.deliver_admitted(event_id, hook_id, deadline).await
+    }
+
+    async fn deliver_admitted(&self, event_id: &str, hook_id: &WebhookId, deadline: Instant) -> Result<Outcome, Error> {
         let token = format!("{:032x}", self.ids.random_bits());
         // At most: read, find the record changed by another job before our claim, read again.
         let mut claimed = None;
@@ -136,6 +164,21 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
             return Ok(Outcome::RetryIn(Duration::from_secs(1)));
         };
         let (attempt, answer) = self.attempt(&hook, &secrets, &record, timeout).await;
+        let attempted = if answer.as_ref().is_some_and(|a| a.status < 500 && a.status != 429) {
+            Attempted::Answered
+        } else if Duration::from_millis(attempt.latency_ms) >= timeout / 2 {
+            Attempted::Slow
+        } else {
+            Attempted::Failed
+        };
+        if let Some(cool_down) = self.breakers.record(&hook.id, attempted, self.clock.now()) {
+            tracing::warn!(
+                webhook = %hook.id,
+                cool_down_secs = cool_down.as_secs(),
+                last = %describe(&attempt),
+                "the endpoint keeps failing: its deliveries pause, then one probes"
+            );
+        }
         record.log(attempt.clone());
         let outcome = match answer {
             Some(a) if (200..300).contains(&a.status) => {
@@ -374,6 +417,20 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
         Err(Error::Unavailable(
             "the webhook kept changing while it was being disabled".into(),
         ))
+    }
+}
+
+/// A delivery the breaker admitted, until it ends (however it ends: an error, a timeout of
+/// the invocation dropping its future).
+struct Admitted<'a> {
+    breakers: &'a Breakers,
+    hook: &'a WebhookId,
+    probe: bool,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.breakers.finish(self.hook, self.probe);
     }
 }
 

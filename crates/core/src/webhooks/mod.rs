@@ -20,6 +20,7 @@
 //! the attempt, `webhook-signature` a space-separated list of `v1,<base64 HMAC-SHA256 of
 //! "{id}.{timestamp}.{body}">`, one per secret that signs (two during a rotation).
 
+mod breaker;
 mod deliverer;
 mod fanout;
 mod registry;
@@ -27,6 +28,7 @@ mod schedule;
 mod signing;
 
 pub use crate::domain::delivery::{Attempt, DeliveryPage, DeliveryRecord, DeliveryStatus};
+pub use breaker::{Admit, Attempted, BreakerPolicy, Breakers};
 pub use deliverer::{DEADLINE_MARGIN, Deliverer, MIN_POST_TIME, Outcome};
 pub use fanout::{Fanned, Fanout};
 pub use registry::{NewWebhook, ROTATION_GRACE, Registry, Replay, Replayed, WebhookPatch};
