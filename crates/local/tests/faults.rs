@@ -460,7 +460,8 @@ async fn run(rate: f64, seed: u64) {
         );
     }
     // 4. No webhook got an event twice, and every document's last event reached each of its
-    //    owner's hooks or waits, recorded, in the sns function's on-failure queue.
+    //    owner's hooks or waits, recorded: in the sns function's on-failure queue (which the
+    //    sqs function fans out again) or, given up there too, in the dead-letter queue.
     // A copy: the checks below await, and the receivers may still take the lock.
     let got = got.lock().unwrap().clone();
     let twice: Vec<_> = got.count.iter().filter(|(_, n)| **n > 1).collect();
@@ -469,19 +470,20 @@ async fn run(rate: f64, seed: u64) {
         .queue_messages(&pipeline.stack.queues.sns_failures)
         .await
         .unwrap();
+    let dead_letters = reader
+        .queue_messages(&pipeline.stack.queues.dead_letters)
+        .await
+        .unwrap();
     let mut parked_docs: HashSet<String> = parked
         .iter()
+        .chain(&dead_letters)
         .filter_map(|r| r["requestPayload"]["Records"][0]["Sns"]["Message"].as_str())
         .filter_map(|m| serde_json::from_str::<Value>(m).ok())
         .filter_map(|e| e["document"]["id"].as_str().map(str::to_owned))
         .collect();
     // A delivery job the webhook function kept failing on waits in the dead-letter queue; a
     // delivery that failed for good is in its log.
-    for job in reader
-        .queue_messages(&pipeline.stack.queues.dead_letters)
-        .await
-        .unwrap()
-    {
+    for job in dead_letters {
         if let Ok(Job::DeliverWebhook { event_id, webhook }) = Job::from_message(&job.to_string())
             && let Some(record) = catalog.get_delivery(&event_id, &webhook).await.unwrap()
         {
@@ -628,6 +630,15 @@ const FAILURE_PATH_GRANTS: &[(&str, &str)] = &[
     ("SqsFunction", "RecordFailedDocuments"),
     ("SqsFunction", "ReadIncoming"),
     ("SqsFunction", "RescheduleSweeps"),
+    // ... its cataloguing again of what the s3 function gave up on ...
+    ("SqsFunction", "CatalogueAgainRead"),
+    ("SqsFunction", "CatalogueAgainClaims"),
+    ("SqsFunction", "CatalogueAgainClearIncoming"),
+    ("SqsFunction", "CatalogueAgainStoreBlobs"),
+    // ... and its fan-out of the events the sns function gave up on.
+    ("SqsFunction", "ListOwnersWebhooks"),
+    ("SqsFunction", "OpenDeliveries"),
+    ("SqsFunction", "QueueDeliveries"),
     // A delivery step of ours that failed (or a retry that could not be queued) keeps its
     // message, hidden for a backoff; retries go back to the queue as delayed copies.
     ("WebhookFunction", "DelayRetries"),

@@ -1,7 +1,8 @@
 //! Local = deployed: the local pipeline is built from `template.yaml`, so a change to the
 //! template that would break the deployed pipeline breaks the local one too. Each test edits a
 //! copy of the template the way a careless change would, deploys it locally, and shows the
-//! break: a renamed environment variable, a narrowed S3 prefix filter, a removed permission.
+//! break: a renamed environment variable, a narrowed S3 prefix filter, a removed permission
+//! (and, with one removed from the s3 function, the sqs function cataloguing what it gave up on).
 //! (Unedited, the same template passes the end-to-end test in `pipeline.rs`.) The last test
 //! shows the local AWS's stream keeps flowing after a cancelled transaction.
 
@@ -176,6 +177,53 @@ async fn a_removed_permission_is_denied_locally_as_in_aws() {
             .all(|d| d.status.kind() != intake_core::StatusKind::Accepted),
         "the transaction was refused as a whole: {docs:?}"
     );
+}
+
+/// The s3 function gives up on a drop (a grant it lost: every retry is refused); its on-failure
+/// record reaches the sqs function, which catalogues the object again with its own grants, as
+/// it does when overload outlasted the s3 function's retries: the document is accepted, not
+/// `failed`.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_s3_function_gave_up_on_is_catalogued_again_by_the_sqs_function() {
+    let statement = "            - Sid: StoreBlobsAndQuarantine
+              Effect: Allow
+              Action: s3:PutObject
+              Resource:
+                - !Sub \"arn:${AWS::Partition}:s3:::intake-${Environment}-${AWS::AccountId}-${AWS::Region}/blobs/*\"
+                - !Sub \"arn:${AWS::Partition}:s3:::intake-${Environment}-${AWS::AccountId}-${AWS::Region}/quarantine/*\"
+
+  S3FunctionLogGroup:";
+    let template = edited_template(statement, "\n  S3FunctionLogGroup:");
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pipeline = Pipeline::start(options(&template), door).await.unwrap();
+    drop_pdf(&pipeline, "incoming/acme/drop/again.pdf").await;
+    let mut docs = Vec::new();
+    for _ in 0..600 {
+        docs = documents_of(&pipeline, "acme").await;
+        // Decided: past `received`, and past `scanning` (the malware verdict's wait).
+        if docs.iter().any(|d| {
+            !matches!(
+                d.status.kind(),
+                intake_core::StatusKind::Received | intake_core::StatusKind::Scanning
+            )
+        }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let denied = pipeline.local.ledger.denied();
+    assert!(
+        denied
+            .iter()
+            .any(|d| d.function == "S3Function" && d.action == "s3:PutObject"),
+        "the s3 function was refused: {denied:?}"
+    );
+    assert!(
+        denied.iter().all(|d| d.function != "SqsFunction"),
+        "the sqs function has what cataloguing needs: {denied:?}"
+    );
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    assert_eq!(docs[0].status.kind(), intake_core::StatusKind::Accepted, "{docs:?}");
 }
 
 /// moto 5.2.5 replaces a table when a transaction is cancelled, and stream readers of the old

@@ -1,11 +1,19 @@
 //! The sqs function: deferred work, one queue message at a time, failures reported per message
 //! (`ReportBatchItemFailures`), so one bad message never holds back or repeats the others.
 //!
-//! Two kinds of message arrive, told apart by their shape:
+//! Three kinds of message arrive, told apart by their shape:
 //! - a [`Job`] from the work queue (a blob sweep, scheduled by the sns function);
 //! - Lambda's on-failure record for the s3 function (`requestPayload` holds the S3 event that
-//!   failed every retry): each object's document becomes `failed`, with the error, so the API
-//!   shows what happened instead of `received` for ever.
+//!   failed every retry): each object is catalogued again here, on the message's first
+//!   [`RECATALOGUE_RECEIVES`] receives (the s3 function fails only on what a retry can fix:
+//!   under overload, its retries can run out before the overload does); after that its
+//!   document becomes `failed`, with the error, so the API shows what happened instead of
+//!   `received` for ever;
+//! - Lambda's on-failure record for the sns function (`requestPayload` holds the SNS event it
+//!   could not fan out after its retries, as happens under overload): the events are fanned out
+//!   again here, later and one message at a time, so their webhooks still get them. The fan-out
+//!   opens each delivery once, however often it runs; a message that keeps failing goes to the
+//!   dead-letter queue after the queue's receive limit.
 //!
 //! A message that is neither is reported failed: after the queue's receive limit it moves to
 //! the queue's dead-letter queue, where an operator finds it. Nothing is dropped.
@@ -13,21 +21,28 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use intake_core::Error;
+use intake_core::contract::EventV1;
 use intake_core::ingest::Cataloguer;
 use intake_core::jobs::Job;
-use intake_core::ports::{BlobInventory, BlobLedger, BlobStore, ContentIndex, Documents, ScanLedger, WorkQueue};
+use intake_core::ports::{
+    BlobInventory, BlobLedger, BlobStore, ContentIndex, Deliveries, Documents, ScanLedger, Webhooks, WorkQueue,
+};
 use intake_core::scan::Deadline;
 use intake_core::sweep::{Sweeper, Swept};
+use intake_core::webhooks::Fanout;
 use intake_lambda::metrics::Metrics;
 use serde::Deserialize;
 use tracing::Instrument;
 
-/// What the function needs: the two use cases and the queue to put back work not yet due.
+/// What the function needs: the use cases and the queue to put back work not yet due.
 pub struct Worker<C, B, Q> {
     pub sweeper: Sweeper<C, B>,
     pub cataloguer: Cataloguer<C, B, Q>,
+    /// The sns function's fan-out, for the events it gave up on.
+    pub fanout: Fanout<C, Q, Q>,
     pub queue: Q,
 }
 
@@ -38,6 +53,13 @@ pub enum Work {
     /// The s3 function gave up on this event.
     IngestFailure {
         event: S3Event,
+        reason: String,
+        /// How many times the queue delivered this message (SQS's `ApproximateReceiveCount`).
+        receives: u32,
+    },
+    /// The sns function gave up fanning these events out.
+    FanOutAgain {
+        events: Vec<EventV1>,
         reason: String,
     },
 }
@@ -71,8 +93,6 @@ pub fn classify(body: &str) -> Result<Work, String> {
     }
     let record: FailureRecord =
         serde_json::from_str(body).map_err(|e| format!("neither an intake job nor a Lambda failure record: {e}"))?;
-    let event: S3Event = serde_json::from_value(record.request_payload)
-        .map_err(|e| format!("a failure record whose payload is not an S3 event: {e}"))?;
     let error = record
         .response_payload
         .as_ref()
@@ -89,12 +109,41 @@ pub fn classify(body: &str) -> Result<Work, String> {
             &context.condition
         }
     );
-    Ok(Work::IngestFailure { event, reason })
+    // SNS says so in each record ("EventSource": "aws:sns"); an S3 event's records do not.
+    let from_sns = record.request_payload["Records"][0]["EventSource"] == "aws:sns";
+    if from_sns {
+        let event: SnsEvent = serde_json::from_value(record.request_payload)
+            .map_err(|e| format!("a failure record whose payload is not an SNS event: {e}"))?;
+        let mut events = Vec::new();
+        for record in &event.records {
+            match EventV1::parse(&record.sns.message) {
+                Ok(event) => events.push(event),
+                // As the sns function does: retrying cannot make it an intake event.
+                Err(problem) => {
+                    tracing::error!(message_id = %record.sns.message_id, %problem, "not an intake event; dropped")
+                }
+            }
+        }
+        return Ok(Work::FanOutAgain { events, reason });
+    }
+    let event: S3Event = serde_json::from_value(record.request_payload)
+        .map_err(|e| format!("a failure record whose payload is not an S3 event: {e}"))?;
+    Ok(Work::IngestFailure {
+        event,
+        reason,
+        receives: 1,
+    })
 }
+
+/// Receives of an s3 failure record on which its objects are catalogued again; on later ones
+/// their documents are recorded `failed`. With the queue's visibility timeout (6 minutes), a
+/// cause that lasts longer than about 12 minutes beyond the s3 function's own retries fails
+/// the document, which an operator re-drives (`intake-admin documents redrive`).
+pub const RECATALOGUE_RECEIVES: u32 = 2;
 
 impl<C, B, Q> Worker<C, B, Q>
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Webhooks + Deliveries,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
@@ -172,7 +221,39 @@ where
             Work::Job(Job::DeliverWebhook { .. }) => Err(Error::Unavailable(
                 "a webhook delivery belongs on the webhook queue".into(),
             )),
-            Work::IngestFailure { event, reason } => {
+            // Events the sns function gave up on (it ran out of time or kept being refused, as
+            // under overload): fanned out now. What was opened and queued before is not again.
+            Work::FanOutAgain { events, reason } => {
+                for event in &events {
+                    let span = tracing::info_span!(
+                        "event",
+                        event_id = %event.id,
+                        event_type = event.event_type.as_str(),
+                        owner = %event.owner,
+                        document_id = %event.document.id
+                    );
+                    let fanned = self.fanout.handle(event).instrument(span.clone()).await?;
+                    span.in_scope(|| {
+                        tracing::info!(
+                            queued = fanned.queued,
+                            already = fanned.already,
+                            skipped = fanned.skipped,
+                            sweep = fanned.sweep_scheduled,
+                            first_failure = %reason,
+                            "fanned out after the sns function gave up"
+                        )
+                    });
+                }
+                let mut metrics = Metrics::default();
+                metrics.count("EventsFannedOutAgain", events.len() as u64);
+                metrics.flush();
+                Ok(())
+            }
+            Work::IngestFailure {
+                event,
+                reason,
+                receives,
+            } => {
                 for record in &event.records {
                     let arrival = match intake_lambda::events::arrival(record) {
                         Ok(arrival) => arrival,
@@ -182,6 +263,31 @@ where
                         }
                     };
                     let span = tracing::info_span!("object", key = %arrival.key);
+                    if receives <= RECATALOGUE_RECEIVES {
+                        // Once more, as the s3 function would: a cause that passed (throttling,
+                        // an outage, time running out under load) lets it through now.
+                        match self.cataloguer.catalogue(&arrival).instrument(span.clone()).await {
+                            Ok(outcome) => {
+                                span.in_scope(|| {
+                                    tracing::info!(?outcome, first_failure = %reason, "catalogued after the s3 function gave up")
+                                });
+                                let mut metrics = Metrics::default();
+                                metrics.count("CataloguedAfterFailure", 1);
+                                metrics.flush();
+                                continue;
+                            }
+                            // What cannot be catalogued is recorded failed at once.
+                            Err(Error::Invalid(problem)) => {
+                                span.in_scope(|| tracing::warn!(%problem, "cannot be catalogued"));
+                            }
+                            Err(e) => {
+                                span.in_scope(|| {
+                                    tracing::warn!(error = %e, receives, "cataloguing failed again; the message comes back")
+                                });
+                                return Err(e);
+                            }
+                        }
+                    }
                     let failed = self
                         .cataloguer
                         .record_failure(&arrival, &reason)
@@ -210,7 +316,7 @@ const PARALLEL: usize = 4;
 
 pub async fn handle<C, B, Q>(worker: &Worker<C, B, Q>, event: SqsEvent, deadline: Instant) -> SqsBatchResponse
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Webhooks + Deliveries,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
@@ -238,16 +344,30 @@ where
     response
 }
 
+/// SQS's `ApproximateReceiveCount` of a message (1 if it does not say).
+fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
 /// Handles one message; `Some(message id)` if it must be retried.
 async fn one<C, B, Q>(worker: &Worker<C, B, Q>, message: SqsMessage, deadline: Instant) -> Option<String>
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Webhooks + Deliveries,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
     let id = message.message_id.clone().unwrap_or_default();
     let span = tracing::info_span!("message", message_id = %id);
     let work = match classify(message.body.as_deref().unwrap_or_default()) {
+        Ok(Work::IngestFailure { event, reason, .. }) => Work::IngestFailure {
+            event,
+            reason,
+            receives: receive_count(&message),
+        },
         Ok(work) => work,
         Err(problem) => {
             span.in_scope(|| tracing::error!(%problem, "unusable message; left for the dead-letter queue"));

@@ -1,4 +1,5 @@
-//! The sqs function: deferred work (blob sweeps) and documents whose processing failed.
+//! The sqs function: deferred work (blob sweeps), documents whose processing failed, and
+//! events the sns function could not fan out.
 
 // The work futures nest the SDK's deeply; their layout needs more than the default depth.
 #![recursion_limit = "256"]
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::SqsEvent;
 use intake_core::ports::{OsRandom, SystemClock};
 use intake_core::sweep::Sweeper;
+use intake_core::webhooks::Fanout;
 use intake_lambda::{deadline, telemetry};
 use intake_sqs::Worker;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -24,6 +26,13 @@ async fn main() -> Result<(), Error> {
             blobs: cataloguer.blobs.clone(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(OsRandom),
+            grace: setup.config.sweep_grace,
+        },
+        fanout: Fanout {
+            catalog: cataloguer.catalog.clone(),
+            deliveries: setup.webhook_queue()?,
+            work: cataloguer.queue.clone(),
+            clock: Arc::new(SystemClock),
             grace: setup.config.sweep_grace,
         },
         queue: cataloguer.queue.clone(),

@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use intake_core::ingest::Cataloguer;
+use intake_core::jobs::Job;
+use intake_core::memory::MemorySealer;
 use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, MemoryQueue, SequentialIds};
+use intake_core::ports::Deliveries;
 use intake_core::sweep::Sweeper;
+use intake_core::webhooks::{Fanout, NewWebhook, Registry};
 use intake_sqs::{Work, Worker, classify, handle};
 use time::macros::datetime;
 
@@ -17,8 +21,19 @@ fn event(name: &str) -> SqsEvent {
 }
 
 fn worker() -> Worker<MemoryCatalog, MemoryBlobStore, MemoryQueue> {
-    let catalog = MemoryCatalog::default();
-    let blobs = MemoryBlobStore::default();
+    worker_with(MemoryCatalog::default(), MemoryQueue::default())
+}
+
+/// A worker on `catalog`, queueing webhook deliveries on `webhooks`.
+fn worker_with(catalog: MemoryCatalog, webhooks: MemoryQueue) -> Worker<MemoryCatalog, MemoryBlobStore, MemoryQueue> {
+    worker_on(catalog, MemoryBlobStore::default(), webhooks)
+}
+
+fn worker_on(
+    catalog: MemoryCatalog,
+    blobs: MemoryBlobStore,
+    webhooks: MemoryQueue,
+) -> Worker<MemoryCatalog, MemoryBlobStore, MemoryQueue> {
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
     Worker {
         sweeper: Sweeper {
@@ -29,13 +44,20 @@ fn worker() -> Worker<MemoryCatalog, MemoryBlobStore, MemoryQueue> {
             grace: Duration::from_secs(900),
         },
         cataloguer: Cataloguer {
-            catalog,
+            catalog: catalog.clone(),
             blobs,
             queue: MemoryQueue::default(),
             policy: Arc::new(intake_core::testing::ungated_policy(include_str!(
                 "../../../shared/policy.toml"
             ))),
+            clock: clock.clone(),
+        },
+        fanout: Fanout {
+            catalog,
+            deliveries: webhooks,
+            work: MemoryQueue::default(),
             clock,
+            grace: Duration::from_secs(900),
         },
         queue: MemoryQueue::default(),
     }
@@ -93,4 +115,152 @@ async fn the_weekly_reconciliation_runs_a_page_and_queues_the_next() {
         &queued[0].0,
         intake_core::jobs::Job::ReconcileBlobs { after: Some(_) }
     ));
+}
+
+#[tokio::test]
+async fn events_the_sns_function_gave_up_on_are_fanned_out_and_opened_once_however_often_they_come() {
+    // acme has a webhook; the sns function gave up on an event of acme's (out of time under
+    // overload): its on-failure record arrives here.
+    let catalog = MemoryCatalog::default();
+    let webhooks = MemoryQueue::default();
+    let registry = Registry {
+        catalog: catalog.clone(),
+        sealer: MemorySealer,
+        deliveries: webhooks.clone(),
+        clock: Arc::new(ManualClock::new(datetime!(2026-11-27 08:00 UTC))),
+        ids: Arc::new(SequentialIds::default()),
+        allow_private: false,
+        max_per_owner: 10,
+    };
+    let new = NewWebhook {
+        url: "https://hooks.example.com/intake".into(),
+        events: vec![],
+    };
+    let (hook, _) = registry.create(&"acme".parse().unwrap(), new).await.unwrap();
+    let e = event("sns-fanout-failed");
+    match classify(e.records[0].body.as_deref().unwrap()) {
+        Ok(Work::FanOutAgain { events, reason }) => {
+            assert_eq!(events.len(), 1);
+            assert!(reason.contains("3 times") && reason.contains("busy"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let worker = worker_with(catalog.clone(), webhooks.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = handle(&worker, e.clone(), deadline).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let queued: Vec<Job> = webhooks.take().into_iter().map(|(job, _)| job).collect();
+    assert_eq!(
+        queued,
+        vec![Job::DeliverWebhook {
+            event_id: "00000000000000000000000000000001".into(),
+            webhook: hook.id
+        }]
+    );
+    assert!(
+        catalog
+            .get_delivery("00000000000000000000000000000001", &hook.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The same record again (SQS delivers at least once): nothing opened twice. A delivery not
+    // attempted yet is queued again (its first job may have been lost); its claim sends once.
+    let record = catalog
+        .get_delivery("00000000000000000000000000000001", &hook.id)
+        .await
+        .unwrap();
+    let answer = handle(&worker, e, deadline).await;
+    assert!(answer.batch_item_failures.is_empty());
+    assert_eq!(
+        catalog
+            .get_delivery("00000000000000000000000000000001", &hook.id)
+            .await
+            .unwrap(),
+        record,
+        "the delivery is the one opened the first time"
+    );
+    let again: Vec<Job> = webhooks.take().into_iter().map(|(job, _)| job).collect();
+    assert_eq!(again, queued);
+}
+
+/// The s3 function's on-failure record for `key`, as the queue delivers it the `receives`th time.
+fn ingest_failure(key: &str, receives: u32) -> SqsEvent {
+    // The sample the s3 function is invoked with, naming `key` (unpinned: any version).
+    let text = std::fs::read_to_string(format!("{}/../../events/s3/put.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut s3_event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let object = &mut s3_event["Records"][0]["s3"]["object"];
+    object["key"] = key.into();
+    for field in ["versionId", "eTag"] {
+        object.as_object_mut().unwrap().remove(field);
+    }
+    let record = serde_json::json!({
+        "version": "1.0", "timestamp": "2026-11-28T10:05:00.000Z",
+        "requestContext": {"requestId": "r1", "functionArn": "arn:aws:lambda:us-east-1:1:function:s3:live",
+                           "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": s3_event,
+        "responseContext": {"statusCode": 200, "executedVersion": "1", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "Intake.RetryableFailure",
+                            "errorMessage": "1 objects failed and will be retried: the service is busy; try again later"}
+    });
+    serde_json::from_value(serde_json::json!({"Records": [{
+        "messageId": "m1", "receiptHandle": "rh", "body": record.to_string(),
+        "attributes": {"ApproximateReceiveCount": receives.to_string()},
+        "messageAttributes": {}, "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:1:IngestFailureQueue", "awsRegion": "us-east-1"
+    }]}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_object_the_s3_function_gave_up_on_is_catalogued_again_then_failed_if_it_still_cannot_be() {
+    use intake_core::ports::{BlobStore, Documents, ObjectMeta};
+    use intake_core::{ObjectKey, Status};
+    let deadline = || Instant::now() + Duration::from_secs(30);
+    // The s3 function's retries ran out under overload; the cause has passed: on its first
+    // receive here the object is catalogued (accepted), not marked failed.
+    let (catalog, blobs) = (MemoryCatalog::default(), MemoryBlobStore::default());
+    let key = "incoming/acme/scans/a.pdf";
+    blobs
+        .put(
+            &ObjectKey::parse(key).unwrap(),
+            bytes::Bytes::from_static(b"%PDF-1.7\n%%EOF\n"),
+            &ObjectMeta::default(),
+        )
+        .await
+        .unwrap();
+    let worker = worker_on(catalog.clone(), blobs.clone(), MemoryQueue::default());
+    let answer = handle(&worker, ingest_failure(key, 1), deadline()).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let docs = catalog.documents();
+    assert_eq!(docs.len(), 1);
+    assert!(matches!(docs[0].status, Status::Accepted), "{:?}", docs[0].status);
+
+    // Past the receives it is given, an object that still fails is recorded failed, with the
+    // s3 function's reason.
+    let (catalog, blobs) = (MemoryCatalog::default(), MemoryBlobStore::default());
+    let key = "incoming/acme/scans/b.pdf";
+    blobs
+        .put(
+            &ObjectKey::parse(key).unwrap(),
+            bytes::Bytes::from_static(b"%PDF-1.7\n%%EOF\n"),
+            &ObjectMeta::default(),
+        )
+        .await
+        .unwrap();
+    let worker = worker_on(catalog.clone(), blobs, MemoryQueue::default());
+    let answer = handle(
+        &worker,
+        ingest_failure(key, intake_sqs::RECATALOGUE_RECEIVES + 1),
+        deadline(),
+    )
+    .await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let docs = catalog.documents();
+    assert_eq!(docs.len(), 1);
+    let Status::Failed { failure } = &docs[0].status else {
+        panic!("{:?}", docs[0].status)
+    };
+    assert!(failure.message.contains("busy"), "{}", failure.message);
+    let _ = Documents::get_document(&catalog, &docs[0].id).await.unwrap().unwrap();
 }
