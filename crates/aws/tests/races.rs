@@ -263,7 +263,11 @@ async fn concurrent_deliveries_of_one_event_to_one_hook_post_once() {
         allow_private: true,
         max_per_owner: 10,
     };
-    let new = intake_core::webhooks::NewWebhook { url, events: vec![] };
+    let new = intake_core::webhooks::NewWebhook {
+        url,
+        events: vec![],
+        ..Default::default()
+    };
     let (hook, _) = registry.create(&"acme".parse().unwrap(), new).await.unwrap();
     let event = intake_core::contract::EventV1::parse(
         &serde_json::json!({

@@ -6,6 +6,8 @@
 //! subscribers read. A change to these types is a change of contract: additive only within a
 //! version (new optional fields), anything else a new version. Their JSON is pinned by tests.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -247,6 +249,29 @@ pub struct WebhookV1 {
     /// During a rotation: when the previous secret stops signing.
     #[serde(with = "time::serde::rfc3339::option")]
     pub previous_secret_retires_at: Option<OffsetDateTime>,
+    /// What the owner says it is for.
+    pub description: Option<String>,
+    /// The owner's own labels.
+    pub metadata: BTreeMap<String, String>,
+    /// Deliveries a second at most (the others wait in the queue); null: no limit.
+    pub rate_limit: Option<u32>,
+}
+
+/// One event type of the catalogue (`GET /v1/event-types`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventTypeV1 {
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub description: String,
+    /// The event's JSON Schema (an OpenAPI 3.0 Schema Object, self-contained), its `type`
+    /// narrowed to this one.
+    pub schema: serde_json::Value,
+}
+
+/// The event-type catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventTypeListV1 {
+    pub items: Vec<EventTypeV1>,
 }
 
 impl From<&crate::Webhook> for WebhookV1 {
@@ -261,6 +286,9 @@ impl From<&crate::Webhook> for WebhookV1 {
             disabled_at: h.disabled.as_ref().map(|d| d.at),
             secret_created_at: h.secrets.first().map(|s| s.created_at),
             previous_secret_retires_at: h.secrets.get(1).and_then(|s| s.retires_at),
+            description: h.description.clone(),
+            metadata: h.metadata.clone(),
+            rate_limit: h.rate_limit,
         }
     }
 }
@@ -581,6 +609,9 @@ mod tests {
             disabled_at: None,
             secret_created_at: Some(at),
             previous_secret_retires_at: None,
+            description: Some("claims team".into()),
+            metadata: [("team".to_owned(), "claims".to_owned())].into(),
+            rate_limit: Some(10),
         };
         let created = WebhookCreatedV1 {
             webhook: hook,
@@ -598,6 +629,9 @@ mod tests {
                 "disabled_at": null,
                 "secret_created_at": "2026-11-28T12:00:00Z",
                 "previous_secret_retires_at": null,
+                "description": "claims team",
+                "metadata": {"team": "claims"},
+                "rate_limit": 10,
                 "secret": "whsec_x"
             })
         );

@@ -44,6 +44,8 @@ struct CatalogState {
     idempotency: HashMap<(Owner, String), IdempotencyRecord>,
     tokens: HashMap<TokenHash, TokenRecord>,
     webhooks: BTreeMap<WebhookId, Webhook>,
+    /// Delivery slots taken per webhook and second (rate limits).
+    slots: HashMap<(WebhookId, i64), u32>,
     stats: HashMap<Owner, Stats>,
     content: HashMap<(Owner, Sha256), DocumentId>,
     mail: HashMap<MessageId, (Owner, u32)>,
@@ -267,6 +269,17 @@ impl Webhooks for MemoryCatalog {
             .filter(|w| &w.owner == owner)
             .cloned()
             .collect())
+    }
+    async fn take_delivery_slot(&self, hook: &WebhookId, second: i64, limit: u32) -> Result<bool, StoreError> {
+        let mut s = self.state();
+        // Slots of seconds long past are forgotten, as their items expire.
+        s.slots.retain(|(_, at), _| *at > second - 60);
+        let taken = s.slots.entry((*hook, second)).or_default();
+        if *taken >= limit {
+            return Ok(false);
+        }
+        *taken += 1;
+        Ok(true)
     }
     async fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> Result<bool, StoreError> {
         let mut s = self.state();

@@ -183,6 +183,14 @@ pub trait Webhooks: Send + Sync {
     fn list_webhooks(&self, owner: &Owner) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
     /// Returns whether the webhook existed.
     fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Takes one of the `limit` delivery slots of `hook` in the second `second` (unix time):
+    /// `false` when all are taken. Counted atomically across every caller; slots expire.
+    fn take_delivery_slot(
+        &self,
+        hook: &WebhookId,
+        second: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 pub trait StatsReader: Send + Sync {

@@ -164,6 +164,9 @@ impl<T: Webhooks> Webhooks for Interleaved<T> {
     async fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> Result<bool, StoreError> {
         interleave!(self.delete_webhook(owner, id))
     }
+    async fn take_delivery_slot(&self, hook: &WebhookId, second: i64, limit: u32) -> Result<bool, StoreError> {
+        interleave!(self.take_delivery_slot(hook, second, limit))
+    }
 }
 
 impl<T: Deliveries> Deliveries for Interleaved<T> {
@@ -597,6 +600,7 @@ fn duplicate_jobs_of_one_delivery() {
     let new = NewWebhook {
         url: "https://hooks.example.com/x".into(),
         events: vec![],
+        ..Default::default()
     };
     let (hook, _) = shuttle::future::block_on(registry.create(&acme, new)).unwrap();
     let fanout = Arc::new(Fanout {

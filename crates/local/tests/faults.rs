@@ -654,6 +654,9 @@ const FAILURE_PATH_GRANTS: &[(&str, &str)] = &[
     ("AlbFunction", "ReadDeliveryLogs"),
     ("AlbFunction", "ReopenDeliveries"),
     ("AlbFunction", "QueueReplays"),
+    // Its webhooks have no rate limit (tested in crates/core/tests/webhooks.rs, and the
+    // slots' conditional update against the local AWS in crates/aws/tests/moto/owners.rs).
+    ("WebhookFunction", "TakeDeliverySlots"),
     // The weekly blob reconciliation's listing: its schedule (an EventBridge rule) is not
     // emulated locally; the reconciliation is tested in crates/core/tests/integrity.rs and
     // against the local AWS in crates/aws/tests/moto/pipeline.rs.

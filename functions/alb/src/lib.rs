@@ -3,6 +3,7 @@
 //! [`reply`]). Routing is in [`routes`]; the rules are in `intake-core`.
 
 pub mod edge;
+pub mod event_types;
 pub mod reply;
 pub mod routes;
 
@@ -152,6 +153,7 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
                 })
             }
             Route::Replay(id) => self.replay(owner, &id, &req).await,
+            Route::EventTypes => ok(event_types::catalogue()),
         }
     }
 
@@ -236,6 +238,9 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
         let new = NewWebhook {
             url: body.url,
             events: body.events,
+            description: body.description,
+            metadata: body.metadata,
+            rate_limit: body.rate_limit,
         };
         let (hook, secret) = self.webhooks.create(owner, new).await?;
         // The only time the secret is shown (and after a rotation, the new one).
@@ -252,10 +257,14 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
 
     async fn update_webhook(&self, owner: &Owner, id: &WebhookId, req: &Request) -> Result<Response<Body>, ApiError> {
         let body: WebhookPatchBody = required_json_body(req)?;
-        let hook = self
-            .webhooks
-            .update(owner, id, WebhookPatch { enabled: body.enabled })
-            .await?;
+        let patch = WebhookPatch {
+            enabled: body.enabled,
+            events: body.events,
+            description: body.description,
+            metadata: body.metadata,
+            rate_limit: body.rate_limit,
+        };
+        let hook = self.webhooks.update(owner, id, patch).await?;
         ok(&WebhookV1::from(&hook))
     }
 
@@ -446,12 +455,24 @@ struct PatchBody {
     tags: Option<Vec<String>>,
 }
 
+/// An optional field that may be `null` (to clear it): absent is `None`, `null` is
+/// `Some(None)`.
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WebhookBody {
     url: String,
     #[serde(default)]
     events: Vec<EventType>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    metadata: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    rate_limit: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -459,6 +480,14 @@ struct WebhookBody {
 struct WebhookPatchBody {
     #[serde(default, deserialize_with = "present")]
     enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    events: Option<Vec<EventType>>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    metadata: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    rate_limit: Option<Option<u32>>,
 }
 
 #[derive(Deserialize)]

@@ -25,6 +25,7 @@ pub enum Route {
     RotateSecret(WebhookId),
     ListDeliveries(WebhookId),
     Replay(WebhookId),
+    EventTypes,
 }
 
 /// `(method, path pattern)` for every route; `{id}` is a path parameter.
@@ -47,6 +48,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/webhooks/{id}/secret"),
     ("GET", "/v1/webhooks/{id}/deliveries"),
     ("POST", "/v1/webhooks/{id}/replay"),
+    ("GET", "/v1/event-types"),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -106,6 +108,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, NoRoute> {
         ("POST", "/v1/webhooks/{id}/secret") => Route::RotateSecret(hook_id()?),
         ("GET", "/v1/webhooks/{id}/deliveries") => Route::ListDeliveries(hook_id()?),
         ("POST", "/v1/webhooks/{id}/replay") => Route::Replay(hook_id()?),
+        ("GET", "/v1/event-types") => Route::EventTypes,
         _ => return Err(NoRoute::NotFound),
     })
 }

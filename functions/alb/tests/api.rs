@@ -641,3 +641,181 @@ async fn a_request_future_is_small_whatever_the_routes_hold() {
     assert!(size <= 4096, "a request's future is {size} bytes");
     assert_eq!(future.await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_webhook_carries_a_description_labels_and_a_rate_limit_set_and_cleared_by_patch() {
+    let api = api().await;
+    let mut create = event("create-webhook");
+    *create.body_mut() = Body::Text(
+        r#"{"url": "https://hooks.example.com/intake", "events": ["document.accepted"],
+            "description": "claims team", "metadata": {"team": "claims"}, "rate_limit": 20}"#
+            .into(),
+    );
+    let created = call(&api, create).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    assert_eq!(created.json["description"], "claims team");
+    assert_eq!(created.json["metadata"], json!({"team": "claims"}));
+    assert_eq!(created.json["rate_limit"], 20);
+    let id = created.json["id"].as_str().unwrap();
+    let patch = |body: &str| {
+        let mut req = event("delete-webhook");
+        *req.method_mut() = Method::PATCH;
+        *req.uri_mut() = format!("/v1/webhooks/{id}").parse().unwrap();
+        *req.body_mut() = Body::Text(body.to_owned());
+        req.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        req
+    };
+    // null clears, absent keeps, a new list replaces.
+    let changed = call(&api, patch(r#"{"rate_limit": null, "events": ["document.deleted"]}"#)).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.json);
+    assert_eq!(changed.json["rate_limit"], Value::Null);
+    assert_eq!(changed.json["events"], json!(["document.deleted"]));
+    assert_eq!(changed.json["description"], "claims team");
+    // Out of bounds, or a field it does not know: 400, nothing changed.
+    for (bad, code) in [
+        (r#"{"rate_limit": 0}"#, "invalid_request"),
+        (r#"{"rate_limit": 501}"#, "invalid_request"),
+        (r#"{"metadata": {"has space": "x"}}"#, "invalid_request"),
+        (r#"{"description": "tab\there"}"#, "invalid_request"),
+        (r#"{"events": ["document.exploded"]}"#, "invalid_json"),
+        (r#"{"metadata": null}"#, "invalid_json"),
+        (r#"{"colour": "red"}"#, "invalid_json"),
+    ] {
+        assert_error(&call(&api, patch(bad)).await, StatusCode::BAD_REQUEST, code);
+    }
+    let listed = call(&api, event("list-webhooks")).await;
+    assert_eq!(listed.json["items"][0]["rate_limit"], Value::Null);
+    assert_eq!(listed.json["items"][0]["metadata"], json!({"team": "claims"}));
+}
+
+/// A small validator for the OpenAPI 3.0 keywords the event schemas use: `type` (with
+/// `nullable`), `enum`, `required`, `properties`, `additionalProperties`, `items`, `allOf`.
+fn conforms(schema: &Value, value: &Value) -> Result<(), String> {
+    if value.is_null() && schema["nullable"] == true {
+        return Ok(());
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        for s in all {
+            conforms(s, value)?;
+        }
+    }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        return Err(format!("{value} is not one of {options:?}"));
+    }
+    let ok = match schema["type"].as_str() {
+        None => true,
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        Some(other) => return Err(format!("the validator does not know type {other}")),
+    };
+    if !ok {
+        return Err(format!("{value} is not of type {}", schema["type"]));
+    }
+    if let Some(object) = value.as_object() {
+        for name in schema["required"].as_array().into_iter().flatten() {
+            if !object.contains_key(name.as_str().unwrap_or_default()) {
+                return Err(format!("{name} is required"));
+            }
+        }
+        for (k, v) in object {
+            match schema["properties"].get(k) {
+                Some(s) => conforms(s, v).map_err(|e| format!("{k}: {e}"))?,
+                None if schema["additionalProperties"] == false => return Err(format!("{k} is not allowed")),
+                None => {
+                    if schema["additionalProperties"].is_object() {
+                        conforms(&schema["additionalProperties"], v).map_err(|e| format!("{k}: {e}"))?;
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for v in array {
+            conforms(items, v)?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_event_type_catalogue_gives_each_type_a_schema_its_events_satisfy() {
+    let api = api().await;
+    let mut req = event("list-webhooks");
+    *req.uri_mut() = "/v1/event-types".parse().unwrap();
+    let a = call(&api, req).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    let items = a.json["items"].as_array().unwrap();
+    let types: Vec<&str> = items.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    let every: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    assert_eq!(types, every, "every type, once");
+    let schema_of = |t: &str| items.iter().find(|i| i["type"] == t).unwrap()["schema"].clone();
+    for item in items {
+        assert!(!item["description"].as_str().unwrap().is_empty());
+        assert!(!item["schema"].to_string().contains("$ref"), "self-contained");
+    }
+
+    // The schema holds EventV1's fields, no more, no fewer (so the two cannot drift apart):
+    // an event with every optional field present has exactly the schema's properties.
+    let at = time::OffsetDateTime::now_utc();
+    let doc = Document {
+        id: DOC.parse().unwrap(),
+        owner: "acme".parse().unwrap(),
+        name: FileName::sanitize("a.pdf").unwrap(),
+        declared_type: None,
+        content_type: None,
+        size: None,
+        sha256: None,
+        tags: Tags::default(),
+        source: Source::Http,
+        status: Status::Deleted { deleted_at: at },
+        created_at: at,
+        updated_at: at,
+        version: 3,
+        upload_deadline: Some(at),
+    };
+    let full = serde_json::to_value(intake_core::contract::EventV1::from(
+        &intake_core::events::DomainEvent {
+            version: 1,
+            id: "evt-1".into(),
+            event_type: EventType::DocumentDeleted,
+            owner: "acme".parse().unwrap(),
+            occurred_at: at,
+            document: doc,
+            previous_status: Some(StatusKind::Accepted),
+        },
+    ))
+    .unwrap();
+    let schema = schema_of("document.deleted");
+    let fields: BTreeSet<&String> = full.as_object().unwrap().keys().collect();
+    let described: BTreeSet<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(fields, described);
+    conforms(&schema, &full).unwrap();
+
+    // Every sample event the sns function is invoked with satisfies its type's schema, and
+    // not another type's.
+    let dir = format!("{}/../../events/sns", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let sample: Value = serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        for record in sample["Records"].as_array().into_iter().flatten() {
+            let Ok(event) = serde_json::from_str::<Value>(record["Sns"]["Message"].as_str().unwrap_or_default()) else {
+                continue;
+            };
+            let Some(t) = event["type"].as_str().filter(|t| every.contains(t)) else {
+                continue;
+            };
+            conforms(&schema_of(t), &event).unwrap_or_else(|e| panic!("{t}: {e}"));
+            let other = *every.iter().find(|o| **o != t).unwrap();
+            assert!(conforms(&schema_of(other), &event).is_err(), "{t} is not {other}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "the samples cover the types: {checked}");
+}

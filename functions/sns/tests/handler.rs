@@ -45,6 +45,7 @@ async fn world() -> World {
     let new = NewWebhook {
         url: "https://hooks.example.com/acme".into(),
         events: vec![],
+        ..Default::default()
     };
     let (hook, _) = registry.create(&"acme".parse().unwrap(), new).await.unwrap();
     World {

@@ -135,6 +135,7 @@ async fn events_the_sns_function_gave_up_on_are_fanned_out_and_opened_once_howev
     let new = NewWebhook {
         url: "https://hooks.example.com/intake".into(),
         events: vec![],
+        ..Default::default()
     };
     let (hook, _) = registry.create(&"acme".parse().unwrap(), new).await.unwrap();
     let e = event("sns-fanout-failed");

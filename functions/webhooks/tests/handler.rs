@@ -86,6 +86,7 @@ async fn fanned_out(events: u128) -> (MemoryCatalog, Arc<ManualClock>, Arc<Seque
     let new = NewWebhook {
         url: "https://hooks.example.com/x".into(),
         events: vec![],
+        ..Default::default()
     };
     registry.create(&acme, new).await.unwrap();
     let fanout = Fanout {
@@ -345,30 +346,36 @@ async fn an_endpoint_that_keeps_failing_is_paused_its_jobs_sent_back_without_a_p
             .collect();
         batch
     };
-    // The first attempts fail (503): the circuit opens after the fifth, and the rest of the
-    // batch is not attempted.
+    // The first attempts fail at once (503): fast failures cost little, nothing is held back.
+    let answer = handle(&deliverer, &queue, batch(&jobs), deadline).await;
+    assert!(answer.batch_item_failures.is_empty(), "retried, not failed");
+    assert_eq!(posts(), 8);
+    assert_eq!(deliverer.breakers.open(clock.now()), 0);
+    // A minute later it still answers nothing but 503: the first retry opens the circuit, and
+    // the rest of the batch is not attempted.
+    clock.advance(Duration::from_secs(61));
     let answer = handle(&deliverer, &queue, batch(&jobs), deadline).await;
     assert!(answer.batch_item_failures.is_empty(), "paused jobs are not failures");
-    assert_eq!(posts(), 5);
+    assert_eq!(posts(), 9);
     assert_eq!(deliverer.breakers.open(clock.now()), 1);
-    // Their copies come back (the retries 5 s later): none is attempted, none is read; each
-    // goes back to the queue as a delayed copy for the rest of the cool-down (30 s, spread).
+    // Their copies come back: none is attempted, none is read; each goes back to the queue as
+    // a delayed copy for the rest of the cool-down (30 s, spread a little).
     clock.advance(Duration::from_secs(6));
     let before = queue.1.lock().unwrap().len();
-    assert_eq!(before, 8, "every job went back to the queue");
+    assert_eq!(before, 16, "every job went back to the queue, twice");
     let answer = handle(&deliverer, &queue, batch(&jobs), deadline).await;
     assert!(answer.batch_item_failures.is_empty());
-    assert_eq!(posts(), 5, "no POST while the circuit is open");
+    assert_eq!(posts(), 9, "no POST while the circuit is open");
     let sent = queue.1.lock().unwrap()[before..].to_vec();
     assert_eq!(sent.len(), 8);
     for (body, wait) in &sent {
         assert!(jobs.iter().any(|j| &j.to_message() == body));
         assert!(
-            (24..=30).contains(&wait.as_secs()),
+            (24..=28).contains(&wait.as_secs()),
             "the rest of the cool-down: {wait:?}"
         );
     }
-    // No delivery spent more than the one attempt it made: pending, on its schedule.
+    // No delivery spent an attempt while paused: pending, on its schedule.
     let Job::DeliverWebhook { webhook: hook, .. } = &jobs[0] else {
         unreachable!()
     };
@@ -378,15 +385,21 @@ async fn an_endpoint_that_keeps_failing_is_paused_its_jobs_sent_back_without_a_p
         assert_eq!(record.status, DeliveryStatus::Pending);
         attempts.push(record.attempts_made);
     }
-    assert_eq!(attempts.iter().sum::<u32>(), 5, "{attempts:?}");
+    assert_eq!(attempts.iter().sum::<u32>(), 9, "{attempts:?}");
     // After the cool-down, the endpoint is back: one probe is answered, the circuit closes,
     // and the rest go out.
     clock.advance(Duration::from_secs(30));
     *deliverer.client.0.lock().unwrap() = 204;
-    let answer = handle(&deliverer, &queue, batch(&jobs[..1]), deadline).await;
+    let answer = handle(&deliverer, &queue, batch(&jobs[1..2]), deadline).await;
     assert!(answer.batch_item_failures.is_empty());
-    assert_eq!(posts(), 6);
+    assert_eq!(posts(), 10);
     assert_eq!(deliverer.breakers.open(clock.now()), 0);
-    handle(&deliverer, &queue, batch(&jobs[1..]), deadline).await;
-    assert_eq!(posts(), 13, "each of the eight delivered once");
+    handle(&deliverer, &queue, batch(&jobs[2..]), deadline).await;
+    assert_eq!(posts(), 16);
+    // The one that failed a minute in waits for its own next attempt (5 minutes on).
+    handle(&deliverer, &queue, batch(&jobs[..1]), deadline).await;
+    assert_eq!(posts(), 16, "not due yet");
+    clock.advance(Duration::from_secs(300));
+    handle(&deliverer, &queue, batch(&jobs[..1]), deadline).await;
+    assert_eq!(posts(), 17, "each of the eight delivered once");
 }

@@ -30,6 +30,12 @@ impl Key {
         Self::new(format!("WEBHOOK#{id}"), "WEBHOOK")
     }
 
+    /// A webhook's delivery slots in one second (its rate limit): `RATE#<id>`, sorted by the
+    /// second (unix time); each item expires a minute later.
+    pub fn delivery_slots(id: &WebhookId, second: i64) -> Self {
+        Self::new(format!("RATE#{id}"), &second.to_string())
+    }
+
     /// One shard of an owner's counters, each its own partition key (DynamoDB spreads
     /// partition keys, not an item collection's sort keys): shard 0 is `STATS#<owner>`, where
     /// the single counter item was kept before the counters were sharded; shard `n` is

@@ -7,7 +7,7 @@ use intake_core::{Owner, Webhook, WebhookId};
 use super::keys::{Key, Owned};
 use super::{DynamoCatalog, n, owned_item, s};
 use crate::error::store_error;
-use crate::schema::{PK, SK};
+use crate::schema::{PK, SK, TTL};
 
 impl DynamoCatalog {
     async fn put_webhook_if(&self, hook: &Webhook, condition: Option<u64>) -> Result<(), StoreError> {
@@ -50,6 +50,31 @@ impl Webhooks for DynamoCatalog {
 
     async fn list_webhooks(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
         self.query_owned(owner, Owned::Webhook).await
+    }
+
+    async fn take_delivery_slot(&self, hook: &WebhookId, second: i64, limit: u32) -> Result<bool, StoreError> {
+        let key = Key::delivery_slots(hook, second);
+        let taken = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(&key.pk))
+            .key(SK, s(&key.sk))
+            .update_expression("ADD #taken :one SET #ttl = :expires")
+            .condition_expression("attribute_not_exists(#taken) OR #taken < :limit")
+            .expression_attribute_names("#taken", "taken")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":one", n(1u64))
+            .expression_attribute_values(":limit", n(u64::from(limit)))
+            .expression_attribute_values(":expires", n((second + 60).max(0) as u64))
+            .send()
+            .await
+            .map_err(store_error);
+        match taken {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn delete_webhook(&self, owner: &Owner, id: &WebhookId) -> Result<bool, StoreError> {

@@ -44,6 +44,9 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
         created_at: at,
         disabled: None,
         version: 1,
+        description: Some("claims team".into()),
+        metadata: [("team".to_owned(), "claims".to_owned())].into(),
+        rate_limit: Some(5),
     };
     catalog.put_webhook(&hook).await.unwrap();
     assert!(
@@ -67,6 +70,15 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
     assert!(catalog.list_webhooks(&globex).await.unwrap().is_empty());
     assert!(!catalog.delete_webhook(&globex, &hook.id).await.unwrap());
     assert!(catalog.delete_webhook(&acme, &hook.id).await.unwrap());
+
+    // A rate limit's slots: at most `limit` a second, counted across callers; the next second
+    // starts afresh.
+    // The current second: its item expires a minute on, and the local AWS sweeps what expired.
+    let second = time::OffsetDateTime::now_utc().unix_timestamp();
+    let takes = futures::future::join_all((0..5).map(|_| catalog.take_delivery_slot(&hook.id, second, 3))).await;
+    assert_eq!(takes.into_iter().filter(|t| *t.as_ref().unwrap()).count(), 3);
+    assert!(!catalog.take_delivery_slot(&hook.id, second, 3).await.unwrap());
+    assert!(catalog.take_delivery_slot(&hook.id, second + 1, 3).await.unwrap());
 
     catalog
         .client()

@@ -12,7 +12,7 @@ mod owner;
 mod scan;
 mod tag;
 mod token;
-mod webhook;
+pub(crate) mod webhook;
 
 pub use content_type::ContentType;
 pub use digest::{Sha256, Sha256Hasher};

@@ -1,5 +1,6 @@
 //! Webhooks: an owner's HTTPS endpoint that receives signed domain events.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -146,6 +147,36 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every event type, in the order the catalogue lists them.
+    pub const ALL: [EventType; 7] = [
+        EventType::DocumentAccepted,
+        EventType::DocumentRejected,
+        EventType::DocumentDuplicate,
+        EventType::DocumentQuarantined,
+        EventType::DocumentFailed,
+        EventType::DocumentUpdated,
+        EventType::DocumentDeleted,
+    ];
+
+    /// What happened, for people (the event-type catalogue).
+    pub fn description(self) -> &'static str {
+        match self {
+            EventType::DocumentAccepted => "A document was accepted: its bytes passed every check and are stored.",
+            EventType::DocumentRejected => {
+                "A document was refused (its type, size or content broke the policy): the reason is in the document."
+            }
+            EventType::DocumentUpdated => "A document's name or tags changed.",
+            EventType::DocumentDeleted => "A document was deleted.",
+            EventType::DocumentDuplicate => {
+                "The same owner already had these bytes: the document points at the one that holds them."
+            }
+            EventType::DocumentFailed => {
+                "Processing gave up on the document after every retry; the error is in the document."
+            }
+            EventType::DocumentQuarantined => "The malware scan found threats in the document's bytes.",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::DocumentAccepted => "document.accepted",
@@ -249,6 +280,85 @@ pub struct Webhook {
     /// Bumped on every change; updates are conditional on it.
     #[serde(default)]
     pub version: u64,
+    /// What the owner says it is for ([`description`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The owner's own labels ([`metadata`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// At most this many deliveries a second to the endpoint ([`rate_limit`]); the others wait
+    /// in the queue, not failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+}
+
+/// The longest description of a webhook, in characters.
+pub const MAX_DESCRIPTION: usize = 256;
+/// The most metadata entries a webhook carries, and the longest key and value.
+pub const MAX_METADATA: usize = 16;
+pub const MAX_METADATA_KEY: usize = 64;
+pub const MAX_METADATA_VALUE: usize = 256;
+/// The highest rate limit, deliveries per second (each delivery takes its slot with a write to
+/// the webhook's own partition key, which holds 1,000 writes a second; refused takes count too).
+pub const MAX_RATE_LIMIT: u32 = 500;
+
+/// A webhook's description: at most [`MAX_DESCRIPTION`] characters, no control characters;
+/// empty means none.
+pub fn description(raw: Option<String>) -> Result<Option<String>, Invalid> {
+    let Some(text) = raw.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > MAX_DESCRIPTION {
+        return Err(Invalid::new(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Invalid::new("description", "must not contain control characters"));
+    }
+    Ok(Some(text))
+}
+
+/// A webhook's metadata: at most [`MAX_METADATA`] entries; keys of 1 to [`MAX_METADATA_KEY`]
+/// ASCII letters, digits, `_`, `.` and `-`; values of at most [`MAX_METADATA_VALUE`]
+/// characters without control characters.
+pub fn metadata(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Invalid> {
+    if raw.len() > MAX_METADATA {
+        return Err(Invalid::new(
+            "metadata",
+            format!("must have at most {MAX_METADATA} entries"),
+        ));
+    }
+    for (key, value) in &raw {
+        let key_ok = !key.is_empty()
+            && key.len() <= MAX_METADATA_KEY
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !key_ok {
+            return Err(Invalid::new(
+                "metadata",
+                format!("keys are 1 to {MAX_METADATA_KEY} letters, digits, '_', '.' or '-'"),
+            ));
+        }
+        if value.chars().count() > MAX_METADATA_VALUE || value.chars().any(char::is_control) {
+            return Err(Invalid::new(
+                "metadata",
+                format!("values are at most {MAX_METADATA_VALUE} characters, without control characters"),
+            ));
+        }
+    }
+    Ok(raw)
+}
+
+/// A rate limit: 1 to [`MAX_RATE_LIMIT`] deliveries a second, or none.
+pub fn rate_limit(raw: Option<u32>) -> Result<Option<u32>, Invalid> {
+    match raw {
+        Some(n) if n == 0 || n > MAX_RATE_LIMIT => Err(Invalid::new(
+            "rate_limit",
+            format!("must be 1 to {MAX_RATE_LIMIT} deliveries a second, or null for none"),
+        )),
+        other => Ok(other),
+    }
 }
 
 impl Webhook {
@@ -267,6 +377,49 @@ impl Webhook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptions_metadata_and_rate_limits_are_bounded() {
+        assert_eq!(description(Some(String::new())).unwrap(), None);
+        assert_eq!(description(Some("billing".into())).unwrap().as_deref(), Some("billing"));
+        assert!(description(Some("a".repeat(257))).is_err());
+        assert!(description(Some("line\nbreak".into())).is_err());
+        let ok: BTreeMap<String, String> =
+            [("team".into(), "claims".into()), ("cost-centre.id".into(), "42".into())].into();
+        assert_eq!(metadata(ok.clone()).unwrap(), ok);
+        for bad in ["", "has space", "ünï", &"k".repeat(65)] {
+            assert!(metadata([(bad.to_owned(), "v".to_owned())].into()).is_err(), "{bad:?}");
+        }
+        assert!(metadata([("k".into(), "v".repeat(257))].into()).is_err());
+        let many: BTreeMap<String, String> = (0..17).map(|n| (format!("k{n}"), "v".into())).collect();
+        assert!(metadata(many).is_err());
+        assert_eq!(rate_limit(None).unwrap(), None);
+        assert_eq!(rate_limit(Some(1)).unwrap(), Some(1));
+        assert_eq!(rate_limit(Some(500)).unwrap(), Some(500));
+        assert!(rate_limit(Some(0)).is_err());
+        assert!(rate_limit(Some(501)).is_err());
+    }
+
+    #[test]
+    fn the_catalogue_names_every_event_type_once() {
+        let mut all = EventType::ALL.to_vec();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), EventType::ALL.len());
+        // A variant added to the enum stops this match compiling until it is handled here,
+        // which is the reminder to add it to ALL.
+        for t in EventType::ALL {
+            match t {
+                EventType::DocumentAccepted
+                | EventType::DocumentRejected
+                | EventType::DocumentUpdated
+                | EventType::DocumentDeleted
+                | EventType::DocumentDuplicate
+                | EventType::DocumentFailed
+                | EventType::DocumentQuarantined => assert!(!t.description().is_empty()),
+            }
+        }
+    }
 
     #[test]
     fn only_public_https_endpoints_by_default() {

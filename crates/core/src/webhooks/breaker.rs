@@ -4,11 +4,15 @@
 //! A dead endpoint that answers slowly (a timeout per POST) holds one of the function's
 //! concurrent deliveries for the whole timeout, every time one of its deliveries is due; with
 //! enough of them, every owner's deliveries wait behind it. So:
-//! - an endpoint whose last attempt failed is *suspect*: one POST to it at a time, the other
-//!   deliveries due meanwhile go back to the queue for a while (a bulkhead: a batch full of a
-//!   dead endpoint's retries holds one POST, not eight);
-//! - after [`BreakerPolicy::threshold`] failures in a row, or [`BreakerPolicy::slow_threshold`]
-//!   slow ones (no answer within half the timeout), its circuit opens: its deliveries are not
+//! - an endpoint whose last attempt failed slowly (no answer within half the timeout) is
+//!   *suspect*: one POST to it at a time, the other deliveries due meanwhile go back to the
+//!   queue for a while (a bulkhead: a batch full of a dead endpoint's retries holds one POST,
+//!   not eight). A fast failure (a 503 at once) costs nothing and does not limit it;
+//! - after [`BreakerPolicy::slow_threshold`] slow failures in a row, or
+//!   [`BreakerPolicy::threshold`] failures in a row over at least [`BreakerPolicy::quiet`]
+//!   without an answer (fast failures are cheap, and an endpoint that answers some attempts,
+//!   such as a busy one that fails first attempts and takes retries, is not shut out), its
+//!   circuit opens: its deliveries are not
 //!   attempted (no read, no POST, no attempt spent from their schedule) but sent back to the
 //!   queue until the circuit lets one through again, after a cool-down that doubles while the
 //!   endpoint stays down. That one delivery is the probe: an answer closes the circuit, a
@@ -38,6 +42,8 @@ pub struct BreakerPolicy {
     pub slow_threshold: u32,
     /// How long a delivery to a suspect endpoint waits while another POST to it is in flight.
     pub busy_wait: Duration,
+    /// Fast failures open the circuit only once they have gone on this long without an answer.
+    pub quiet: Duration,
     /// How long the circuit stays open the first time.
     pub cool_down: Duration,
     /// The longest it stays open (the cool-down doubles each time a probe fails).
@@ -45,7 +51,7 @@ pub struct BreakerPolicy {
     /// How long a probe may take before another delivery may probe instead (one whose
     /// holder died or gave up before the POST).
     pub probe_lease: Duration,
-    /// Endpoints remembered at most (only failing ones and those with POSTs in flight are).
+    /// Endpoints remembered at most (when full, those idle and healthy are forgotten first).
     pub capacity: usize,
 }
 
@@ -55,6 +61,7 @@ impl Default for BreakerPolicy {
             threshold: 5,
             slow_threshold: 2,
             busy_wait: Duration::from_secs(5),
+            quiet: Duration::from_secs(60),
             cool_down: Duration::from_secs(30),
             longest: Duration::from_secs(600),
             probe_lease: Duration::from_secs(90),
@@ -109,11 +116,13 @@ struct Circuit {
     openings: u32,
     open_until: Option<OffsetDateTime>,
     probe_until: Option<OffsetDateTime>,
+    /// When the failures in a row began.
+    failing_since: Option<OffsetDateTime>,
 }
 
 impl Circuit {
-    /// Nothing in flight and nothing learned: not worth remembering.
-    fn forgettable(&self) -> bool {
+    /// Nothing in flight and nothing failing: forgotten first when memory is full.
+    fn idle_and_healthy(&self) -> bool {
         self.in_flight == 0 && self.failures == 0 && self.open_until.is_none()
     }
 }
@@ -142,16 +151,19 @@ impl Breakers {
     pub fn admit(&self, hook: &WebhookId, now: OffsetDateTime) -> Admit {
         let mut circuits = self.circuits();
         if !circuits.contains_key(hook) && circuits.len() >= self.policy.capacity {
+            circuits.retain(|_, c| !c.idle_and_healthy());
+        }
+        if !circuits.contains_key(hook) && circuits.len() >= self.policy.capacity {
             // Full of endpoints in use or failing: this one goes untracked.
             return Admit::Go;
         }
         let circuit = circuits.entry(*hook).or_default();
         match circuit.open_until {
-            None if circuit.failures == 0 => {
+            None if circuit.slow == 0 => {
                 circuit.in_flight += 1;
                 Admit::Go
             }
-            // Suspect (its last attempt failed) and busy: back to the queue for a while.
+            // Suspect (its last attempt failed slowly) and busy: back to the queue a while.
             None if circuit.in_flight > 0 => Admit::Wait(self.policy.busy_wait),
             None => {
                 circuit.in_flight += 1;
@@ -191,8 +203,11 @@ impl Breakers {
         } else {
             0
         };
+        let since = *circuit.failing_since.get_or_insert(now);
         let probing = circuit.open_until.is_some_and(|until| now >= until);
-        if circuit.failures < self.policy.threshold && circuit.slow < self.policy.slow_threshold && !probing {
+        let quiet = time::Duration::try_from(self.policy.quiet).unwrap_or_default();
+        let failing = circuit.failures >= self.policy.threshold && now - since >= quiet;
+        if !failing && circuit.slow < self.policy.slow_threshold && !probing {
             return None;
         }
         let doublings = circuit.openings.min(16);
@@ -208,8 +223,7 @@ impl Breakers {
     }
 
     /// An admitted delivery is over (whether or not it made its POST): one fewer in flight;
-    /// if it was the probe and made none, another may probe at once. A healthy endpoint with
-    /// nothing in flight is forgotten.
+    /// if it was the probe and made none, another may probe at once.
     pub fn finish(&self, hook: &WebhookId, probe: bool) {
         let mut circuits = self.circuits();
         let Some(circuit) = circuits.get_mut(hook) else {
@@ -218,9 +232,6 @@ impl Breakers {
         circuit.in_flight = circuit.in_flight.saturating_sub(1);
         if probe {
             circuit.probe_until = None;
-        }
-        if circuit.forgettable() {
-            circuits.remove(hook);
         }
     }
 
@@ -264,24 +275,28 @@ mod tests {
     fn an_endpoint_that_keeps_failing_is_paused_and_probed_with_a_growing_cool_down() {
         let b = Breakers::default();
         let (a, other) = (hook(0), hook(1));
-        for _ in 0..4 {
+        // Fast failures (a 503 at once) cost little: many in a row do not open it, nor limit it...
+        for _ in 0..10 {
             assert_eq!(attempt(&b, &a, Attempted::Failed, T0), Some(None));
         }
+        assert!(matches!(b.admit(&a, T0), Admit::Go));
+        b.finish(&a, false);
+        // ... failing for a minute without an answer does.
+        let t0 = T0 + Duration::from_secs(60);
         assert_eq!(
-            attempt(&b, &a, Attempted::Failed, T0),
-            Some(Some(Duration::from_secs(30))),
-            "the fifth opens it"
+            attempt(&b, &a, Attempted::Failed, t0),
+            Some(Some(Duration::from_secs(30)))
         );
-        assert_eq!(b.admit(&a, T0).wait(), Some(Duration::from_secs(30)));
+        assert_eq!(b.admit(&a, t0).wait(), Some(Duration::from_secs(30)));
         assert!(
-            matches!(b.admit(&other, T0), Admit::Go),
+            matches!(b.admit(&other, t0), Admit::Go),
             "other endpoints are not affected"
         );
         b.finish(&other, false);
-        assert_eq!(b.open(T0), 1);
+        assert_eq!(b.open(t0), 1);
 
         // After the cool-down, one delivery probes; the others wait for its answer.
-        let t1 = T0 + Duration::from_secs(30);
+        let t1 = t0 + Duration::from_secs(30);
         assert!(matches!(b.admit(&a, t1), Admit::Probe));
         assert_eq!(b.admit(&a, t1).wait(), Some(Duration::from_secs(30)));
         // The probe fails: open again, twice as long.
@@ -293,19 +308,21 @@ mod tests {
         );
         let t2 = t1 + Duration::from_secs(60);
         assert!(matches!(b.admit(&a, t2), Admit::Probe));
-        // The probe is answered: closed, and forgotten once nothing is in flight.
+        // The probe is answered: closed.
         assert_eq!(b.record(&a, Attempted::Answered, t2), None);
         b.finish(&a, true);
         assert_eq!(b.open(t2), 0);
-        assert!(b.circuits().is_empty(), "healthy endpoints are not remembered");
-        // Starting over takes the threshold again.
-        for _ in 0..4 {
-            assert_eq!(attempt(&b, &a, Attempted::Failed, t2), Some(None));
+        assert!(b.circuits()[&a].idle_and_healthy());
+        // A busy endpoint that fails first attempts and answers retries is never shut out.
+        let mut now = t2;
+        for _ in 0..20 {
+            for _ in 0..6 {
+                assert_eq!(attempt(&b, &a, Attempted::Failed, now), Some(None));
+            }
+            now += Duration::from_secs(20);
+            assert_eq!(attempt(&b, &a, Attempted::Answered, now), Some(None));
         }
-        assert_eq!(
-            attempt(&b, &a, Attempted::Failed, t2),
-            Some(Some(Duration::from_secs(30)))
-        );
+        assert_eq!(b.open(now), 0);
     }
 
     #[test]
@@ -326,10 +343,14 @@ mod tests {
             b.finish(&a, false);
         }
         assert!(b.admit(&a, T0).wait().is_some());
-        // A fast failure between slow ones resets the slow count (503s count to five).
+        // A fast failure between slow ones resets the slow count.
         let c = hook(2);
         assert_eq!(attempt(&b, &c, Attempted::Slow, T0), Some(None));
         assert_eq!(attempt(&b, &c, Attempted::Failed, T0), Some(None));
+        assert!(matches!(b.admit(&c, T0), Admit::Go), "a fast failure does not limit it");
+        assert!(matches!(b.admit(&c, T0), Admit::Go));
+        b.finish(&c, false);
+        b.finish(&c, false);
         assert_eq!(attempt(&b, &c, Attempted::Slow, T0), Some(None));
         // Suspect and idle: one POST goes, the next waits in the queue.
         assert!(matches!(b.admit(&c, T0), Admit::Go));
@@ -342,14 +363,15 @@ mod tests {
         let a = hook(0);
         let mut now = T0;
         let mut last = Duration::ZERO;
-        for _ in 0..5 {
-            last = attempt(&b, &a, Attempted::Failed, now).unwrap().unwrap_or(last);
+        for _ in 0..2 {
+            last = attempt(&b, &a, Attempted::Slow, now).unwrap().unwrap_or(last);
         }
+        assert_eq!(last, Duration::from_secs(30));
         for _ in 0..10 {
             now += last;
             assert!(matches!(b.admit(&a, now), Admit::Probe));
             last = b
-                .record(&a, Attempted::Failed, now)
+                .record(&a, Attempted::Slow, now)
                 .expect("a failed probe opens it again");
             b.finish(&a, true);
         }
@@ -358,7 +380,7 @@ mod tests {
         // A probe whose holder died: another may probe once its lease is over.
         now += last;
         assert!(matches!(b.admit(&a, now), Admit::Probe));
-        assert!(matches!(b.admit(&a, now + Duration::from_secs(89)), Admit::Wait(_)));
+        assert!(b.admit(&a, now + Duration::from_secs(89)).wait().is_some());
         assert!(matches!(b.admit(&a, now + Duration::from_secs(90)), Admit::Probe));
         // One that ended before its POST lets the next probe at once.
         b.finish(&a, true);
@@ -370,18 +392,20 @@ mod tests {
         let b = Breakers::new(BreakerPolicy {
             capacity: 2,
             threshold: 1,
+            quiet: Duration::ZERO,
             ..BreakerPolicy::default()
         });
         assert_eq!(attempt(&b, &hook(0), Attempted::Answered, T0), Some(None));
-        assert!(b.circuits().is_empty(), "a healthy endpoint is forgotten when idle");
         assert_eq!(
             attempt(&b, &hook(1), Attempted::Failed, T0),
             Some(Some(Duration::from_secs(30)))
         );
+        // Full: the idle healthy one is forgotten for the new one.
         assert_eq!(
             attempt(&b, &hook(2), Attempted::Failed, T0),
             Some(Some(Duration::from_secs(30)))
         );
+        assert!(!b.circuits().contains_key(&hook(0)));
         // Full of open circuits: a new endpoint goes untracked.
         assert_eq!(attempt(&b, &hook(3), Attempted::Failed, T0), Some(None));
         assert!(matches!(b.admit(&hook(3), T0), Admit::Go));

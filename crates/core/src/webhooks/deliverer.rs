@@ -30,8 +30,9 @@ pub enum Outcome {
     },
     /// Not sent: the webhook was deleted or is disabled.
     Skipped(String),
-    /// Not attempted: the endpoint keeps failing and its circuit is open ([`Breakers`]); the
-    /// job must come back after this wait. Nothing was read or spent from its schedule.
+    /// Not attempted: the endpoint keeps failing and its circuit is open ([`Breakers`]), or its
+    /// rate limit is reached this second; the job must come back after this wait. Nothing was
+    /// written or spent from its schedule.
     Paused(Duration),
 }
 
@@ -83,6 +84,10 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
 
     async fn deliver_admitted(&self, event_id: &str, hook_id: &WebhookId, deadline: Instant) -> Result<Outcome, Error> {
         let token = format!("{:032x}", self.ids.random_bits());
+        // The webhook, read once, before anything is written: its rate limit is taken before
+        // the claim (a delivery refused a slot writes nothing else).
+        let hook = self.catalog.get_webhook(hook_id).await?;
+        let mut slot_taken = false;
         // At most: read, find the record changed by another job before our claim, read again.
         let mut claimed = None;
         for _ in 0..3 {
@@ -100,6 +105,25 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
             }
             if self.post_timeout(deadline).is_none() {
                 return Ok(Outcome::RetryIn(Duration::from_secs(1)));
+            }
+            // The endpoint's rate limit: one of its slots in this second, or wait in the queue
+            // (1 to 3 s, spread so the ones refused do not all come back in the same second).
+            let limit = hook
+                .as_ref()
+                .filter(|h| h.owner == record.owner && h.disabled.is_none())
+                .and_then(|h| h.rate_limit);
+            if let Some(limit) = limit
+                && !slot_taken
+            {
+                if !self
+                    .catalog
+                    .take_delivery_slot(hook_id, now.unix_timestamp(), limit)
+                    .await?
+                {
+                    let wait = Duration::from_secs(1 + self.ids.random_bits() as u64 % 3);
+                    return Ok(Outcome::Paused(wait));
+                }
+                slot_taken = true;
             }
             // The claim is conditional on the revision read: what is decided below (due, how
             // many attempts, the log written back) is decided on what is stored.
@@ -129,10 +153,6 @@ impl<C: Webhooks + Deliveries, H: WebhookClient, S: SecretSealer> Deliverer<C, H
         };
         // Until the POST, a failure gives the claim back (writing the record unchanged under our
         // token), so the job's next try need not wait for the lease to end.
-        let hook = match self.catalog.get_webhook(hook_id).await {
-            Ok(hook) => hook,
-            Err(e) => return Err(self.give_back(&record, &token, e).await),
-        };
         let hook = match hook {
             Some(hook) if hook.owner == record.owner => hook,
             _ => {

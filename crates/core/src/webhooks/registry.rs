@@ -1,27 +1,47 @@
 //! Managing webhooks (the HTTP door): create, change, rotate, delete, replay.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use crate::domain::delivery::DeliveryPage;
+use crate::domain::webhook;
 use crate::jobs::Job;
 use crate::ports::{Clock, Deliveries, IdSource, SecretSealer, StoreError, Webhooks, WorkQueue};
 use crate::{Disabled, Error, EventType, Owner, Webhook, WebhookId, WebhookSecret};
 
-/// A webhook to register.
-#[derive(Debug, Clone)]
-pub struct NewWebhook {
-    pub url: String,
-    pub events: Vec<EventType>,
+/// A subscription's event types, sorted, each once.
+fn event_set(mut events: Vec<EventType>) -> Vec<EventType> {
+    events.sort();
+    events.dedup();
+    events
 }
 
-/// A change to a webhook: `enabled: true` re-enables one that was disabled (deliveries resume
-/// with new events; [`Registry::replay`] sends what was missed), `false` pauses it.
+/// A webhook to register.
+#[derive(Debug, Clone, Default)]
+pub struct NewWebhook {
+    pub url: String,
+    /// The event types it wants; empty: all of them.
+    pub events: Vec<EventType>,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// Deliveries a second at most; `None`: no limit.
+    pub rate_limit: Option<u32>,
+}
+
+/// A change to a webhook; what is `None` stays as it is. `enabled: true` re-enables one that
+/// was disabled (deliveries resume with new events; [`Registry::replay`] sends what was
+/// missed), `false` pauses it. `events` and `metadata` replace what was there; `description`
+/// and `rate_limit` set (`Some(Some(..))`) or clear (`Some(None)`).
 #[derive(Debug, Clone, Default)]
 pub struct WebhookPatch {
     pub enabled: Option<bool>,
+    pub events: Option<Vec<EventType>>,
+    pub description: Option<Option<String>>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub rate_limit: Option<Option<u32>>,
 }
 
 /// What to send again.
@@ -74,9 +94,10 @@ impl<C: Webhooks + Deliveries, S: SecretSealer, Q: WorkQueue> Registry<C, S, Q> 
                 self.max_per_owner
             )));
         }
-        let mut events = new.events;
-        events.sort();
-        events.dedup();
+        let events = event_set(new.events);
+        let description = webhook::description(new.description)?;
+        let metadata = webhook::metadata(new.metadata)?;
+        let rate_limit = webhook::rate_limit(new.rate_limit)?;
         let now = self.clock.now();
         let id = WebhookId::from_parts(now, self.ids.random_bits());
         let secret = WebhookSecret::from_bytes(self.ids.secret());
@@ -94,6 +115,9 @@ impl<C: Webhooks + Deliveries, S: SecretSealer, Q: WorkQueue> Registry<C, S, Q> 
             created_at: now,
             disabled: None,
             version: 1,
+            description,
+            metadata,
+            rate_limit,
         };
         self.catalog.put_webhook(&hook).await?;
         Ok((hook, secret))
@@ -119,7 +143,24 @@ impl<C: Webhooks + Deliveries, S: SecretSealer, Q: WorkQueue> Registry<C, S, Q> 
 
     /// Applies `patch` (conditional on the version read; retried on a concurrent change).
     pub async fn update(&self, owner: &Owner, id: &WebhookId, patch: WebhookPatch) -> Result<Webhook, Error> {
+        // Checked once, before anything is read.
+        let description = patch.description.map(webhook::description).transpose()?;
+        let metadata = patch.metadata.map(webhook::metadata).transpose()?;
+        let rate_limit = patch.rate_limit.map(webhook::rate_limit).transpose()?;
+        let events = patch.events.map(event_set);
         self.change(owner, id, |hook, now| {
+            if let Some(events) = &events {
+                hook.events = events.clone();
+            }
+            if let Some(description) = &description {
+                hook.description = description.clone();
+            }
+            if let Some(metadata) = &metadata {
+                hook.metadata = metadata.clone();
+            }
+            if let Some(rate_limit) = rate_limit {
+                hook.rate_limit = rate_limit;
+            }
             match patch.enabled {
                 Some(true) => hook.disabled = None,
                 Some(false) if hook.disabled.is_none() => {
