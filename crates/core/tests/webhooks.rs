@@ -1116,7 +1116,7 @@ async fn webhook_settings_are_checked_and_changed_by_patch() {
         Error::Invalid(i) if i.field == "description"
     ));
     assert!(matches!(
-        bad(NewWebhook { url: url.clone(), metadata: [("a b".into(), "v".into())].into(), ..Default::default() }).await,
+        bad(NewWebhook { url: url.clone(), metadata: [("k".into(), "tab\tv".into())].into(), ..Default::default() }).await,
         Error::Invalid(i) if i.field == "metadata"
     ));
     let (hook, _) = w

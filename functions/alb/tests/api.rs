@@ -676,7 +676,7 @@ async fn a_webhook_carries_a_description_labels_and_a_rate_limit_set_and_cleared
     for (bad, code) in [
         (r#"{"rate_limit": 0}"#, "invalid_request"),
         (r#"{"rate_limit": 501}"#, "invalid_request"),
-        (r#"{"metadata": {"has space": "x"}}"#, "invalid_request"),
+        (r#"{"metadata": {"k": "line\nbreak"}}"#, "invalid_request"),
         (r#"{"description": "tab\there"}"#, "invalid_request"),
         (r#"{"events": ["document.exploded"]}"#, "invalid_json"),
         (r#"{"metadata": null}"#, "invalid_json"),

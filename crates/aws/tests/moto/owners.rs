@@ -45,7 +45,12 @@ async fn tokens_webhooks_and_stats_are_scoped_to_their_owner() {
         disabled: None,
         version: 1,
         description: Some("claims team".into()),
-        metadata: [("team".to_owned(), "claims".to_owned())].into(),
+        // Keys are any text, an empty one too (a DynamoDB map would refuse it).
+        metadata: [
+            ("team".to_owned(), "claims".to_owned()),
+            (String::new(), "x".to_owned()),
+        ]
+        .into(),
         rate_limit: Some(5),
     };
     catalog.put_webhook(&hook).await.unwrap();
