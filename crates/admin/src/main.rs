@@ -4,6 +4,8 @@
 //!     intake-admin tokens create --owner acme --label "billing system"
 //!     intake-admin tokens list --owner acme
 //!     intake-admin tokens revoke --owner acme --id 01J...
+//!     intake-admin quota set --owner acme --documents-per-day 5000 --bytes-stored "20 GiB"
+//!     intake-admin quota show --owner acme
 //!
 //! The table itself comes from template.yaml (CloudFormation, or `intake-local` locally).
 
@@ -13,7 +15,8 @@ use aws_config::BehaviorVersion;
 use clap::{Parser, Subcommand};
 use intake_aws::DynamoCatalog;
 use intake_core::ingest::{Cataloguer, Outcome};
-use intake_core::ports::{OsRandom, SystemClock, Tokens};
+use intake_core::ports::{OsRandom, Quotas, SystemClock, Tokens};
+use intake_core::quota::QuotaLimits;
 use intake_core::service::{mint_token, revoke_token};
 use intake_core::{DocumentId, Owner, Policy, TokenId};
 use time::format_description::well_known::Rfc3339;
@@ -36,6 +39,72 @@ enum Command {
     /// Documents: re-drive one whose processing failed.
     #[command(subcommand)]
     Documents(DocumentCommand),
+    /// An owner's quota: overrides of the policy's `[quotas]`, and what is used of them.
+    #[command(subcommand)]
+    Quota(QuotaCommand),
+}
+
+/// A limit on the command line: a number (sizes may have a unit: "20 GiB"), or `none` to drop
+/// the override (the policy's default applies again).
+#[derive(Clone, Copy, Debug)]
+enum Setting {
+    Value(u64),
+    Default,
+}
+
+fn setting(text: &str, size: bool) -> Result<Setting, String> {
+    if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("default") {
+        return Ok(Setting::Default);
+    }
+    let n = if size {
+        intake_core::policy::parse_size_text(text)?
+    } else {
+        text.parse::<u64>()
+            .map_err(|_| format!("`{text}` is not a whole number"))?
+    };
+    match n {
+        0 => Err("must be at least 1 (or `none`: the policy's default)".into()),
+        n => Ok(Setting::Value(n)),
+    }
+}
+
+fn count(text: &str) -> Result<Setting, String> {
+    setting(text, false)
+}
+
+fn size(text: &str) -> Result<Setting, String> {
+    setting(text, true)
+}
+
+#[derive(Subcommand)]
+enum QuotaCommand {
+    /// The owner's limits (the policy's, with its overrides) and what is used of them today.
+    Show {
+        #[arg(long)]
+        owner: Owner,
+        /// The intake policy the functions use (the layer's `policy.toml`).
+        #[arg(long, env = "INTAKE_POLICY_PATH", default_value = "shared/policy.toml")]
+        policy: std::path::PathBuf,
+    },
+    /// Override some of the policy's limits for one owner (the others stay as they are). The
+    /// doors read overrides on every upload: a change applies at once.
+    Set {
+        #[arg(long)]
+        owner: Owner,
+        #[arg(long, value_parser = count)]
+        documents_per_day: Option<Setting>,
+        #[arg(long, value_parser = size)]
+        bytes_stored: Option<Setting>,
+        #[arg(long, value_parser = count)]
+        uploads_in_flight: Option<Setting>,
+        #[arg(long, value_parser = size)]
+        largest_file: Option<Setting>,
+    },
+    /// Drop every override of the owner: the policy's limits apply.
+    Clear {
+        #[arg(long)]
+        owner: Owner,
+    },
 }
 
 #[derive(Subcommand)]
@@ -124,6 +193,92 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Tokens(TokenCommand::Revoke { owner, id }) => {
             revoke_token(&catalog, &owner, &id).await.map_err(|e| e.to_string())?;
             eprintln!("revoked token {id} of owner {owner}");
+        }
+        Command::Quota(QuotaCommand::Show { owner, policy }) => {
+            let defaults = match std::fs::read_to_string(&policy) {
+                Ok(text) => {
+                    Policy::from_toml(&text)
+                        .map_err(|e| format!("the policy {}: {e}", policy.display()))?
+                        .quotas
+                }
+                Err(e) => {
+                    eprintln!(
+                        "(the policy {} cannot be read: {e}; showing the owner's overrides alone)",
+                        policy.display()
+                    );
+                    QuotaLimits::default()
+                }
+            };
+            let overrides = catalog.quota_overrides(&owner).await.map_err(|e| e.to_string())?;
+            let today = time::OffsetDateTime::now_utc().date();
+            let usage = catalog.quota_usage(&owner, today).await.map_err(|e| e.to_string())?;
+            let line = |name: &str, default: Option<u64>, over: Option<u64>, used: Option<u64>| {
+                let limit = match (over, default) {
+                    (Some(v), _) => format!("{v} (override)"),
+                    (None, Some(v)) => format!("{v} (policy)"),
+                    (None, None) => "none".to_owned(),
+                };
+                match used {
+                    Some(used) => println!("{name:18} {used:>14} used of {limit}"),
+                    None => println!("{name:18} {:>14}         {limit}", ""),
+                }
+            };
+            line(
+                "documents_per_day",
+                defaults.documents_per_day,
+                overrides.documents_per_day,
+                Some(usage.documents_today),
+            );
+            line(
+                "bytes_stored",
+                defaults.bytes_stored,
+                overrides.bytes_stored,
+                Some(usage.bytes_stored),
+            );
+            line(
+                "uploads_in_flight",
+                defaults.uploads_in_flight,
+                overrides.uploads_in_flight,
+                Some(usage.uploads_in_flight),
+            );
+            line("largest_file", defaults.largest_file, overrides.largest_file, None);
+        }
+        Command::Quota(QuotaCommand::Set {
+            owner,
+            documents_per_day,
+            bytes_stored,
+            uploads_in_flight,
+            largest_file,
+        }) => {
+            let mut limits = catalog.quota_overrides(&owner).await.map_err(|e| e.to_string())?;
+            let apply = |field: &mut Option<u64>, s: Option<Setting>| match s {
+                Some(Setting::Value(v)) => *field = Some(v),
+                Some(Setting::Default) => *field = None,
+                None => {}
+            };
+            apply(&mut limits.documents_per_day, documents_per_day);
+            apply(&mut limits.bytes_stored, bytes_stored);
+            apply(&mut limits.uploads_in_flight, uploads_in_flight);
+            apply(&mut limits.largest_file, largest_file);
+            catalog
+                .set_quota_overrides(&owner, &limits)
+                .await
+                .map_err(|e| e.to_string())?;
+            let shown = |v: Option<u64>| v.map_or("policy".to_owned(), |v| v.to_string());
+            eprintln!(
+                "owner {owner}: documents_per_day {}, bytes_stored {}, uploads_in_flight {}, largest_file {}",
+                shown(limits.documents_per_day),
+                shown(limits.bytes_stored),
+                shown(limits.uploads_in_flight),
+                shown(limits.largest_file)
+            );
+        }
+        Command::Quota(QuotaCommand::Clear { owner }) => {
+            catalog
+                .set_quota_overrides(&owner, &QuotaLimits::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("owner {owner}: no overrides; the policy's limits apply");
         }
         Command::Documents(DocumentCommand::Redrive {
             id,

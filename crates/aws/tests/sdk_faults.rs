@@ -97,6 +97,7 @@ async fn a_cancelled_transaction_is_a_lost_race_unless_the_service_was_throttlin
         updated_at: datetime!(2026-11-28 10:00 UTC),
         version: 2,
         upload_deadline: None,
+        charge: None,
     };
     for (reason, expected) in [
         ("ConditionalCheckFailed", "ConditionFailed"),
@@ -138,6 +139,7 @@ fn stats_change(record: &str) -> StatsChange {
         record_id: record.into(),
         owner: "acme".parse().unwrap(),
         deltas: vec![(StatusKind::Accepted, 1, 10)],
+        quota: Default::default(),
     }
 }
 

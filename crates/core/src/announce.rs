@@ -1,6 +1,9 @@
 //! What the dynamodb-stream function does with a batch of table changes: keep per-owner
 //! statistics and publish domain events, reporting the records that must be retried.
 //!
+//! The same transaction gives back what a change lets go of in its owner's quota
+//! ([`crate::quota`]).
+//!
 //! Ordering is per partition key (one document): once a record fails, the records after it for
 //! the same document are reported too, and not published ahead of it. Records of other
 //! documents go on. Everything is safe to replay: statistics are applied once per record, and
@@ -17,6 +20,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::events::{Change, DomainEvent, event_for, stat_deltas};
 use crate::ports::{EventPublisher, StatsChange, StatsWriter};
+use crate::quota::quota_delta;
 
 /// One stream record, decoded as far as it could be.
 #[derive(Debug, Clone)]
@@ -89,12 +93,14 @@ impl<S: StatsWriter, P: EventPublisher> Announcer<S, P> {
         for (i, change) in &changes {
             let owner = change.new.as_ref().or(change.old.as_ref()).map(|d| d.owner.clone());
             let deltas = stat_deltas(change);
-            if let (Some(owner), false) = (owner, deltas.is_empty()) {
+            let quota = quota_delta(change.old.as_ref(), change.new.as_ref());
+            if let (Some(owner), false) = (owner, deltas.is_empty() && quota.is_zero()) {
                 with_stats.push(*i);
                 stats.push(StatsChange {
                     record_id: change.record_id.clone(),
                     owner,
                     deltas,
+                    quota,
                 });
             }
         }

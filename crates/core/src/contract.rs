@@ -83,8 +83,8 @@ pub enum SourceV1 {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectionV1 {
-    /// `type_not_accepted`, `type_mismatch`, `too_large`, `empty`, `unreadable` or
-    /// `unscannable`.
+    /// `type_not_accepted`, `type_mismatch`, `too_large`, `empty`, `unreadable`,
+    /// `unscannable` or `quota_exceeded`.
     pub code: String,
     pub message: String,
 }
@@ -506,6 +506,54 @@ impl StatsV1 {
     }
 }
 
+/// `GET /v1/quota`: each of the owner's limits with what is used of it. A limit of `null` is
+/// no limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaV1 {
+    pub owner: String,
+    /// Documents started today (UTC), whatever became of them.
+    pub documents_per_day: QuotaLineV1,
+    /// Bytes of documents in flight (as declared) or accepted.
+    pub bytes_stored: QuotaLineV1,
+    /// Documents not yet decided.
+    pub uploads_in_flight: QuotaLineV1,
+    /// The largest file, in bytes.
+    pub largest_file: u64,
+    /// When `documents_per_day` starts again from zero.
+    #[serde(with = "time::serde::rfc3339")]
+    pub resets_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaLineV1 {
+    pub limit: Option<u64>,
+    pub used: u64,
+}
+
+impl QuotaV1 {
+    pub fn new(owner: &crate::Owner, report: &crate::quota::QuotaReport) -> Self {
+        let l = &report.limits;
+        let u = &report.usage;
+        Self {
+            owner: owner.to_string(),
+            documents_per_day: QuotaLineV1 {
+                limit: l.documents_per_day,
+                used: u.documents_today,
+            },
+            bytes_stored: QuotaLineV1 {
+                limit: l.bytes_stored,
+                used: u.bytes_stored,
+            },
+            uploads_in_flight: QuotaLineV1 {
+                limit: l.uploads_in_flight,
+                used: u.uploads_in_flight,
+            },
+            largest_file: l.largest_file.unwrap_or(u64::MAX),
+            resets_at: crate::quota::next_day(report.day),
+        }
+    }
+}
+
 /// `GET /v1/webhooks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookListV1 {
@@ -556,6 +604,7 @@ mod tests {
             updated_at: datetime!(2026-11-27 10:00:01 UTC),
             version: 2,
             upload_deadline: None,
+            charge: None,
         }
     }
 

@@ -34,6 +34,13 @@ pub enum Error {
     TooLarge { size: u64, limit: u64 },
     #[error("{0}")]
     UnsupportedType(String),
+    /// The owner's quota has no room for the document: nothing was stored. `retry_after` is
+    /// when trying again may succeed, if that is known.
+    #[error("{refused}")]
+    QuotaExceeded {
+        refused: crate::quota::QuotaExceeded,
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("the catalog or blob store is throttling requests; retry later")]
     Throttled,
     #[error("a dependency is unavailable: {0}")]

@@ -119,6 +119,7 @@ mod tests {
             updated_at: at,
             version: 1,
             upload_deadline: None,
+            charge: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod mail;
 pub mod memory;
 pub mod policy;
 pub mod ports;
+pub mod quota;
 pub mod service;
 pub mod sniff;
 pub mod sweep;

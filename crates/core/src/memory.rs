@@ -53,6 +53,16 @@ struct CatalogState {
     deliveries: HashMap<(String, WebhookId), StoredDelivery>,
     blobs: HashMap<Sha256, BlobRecord>,
     scans: HashMap<Sha256, ScanRecord>,
+    quota_overrides: HashMap<Owner, crate::quota::QuotaLimits>,
+    quota: HashMap<Owner, QuotaCounters>,
+}
+
+/// An owner's quota counters: documents per day, bytes, uploads in flight.
+#[derive(Debug, Clone, Default)]
+struct QuotaCounters {
+    days: BTreeMap<time::Date, u64>,
+    bytes: i64,
+    in_flight: i64,
 }
 
 /// A content's scan: its verdict, when one was asked for, and who waits (until when).
@@ -290,6 +300,58 @@ impl Webhooks for MemoryCatalog {
     }
 }
 
+impl Quotas for MemoryCatalog {
+    async fn quota_overrides(&self, owner: &Owner) -> Result<crate::quota::QuotaLimits, StoreError> {
+        Ok(self.state().quota_overrides.get(owner).copied().unwrap_or_default())
+    }
+
+    async fn set_quota_overrides(&self, owner: &Owner, limits: &crate::quota::QuotaLimits) -> Result<(), StoreError> {
+        let mut s = self.state();
+        match limits.is_empty() {
+            true => s.quota_overrides.remove(owner),
+            false => s.quota_overrides.insert(owner.clone(), *limits),
+        };
+        Ok(())
+    }
+
+    async fn quota_usage(&self, owner: &Owner, day: time::Date) -> Result<crate::quota::QuotaUsage, StoreError> {
+        let s = self.state();
+        let q = s.quota.get(owner).cloned().unwrap_or_default();
+        Ok(crate::quota::QuotaUsage {
+            documents_today: q.days.get(&day).copied().unwrap_or(0),
+            bytes_stored: q.bytes.max(0) as u64,
+            uploads_in_flight: q.in_flight.max(0) as u64,
+        })
+    }
+
+    async fn insert_charged(
+        &self,
+        doc: &Document,
+        take: &crate::quota::QuotaTake,
+    ) -> Result<crate::quota::Charged, StoreError> {
+        self.write(|| {
+            let mut s = self.state();
+            if s.documents.contains_key(&doc.id) {
+                return Err(StoreError::ConditionFailed);
+            }
+            let q = s.quota.entry(doc.owner.clone()).or_default();
+            let usage = crate::quota::QuotaUsage {
+                documents_today: q.days.get(&take.day).copied().unwrap_or(0),
+                bytes_stored: q.bytes.max(0) as u64,
+                uploads_in_flight: q.in_flight.max(0) as u64,
+            };
+            if let Some(refused) = crate::quota::QuotaExceeded::check(take, &usage) {
+                return Ok(crate::quota::Charged::Refused(refused));
+            }
+            *q.days.entry(take.day).or_default() += 1;
+            q.in_flight += 1;
+            q.bytes += take.charge.bytes as i64;
+            s.documents.insert(doc.id, doc.clone());
+            Ok(crate::quota::Charged::Taken)
+        })
+    }
+}
+
 impl StatsReader for MemoryCatalog {
     async fn get_stats(&self, owner: &Owner) -> Result<Stats, StoreError> {
         Ok(self.state().stats.get(owner).cloned().unwrap_or_default())
@@ -508,18 +570,18 @@ impl MailLog for MemoryCatalog {
 }
 
 impl StatsWriter for MemoryCatalog {
-    async fn apply_stats(
-        &self,
-        record_id: &str,
-        owner: &Owner,
-        deltas: &[(crate::StatusKind, i64, i64)],
-    ) -> Result<bool, StoreError> {
+    async fn apply_stats(&self, change: &StatsChange) -> Result<bool, StoreError> {
         let mut s = self.state();
-        if !s.applied.insert(record_id.to_owned()) {
+        if !s.applied.insert(change.record_id.clone()) {
             return Ok(false);
         }
-        let stats = s.stats.entry(owner.clone()).or_default();
-        for (kind, docs, bytes) in deltas {
+        if !change.quota.is_zero() {
+            let q = s.quota.entry(change.owner.clone()).or_default();
+            q.in_flight += change.quota.in_flight;
+            q.bytes += change.quota.bytes;
+        }
+        let stats = s.stats.entry(change.owner.clone()).or_default();
+        for (kind, docs, bytes) in &change.deltas {
             let c = stats.by_status.entry(*kind).or_default();
             c.documents = c.documents.saturating_add_signed(*docs);
             c.bytes = c.bytes.saturating_add_signed(*bytes);

@@ -18,6 +18,8 @@ pub struct Policy {
     pub rejected: OnReject,
     pub mail: MailPolicy,
     pub scan: ScanPolicy,
+    /// Every owner's quotas (`[quotas]`), unless the owner has overrides (see [`crate::quota`]).
+    pub quotas: crate::quota::QuotaLimits,
 }
 
 /// The malware gate (`[scan]`): whether a document needs a clean verdict on its bytes before it
@@ -224,6 +226,11 @@ fn field_at(text: &str, offset: usize) -> String {
     }
 }
 
+/// A size as an operator writes it on a command line: "1048576", "25 MiB", "1 GiB".
+pub fn parse_size_text(text: &str) -> Result<u64, String> {
+    parse_size(&raw::Size::Text(text.to_owned()), "size").map_err(|e| e.message)
+}
+
 /// A size in bytes, written as a number or as "25 MiB", "500 KB", "1 GiB".
 fn parse_size(raw: &raw::Size, field: &str) -> Result<u64, PolicyError> {
     let err = |m: &str| PolicyError {
@@ -279,6 +286,17 @@ mod raw {
         mail: MailFile,
         #[serde(default)]
         scan: Option<ScanFile>,
+        #[serde(default)]
+        quotas: Option<QuotasFile>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct QuotasFile {
+        documents_per_day: Option<u64>,
+        bytes_stored: Option<Size>,
+        uploads_in_flight: Option<u64>,
+        largest_file: Option<Size>,
     }
 
     #[derive(Deserialize)]
@@ -440,8 +458,41 @@ mod raw {
                 }
                 scan.on_threat = file.on_threat.unwrap_or(OnThreat::Delete);
             }
+            let mut quotas = crate::quota::QuotaLimits::default();
+            if let Some(file) = self.quotas {
+                let positive = |n: Option<u64>, field: &str| match n {
+                    Some(0) => Err(PolicyError {
+                        field: field.into(),
+                        message: "must be at least 1 (leave it out for no limit)".into(),
+                    }),
+                    n => Ok(n),
+                };
+                quotas.documents_per_day = positive(file.documents_per_day, "quotas.documents_per_day")?;
+                quotas.uploads_in_flight = positive(file.uploads_in_flight, "quotas.uploads_in_flight")?;
+                quotas.bytes_stored = positive(
+                    file.bytes_stored
+                        .as_ref()
+                        .map(|s| parse_size(s, "quotas.bytes_stored"))
+                        .transpose()?,
+                    "quotas.bytes_stored",
+                )?;
+                quotas.largest_file = positive(
+                    file.largest_file
+                        .as_ref()
+                        .map(|s| parse_size(s, "quotas.largest_file"))
+                        .transpose()?,
+                    "quotas.largest_file",
+                )?;
+                if quotas.largest_file.is_some_and(|l| l > max_bytes) {
+                    return Err(PolicyError {
+                        field: "quotas.largest_file".into(),
+                        message: "must be at most limits.max_size".into(),
+                    });
+                }
+            }
             Ok(Policy {
                 scan,
+                quotas,
                 limits: Limits { max_bytes, min_bytes },
                 types: TypeRules {
                     accepted: self.types.accepted,
@@ -471,6 +522,29 @@ mod tests {
         let p = Policy::from_toml(SHIPPED).unwrap();
         assert!(p.accepts_type(&"application/pdf".parse().unwrap()));
         assert!(p.limits.max_bytes >= 1 << 20);
+    }
+
+    #[test]
+    fn quotas_are_read_with_units_and_checked() {
+        let with = |q: &str| Policy::from_toml(&SHIPPED.replace("[quotas]\n", &format!("[quotas]\n{q}\n")));
+        let p = with(
+            "documents_per_day = 500\nbytes_stored = \"2 GiB\"\nuploads_in_flight = 20\nlargest_file = \"10 MiB\"",
+        )
+        .unwrap();
+        assert_eq!(p.quotas.documents_per_day, Some(500));
+        assert_eq!(p.quotas.bytes_stored, Some(2 << 30));
+        assert_eq!(p.quotas.uploads_in_flight, Some(20));
+        assert_eq!(p.quotas.largest_file, Some(10 << 20));
+        assert_eq!(
+            with("documents_per_day = 0").unwrap_err().field,
+            "quotas.documents_per_day"
+        );
+        assert_eq!(
+            with("largest_file = \"1 GiB\"").unwrap_err().field,
+            "quotas.largest_file"
+        );
+        assert_eq!(with("per_hour = 3").unwrap_err().field, "quotas.per_hour");
+        assert!(Policy::from_toml(SHIPPED).unwrap().quotas.is_empty());
     }
 
     #[test]

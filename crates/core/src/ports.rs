@@ -13,7 +13,9 @@ use bytes::Bytes;
 use futures::Stream;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
+
+use crate::quota::{Charged, QuotaLimits, QuotaTake, QuotaUsage};
 
 use crate::{
     ContentType, Document, DocumentId, FileName, MessageId, ObjectKey, Owner, ScanVerdict, Sha256, Stats, StatusKind,
@@ -193,6 +195,39 @@ pub trait Webhooks: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// Per-owner quota counters and overrides (see [`crate::quota`]).
+pub trait Quotas: Send + Sync {
+    /// The owner's overrides of the policy's limits (all `None`: none).
+    fn quota_overrides(&self, owner: &Owner) -> impl Future<Output = Result<QuotaLimits, StoreError>> + Send;
+    /// Replaces the owner's overrides (all `None` removes them).
+    fn set_quota_overrides(
+        &self,
+        owner: &Owner,
+        limits: &QuotaLimits,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The owner's counters, with the documents started on `day`.
+    fn quota_usage(&self, owner: &Owner, day: Date) -> impl Future<Output = Result<QuotaUsage, StoreError>> + Send;
+    /// Writes `doc` (new, `received`, its `charge` set to `take.charge`) and counts it against
+    /// its owner's counters (a document of `take.day`, an upload in flight, its bytes) in one
+    /// write conditional on every limit of `take.limits`: [`Charged::Refused`] (nothing written)
+    /// names the limit that had no room. `ConditionFailed` when a document with its id exists
+    /// (an earlier attempt wrote it, and counted it).
+    fn insert_charged(
+        &self,
+        doc: &Document,
+        take: &QuotaTake,
+    ) -> impl Future<Output = Result<Charged, StoreError>> + Send;
+}
+
+/// `owner`'s limits: the policy's, with the owner's overrides.
+pub async fn quota_limits<Q: Quotas>(
+    quotas: &Q,
+    policy: &crate::Policy,
+    owner: &Owner,
+) -> Result<QuotaLimits, StoreError> {
+    Ok(policy.quotas.with(&quotas.quota_overrides(owner).await?))
+}
+
 pub trait StatsReader: Send + Sync {
     fn get_stats(&self, owner: &Owner) -> impl Future<Output = Result<Stats, StoreError>> + Send;
 }
@@ -236,14 +271,10 @@ pub trait MailLog: Send + Sync {
 
 /// Per-owner counters, kept by the stream function.
 pub trait StatsWriter: Send + Sync {
-    /// Applies the deltas `(status, documents, bytes)` of stream record `record_id` to `owner`'s
-    /// counters, once: `false` when that record was applied before (a replay).
-    fn apply_stats(
-        &self,
-        record_id: &str,
-        owner: &Owner,
-        deltas: &[(StatusKind, i64, i64)],
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Applies one stream record's change (its deltas `(status, documents, bytes)`, and what it
+    /// gives back of its owner's quota) to the owner's counters, once: `false` when that record
+    /// was applied before (a replay).
+    fn apply_stats(&self, change: &StatsChange) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Applies many records' changes, each once, as cheaply as the store allows; one result per
     /// record, in order. By default, one record at a time.
@@ -251,7 +282,7 @@ pub trait StatsWriter: Send + Sync {
         async move {
             let mut results = Vec::with_capacity(changes.len());
             for c in changes {
-                results.push(self.apply_stats(&c.record_id, &c.owner, &c.deltas).await);
+                results.push(self.apply_stats(c).await);
             }
             results
         }
@@ -264,6 +295,9 @@ pub struct StatsChange {
     pub record_id: String,
     pub owner: Owner,
     pub deltas: Vec<(StatusKind, i64, i64)>,
+    /// What the change gives back of (or, for a document sent through again, takes from) the
+    /// owner's quota counters ([`crate::quota::quota_delta`]).
+    pub quota: crate::quota::QuotaDelta,
 }
 
 /// Who may deliver an event to a hook right now.
@@ -474,6 +508,7 @@ pub trait Catalog:
     + Deliveries
     + BlobLedger
     + ScanLedger
+    + Quotas
 {
 }
 impl<T> Catalog for T where
@@ -488,6 +523,7 @@ impl<T> Catalog for T where
         + Deliveries
         + BlobLedger
         + ScanLedger
+        + Quotas
 {
 }
 

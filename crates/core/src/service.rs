@@ -9,6 +9,7 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::ports::*;
+use crate::quota::{self, Charge, Charged, QuotaTake};
 use crate::{
     ApiToken, ContentType, Document, DocumentId, DocumentPatch, Error, FileName, Invalid, ObjectKey, Owner, Policy,
     Rejection, RejectionCode, Sha256, Source, Stats, Status, Tags, TokenId, TokenRecord,
@@ -122,9 +123,17 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     /// under `incoming/`, where the s3 function verifies and catalogues it. The answer comes
     /// only once both are written; what a failure leaves behind is safe to retry (with the same
     /// `Idempotency-Key`) and, if never retried, forgotten after [`Settings::received_grace`].
+    ///
+    /// A document that will be catalogued takes its share of the owner's quota in the write
+    /// that records it (see [`crate::quota`]): over a limit, nothing is stored and the answer
+    /// says which limit and when to retry.
     pub async fn submit(&self, owner: &Owner, upload: Upload) -> Result<Submitted, Error> {
         let size = upload.body.len() as u64;
-        let limit = self.settings.inline_upload_limit.min(self.policy.limits.max_bytes);
+        let limits = crate::ports::quota_limits(&self.catalog, &self.policy, owner).await?;
+        let limit = self
+            .settings
+            .inline_upload_limit
+            .min(quota::largest_file(&self.policy, &limits));
         if size > limit {
             return Err(Error::TooLarge { size, limit });
         }
@@ -139,7 +148,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         let now = self.clock.now();
 
         let mut id = self.new_document_id();
-        let mut replayed = false;
+        let mut key_seen = false;
         if let Some(key) = &upload.idempotency_key {
             let claim = IdempotencyRecord {
                 owner: owner.clone(),
@@ -155,8 +164,9 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
                     ));
                 }
                 // Our own claim, written although its answer was lost (the id is fresh and
-                // random): this is still the first request.
-                replayed = first.document_id != id;
+                // random): this is still the first request. Otherwise a replay, if the key's
+                // document was written (a quota may have refused it).
+                key_seen = first.document_id != id;
                 id = first.document_id;
             }
         }
@@ -179,12 +189,21 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             updated_at: now,
             version: 1,
             upload_deadline: None,
+            charge: None,
         };
+        let received = document.status == Status::Received;
+        let take = (received && limits.counts()).then_some(QuotaTake {
+            day: now.date(),
+            charge: Charge { bytes: size },
+            limits,
+        });
         let document = Document {
-            upload_deadline: (document.status == Status::Received).then(|| now + self.settings.received_grace),
+            upload_deadline: received.then(|| now + self.settings.received_grace),
+            charge: take.map(|t| t.charge),
             ..document
         };
-        let document = self.insert_new(&document).await?;
+        let (document, existed) = self.insert_new(&document, take.as_ref()).await?;
+        let replayed = key_seen && existed;
         if document.is_deleted() {
             // A replay of a request whose document has been deleted since: answering 202 with
             // it would point the client at a document that is gone.
@@ -204,14 +223,27 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         Ok(Submitted { document, replayed })
     }
 
-    /// Writes a new document, or finds the one stored under its id: written by an earlier
-    /// attempt of the same request (a retry, or a write that was applied although its answer
-    /// was lost), or moved on since by the s3 function.
-    async fn insert_new(&self, document: &Document) -> Result<Document, Error> {
-        match self.catalog.insert_document(document, None).await {
-            Ok(()) => Ok(document.clone()),
+    /// Writes a new document (counting it against its owner's quota when `take` says so), or
+    /// finds the one stored under its id: written (and counted) by an earlier attempt of the
+    /// same request (a retry, or a write that was applied although its answer was lost), or
+    /// moved on since by the s3 function. `true` with the stored one.
+    async fn insert_new(&self, document: &Document, take: Option<&QuotaTake>) -> Result<(Document, bool), Error> {
+        let written = match take {
+            None => self
+                .catalog
+                .insert_document(document, None)
+                .await
+                .map(|()| Charged::Taken),
+            Some(take) => self.catalog.insert_charged(document, take).await,
+        };
+        match written {
+            Ok(Charged::Taken) => Ok((document.clone(), false)),
+            Ok(Charged::Refused(refused)) => Err(Error::QuotaExceeded {
+                refused,
+                retry_after: refused.retry_after(self.clock.now()),
+            }),
             Err(StoreError::ConditionFailed) => match self.catalog.get_document(&document.id).await? {
-                Some(stored) if stored.owner == document.owner => Ok(stored),
+                Some(stored) if stored.owner == document.owner => Ok((stored, true)),
                 _ => Err(Error::Conflict("retry the request".into())),
             },
             Err(e) => Err(e.into()),
@@ -226,7 +258,13 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         owner: &Owner,
         intent: UploadIntent,
     ) -> Result<(Document, PresignedUpload), Error> {
-        let limit = self.policy.limits.max_bytes;
+        let limits = crate::ports::quota_limits(&self.catalog, &self.policy, owner).await?;
+        let limit = quota::largest_file(&self.policy, &limits);
+        if let Some(size) = intent.size
+            && size > limit
+        {
+            return Err(Invalid::new("size", format!("must be at most {limit} bytes")).into());
+        }
         self.policy
             .check_declared(intent.content_type.as_ref(), intent.size)
             .map_err(|r| match r.code {
@@ -252,8 +290,21 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             updated_at: now,
             version: 1,
             upload_deadline: Some(now + ttl + self.settings.received_grace),
+            charge: None,
         };
-        let document = self.insert_new(&document).await?;
+        // An upload that declares no size reserves the largest file it may be.
+        let take = limits.counts().then_some(QuotaTake {
+            day: now.date(),
+            charge: Charge {
+                bytes: intent.size.unwrap_or(limit),
+            },
+            limits,
+        });
+        let document = Document {
+            charge: take.map(|t| t.charge),
+            ..document
+        };
+        let (document, _) = self.insert_new(&document, take.as_ref()).await?;
         let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
         let meta = ObjectMeta::for_document(&document);
         let conditions = UploadConditions {
@@ -416,6 +467,22 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     }
 
     /// Mints an API token for `owner` (see [`mint_token`]).
+    /// The owner's quota: every limit (the largest file always has one: the policy's maximum)
+    /// and what is used of it today (UTC).
+    pub async fn quota(&self, owner: &Owner) -> Result<quota::QuotaReport, Error> {
+        let limits = crate::ports::quota_limits(&self.catalog, &self.policy, owner).await?;
+        let day = self.clock.now().date();
+        let usage = self.catalog.quota_usage(owner, day).await?;
+        Ok(quota::QuotaReport {
+            limits: quota::QuotaLimits {
+                largest_file: Some(quota::largest_file(&self.policy, &limits)),
+                ..limits
+            },
+            usage,
+            day,
+        })
+    }
+
     pub async fn mint_token(&self, owner: &Owner, label: &str) -> Result<(TokenRecord, ApiToken), Error> {
         mint_token(&self.catalog, &*self.clock, &*self.ids, owner, label).await
     }
@@ -472,8 +539,9 @@ fn door_error(r: Rejection, size: Option<u64>, limit: u64) -> Error {
             limit,
         },
         RejectionCode::TypeNotAccepted | RejectionCode::TypeMismatch => Error::UnsupportedType(r.message),
-        RejectionCode::Empty | RejectionCode::Unreadable | RejectionCode::Unscannable => {
-            Invalid::new("body", r.message).into()
-        }
+        RejectionCode::Empty
+        | RejectionCode::Unreadable
+        | RejectionCode::Unscannable
+        | RejectionCode::QuotaExceeded => Invalid::new("body", r.message).into(),
     }
 }

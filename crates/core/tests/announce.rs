@@ -24,6 +24,7 @@ fn doc(n: u128, status: Status, sha: &[u8]) -> Document {
         updated_at: at,
         version: 1,
         upload_deadline: None,
+        charge: None,
     }
 }
 

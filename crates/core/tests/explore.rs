@@ -27,6 +27,7 @@ use intake_core::events::DomainEvent;
 use intake_core::ingest::{Arrival, Cataloguer, Outcome};
 use intake_core::memory::{ManualClock, MemoryBlobStore, MemoryCatalog, MemoryQueue, MemorySealer, SequentialIds};
 use intake_core::ports::*;
+use intake_core::quota::{Charged, QuotaLimits, QuotaTake, QuotaUsage};
 use intake_core::sweep::Sweeper;
 use intake_core::webhooks::{Deliverer, DeliveryPage, DeliveryRecord, Fanout, NewWebhook, Registry, Schedule};
 use intake_core::*;
@@ -123,6 +124,21 @@ impl<T: BlobLedger> BlobLedger for Interleaved<T> {
     }
     async fn end_sweep(&self, sha: &Sha256, token: &str) -> Result<(), StoreError> {
         interleave!(self.end_sweep(sha, token))
+    }
+}
+
+impl<T: Quotas> Quotas for Interleaved<T> {
+    async fn quota_overrides(&self, owner: &Owner) -> Result<QuotaLimits, StoreError> {
+        interleave!(self.quota_overrides(owner))
+    }
+    async fn set_quota_overrides(&self, owner: &Owner, limits: &QuotaLimits) -> Result<(), StoreError> {
+        interleave!(self.set_quota_overrides(owner, limits))
+    }
+    async fn quota_usage(&self, owner: &Owner, day: time::Date) -> Result<QuotaUsage, StoreError> {
+        interleave!(self.quota_usage(owner, day))
+    }
+    async fn insert_charged(&self, doc: &Document, take: &QuotaTake) -> Result<Charged, StoreError> {
+        interleave!(self.insert_charged(doc, take))
     }
 }
 
@@ -690,6 +706,7 @@ fn event(owner: &Owner) -> EventV1 {
         updated_at: START,
         version: 2,
         upload_deadline: None,
+        charge: None,
     };
     EventV1::from(&DomainEvent {
         version: 1,

@@ -186,6 +186,7 @@ fn event(n: u32, at: OffsetDateTime) -> EventV1 {
         updated_at: at,
         version: 2,
         upload_deadline: None,
+        charge: None,
     };
     EventV1::from(&DomainEvent {
         version: 1,

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use intake_core::contract::{
-    ApiDocumentV1, DeliveryPageV1, DeliveryV1, DocumentPageV1, DownloadLinkV1, HealthV1, PresignedUploadV1, ReplayedV1,
-    StatsV1, SubmittedV1, UploadStartedV1, WebhookCreatedV1, WebhookListV1, WebhookV1, document_url,
+    ApiDocumentV1, DeliveryPageV1, DeliveryV1, DocumentPageV1, DownloadLinkV1, HealthV1, PresignedUploadV1, QuotaV1,
+    ReplayedV1, StatsV1, SubmittedV1, UploadStartedV1, WebhookCreatedV1, WebhookListV1, WebhookV1, document_url,
 };
 use intake_core::ports::{BlobStore, Catalog, DeliveryQuery, ListQuery, SecretSealer, WorkQueue};
 use intake_core::service::{Intake, Upload, UploadIntent};
@@ -128,6 +128,7 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             Route::Stats => ok(&StatsV1::new(owner, &self.intake.stats(owner).await?)),
+            Route::Quota => ok(&QuotaV1::new(owner, &self.intake.quota(owner).await?)),
             Route::ListWebhooks => ok(&WebhookListV1 {
                 items: self.webhooks.list(owner).await?.iter().map(WebhookV1::from).collect(),
             }),

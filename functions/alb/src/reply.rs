@@ -39,6 +39,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<&'static str>,
+    /// Which quota refused the request (`quota_exceeded`).
+    pub limit: Option<&'static str>,
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
@@ -49,6 +51,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            limit: None,
             headers: Vec::new(),
         }
     }
@@ -70,6 +73,9 @@ impl ApiError {
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(field) = self.field {
             error["field"] = json!(field);
+        }
+        if let Some(limit) = self.limit {
+            error["limit"] = json!(limit);
         }
         let mut resp = json(self.status, &json!({ "error": error }));
         for (name, value) in self.headers {
@@ -105,6 +111,22 @@ impl From<Error> for ApiError {
                 "unsupported_media_type",
                 e.to_string(),
             ),
+            Error::QuotaExceeded { refused, retry_after } => {
+                // Storage comes back only when documents are deleted: the upload is too large
+                // for what is left. The other limits pass: the client waits and retries.
+                let status = match refused {
+                    intake_core::quota::QuotaExceeded::BytesStored { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::TOO_MANY_REQUESTS,
+                };
+                let mut err = ApiError::new(status, "quota_exceeded", refused.to_string());
+                err.limit = Some(refused.limit_name());
+                if let Some(after) = retry_after
+                    && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
+                {
+                    err.headers.push((header::RETRY_AFTER, v));
+                }
+                err
+            }
             Error::Throttled => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", e.to_string())
                 .with_header(header::RETRY_AFTER, "1"),
             Error::Unavailable(detail) => {

@@ -74,6 +74,7 @@ async fn seed(api: &TestApi, status: Status) -> Document {
         updated_at: now,
         version: 1,
         upload_deadline: None,
+        charge: None,
     };
     api.intake().catalog.insert_document(&doc, None).await.unwrap();
     doc
@@ -779,6 +780,7 @@ async fn the_event_type_catalogue_gives_each_type_a_schema_its_events_satisfy() 
         updated_at: at,
         version: 3,
         upload_deadline: Some(at),
+        charge: None,
     };
     let full = serde_json::to_value(intake_core::contract::EventV1::from(
         &intake_core::events::DomainEvent {

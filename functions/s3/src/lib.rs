@@ -7,7 +7,7 @@ use aws_lambda_events::event::s3::S3Event;
 use intake_core::Document;
 use intake_core::Error;
 use intake_core::ingest::{Cataloguer, Outcome};
-use intake_core::ports::{BlobLedger, BlobStore, ContentIndex, Documents, ScanLedger, WorkQueue};
+use intake_core::ports::{BlobLedger, BlobStore, ContentIndex, Documents, Quotas, ScanLedger, WorkQueue};
 use intake_lambda::metrics::{Metrics, Unit};
 use serde::Serialize;
 use tracing::Instrument;
@@ -42,7 +42,7 @@ fn log_document(what: &str, doc: &Document) {
     tracing::info!(owner = %doc.owner, status = doc.status.kind().as_str(), size = doc.size, "{what}");
 }
 
-pub async fn handle<C: Documents + ContentIndex + BlobLedger + ScanLedger, B: BlobStore, Q: WorkQueue>(
+pub async fn handle<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas, B: BlobStore, Q: WorkQueue>(
     cataloguer: &Cataloguer<C, B, Q>,
     event: S3Event,
 ) -> Result<Summary, RetryableFailure> {

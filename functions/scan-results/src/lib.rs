@@ -13,7 +13,7 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use intake_core::ingest::{Cataloguer, Outcome};
-use intake_core::ports::{BlobLedger, BlobStore, ContentIndex, Documents, ScanLedger, WorkQueue};
+use intake_core::ports::{BlobLedger, BlobStore, ContentIndex, Documents, Quotas, ScanLedger, WorkQueue};
 use intake_core::scan::ScanReport;
 use intake_core::{Error, ScanResult, ScanVerdict};
 use intake_lambda::metrics::Metrics;
@@ -152,7 +152,7 @@ pub fn report(event: &EventBridgeEvent) -> Result<(String, ScanReport), Failure>
 
 pub async fn handle<C, B, Q>(cataloguer: &Cataloguer<C, B, Q>, event: EventBridgeEvent) -> Result<Summary, Failure>
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas,
     B: BlobStore,
     Q: WorkQueue,
 {
@@ -165,7 +165,7 @@ where
 /// Applies one verdict (inside its span, across every await).
 async fn apply<C, B, Q>(cataloguer: &Cataloguer<C, B, Q>, report: &ScanReport) -> Result<Summary, Failure>
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas,
     B: BlobStore,
     Q: WorkQueue,
 {

@@ -28,7 +28,7 @@ use intake_core::contract::EventV1;
 use intake_core::ingest::Cataloguer;
 use intake_core::jobs::Job;
 use intake_core::ports::{
-    BlobInventory, BlobLedger, BlobStore, ContentIndex, Deliveries, Documents, ScanLedger, Webhooks, WorkQueue,
+    BlobInventory, BlobLedger, BlobStore, ContentIndex, Deliveries, Documents, Quotas, ScanLedger, Webhooks, WorkQueue,
 };
 use intake_core::scan::Deadline;
 use intake_core::sweep::{Sweeper, Swept};
@@ -143,7 +143,7 @@ pub const RECATALOGUE_RECEIVES: u32 = 2;
 
 impl<C, B, Q> Worker<C, B, Q>
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger + Webhooks + Deliveries,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas + Webhooks + Deliveries,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
@@ -316,7 +316,7 @@ const PARALLEL: usize = 4;
 
 pub async fn handle<C, B, Q>(worker: &Worker<C, B, Q>, event: SqsEvent, deadline: Instant) -> SqsBatchResponse
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger + Webhooks + Deliveries,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas + Webhooks + Deliveries,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
@@ -356,7 +356,7 @@ fn receive_count(message: &SqsMessage) -> u32 {
 /// Handles one message; `Some(message id)` if it must be retried.
 async fn one<C, B, Q>(worker: &Worker<C, B, Q>, message: SqsMessage, deadline: Instant) -> Option<String>
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger + Webhooks + Deliveries,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas + Webhooks + Deliveries,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {

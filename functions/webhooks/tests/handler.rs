@@ -113,6 +113,7 @@ async fn fanned_out(events: u128) -> (MemoryCatalog, Arc<ManualClock>, Arc<Seque
             updated_at: at,
             version: 2,
             upload_deadline: None,
+            charge: None,
         };
         let event = EventV1::from(&DomainEvent {
             version: 1,

@@ -76,6 +76,13 @@ impl Key {
         }
     }
 
+    /// An owner's quota item: its counters (documents per day, bytes, uploads in flight) and
+    /// its overrides of the policy's limits. One item, so that one conditional write checks
+    /// every limit.
+    pub fn quota(owner: &Owner) -> Self {
+        Self::new(format!("QUOTA#{owner}"), "QUOTA")
+    }
+
     /// The marker that makes a stream record count once in the statistics.
     pub fn applied(record_id: &str) -> Self {
         Self::new(format!("APPLIED#{record_id}"), "APPLIED")

@@ -10,6 +10,7 @@
 //! | `idempotency.rs`, `tokens.rs`, `webhooks.rs`, `mail.rs` | one each |
 //! | `stats.rs` | `StatsReader`, `StatsWriter` |
 //! | `deliveries.rs` | `Deliveries`: webhook delivery claims |
+//! | `quotas.rs` | `Quotas`: per-owner counters and overrides (given back by `stats.rs`) |
 
 mod blobs;
 mod content;
@@ -18,6 +19,7 @@ mod documents;
 mod idempotency;
 pub(crate) mod keys;
 mod mail;
+mod quotas;
 mod scans;
 mod stats;
 mod tokens;

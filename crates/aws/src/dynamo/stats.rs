@@ -1,7 +1,8 @@
 //! `StatsReader` and `StatsWriter`: per-owner counters (`STATS#<owner>`), kept by the stream
 //! function. Counters are flat numeric attributes (`accepted_documents`, `accepted_bytes`, ...)
 //! bumped with atomic `ADD`s; an `APPLIED#<record>` marker in the same transaction makes each
-//! stream record count once.
+//! stream record count once, and the same transaction gives back what the record's change
+//! lets go of in its owner's quota (`quotas.rs`).
 //!
 //! The counters are sharded: [`STATS_SHARDS`] items, each its own partition key and a partial
 //! sum. A batch adds to one shard picked at random (another one if its transaction met a
@@ -13,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use intake_core::ports::{StatsChange, StatsReader, StatsWriter, StoreError};
+use intake_core::quota::QuotaDelta;
 use intake_core::{Owner, Stats, StatusCounts, StatusKind};
 
 use super::keys::Key;
@@ -118,7 +120,9 @@ impl DynamoCatalog {
     /// applied before).
     async fn apply_chunk(&self, chunk: &[StatsChange]) -> Result<(), StoreError> {
         let mut owners: BTreeMap<&Owner, BTreeMap<StatusKind, (i64, i64)>> = BTreeMap::new();
+        let mut quotas: BTreeMap<&Owner, QuotaDelta> = BTreeMap::new();
         for c in chunk {
+            *quotas.entry(&c.owner).or_default() += c.quota;
             let sums = owners.entry(&c.owner).or_default();
             for (kind, docs, bytes) in &c.deltas {
                 let e = sums.entry(*kind).or_default();
@@ -147,14 +151,17 @@ impl DynamoCatalog {
             for (owner, deltas) in &owners {
                 items.push(self.stats_update(owner, shard, deltas)?);
             }
+            for (owner, delta) in quotas.iter().filter(|(_, d)| !d.is_zero()) {
+                items.push(self.quota_update(owner, *delta)?);
+            }
             Ok(items)
         })
         .await
     }
 }
 
-/// Splits changes into chunks whose transaction (a marker each, one update per owner) stays
-/// within the item limit.
+/// Splits changes into chunks whose transaction (a marker each, two updates per owner: its
+/// statistics and its quota) stays within the item limit.
 fn chunks(changes: &[StatsChange]) -> Vec<&[StatsChange]> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -163,7 +170,7 @@ fn chunks(changes: &[StatsChange]) -> Vec<&[StatsChange]> {
         let mut end = start;
         while end < changes.len() {
             let new_owner = !owners.contains(&changes[end].owner);
-            if (end - start + 1) + owners.len() + usize::from(new_owner) > TRANSACTION_ITEMS {
+            if (end - start + 1) + 2 * (owners.len() + usize::from(new_owner)) > TRANSACTION_ITEMS {
                 break;
             }
             owners.insert(changes[end].owner.clone());
@@ -178,24 +185,22 @@ fn chunks(changes: &[StatsChange]) -> Vec<&[StatsChange]> {
 impl StatsWriter for DynamoCatalog {
     /// One transaction: a marker for the record (absent, or the record was applied before) and
     /// the owner's counters (`ADD`).
-    async fn apply_stats(
-        &self,
-        record_id: &str,
-        owner: &Owner,
-        deltas: &[(StatusKind, i64, i64)],
-    ) -> Result<bool, StoreError> {
+    async fn apply_stats(&self, change: &StatsChange) -> Result<bool, StoreError> {
         let written = self
             .transact_with(|_| {
-                let mut items = vec![self.applied_marker(record_id)?];
-                if !deltas.is_empty() {
-                    items.push(self.stats_update(owner, pick_shard(), deltas)?);
+                let mut items = vec![self.applied_marker(&change.record_id)?];
+                if !change.deltas.is_empty() {
+                    items.push(self.stats_update(&change.owner, pick_shard(), &change.deltas)?);
+                }
+                if !change.quota.is_zero() {
+                    items.push(self.quota_update(&change.owner, change.quota)?);
                 }
                 Ok(items)
             })
             .await;
         match written {
             Ok(()) => Ok(true),
-            Err(StoreError::ConditionFailed) => match self.get_raw(&Key::applied(record_id)).await? {
+            Err(StoreError::ConditionFailed) => match self.get_raw(&Key::applied(&change.record_id)).await? {
                 Some(_) => Ok(false),
                 None => Err(StoreError::Unavailable(
                     "statistics transaction cancelled without the record being applied".into(),
@@ -216,7 +221,7 @@ impl StatsWriter for DynamoCatalog {
                 Ok(()) => results.extend(chunk.iter().map(|_| Ok(true))),
                 Err(StoreError::ConditionFailed) => {
                     for c in chunk {
-                        results.push(self.apply_stats(&c.record_id, &c.owner, &c.deltas).await);
+                        results.push(self.apply_stats(c).await);
                     }
                 }
                 Err(e) => results.extend(chunk.iter().map(|_| Err(e.clone()))),

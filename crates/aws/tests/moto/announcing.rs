@@ -107,12 +107,21 @@ async fn statistics_count_a_record_once() {
     let sdk = sdk_config().await;
     let catalog = fresh_catalog(&sdk).await;
     let acme: Owner = "acme".parse().unwrap();
+    let change = |record: &str, deltas: &[(StatusKind, i64, i64)]| StatsChange {
+        record_id: record.into(),
+        owner: acme.clone(),
+        deltas: deltas.to_vec(),
+        quota: Default::default(),
+    };
     let deltas = [(StatusKind::Received, -1, -10), (StatusKind::Accepted, 1, 10)];
-    assert!(catalog.apply_stats("rec-1", &acme, &deltas).await.unwrap());
-    assert!(!catalog.apply_stats("rec-1", &acme, &deltas).await.unwrap(), "a replay");
+    assert!(catalog.apply_stats(&change("rec-1", &deltas)).await.unwrap());
+    assert!(
+        !catalog.apply_stats(&change("rec-1", &deltas)).await.unwrap(),
+        "a replay"
+    );
     assert!(
         catalog
-            .apply_stats("rec-2", &acme, &[(StatusKind::Accepted, 1, 5)])
+            .apply_stats(&change("rec-2", &[(StatusKind::Accepted, 1, 5)]))
             .await
             .unwrap()
     );
@@ -134,6 +143,7 @@ async fn statistics_in_batches_count_each_record_once_even_when_partly_replayed(
         record_id: format!("rec-{n}"),
         owner: format!("owner-{}", n % 3).parse().unwrap(),
         deltas: vec![(StatusKind::Accepted, 1, 10)],
+        quota: Default::default(),
     };
     let first: Vec<StatsChange> = (0..120).map(change).collect();
     assert!(
@@ -177,6 +187,7 @@ async fn an_owners_statistics_are_spread_over_shards_and_summed_when_read() {
                     record_id: format!("rec-{b}-{n}"),
                     owner: acme.clone(),
                     deltas: vec![(StatusKind::Accepted, 1, 10)],
+                    quota: Default::default(),
                 })
                 .collect();
             catalog.apply_stats_batch(&changes).await

@@ -48,6 +48,7 @@ pub(crate) fn doc(owner: &str, at: OffsetDateTime, n: u128) -> Document {
         updated_at: at,
         version: 1,
         upload_deadline: None,
+        charge: None,
     }
 }
 

@@ -181,6 +181,9 @@ pub enum RejectionCode {
     /// The malware scan cannot read the format (e.g. a password-protected archive), and the
     /// policy requires a verdict.
     Unscannable,
+    /// The owner's quota left no room (a drop into the bucket or a mail attachment: the HTTP
+    /// door answers 429 instead).
+    QuotaExceeded,
 }
 
 /// Which door a document came through, with what that door knows about it.
@@ -228,6 +231,10 @@ pub struct Document {
         skip_serializing_if = "Option::is_none"
     )]
     pub upload_deadline: Option<OffsetDateTime>,
+    /// What the document took from its owner's quota at its door (see [`crate::quota`]);
+    /// `None` when no quota counted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<crate::quota::Charge>,
 }
 
 impl Document {
@@ -280,6 +287,7 @@ mod tests {
             updated_at: at,
             version: 1,
             upload_deadline: None,
+            charge: None,
         };
         let json = serde_json::to_value(&doc).unwrap();
         assert_eq!(json["status"], "duplicate");

@@ -27,8 +27,9 @@ use crate::jobs::Job;
 use crate::policy::{OnMismatch, OnReject, OnThreat};
 use crate::ports::{
     BlobLedger, BlobRef, BlobState, BlobStore, BlobUse, ByteStream, Claim, Clock, ContentIndex, Documents, ObjectMeta,
-    Revision, ScanLedger, ScanState, StoreError, WorkQueue,
+    Quotas, Revision, ScanLedger, ScanState, StoreError, WorkQueue,
 };
+use crate::quota::{self, Charge, Charged, QuotaTake};
 use crate::sniff::{SNIFF_BYTES, agrees, sniff};
 use crate::{
     ContentType, Document, DocumentId, Door, Error, Failure, FileName, IncomingKey, Invalid, ObjectKey, Policy,
@@ -158,7 +159,7 @@ pub fn evaluate(
     Ok(effective)
 }
 
-impl<C: Documents + ContentIndex + BlobLedger + ScanLedger, B: BlobStore, Q: WorkQueue> Cataloguer<C, B, Q> {
+impl<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas, B: BlobStore, Q: WorkQueue> Cataloguer<C, B, Q> {
     /// Catalogues one object. `Error::Invalid` means the object can never be catalogued (a key
     /// outside the layout) and must not be retried; other errors are worth a retry.
     ///
@@ -194,8 +195,23 @@ impl<C: Documents + ContentIndex + BlobLedger + ScanLedger, B: BlobStore, Q: Wor
             }
         }
 
-        // Oversized objects are refused on their declared size, without reading them.
-        let inspection = if info.size > self.policy.limits.max_bytes {
+        // A drop into the bucket or a mail attachment: this is the door that first sees it, so
+        // it is counted against its owner's quota here, in the write that records it.
+        let mut largest = self.policy.limits.max_bytes;
+        let mut over_quota = None;
+        if existing.is_none() {
+            let limits = crate::ports::quota_limits(&self.catalog, &self.policy, &incoming.owner).await?;
+            largest = quota::largest_file(&self.policy, &limits);
+            if limits.counts() && info.size <= largest {
+                match self.charge(id, &incoming, &info, limits).await? {
+                    Ok(doc) => existing = Some(doc),
+                    Err(refused) => over_quota = Some(refused),
+                }
+            }
+        }
+
+        // Oversized objects (and those over quota) are refused without reading them.
+        let inspection = if info.size > largest || over_quota.is_some() {
             None
         } else {
             let inspection = inspect(stream).await?;
@@ -209,14 +225,15 @@ impl<C: Documents + ContentIndex + BlobLedger + ScanLedger, B: BlobStore, Q: Wor
             }
             Some(inspection)
         };
-        let verdict = match &inspection {
-            Some(i) => evaluate(&self.policy, existing_declared(&existing, &info.meta).as_ref(), i),
-            None => Err(Rejection {
+        let verdict = match (&inspection, over_quota) {
+            (Some(i), _) => evaluate(&self.policy, existing_declared(&existing, &info.meta).as_ref(), i),
+            (None, Some(refused)) => Err(Rejection {
+                code: RejectionCode::QuotaExceeded,
+                message: refused.to_string(),
+            }),
+            (None, None) => Err(Rejection {
                 code: RejectionCode::TooLarge,
-                message: format!(
-                    "{} bytes exceeds the limit of {} bytes",
-                    info.size, self.policy.limits.max_bytes
-                ),
+                message: format!("{} bytes exceeds the limit of {largest} bytes", info.size),
             }),
         };
 
@@ -259,12 +276,54 @@ impl<C: Documents + ContentIndex + BlobLedger + ScanLedger, B: BlobStore, Q: Wor
                         self.blobs.delete(&incoming.key, Some(&revision)).await?;
                         return Ok(Outcome::AlreadyCatalogued(id));
                     }
+                    // Refused by the quota here, but another delivery of the same event found
+                    // room and counted it: that one decides it (this one is retried and finds
+                    // the document decided, or decides it from its bytes).
+                    if over_quota.is_some() && existing.as_ref().is_some_and(|d| d.charge.is_some()) {
+                        return Err(Error::Conflict(format!(
+                            "document {id} was counted by another delivery meanwhile; retry"
+                        )));
+                    }
                 }
             }
         }
         Err(Error::Conflict(format!(
             "document {id} kept changing while it was catalogued; retry"
         )))
+    }
+
+    /// Records a new document (a drop or a mail attachment) as `received` and counts it
+    /// against its owner's quota, in one write. `Err` with the limit that had no room (nothing
+    /// written); the stored document when this or another delivery of the event wrote it.
+    async fn charge(
+        &self,
+        id: DocumentId,
+        incoming: &IncomingKey,
+        info: &crate::ports::ObjectInfo,
+        limits: quota::QuotaLimits,
+    ) -> Result<Result<Document, quota::QuotaExceeded>, Error> {
+        let now = self.clock.now();
+        let take = QuotaTake {
+            day: now.date(),
+            charge: Charge { bytes: info.size },
+            limits,
+        };
+        let doc = Document {
+            version: 1,
+            charge: Some(take.charge),
+            ..new_document(id, incoming, &info.meta, now)
+        };
+        match self.catalog.insert_charged(&doc, &take).await {
+            Ok(Charged::Taken) => Ok(Ok(doc)),
+            Ok(Charged::Refused(refused)) => Ok(Err(refused)),
+            Err(StoreError::ConditionFailed) => match self.catalog.get_document(&id).await? {
+                Some(stored) => Ok(Ok(stored)),
+                None => Err(Error::Conflict(format!(
+                    "document {id} vanished while it was recorded; retry"
+                ))),
+            },
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes an accepted document with its dedup claim and its reference to the blob, or
@@ -652,5 +711,6 @@ fn new_document(id: DocumentId, incoming: &IncomingKey, meta: &ObjectMeta, now: 
         updated_at: now,
         version: 0,
         upload_deadline: None,
+        charge: None,
     }
 }

@@ -108,7 +108,7 @@ pub(crate) fn outcome_of(doc: Document) -> Outcome {
 
 impl<C, B, Q> Cataloguer<C, B, Q>
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + crate::ports::Quotas,
     B: BlobStore,
     Q: WorkQueue,
 {
