@@ -1,13 +1,14 @@
 //! intake's promises, checked on a local run once it has settled: what the fault suite and the
 //! load run both assert. Nothing answered 202 is lost or left waiting; nothing is accepted
 //! without a clean verdict on its bytes; every blob in use holds its digest's bytes and its
-//! ledger counts exactly its users; statistics equal a recount; no stream batch was given up.
+//! ledger counts exactly its users; statistics and quota counters equal a recount; no stream
+//! batch was given up.
 
 use std::collections::{BTreeMap, HashSet};
 
 use intake_aws::aws_sdk_sqs::Client as Sqs;
 use intake_aws::aws_sdk_sqs::types::QueueAttributeName;
-use intake_core::ports::{BlobLedger, BlobState, Documents, ListQuery, ScanLedger, StatsReader};
+use intake_core::ports::{BlobLedger, BlobState, Documents, ListQuery, Quotas, ScanLedger, StatsReader};
 use intake_core::{Document, ObjectKey, Owner, ScanResult, Sha256, StatusCounts, StatusKind};
 use serde_json::Value;
 
@@ -123,6 +124,7 @@ impl Reader {
         for owner in owners {
             let stats = self.catalog.get_stats(owner).await.map_err(|e| e.to_string())?;
             stats_equal &= recount(&documents, owner) == stats.by_status;
+            stats_equal &= self.quota_drift(&documents, owner).await?.is_none();
         }
         Ok(Look {
             documents,
@@ -223,6 +225,13 @@ impl Reader {
                 break;
             }
         }
+        // Quotas: what each owner's counters hold is what its documents hold.
+        let owners: std::collections::BTreeSet<&Owner> = documents.iter().map(|d| &d.owner).collect();
+        for owner in owners {
+            if let Some(drift) = self.quota_drift(documents, owner).await? {
+                violations.push(drift);
+            }
+        }
         let given_up = self.queue_depth(&self.stack.queues.stream_failures).await?;
         if given_up > 0 {
             violations.push(format!(
@@ -235,6 +244,37 @@ impl Reader {
             unreferenced_blobs: unreferenced,
         })
     }
+}
+
+impl Reader {
+    /// How `owner`'s quota counters (uploads in flight, bytes) differ from what its documents
+    /// hold, if they do.
+    pub async fn quota_drift(&self, documents: &[Document], owner: &Owner) -> Result<Option<String>, String> {
+        let usage = self
+            .catalog
+            .quota_usage(owner, time::OffsetDateTime::now_utc().date())
+            .await
+            .map_err(|e| e.to_string())?;
+        let held = quota_recount(documents, owner);
+        let counted = (usage.uploads_in_flight, usage.bytes_stored);
+        Ok((counted != held).then(|| {
+            format!(
+                "the quota of {owner} drifted: its counters hold {} in flight and {} bytes, its documents {} and {}",
+                counted.0, counted.1, held.0, held.1
+            )
+        }))
+    }
+}
+
+/// What an owner's documents hold of its quota: (uploads in flight, bytes).
+pub fn quota_recount(docs: &[Document], owner: &Owner) -> (u64, u64) {
+    let (mut flights, mut bytes) = (0i64, 0i64);
+    for doc in docs.iter().filter(|d| &d.owner == owner) {
+        let (f, b) = intake_core::quota::held(doc);
+        flights += f;
+        bytes += b;
+    }
+    (flights.max(0) as u64, bytes.max(0) as u64)
 }
 
 /// What one look at a run saw.

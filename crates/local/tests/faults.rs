@@ -17,7 +17,7 @@ use futures::StreamExt;
 use http_body_util::Full;
 use intake_aws::testing::endpoint;
 use intake_core::jobs::Job;
-use intake_core::ports::{Deliveries, OsRandom, SystemClock};
+use intake_core::ports::{Deliveries, OsRandom, Quotas, SystemClock};
 use intake_core::{Document, Owner, Sha256, StatusKind};
 use intake_local::faults::{Fault, FaultPlan, FaultProxy};
 use intake_local::invariants::{Look, Reader};
@@ -301,6 +301,23 @@ async fn run(rate: f64, seed: u64) {
             .await
             .unwrap();
         tokens.push((owner, token.reveal().to_owned()));
+    }
+    // Two owners' documents are counted against quotas roomy enough to refuse nothing: their
+    // counters, taken at the doors and given back by the stream through the faults, must
+    // still equal what their documents hold (an invariant of every look and check).
+    for name in ["acme", "globex"] {
+        catalog
+            .set_quota_overrides(
+                &name.parse().unwrap(),
+                &intake_core::quota::QuotaLimits {
+                    documents_per_day: Some(100_000),
+                    bytes_stored: Some(10 << 30),
+                    uploads_in_flight: Some(10_000),
+                    largest_file: None,
+                },
+            )
+            .await
+            .unwrap();
     }
     let owners: Vec<Owner> = tokens.iter().map(|(o, _)| o.clone()).collect();
     let got = Arc::new(Mutex::new(Received::default()));

@@ -96,6 +96,10 @@ impl Client {
         r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
     }
 
+    async fn upload_owned(&self, name: String, body: &[u8]) -> String {
+        self.upload(&name, "application/pdf", body).await
+    }
+
     /// Waits until the document has left `received`.
     async fn settled(&self, id: &str) -> Value {
         eventually(&format!("document {id} to be catalogued"), || async {
@@ -502,4 +506,203 @@ async fn the_eicar_test_file_through_every_door_ends_quarantined_with_its_webhoo
         assert_eq!(status, 409, "a quarantined document's bytes are never served");
     }
     assert_eq!(api.settled(&clean).await["status"], "accepted");
+}
+
+/// One owner's quota of documents a day, hammered concurrently through every door (inline
+/// uploads, presigned uploads, drops into the bucket, mail): exactly the limit is counted, the
+/// HTTP door answers the rest 429 with `Retry-After` before storing anything, the s3 function
+/// rejects the other drops and attachments with `quota_exceeded`, and another owner's uploads
+/// go through meanwhile. Afterwards the counters equal a recount of the documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_owners_quota_holds_exactly_through_every_door_and_other_owners_go_on() {
+    use intake_core::ports::{OsRandom, Quotas, SystemClock};
+    use intake_core::quota::QuotaLimits;
+
+    const LIMIT: u64 = 6;
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut options = support::options();
+    options.poll = Duration::from_millis(100);
+    let pipeline = Pipeline::start(options, door).await.unwrap();
+    let reader = intake_local::invariants::Reader::of(&pipeline.stack).await;
+    let demo: intake_core::Owner = "demo".parse().unwrap();
+    let acme: intake_core::Owner = "acme".parse().unwrap();
+    reader
+        .catalog
+        .set_quota_overrides(
+            &demo,
+            &QuotaLimits {
+                documents_per_day: Some(LIMIT),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, acme_token) = intake_core::service::mint_token(&reader.catalog, &SystemClock, &OsRandom, &acme, "quota")
+        .await
+        .unwrap();
+    let demo_api = Client {
+        http: reqwest::Client::new(),
+        url: pipeline.url.clone(),
+        token: pipeline.token.reveal().to_owned(),
+    };
+    let acme_api = Client {
+        http: demo_api.http.clone(),
+        url: demo_api.url.clone(),
+        token: acme_token.reveal().to_owned(),
+    };
+    let sdk = pipeline.stack.sdk_config().await;
+    let s3 = intake_aws::s3_client(&sdk, true);
+    let bucket = pipeline.stack.bucket.clone();
+    let body = |n: usize| format!("%PDF-1.4\n% quota document {n}\n%%EOF\n").into_bytes();
+
+    // Every door at once: 6 inline uploads, 3 presigned uploads, 4 drops and a mail of three
+    // attachments for demo (16 documents against a limit of 6); 5 inline uploads for acme.
+    let inline = futures::future::join_all((0..6).map(|n| {
+        let (api, body) = (&demo_api, body(n));
+        async move {
+            let r = api
+                .http
+                .post(format!("{}/v1/documents?name=inline-{n}.pdf", api.url))
+                .bearer_auth(&api.token)
+                .header("content-type", "application/pdf")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), retry_after, r.json::<Value>().await.unwrap())
+        }
+    }));
+    let presigned = futures::future::join_all((10..13).map(|n| {
+        let (api, body) = (&demo_api, body(n));
+        async move {
+            let r = api
+                .http
+                .post(format!("{}/v1/uploads", api.url))
+                .bearer_auth(&api.token)
+                .json(
+                    &json!({ "name": format!("large-{n}.pdf"), "content_type": "application/pdf", "size": body.len() }),
+                )
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let started: Value = r.json().await.unwrap();
+            if status == 201 {
+                let mut form = reqwest::multipart::Form::new();
+                for (k, v) in started["upload"]["fields"].as_object().unwrap() {
+                    form = form.text(k.clone(), v.as_str().unwrap().to_owned());
+                }
+                form = form.part("file", reqwest::multipart::Part::bytes(body));
+                let sent = api
+                    .http
+                    .post(started["upload"]["url"].as_str().unwrap())
+                    .multipart(form)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(sent.status().is_success());
+            }
+            (status, started)
+        }
+    }));
+    let drops = futures::future::join_all((20..24).map(|n| {
+        let (s3, bucket, body) = (&s3, &bucket, body(n));
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(format!("incoming/demo/drop/drop-{n}.pdf"))
+                .body(body.into())
+                .send()
+                .await
+                .unwrap();
+        }
+    }));
+    let eml = std::fs::read(repo().join("events/ses/mail/three-attachments.eml")).unwrap();
+    let recipients = ["docs@intake.example.com".to_owned()];
+    let mail = pipeline.receive_mail_async("quota-mail", eml, "alice@acme.example", &recipients);
+    let acme_bodies: Vec<Vec<u8>> = (30..35).map(body).collect();
+    let others = futures::future::join_all(
+        acme_bodies
+            .iter()
+            .enumerate()
+            .map(|(n, b)| acme_api.upload_owned(format!("acme-{n}.pdf"), b)),
+    );
+    let (inline, presigned, _, mailed, others) = tokio::join!(inline, presigned, drops, mail, others);
+    assert!(mailed.unwrap(), "the mail was taken in");
+
+    // The HTTP door: 202, or 429 quota_exceeded with Retry-After (until midnight UTC).
+    let mut started = 0;
+    for (status, retry_after, body) in &inline {
+        match status {
+            202 => started += 1,
+            429 => {
+                assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+                assert_eq!(body["error"]["limit"], "documents_per_day");
+                let seconds: u64 = retry_after.as_deref().expect("Retry-After").parse().unwrap();
+                assert!((1..=86_400).contains(&seconds));
+            }
+            other => panic!("inline upload answered {other}: {body}"),
+        }
+    }
+    for (status, body) in &presigned {
+        match status {
+            201 => started += 1,
+            429 => assert_eq!(body["error"]["code"], "quota_exceeded", "{body}"),
+            other => panic!("upload answered {other}: {body}"),
+        }
+    }
+
+    // Every document of demo decided: 4 drops and 3 attachments beside what the HTTP door took.
+    let expected = started + 4 + 3;
+    let documents = eventually("every document of demo decided", || async {
+        let (_, page) = demo_api.get("/v1/documents?limit=100").await;
+        let items = page["items"].as_array()?.clone();
+        let decided = items
+            .iter()
+            .all(|d| d["status"] != "received" && d["status"] != "scanning");
+        (items.len() == expected && decided).then_some(items)
+    })
+    .await;
+    let refused_inside: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["rejection"]["code"] == "quota_exceeded")
+        .collect();
+    assert_eq!(
+        documents.len() - refused_inside.len(),
+        LIMIT as usize,
+        "exactly the limit went through, whichever doors got there first: {documents:#?}"
+    );
+    for d in &refused_inside {
+        assert_eq!(d["status"], "rejected");
+        assert!(
+            d["source"]["kind"] != "http",
+            "the HTTP door refuses before storing: {d}"
+        );
+    }
+    assert_eq!(
+        inline.len() + presigned.len() - started,
+        16 - LIMIT as usize - refused_inside.len(),
+        "every other HTTP request was refused at the door"
+    );
+
+    // The other owner was not held.
+    for id in &others {
+        assert_eq!(acme_api.settled(id).await["status"], "accepted");
+    }
+
+    // The owner sees its usage; the counters equal a recount once the stream has given back.
+    let (status, quota) = demo_api.get("/v1/quota").await;
+    assert_eq!(status, 200);
+    assert_eq!(quota["documents_per_day"], json!({ "limit": LIMIT, "used": LIMIT }));
+    let owners = [demo.clone(), acme.clone()];
+    eventually("the quota counters to equal a recount", || async {
+        let documents = reader.documents(&owners).await.unwrap();
+        let mut drift = Vec::new();
+        for owner in &owners {
+            drift.extend(reader.quota_drift(&documents, owner).await.unwrap());
+        }
+        drift.is_empty().then_some(())
+    })
+    .await;
 }

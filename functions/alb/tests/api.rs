@@ -520,6 +520,62 @@ async fn stats_are_per_owner() {
     assert_eq!(b.json["by_status"], json!({}));
 }
 
+#[tokio::test]
+async fn the_quota_shows_limits_and_usage_and_an_upload_over_it_is_429_with_retry_after() {
+    use intake_core::ports::Quotas;
+    let api = api().await;
+    let acme: Owner = "acme".parse().unwrap();
+    let q = call(&api, event("quota")).await;
+    assert_eq!(q.status, StatusCode::OK, "{}", q.json);
+    assert_eq!(q.json["owner"], "acme");
+    assert_eq!(q.json["documents_per_day"], json!({ "limit": null, "used": 0 }));
+    assert!(q.json["largest_file"].as_u64().unwrap() > 0);
+    assert!(q.json["resets_at"].as_str().unwrap().ends_with("T00:00:00Z"));
+
+    api.intake()
+        .catalog
+        .set_quota_overrides(
+            &acme,
+            &quota::QuotaLimits {
+                documents_per_day: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The sample carries an Idempotency-Key: without it, each upload is a new document.
+    let fresh = || {
+        let mut req = event("upload-base64");
+        req.headers_mut().remove("idempotency-key");
+        req
+    };
+    assert_eq!(call(&api, fresh()).await.status, StatusCode::ACCEPTED);
+    let refused = call(&api, fresh()).await;
+    assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
+    assert_eq!(refused.json["error"]["limit"], "documents_per_day");
+    let after: u64 = refused.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&after), "until midnight UTC: {after}");
+    let q = call(&api, event("quota")).await;
+    assert_eq!(q.json["documents_per_day"], json!({ "limit": 1, "used": 1 }));
+
+    // Storage: an upload over what is left is 413, without Retry-After.
+    api.intake()
+        .catalog
+        .set_quota_overrides(
+            &acme,
+            &quota::QuotaLimits {
+                bytes_stored: Some(10),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let refused = call(&api, fresh()).await;
+    assert_error(&refused, StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded");
+    assert_eq!(refused.json["error"]["limit"], "bytes_stored");
+    assert!(!refused.headers.contains_key(header::RETRY_AFTER));
+}
+
 #[test]
 fn a_malformed_event_is_a_deserialisation_error_not_a_panic() {
     let text = std::fs::read_to_string(format!(
