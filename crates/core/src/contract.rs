@@ -190,6 +190,60 @@ pub struct EventV1 {
     pub document: ApiDocumentV1,
 }
 
+/// What a webhook receives when another of its owner's webhooks is disabled (`webhook.disabled`):
+/// the same envelope as [`EventV1`] (dispatch on `type`), with the webhook instead of a
+/// document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEventV1 {
+    /// Always 1 for this type.
+    pub version: u32,
+    /// The same for every notice of this disabling: de-duplicate on it.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub owner: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    pub webhook: WebhookNoticeV1,
+}
+
+/// The disabled webhook, as its owner registered it, and why it was disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookNoticeV1 {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub disabled_reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub disabled_at: OffsetDateTime,
+}
+
+impl WebhookEventV1 {
+    /// The notice of `hook`'s disabling; `None` while it is enabled. Its id is derived from the
+    /// disabling, so every notice of it (a retried job) is the same event.
+    pub fn disabled(hook: &crate::Webhook) -> Option<Self> {
+        let disabled = hook.disabled.as_ref()?;
+        Some(Self {
+            version: EVENT_VERSION,
+            id: format!(
+                "webhook.disabled.{}.{}",
+                hook.id,
+                disabled.at.unix_timestamp_nanos() / 1_000_000
+            ),
+            event_type: EventType::WebhookDisabled,
+            owner: hook.owner.to_string(),
+            occurred_at: disabled.at,
+            webhook: WebhookNoticeV1 {
+                id: hook.id.to_string(),
+                url: hook.url.as_str().to_owned(),
+                description: hook.description.clone(),
+                disabled_reason: disabled.reason.clone(),
+                disabled_at: disabled.at,
+            },
+        })
+    }
+}
+
 impl From<&DomainEvent> for EventV1 {
     fn from(e: &DomainEvent) -> Self {
         Self {
@@ -330,7 +384,7 @@ pub struct DeliveryV1 {
     /// The event's id: the `webhook-id` of every attempt.
     pub event_id: String,
     pub event_type: EventType,
-    /// The document the event is about.
+    /// The document the event is about (empty for `webhook.disabled`).
     pub document_id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,

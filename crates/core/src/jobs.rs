@@ -18,6 +18,10 @@ pub enum Job {
     /// Send (or send again) the event to the webhook, as its delivery record says
     /// ([`crate::webhooks`]); on the webhook queue, run by the webhook function.
     DeliverWebhook { event_id: String, webhook: WebhookId },
+    /// Tell the owner of a webhook that was just disabled, on its other webhooks
+    /// ([`crate::webhooks::open_disabled_notice`]); on the webhook queue, run by the webhook
+    /// function.
+    NotifyDisabled { webhook: WebhookId },
     /// Find blob objects nothing references and sweep them, a page of the bucket's listing at
     /// a time from `after` ([`crate::sweep::Sweeper::reconcile`]); sent weekly by a schedule.
     ReconcileBlobs {

@@ -169,3 +169,22 @@ pub fn ungated_policy(text: &str) -> crate::Policy {
     policy.scan.require = false;
     policy
 }
+
+/// A webhook of `owner` to `url` (loopback and plain http allowed), enabled, for every event
+/// type, with no secret: for tests that need a stored shape, not a registration.
+pub fn webhook(owner: &str, url: &str) -> crate::Webhook {
+    let at = time::macros::datetime!(2026-12-01 0:00 UTC);
+    crate::Webhook {
+        id: crate::WebhookId::from_parts(at, 7),
+        owner: owner.parse().expect("an owner"),
+        url: crate::WebhookUrl::parse(url, true).expect("a URL"),
+        events: Vec::new(),
+        secrets: Vec::new(),
+        created_at: at,
+        disabled: None,
+        version: 1,
+        description: None,
+        metadata: Default::default(),
+        rate_limit: None,
+    }
+}

@@ -1180,3 +1180,98 @@ async fn webhook_settings_are_checked_and_changed_by_patch() {
     );
     assert_eq!(w.registry.get(&acme(), &hook.id).await.unwrap(), changed);
 }
+
+#[tokio::test]
+async fn a_disabled_endpoints_owner_hears_of_it_on_the_webhooks_that_want_it_once() {
+    let mut w = world();
+    let (gone, _) = w.hook().await;
+    w.endpoint.answer(|_| ok(410));
+    w.fanout.handle(&event(1, START)).await.unwrap();
+    assert!(matches!(
+        w.run_due().await[..],
+        [Outcome::Failed { disabled: true, .. }]
+    ));
+    // Two more webhooks: one for every type, one for accepted documents only.
+    w.endpoint.answer(|_| ok(204));
+    let new = |url: &str, events: Vec<EventType>| NewWebhook {
+        url: url.into(),
+        events,
+        description: Some("the other one".into()),
+        ..Default::default()
+    };
+    let (every, _) = w
+        .registry
+        .create(&acme(), new("https://other.example.com/all", vec![]))
+        .await
+        .unwrap();
+    w.registry
+        .create(
+            &acme(),
+            new("https://other.example.com/accepted", vec![EventType::DocumentAccepted]),
+        )
+        .await
+        .unwrap();
+
+    let jobs = open_disabled_notice(&w.catalog, &gone.id, w.clock.now()).await.unwrap();
+    assert_eq!(
+        jobs.iter()
+            .map(|j| match j {
+                Job::DeliverWebhook { webhook, .. } => *webhook,
+                other => panic!("{other:?}"),
+            })
+            .collect::<Vec<_>>(),
+        vec![every.id],
+        "only the enabled webhook that wants webhook.disabled"
+    );
+    let now = w.clock.now();
+    w.pending.extend(jobs.into_iter().map(|j| (now, j)));
+    assert_eq!(w.run_due().await, vec![Outcome::Delivered]);
+    let got = w.endpoint.got.lock().unwrap().clone();
+    let (_, headers, body) = got.last().unwrap();
+    let notice: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(notice["type"], "webhook.disabled");
+    assert_eq!(notice["webhook"]["id"], gone.id.to_string());
+    assert_eq!(notice["webhook"]["url"], "https://hooks.example.com/intake");
+    assert_eq!(notice["webhook"]["disabled_reason"], "the endpoint answered 410 Gone");
+    assert_eq!(
+        headers[ID_HEADER],
+        notice["id"].as_str().unwrap(),
+        "webhook-id is the notice's id"
+    );
+
+    // The disabled webhook's own log says so, as a skipped delivery of the notice.
+    let log = w
+        .registry
+        .deliveries(
+            &acme(),
+            &gone.id,
+            &DeliveryQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let line = log
+        .items
+        .iter()
+        .find(|r| r.event_type == EventType::WebhookDisabled)
+        .expect("a line in the disabled webhook's log");
+    assert_eq!(line.status, DeliveryStatus::Skipped);
+    assert!(line.outcome.as_deref().unwrap().contains("410 Gone"));
+
+    // The job again (a redelivered message): nothing opened or sent twice.
+    assert!(
+        open_disabled_notice(&w.catalog, &gone.id, w.clock.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // An enabled webhook has no notice.
+    assert!(
+        open_disabled_notice(&w.catalog, &every.id, w.clock.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

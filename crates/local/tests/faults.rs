@@ -674,6 +674,9 @@ const FAILURE_PATH_GRANTS: &[(&str, &str)] = &[
     // Its webhooks have no rate limit (tested in crates/core/tests/webhooks.rs, and the
     // slots' conditional update against the local AWS in crates/aws/tests/moto/owners.rs).
     ("WebhookFunction", "TakeDeliverySlots"),
+    // Its endpoints answer; none is disabled, so no webhook.disabled notice goes out (tested
+    // in crates/core/tests/webhooks.rs and functions/webhooks/tests/handler.rs).
+    ("WebhookFunction", "ListOwnersWebhooks"),
     // The weekly blob reconciliation's listing: its schedule (an EventBridge rule) is not
     // emulated locally; the reconciliation is tested in crates/core/tests/integrity.rs and
     // against the local AWS in crates/aws/tests/moto/pipeline.rs.

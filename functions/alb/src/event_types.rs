@@ -1,7 +1,8 @@
 //! The event-type catalogue (`GET /v1/event-types`): each type intake announces, what it means,
 //! and the JSON Schema of its event. The schema is not written twice: it is `openapi.json`'s
-//! `Event` schema (whose fields a test holds to `EventV1`'s), with its references inlined and
-//! its `type` narrowed to the one type.
+//! `Event` schema (whose fields a test holds to `EventV1`'s), or `WebhookEvent` for
+//! `webhook.disabled` (held to `WebhookEventV1`'s), with its references inlined and its `type`
+//! narrowed to the one type.
 
 use std::sync::OnceLock;
 
@@ -15,12 +16,16 @@ pub fn catalogue() -> &'static EventTypeListV1 {
     CATALOGUE.get_or_init(|| {
         let openapi: Value = serde_json::from_str(crate::OPENAPI).unwrap_or(Value::Null);
         let schemas = &openapi["components"]["schemas"];
-        let event = inline(&schemas["Event"], schemas, 0);
+        let document = inline(&schemas["Event"], schemas, 0);
+        let webhook = inline(&schemas["WebhookEvent"], schemas, 0);
         EventTypeListV1 {
             items: EventType::ALL
                 .iter()
                 .map(|t| {
-                    let mut schema = event.clone();
+                    let mut schema = match t {
+                        EventType::WebhookDisabled => webhook.clone(),
+                        _ => document.clone(),
+                    };
                     schema["properties"]["type"] = json!({"type": "string", "enum": [t.as_str()]});
                     schema["title"] = json!(format!("intake event {}", t.as_str()));
                     EventTypeV1 {

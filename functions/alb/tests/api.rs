@@ -856,6 +856,30 @@ async fn the_event_type_catalogue_gives_each_type_a_schema_its_events_satisfy() 
     assert_eq!(fields, described);
     conforms(&schema, &full).unwrap();
 
+    // The same for webhook.disabled and WebhookEventV1.
+    let hook = Webhook {
+        description: Some("billing".into()),
+        disabled: Some(Disabled {
+            reason: "410 Gone".into(),
+            at,
+        }),
+        ..intake_core::testing::webhook("acme", "https://hooks.example.com/intake")
+    };
+    let notice = serde_json::to_value(intake_core::contract::WebhookEventV1::disabled(&hook).unwrap()).unwrap();
+    let schema = schema_of("webhook.disabled");
+    let fields: BTreeSet<&String> = notice.as_object().unwrap().keys().collect();
+    let described: BTreeSet<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(fields, described);
+    let fields: BTreeSet<&String> = notice["webhook"].as_object().unwrap().keys().collect();
+    let described: BTreeSet<&String> = schema["properties"]["webhook"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(fields, described);
+    conforms(&schema, &notice).unwrap();
+    assert!(conforms(&schema_of("document.deleted"), &notice).is_err());
+
     // Every sample event the sns function is invoked with satisfies its type's schema, and
     // not another type's.
     let dir = format!("{}/../../events/sns", env!("CARGO_MANIFEST_DIR"));

@@ -87,7 +87,9 @@ struct RequestContext {
 pub fn classify(body: &str) -> Result<Work, String> {
     if let Ok(job) = Job::from_message(body) {
         return match job {
-            Job::DeliverWebhook { .. } => Err("a webhook delivery belongs on the webhook queue".into()),
+            Job::DeliverWebhook { .. } | Job::NotifyDisabled { .. } => {
+                Err("a webhook delivery belongs on the webhook queue".into())
+            }
             job => Ok(Work::Job(job)),
         };
     }
@@ -218,7 +220,7 @@ where
                 Ok(())
             }
             // Refused by `classify`: not this queue's work.
-            Work::Job(Job::DeliverWebhook { .. }) => Err(Error::Unavailable(
+            Work::Job(Job::DeliverWebhook { .. } | Job::NotifyDisabled { .. }) => Err(Error::Unavailable(
                 "a webhook delivery belongs on the webhook queue".into(),
             )),
             // Events the sns function gave up on (it ran out of time or kept being refused, as

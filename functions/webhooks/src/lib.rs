@@ -18,9 +18,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use intake_core::WebhookId;
 use intake_core::jobs::Job;
 use intake_core::ports::{Deliveries, SecretSealer, WebhookClient, Webhooks};
-use intake_core::webhooks::{Deliverer, Outcome};
+use intake_core::webhooks::{Deliverer, Outcome, open_disabled_notice};
 use intake_lambda::metrics::Metrics;
 use tracing::Instrument;
 
@@ -105,6 +106,25 @@ fn receive_count(message: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
+/// Opens the deliveries of a disabled webhook's notice and queues them; how many were queued.
+async fn notify_disabled<C, H, S, V>(
+    deliverer: &Deliverer<C, H, S>,
+    queue: &V,
+    webhook: &WebhookId,
+) -> Result<usize, String>
+where
+    C: Webhooks + Deliveries,
+    V: RetryQueue,
+{
+    let jobs = open_disabled_notice(&deliverer.catalog, webhook, deliverer.clock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    for job in &jobs {
+        queue.send_later(job, Duration::ZERO).await?;
+    }
+    Ok(jobs.len())
+}
+
 pub async fn handle<C, H, S, V>(
     deliverer: &Deliverer<C, H, S>,
     queue: &V,
@@ -123,6 +143,20 @@ where
         .map(|message| async move {
             let id = message.message_id.clone().unwrap_or_default();
             let job = Job::from_message(message.body.as_deref().unwrap_or_default());
+            // A disabled webhook's notice to its owner's other webhooks: opened, then queued as
+            // deliveries of their own (safe to repeat; a failure brings the message back).
+            if let Ok(Job::NotifyDisabled { webhook }) = &job {
+                return match notify_disabled(deliverer, queue, webhook).await {
+                    Ok(queued) => {
+                        tracing::info!(%webhook, queued, "the owner's other webhooks are told it was disabled");
+                        (None, Some(Outcome::Settled))
+                    }
+                    Err(e) => {
+                        tracing::error!(%webhook, error = %e, "the notice of a disabled webhook failed; the message comes back");
+                        (Some(id), None)
+                    }
+                };
+            }
             let Ok(job @ Job::DeliverWebhook { .. }) = job else {
                 tracing::error!(message_id = %id, "not a webhook delivery job; left for the dead-letter queue");
                 return (Some(id), None);
@@ -191,6 +225,18 @@ where
                 }
                 Outcome::Failed { reason, disabled } => {
                     span.in_scope(|| tracing::warn!(%reason, disabled, "delivery failed for good"));
+                    if *disabled {
+                        // Its owner hears of it on its other webhooks: a job of its own, so that
+                        // a failure of the notice is retried without this delivery. Should the
+                        // job not go out, the notice is sent from here.
+                        let notice = Job::NotifyDisabled { webhook: *webhook };
+                        if let Err(e) = queue.send_later(&notice, Duration::ZERO).await {
+                            span.in_scope(|| tracing::warn!(error = %e, "could not queue the notice; sending it now"));
+                            if let Err(e) = notify_disabled(deliverer, queue, webhook).await {
+                                span.in_scope(|| tracing::error!(error = %e, "the notice of the disabled webhook was not sent"));
+                            }
+                        }
+                    }
                     false
                 }
                 Outcome::Skipped(reason) => {

@@ -404,3 +404,68 @@ async fn an_endpoint_that_keeps_failing_is_paused_its_jobs_sent_back_without_a_p
     handle(&deliverer, &queue, batch(&jobs[..1]), deadline).await;
     assert_eq!(posts(), 17, "each of the eight delivered once");
 }
+
+#[tokio::test]
+async fn a_gone_endpoint_queues_its_notice_and_the_notice_job_queues_a_delivery_per_other_webhook() {
+    let (catalog, clock, ids, jobs) = fanned_out(1).await;
+    // Another webhook of acme's, for every type: it hears of the first one's disabling.
+    let registry = Registry {
+        catalog: catalog.clone(),
+        sealer: MemorySealer,
+        deliveries: MemoryQueue::default(),
+        clock: clock.clone(),
+        ids: ids.clone(),
+        allow_private: false,
+        max_per_owner: 10,
+    };
+    let new = NewWebhook {
+        url: "https://hooks.example.com/other".into(),
+        ..Default::default()
+    };
+    let (other, _) = registry.create(&"acme".parse().unwrap(), new).await.unwrap();
+    let deliverer = Deliverer {
+        catalog,
+        client: Endpoint(Mutex::new(410), Default::default()),
+        sealer: MemorySealer,
+        clock,
+        ids,
+        schedule: Schedule::default(),
+        timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(90),
+        breakers: Default::default(),
+    };
+    let queue = Hidden::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut batch = SqsEvent::default();
+    batch.records = vec![message("m1", &jobs[0].to_message())];
+    let answer = handle(&deliverer, &queue, batch, deadline).await;
+    assert!(answer.batch_item_failures.is_empty());
+    let sent = queue.1.lock().unwrap().clone();
+    let Job::DeliverWebhook { webhook: gone, .. } = &jobs[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        sent,
+        vec![(Job::NotifyDisabled { webhook: *gone }.to_message(), Duration::ZERO)],
+        "the notice is a job of its own"
+    );
+
+    // The notice job: one delivery queued, to the other webhook; again, nothing more.
+    let mut batch = SqsEvent::default();
+    batch.records = vec![message("m2", &sent[0].0)];
+    let answer = handle(&deliverer, &queue, batch.clone(), deadline).await;
+    assert!(answer.batch_item_failures.is_empty());
+    let sent = queue.1.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    let Ok(Job::DeliverWebhook { event_id, webhook }) = Job::from_message(&sent[1].0) else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(webhook, other.id);
+    assert!(event_id.starts_with("webhook.disabled."), "{event_id}");
+    // The job again (its message redelivered): the delivery is not opened twice; not yet
+    // attempted, it may never have been queued, so it is queued again (the claim sends once).
+    handle(&deliverer, &queue, batch, deadline).await;
+    let again = queue.1.lock().unwrap().clone();
+    assert_eq!(again.len(), 3);
+    assert_eq!(again[2], again[1], "the same delivery, not a second one");
+}

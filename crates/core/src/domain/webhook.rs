@@ -144,11 +144,16 @@ pub enum EventType {
     /// The malware scan found threats in the document's bytes.
     #[serde(rename = "document.quarantined")]
     DocumentQuarantined,
+    /// One of the owner's webhooks was disabled (it answered 410 Gone, or failed its whole
+    /// schedule): sent to the owner's other webhooks. Its body is a `WebhookEventV1`, not a
+    /// document's event.
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
 }
 
 impl EventType {
     /// Every event type, in the order the catalogue lists them.
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         EventType::DocumentAccepted,
         EventType::DocumentRejected,
         EventType::DocumentDuplicate,
@@ -156,6 +161,7 @@ impl EventType {
         EventType::DocumentFailed,
         EventType::DocumentUpdated,
         EventType::DocumentDeleted,
+        EventType::WebhookDisabled,
     ];
 
     /// What happened, for people (the event-type catalogue).
@@ -174,6 +180,10 @@ impl EventType {
                 "Processing gave up on the document after every retry; the error is in the document."
             }
             EventType::DocumentQuarantined => "The malware scan found threats in the document's bytes.",
+            EventType::WebhookDisabled => {
+                "One of the owner's other webhooks was disabled (it answered 410 Gone, or failed for about three days): \
+                 its id, URL and why."
+            }
         }
     }
 
@@ -186,6 +196,7 @@ impl EventType {
             EventType::DocumentDuplicate => "document.duplicate",
             EventType::DocumentFailed => "document.failed",
             EventType::DocumentQuarantined => "document.quarantined",
+            EventType::WebhookDisabled => "webhook.disabled",
         }
     }
 }
@@ -436,7 +447,8 @@ mod tests {
                 | EventType::DocumentDeleted
                 | EventType::DocumentDuplicate
                 | EventType::DocumentFailed
-                | EventType::DocumentQuarantined => assert!(!t.description().is_empty()),
+                | EventType::DocumentQuarantined
+                | EventType::WebhookDisabled => assert!(!t.description().is_empty()),
             }
         }
     }

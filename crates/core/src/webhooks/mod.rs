@@ -23,6 +23,7 @@
 mod breaker;
 mod deliverer;
 mod fanout;
+mod notice;
 mod registry;
 mod schedule;
 mod signing;
@@ -31,6 +32,7 @@ pub use crate::domain::delivery::{Attempt, DeliveryPage, DeliveryRecord, Deliver
 pub use breaker::{Admit, Attempted, BreakerPolicy, Breakers};
 pub use deliverer::{DEADLINE_MARGIN, Deliverer, MIN_POST_TIME, Outcome};
 pub use fanout::{Fanned, Fanout};
+pub use notice::open_disabled_notice;
 pub use registry::{NewWebhook, ROTATION_GRACE, Registry, Replay, Replayed, WebhookPatch};
 pub use schedule::{Schedule, human};
 pub use signing::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify};
