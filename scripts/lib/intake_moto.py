@@ -97,6 +97,14 @@ does, and what the patch changes.
    account (read from the Authorization header, or X-Amz-Credential of a presigned URL), so
    that stacks deployed side by side in one local AWS (a test each) have their own ARNs, as
    stacks in separate accounts do.  Other keys keep moto's behaviour.
+
+10. S3 PutObjectLegalHold on a version that is not there.  AWS answers 404 NoSuchVersion
+   (NoSuchKey without a VersionId).  moto 5.2.5 raises an AttributeError on None: HTTP 500,
+   which the SDKs retry as a server error.  The patch raises the 404s.  (The rest of Object
+   Lock's legal hold, checked in the test: the configuration can be put on an existing
+   versioned bucket; a held version refuses DeleteObject with its VersionId and
+   DeleteObjects with 403 AccessDenied; a delete without a VersionId adds a delete marker;
+   a bucket without the configuration refuses a hold with 400 InvalidRequest.)
 """
 
 from __future__ import annotations
@@ -137,7 +145,8 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.table import StreamRecord
 from moto.dynamodb.responses import DynamoHandler
-from moto.s3.exceptions import PreconditionFailed, S3ClientError
+from moto.s3.exceptions import MissingKey, MissingVersion, PreconditionFailed, S3ClientError
+from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
 from werkzeug.datastructures import Headers
 
@@ -633,6 +642,23 @@ def delete_object(self: S3Response) -> Any:
 
 
 # ======================================================================================
+# 10. PutObjectLegalHold on a missing version
+# ======================================================================================
+
+_stock_put_object_legal_hold = S3Backend.put_object_legal_hold
+
+
+def put_object_legal_hold(
+    self: S3Backend, bucket_name: str, key_name: str, version_id: str | None, legal_hold_status: Any
+) -> None:
+    if self.get_object(bucket_name, key_name, version_id=version_id) is None:
+        if version_id:
+            raise MissingVersion(key=key_name, version_id=version_id)
+        raise MissingKey(key=key_name)
+    _stock_put_object_legal_hold(self, bucket_name, key_name, version_id, legal_hold_status)
+
+
+# ======================================================================================
 # 8. PutObject checksums and aws-chunked bodies
 # ======================================================================================
 
@@ -978,7 +1004,9 @@ def bucket_response_post(self: S3Response, request: Any, bucket_name: str) -> An
     signature, the policy (expiration, conditions, extra fields, size), the checksum field;
     then moto stores the object and this answers as S3 does.
     """
-    if not request.headers.get("Content-Length") or self.is_delete_keys():
+    # DeleteObjects (POST /?delete): moto's path is not set yet here, so its own
+    # is_delete_keys() may not see the query; the request's arguments do.
+    if not request.headers.get("Content-Length") or self.is_delete_keys() or "delete" in request.args:
         return _stock_bucket_response_post(self, request, bucket_name)
     self.backend.get_bucket(bucket_name)  # NoSuchBucket comes first
 
@@ -1105,6 +1133,7 @@ def install() -> None:
     S3Response.delete_object = delete_object
     S3Response.put_object = put_object
     S3Response._bucket_response_post = bucket_response_post
+    S3Backend.put_object_legal_hold = put_object_legal_hold
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -992,6 +992,41 @@ def test_accounts(url: str) -> None:
     check("the bucket is reachable by name from another account", other.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x")
 
 
+def test_legal_hold(url: str) -> None:
+    s3 = client(url, "s3")
+    bucket = unique("lock")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+    lock = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    check("Object Lock can be enabled on an existing versioned bucket", lock.get("ObjectLockEnabled") == "Enabled", lock)
+    version = s3.put_object(Bucket=bucket, Key="k", Body=b"x")["VersionId"]
+    s3.put_object_legal_hold(Bucket=bucket, Key="k", VersionId=version, LegalHold={"Status": "ON"})
+    status = s3.get_object_legal_hold(Bucket=bucket, Key="k", VersionId=version)["LegalHold"]["Status"]
+    check("a legal hold reads back ON", status == "ON", status)
+    code, http, _ = error_of(lambda: s3.delete_object(Bucket=bucket, Key="k", VersionId=version))
+    check("a held version refuses DeleteObject with its VersionId (403)", (code, http) == ("AccessDenied", 403), (code, http))
+    errors = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "VersionId": version}]}).get("Errors", [])
+    check("a held version refuses DeleteObjects", [e["Code"] for e in errors] == ["AccessDenied"], errors)
+    marker = s3.delete_object(Bucket=bucket, Key="k").get("DeleteMarker")
+    check("a delete without a VersionId adds a delete marker", marker is True, marker)
+    code, http, _ = error_of(
+        lambda: s3.put_object_legal_hold(Bucket=bucket, Key="k", VersionId="missing", LegalHold={"Status": "OFF"})
+    )
+    check("a hold on a missing version is 404 NoSuchVersion (moto: 500)", (code, http) == ("NoSuchVersion", 404), (code, http))
+    code, http, _ = error_of(lambda: s3.put_object_legal_hold(Bucket=bucket, Key="nokey", LegalHold={"Status": "ON"}))
+    check("a hold on a missing key is 404 NoSuchKey", (code, http) == ("NoSuchKey", 404), (code, http))
+    s3.put_object_legal_hold(Bucket=bucket, Key="k", VersionId=version, LegalHold={"Status": "OFF"})
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=version)
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="k").get("Versions", [])
+    check("once lifted, the version can be deleted", not versions, versions)
+    plain = unique("nolock")
+    s3.create_bucket(Bucket=plain)
+    s3.put_object(Bucket=plain, Key="k", Body=b"x")
+    code, http, _ = error_of(lambda: s3.put_object_legal_hold(Bucket=plain, Key="k", LegalHold={"Status": "ON"}))
+    check("a bucket without Object Lock refuses a hold (400)", (code, http) == ("InvalidRequest", 400), (code, http))
+
+
 def main() -> int:
     proc, url, log = start_launcher()
     print(f"launcher on {url} (log: {log})", flush=True)
@@ -1008,6 +1043,7 @@ def main() -> int:
             ("put checksums", test_put_checksums),
             ("post object", test_post_object),
             ("accounts", test_accounts),
+            ("legal hold", test_legal_hold),
         ]:
             run_section(name, fn, url)
     finally:

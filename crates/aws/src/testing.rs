@@ -169,7 +169,8 @@ pub async fn fresh_catalog(sdk: &SdkConfig) -> DynamoCatalog {
     DynamoCatalog::new(client, name)
 }
 
-/// A new, empty bucket, versioned as the template's is.
+/// A new, empty bucket, versioned and with Object Lock enabled (legal holds only) as the
+/// template's is.
 pub async fn fresh_blobs(sdk: &SdkConfig) -> S3BlobStore {
     let client = crate::s3_client(sdk, true);
     let name = unique_name("intake-test");
@@ -190,6 +191,17 @@ pub async fn fresh_blobs(sdk: &SdkConfig) -> S3BlobStore {
         .send()
         .await
         .expect("enable versioning");
+    client
+        .put_object_lock_configuration()
+        .bucket(&name)
+        .object_lock_configuration(
+            aws_sdk_s3::types::ObjectLockConfiguration::builder()
+                .object_lock_enabled(aws_sdk_s3::types::ObjectLockEnabled::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable Object Lock");
     blob_store(sdk, name)
 }
 

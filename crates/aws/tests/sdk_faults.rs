@@ -98,6 +98,7 @@ async fn a_cancelled_transaction_is_a_lost_race_unless_the_service_was_throttlin
         version: 2,
         upload_deadline: None,
         charge: None,
+        hold: None,
     };
     for (reason, expected) in [
         ("ConditionalCheckFailed", "ConditionFailed"),

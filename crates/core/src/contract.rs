@@ -65,6 +65,20 @@ pub struct ApiDocumentV1 {
         skip_serializing_if = "Option::is_none"
     )]
     pub upload_deadline: Option<OffsetDateTime>,
+    /// While the document is under a legal hold: why, who set it, since when. A held document
+    /// cannot be deleted, and its bytes cannot be removed by anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldV1>,
+}
+
+/// A document's legal hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldV1 {
+    pub reason: String,
+    /// The id of the API token that set it.
+    pub set_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub set_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +181,11 @@ impl From<&Document> for ApiDocumentV1 {
             updated_at: d.updated_at,
             version: d.version,
             upload_deadline: d.upload_deadline,
+            hold: d.hold.as_ref().map(|h| HoldV1 {
+                reason: h.reason.clone(),
+                set_by: h.set_by.clone(),
+                set_at: h.set_at,
+            }),
         }
     }
 }
@@ -659,6 +678,7 @@ mod tests {
             version: 2,
             upload_deadline: None,
             charge: None,
+            hold: None,
         }
     }
 
@@ -827,6 +847,34 @@ mod tests {
             // Today the stored shape and the contract coincide; the types keep them apart.
             assert_eq!(api, stored, "{field}");
         }
+    }
+
+    /// A held document's `hold`, pinned in the API's document (and so in every event's).
+    #[test]
+    fn a_held_documents_hold_is_the_contract() {
+        let mut doc = document(Status::Accepted);
+        doc.hold = Some(crate::LegalHold {
+            reason: "case 2026-114".into(),
+            set_by: "01JDZ0000000000000000000TK".into(),
+            set_at: datetime!(2026-11-27 10:05 UTC),
+        });
+        let api = serde_json::to_value(ApiDocumentV1::from(&doc)).unwrap();
+        assert_eq!(
+            api["hold"],
+            serde_json::json!({
+                "reason": "case 2026-114",
+                "set_by": "01JDZ0000000000000000000TK",
+                "set_at": "2026-11-27T10:05:00Z"
+            })
+        );
+        assert_eq!(
+            api,
+            serde_json::to_value(&doc).unwrap(),
+            "the stored shape and the contract coincide"
+        );
+        doc.hold = None;
+        let api = serde_json::to_value(ApiDocumentV1::from(&doc)).unwrap();
+        assert!(api.get("hold").is_none(), "absent, not null, when not held: {api}");
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub fn classify(change: &Change) -> Option<EventType> {
     let new_kind = new.status.kind();
     if old_kind == Some(new_kind) {
         let old = change.old.as_ref()?;
-        return (old.name != new.name || old.tags != new.tags).then_some(EventType::DocumentUpdated);
+        // A rename, a retag, a legal hold set or lifted.
+        return (old.name != new.name || old.tags != new.tags || old.hold != new.hold)
+            .then_some(EventType::DocumentUpdated);
     }
     match new.status {
         // Arriving, and waiting for the malware scan: not decided yet.
@@ -120,6 +122,7 @@ mod tests {
             version: 1,
             upload_deadline: None,
             charge: None,
+            hold: None,
         }
     }
 
@@ -175,6 +178,23 @@ mod tests {
         assert_eq!(json["type"], "document.updated");
         assert_eq!(json["version"], 1);
         assert_eq!(serde_json::from_value::<DomainEvent>(json).unwrap(), event);
+    }
+
+    #[test]
+    fn a_legal_hold_set_or_lifted_is_an_update() {
+        let mut c = change(Some(Status::Accepted), Some(Status::Accepted));
+        c.new.as_mut().unwrap().hold = Some(crate::LegalHold {
+            reason: "case".into(),
+            set_by: "tok".into(),
+            set_at: time::macros::datetime!(2026-12-06 10:00 UTC),
+        });
+        assert_eq!(event_for(&c).unwrap().event_type, EventType::DocumentUpdated);
+        let lifted = Change {
+            old: c.new.clone(),
+            new: c.old.clone(),
+            ..c
+        };
+        assert_eq!(event_for(&lifted).unwrap().event_type, EventType::DocumentUpdated);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod contract;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod hold;
 pub mod ingest;
 pub mod jobs;
 pub mod mail;

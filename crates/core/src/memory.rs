@@ -84,6 +84,10 @@ struct BlobRecord {
     refs: i64,
     released_at: Option<OffsetDateTime>,
     sweeping: Option<SweepClaim>,
+    /// Held documents using the blob, and the versions the store may hold ([`crate::hold`]).
+    holds: i64,
+    held_versions: Vec<String>,
+    noted: u64,
 }
 
 impl CatalogState {
@@ -93,7 +97,10 @@ impl CatalogState {
             Some(BlobRef::Acquire(sha, BlobUse::Existing)) => {
                 self.blobs.get(&sha).is_some_and(|b| b.sweeping.is_none())
             }
-            Some(BlobRef::Acquire(_, BlobUse::Copied | BlobUse::Held) | BlobRef::Release(_)) | None => true,
+            // A hold needs a live record (the document uses the blob, so it has one).
+            Some(BlobRef::Hold(sha)) => self.blobs.get(&sha).is_some_and(|b| b.sweeping.is_none()),
+            Some(BlobRef::Acquire(_, BlobUse::Copied | BlobUse::Held) | BlobRef::Release(_) | BlobRef::Unhold(_))
+            | None => true,
         }
     }
 
@@ -111,6 +118,14 @@ impl CatalogState {
                 let b = self.blobs.entry(sha).or_default();
                 b.refs -= 1;
                 b.released_at = Some(at);
+            }
+            Some(BlobRef::Hold(sha)) => {
+                let b = self.blobs.entry(sha).or_default();
+                b.holds += 1;
+            }
+            Some(BlobRef::Unhold(sha)) => {
+                let b = self.blobs.entry(sha).or_default();
+                b.holds -= 1;
             }
             None => {}
         }
@@ -532,9 +547,8 @@ impl BlobLedger for MemoryCatalog {
             s.blobs.insert(
                 *sha256,
                 BlobRecord {
-                    refs: 0,
-                    released_at: None,
                     sweeping: Some(claim.clone()),
+                    ..BlobRecord::default()
                 },
             );
             Ok(true)
@@ -550,6 +564,41 @@ impl BlobLedger for MemoryCatalog {
             s.blobs.remove(sha256);
         }
         Ok(())
+    }
+
+    async fn hold_state(&self, sha256: &Sha256) -> Result<Option<HoldState>, StoreError> {
+        Ok(self.state().blobs.get(sha256).map(|b| HoldState {
+            holds: b.holds,
+            held_versions: b.held_versions.clone(),
+            noted: b.noted,
+        }))
+    }
+
+    async fn note_held_versions(&self, sha256: &Sha256, versions: &[String]) -> Result<(), StoreError> {
+        self.write(|| {
+            if let Some(b) = self.state().blobs.get_mut(sha256) {
+                for v in versions {
+                    if !b.held_versions.contains(v) {
+                        b.held_versions.push(v.clone());
+                    }
+                }
+                b.noted += 1;
+            }
+            Ok(())
+        })
+    }
+
+    async fn forget_held_versions(&self, sha256: &Sha256, versions: &[String], noted: u64) -> Result<bool, StoreError> {
+        self.write(|| {
+            Ok(match self.state().blobs.get_mut(sha256) {
+                Some(b) if b.noted != noted => false,
+                Some(b) => {
+                    b.held_versions.retain(|v| !versions.contains(v));
+                    true
+                }
+                None => true,
+            })
+        })
     }
 }
 
@@ -827,6 +876,8 @@ struct Version {
     /// `None`: a delete marker.
     object: Option<(Bytes, ObjectMeta)>,
     written_at: OffsetDateTime,
+    /// Under a legal hold: the version cannot be deleted.
+    held: bool,
 }
 
 fn etag(body: &[u8]) -> String {
@@ -909,10 +960,12 @@ impl MemoryBlobStore {
     fn write(&self, key: &str, object: Option<(Bytes, ObjectMeta)>) {
         let id = format!("v{:08}", self.versions.fetch_add(1, Ordering::Relaxed));
         let written_at = self.clock().map_or(OffsetDateTime::UNIX_EPOCH, |c| c.now());
-        self.objects()
-            .entry(key.to_owned())
-            .or_default()
-            .push(Version { id, object, written_at });
+        self.objects().entry(key.to_owned()).or_default().push(Version {
+            id,
+            object,
+            written_at,
+            held: false,
+        });
     }
 
     fn clock(&self) -> Option<std::sync::Arc<dyn Clock>> {
@@ -1013,6 +1066,12 @@ impl BlobStore for MemoryBlobStore {
                 version_id: Some(id), ..
             }) => {
                 if let Some(versions) = self.objects().get_mut(key.as_str()) {
+                    if versions.iter().any(|v| &v.id == id && v.held) {
+                        // As S3 answers: 403, the version is protected by Object Lock.
+                        return Err(StoreError::Unavailable(format!(
+                            "{key} version {id} is under a legal hold (Object Lock): not deleted"
+                        )));
+                    }
                     versions.retain(|v| &v.id != id);
                 }
             }
@@ -1066,6 +1125,31 @@ impl BlobStore for MemoryBlobStore {
             headers: BTreeMap::new(),
             expires_at: OffsetDateTime::UNIX_EPOCH + expires_in,
         })
+    }
+
+    async fn set_legal_hold(&self, key: &ObjectKey, version_id: &str, on: bool) -> Result<(), StoreError> {
+        let mut objects = self.objects();
+        match objects
+            .get_mut(key.as_str())
+            .and_then(|versions| versions.iter_mut().find(|v| v.id == version_id))
+        {
+            Some(version) => version.held = on,
+            None if !on => {}
+            None => {
+                return Err(StoreError::Unavailable(format!(
+                    "{key} has no version {version_id} to hold"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn legal_hold(&self, key: &ObjectKey, version_id: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self
+            .objects()
+            .get(key.as_str())
+            .and_then(|versions| versions.iter().find(|v| v.id == version_id))
+            .map(|v| v.held))
     }
 }
 

@@ -106,6 +106,11 @@ pub enum BlobRef {
     Acquire(Sha256, BlobUse),
     /// The document no longer uses it (it was deleted).
     Release(Sha256),
+    /// The document (which uses the blob) was put under a legal hold: the blob's count of
+    /// held documents goes up. The record must be live.
+    Hold(Sha256),
+    /// The document's legal hold was lifted: the count goes down.
+    Unhold(Sha256),
 }
 
 /// What a writer knew about the blob when it decided to use it; the write is conditional on it.
@@ -453,6 +458,37 @@ pub trait BlobLedger: Send + Sync {
     /// Forgets a swept blob, once its object is gone, only if the claim is still `token`'s
     /// (a document that copied the bytes meanwhile made the record live again: kept).
     fn end_sweep(&self, sha256: &Sha256, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The blob's legal-hold state ([`crate::hold`]); `None` when there is no record.
+    fn hold_state(&self, sha256: &Sha256) -> impl Future<Output = Result<Option<HoldState>, StoreError>> + Send;
+    /// Adds versions to those the ledger says the store may hold (written before the store is
+    /// asked to hold them, and again after), and counts the note ([`HoldState::noted`]).
+    /// Nothing when there is no record.
+    fn note_held_versions(
+        &self,
+        sha256: &Sha256,
+        versions: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes versions whose hold the store has lifted, only if no version was noted since
+    /// the state was read (`noted` then): `false` otherwise (someone may have just held one
+    /// of them again).
+    fn forget_held_versions(
+        &self,
+        sha256: &Sha256,
+        versions: &[String],
+        noted: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// A blob's legal-hold state in the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HoldState {
+    /// Documents using the blob that are held.
+    pub holds: i64,
+    /// The object versions the store may hold (recorded before each is held).
+    pub held_versions: Vec<String>,
+    /// How many times versions were noted: a release forgets versions only if none was noted
+    /// since it read the state.
+    pub noted: u64,
 }
 
 /// The malware scan's verdicts on content, and the documents waiting for one
@@ -782,6 +818,21 @@ pub trait BlobStore: Send + Sync {
         download: &DownloadAs,
         expires_in: Duration,
     ) -> impl Future<Output = Result<PresignedRequest, StoreError>> + Send;
+    /// Puts one version of an object under a legal hold (`on`) or lifts it: while held, no one
+    /// can delete that version (S3 Object Lock). Lifting the hold of a version that is not
+    /// there any more succeeds.
+    fn set_legal_hold(
+        &self,
+        key: &ObjectKey,
+        version_id: &str,
+        on: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether that version is under a legal hold (`None`: no such version).
+    fn legal_hold(
+        &self,
+        key: &ObjectKey,
+        version_id: &str,
+    ) -> impl Future<Output = Result<Option<bool>, StoreError>> + Send;
 }
 
 /// One version of an object, as a listing of the bucket shows it.

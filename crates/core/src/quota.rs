@@ -271,6 +271,7 @@ mod tests {
             version: 1,
             upload_deadline: None,
             charge: Some(Charge { bytes }),
+            hold: None,
         }
     }
 

@@ -112,11 +112,14 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
 
     /// The owner a bearer token belongs to.
     pub async fn authenticate(&self, bearer: &str) -> Result<Owner, Error> {
+        Ok(self.caller(bearer).await?.owner)
+    }
+
+    /// The token presented, as recorded (its owner, its id for the records a caller leaves,
+    /// such as who set a legal hold).
+    pub async fn caller(&self, bearer: &str) -> Result<TokenRecord, Error> {
         let hash = ApiToken::presented(bearer).hash();
-        match self.catalog.find_token(&hash).await? {
-            Some(record) => Ok(record.owner),
-            None => Err(Error::Unauthenticated),
-        }
+        self.catalog.find_token(&hash).await?.ok_or(Error::Unauthenticated)
     }
 
     /// Takes a small file through the HTTP door: records it as `received` and writes its bytes
@@ -190,6 +193,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             version: 1,
             upload_deadline: None,
             charge: None,
+            hold: None,
         };
         let received = document.status == Status::Received;
         let take = (received && limits.counts()).then_some(QuotaTake {
@@ -200,6 +204,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         let document = Document {
             upload_deadline: received.then(|| now + self.settings.received_grace),
             charge: take.map(|t| t.charge),
+            hold: None,
             ..document
         };
         let (document, existed) = self.insert_new(&document, take.as_ref()).await?;
@@ -291,6 +296,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             version: 1,
             upload_deadline: Some(now + ttl + self.settings.received_grace),
             charge: None,
+            hold: None,
         };
         // An upload that declares no size reserves the largest file it may be.
         let take = limits.counts().then_some(QuotaTake {
@@ -302,6 +308,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         });
         let document = Document {
             charge: take.map(|t| t.charge),
+            hold: None,
             ..document
         };
         let (document, _) = self.insert_new(&document, take.as_ref()).await?;
@@ -411,6 +418,12 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             if doc.is_deleted() {
                 return Ok(());
             }
+            if let Some(hold) = &doc.hold {
+                return Err(Error::Conflict(format!(
+                    "the document is under a legal hold ({}); lift the hold first",
+                    hold.reason
+                )));
+            }
             let now = self.clock.now();
             let release = match (doc.status.uses_blob(), doc.sha256) {
                 (true, Some(sha)) => Some(BlobRef::Release(sha)),
@@ -431,6 +444,21 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         Err(Error::Conflict(
             "the document is being changed concurrently; retry".into(),
         ))
+    }
+
+    /// Puts the document under a legal hold ([`crate::hold`]): it cannot be deleted while held,
+    /// and its bytes are held by the store. Only a document that has its bytes (accepted, or a
+    /// duplicate) can be held. Holding a held document again with another reason records the
+    /// new reason; with the same one it changes nothing. The answer comes once the store holds
+    /// the bytes.
+    pub async fn hold(&self, owner: &Owner, id: &DocumentId, reason: &str, set_by: &str) -> Result<Document, Error> {
+        crate::hold::hold(&self.catalog, &self.blobs, self.clock.now(), owner, id, reason, set_by).await
+    }
+
+    /// Lifts the document's legal hold (lifting one that is not there succeeds). The store
+    /// lets go of the bytes once no document using them is held.
+    pub async fn release_hold(&self, owner: &Owner, id: &DocumentId) -> Result<Document, Error> {
+        crate::hold::release(&self.catalog, &self.blobs, self.clock.now(), owner, id).await
     }
 
     /// Read, change, write conditionally on the version read; a few retries absorb concurrent

@@ -159,6 +159,12 @@ impl<B: BlobStore> BlobStore for Window<B> {
     ) -> Result<PresignedRequest, StoreError> {
         self.inner.presign_get(key, d, ttl).await
     }
+    async fn set_legal_hold(&self, key: &ObjectKey, version_id: &str, on: bool) -> Result<(), StoreError> {
+        self.inner.set_legal_hold(key, version_id, on).await
+    }
+    async fn legal_hold(&self, key: &ObjectKey, version_id: &str) -> Result<Option<bool>, StoreError> {
+        self.inner.legal_hold(key, version_id).await
+    }
 }
 
 /// A policy (TOML) with the malware gate off: for tests of what happens around it (cataloguing,

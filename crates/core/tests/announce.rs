@@ -25,6 +25,7 @@ fn doc(n: u128, status: Status, sha: &[u8]) -> Document {
         version: 1,
         upload_deadline: None,
         charge: None,
+        hold: None,
     }
 }
 

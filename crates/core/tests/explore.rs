@@ -125,6 +125,15 @@ impl<T: BlobLedger> BlobLedger for Interleaved<T> {
     async fn end_sweep(&self, sha: &Sha256, token: &str) -> Result<(), StoreError> {
         interleave!(self.end_sweep(sha, token))
     }
+    async fn hold_state(&self, sha: &Sha256) -> Result<Option<HoldState>, StoreError> {
+        interleave!(self.hold_state(sha))
+    }
+    async fn note_held_versions(&self, sha: &Sha256, versions: &[String]) -> Result<(), StoreError> {
+        interleave!(self.note_held_versions(sha, versions))
+    }
+    async fn forget_held_versions(&self, sha: &Sha256, versions: &[String], noted: u64) -> Result<bool, StoreError> {
+        interleave!(self.forget_held_versions(sha, versions, noted))
+    }
 }
 
 impl<T: Quotas> Quotas for Interleaved<T> {
@@ -257,6 +266,12 @@ impl<T: BlobStore> BlobStore for Interleaved<T> {
     ) -> Result<PresignedRequest, StoreError> {
         interleave!(self.presign_get(key, d, ttl))
     }
+    async fn set_legal_hold(&self, key: &ObjectKey, version_id: &str, on: bool) -> Result<(), StoreError> {
+        interleave!(self.set_legal_hold(key, version_id, on))
+    }
+    async fn legal_hold(&self, key: &ObjectKey, version_id: &str) -> Result<Option<bool>, StoreError> {
+        interleave!(self.legal_hold(key, version_id))
+    }
 }
 
 // ----- cataloguing, delete and sweep ---------------------------------------------------------
@@ -283,6 +298,15 @@ impl Store {
             queue: intake_core::memory::MemoryQueue::default(),
             policy: Arc::new(intake_core::testing::ungated_policy(POLICY)),
             clock: self.clock.clone(),
+        }
+    }
+
+    /// `PUT` (`Some(reason)`) or `DELETE /v1/documents/{id}/hold`, as the HTTP door runs it.
+    async fn hold(&self, owner: &Owner, id: &DocumentId, reason: Option<&str>) -> Result<Document, Error> {
+        let (catalog, blobs) = (Interleaved(self.catalog.clone()), Interleaved(self.blobs.clone()));
+        match reason {
+            Some(reason) => intake_core::hold::hold(&catalog, &blobs, self.clock.now(), owner, id, reason, "t").await,
+            None => intake_core::hold::release(&catalog, &blobs, self.clock.now(), owner, id).await,
         }
     }
 
@@ -529,6 +553,78 @@ fn a_verdict_races_the_cataloguing_of_its_bytes() {
     store.check();
 }
 
+/// Two owners' documents share one blob; each owner sets and lifts its document's legal hold
+/// twice at random, both at once, each request sent again until it is answered (as a client
+/// does), with (some schedules) every applied write's answer lost. Afterwards the ledger
+/// counts the held documents, and the store holds the blob's version exactly when one is held
+/// (a late "off" never wins over a newer "on").
+fn holds_set_and_lifted_at_once() {
+    let store = Arc::new(Store::new());
+    let mut docs = Vec::new();
+    for (n, owner) in ["acme", "globex"].into_iter().enumerate() {
+        let arrival = store.drop_file(&format!("incoming/{owner}/a.pdf"), &n.to_string());
+        let Ok(Outcome::Accepted(doc)) = shuttle::future::block_on(store.cataloguer().catalogue(&arrival)) else {
+            panic!("{owner}'s upload is accepted")
+        };
+        docs.push(doc);
+    }
+    let sha = Sha256::of(PDF);
+    let first = &docs[0];
+    shuttle::future::block_on(store.hold(&first.owner, &first.id, Some("from the start"))).unwrap();
+    store.catalog.lose_answers(thread_rng().gen_bool(0.3));
+    let tasks: Vec<_> = docs
+        .iter()
+        .map(|doc| {
+            let store = store.clone();
+            let (owner, id) = (doc.owner.clone(), doc.id);
+            shuttle::future::spawn(async move {
+                for _ in 0..2 {
+                    let reason = thread_rng().gen_bool(0.5).then_some("explored");
+                    for attempt in 0.. {
+                        let answer = store.hold(&owner, &id, reason).await;
+                        match answer {
+                            Ok(_) => break,
+                            Err(e) if attempt < 10 => eprintln!("sent again after: {e}"),
+                            Err(e) => panic!("a hold request kept failing: {e}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    shuttle::future::block_on(async {
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    store.catalog.lose_answers(false);
+    store.check();
+    let held = store.catalog.documents().iter().filter(|d| d.hold.is_some()).count() as i64;
+    let state = shuttle::future::block_on(store.catalog.hold_state(&sha))
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.holds, held, "the ledger counts the held documents");
+    let key = ObjectKey::blob(&sha);
+    for version in store.blobs.version_ids(key.as_str()) {
+        let on = shuttle::future::block_on(store.blobs.legal_hold(&key, &version)).unwrap();
+        if held == 0 {
+            assert_eq!(on, Some(false), "no document is held, but the store holds {version}");
+        }
+    }
+    let current = store.blobs.revision(key.as_str()).unwrap().version_id.unwrap();
+    let on = shuttle::future::block_on(store.blobs.legal_hold(&key, &current)).unwrap();
+    assert_eq!(
+        on,
+        Some(held > 0),
+        "{held} documents held; the store's hold on the bytes: {on:?}"
+    );
+}
+
+#[test]
+fn explore_legal_holds() {
+    explore("legal holds set and lifted at once", holds_set_and_lifted_at_once);
+}
+
 #[test]
 fn explore_the_malware_gate() {
     explore(
@@ -707,6 +803,7 @@ fn event(owner: &Owner) -> EventV1 {
         version: 2,
         upload_deadline: None,
         charge: None,
+        hold: None,
     };
     EventV1::from(&DomainEvent {
         version: 1,

@@ -187,6 +187,7 @@ fn event(n: u32, at: OffsetDateTime) -> EventV1 {
         version: 2,
         upload_deadline: None,
         charge: None,
+        hold: None,
     };
     EventV1::from(&DomainEvent {
         version: 1,

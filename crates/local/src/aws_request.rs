@@ -219,6 +219,16 @@ impl Scope {
                 "ListObjects",
                 vec![Request::new("s3:ListBucket", format!("arn:aws:s3:::{bucket}"))],
             ),
+            // Object Lock's legal hold, a subresource of the object (of a version or not, the
+            // same action).
+            ("PUT", false) if params.contains_key("legal-hold") => (
+                "PutObjectLegalHold",
+                vec![Request::new("s3:PutObjectLegalHold", object(&key))],
+            ),
+            ("GET", false) if params.contains_key("legal-hold") => (
+                "GetObjectLegalHold",
+                vec![Request::new("s3:GetObjectLegalHold", object(&key))],
+            ),
             ("POST", true) => {
                 // An HTML-form upload: authorized as the signer's PutObject on the form's key.
                 let k = multipart_field(body, "key").unwrap_or_default();
@@ -433,6 +443,34 @@ mod tests {
                 )
                 .with("dynamodb:LeadingKeys", vec!["OWNER#acme#DOC".into()])
             ]
+        );
+    }
+
+    #[test]
+    fn a_legal_hold_needs_its_own_action_not_put_object() {
+        let s = scope();
+        let call = s.classify(
+            "PUT",
+            "/b/blobs/sha256/x",
+            "legal-hold&versionId=v1",
+            &signed("s3"),
+            b"<LegalHold/>",
+        );
+        assert_eq!(call.operation, "PutObjectLegalHold");
+        assert_eq!(
+            call.needs,
+            vec![Request::new("s3:PutObjectLegalHold", "arn:aws:s3:::b/blobs/sha256/x")]
+        );
+        let call = s.classify(
+            "GET",
+            "/b/blobs/sha256/x",
+            "legal-hold=&versionId=v1",
+            &signed("s3"),
+            b"",
+        );
+        assert_eq!(
+            call.needs,
+            vec![Request::new("s3:GetObjectLegalHold", "arn:aws:s3:::b/blobs/sha256/x")]
         );
     }
 

@@ -1,8 +1,9 @@
 //! intake's promises, checked on a local run once it has settled: what the fault suite and the
 //! load run both assert. Nothing answered 202 is lost or left waiting; nothing is accepted
 //! without a clean verdict on its bytes; every blob in use holds its digest's bytes and its
-//! ledger counts exactly its users; statistics and quota counters equal a recount; no stream
-//! batch was given up.
+//! ledger counts exactly its users; statistics and quota counters equal a recount; a held
+//! document's bytes are there and under the store's legal hold, and the ledger counts the held
+//! documents; no stream batch was given up.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -196,6 +197,57 @@ impl Reader {
                 other => violations.push(format!(
                     "blob {sha} is used by {n} documents; its ledger says {other:?}"
                 )),
+            }
+        }
+        // Legal holds: a held document's bytes are there, under the store's legal hold, and the
+        // blob's ledger counts its held documents.
+        let mut held: BTreeMap<Sha256, i64> = BTreeMap::new();
+        for doc in documents.iter().filter(|d| d.hold.is_some()) {
+            match doc.sha256 {
+                Some(sha) if doc.status.uses_blob() => *held.entry(sha).or_default() += 1,
+                _ => violations.push(format!("{} is held but does not use a blob", doc.id)),
+            }
+        }
+        for (sha, n) in &held {
+            let key = ObjectKey::blob(sha);
+            let head = self
+                .s3
+                .head_object()
+                .bucket(&self.stack.bucket)
+                .key(key.as_str())
+                .send()
+                .await;
+            let Some(version) = head.ok().and_then(|h| h.version_id().map(str::to_owned)) else {
+                violations.push(format!(
+                    "blob {sha} is held by {n} documents and has no current version"
+                ));
+                continue;
+            };
+            let status = self
+                .s3
+                .get_object_legal_hold()
+                .bucket(&self.stack.bucket)
+                .key(key.as_str())
+                .version_id(&version)
+                .send()
+                .await
+                .ok()
+                .and_then(|out| out.legal_hold().and_then(|h| h.status()).map(|s| s.as_str().to_owned()));
+            if status.as_deref() != Some("ON") {
+                violations.push(format!(
+                    "blob {sha} is held by {n} documents but its version {version}'s legal hold is {status:?}"
+                ));
+            }
+            let counted = self
+                .catalog
+                .hold_state(sha)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|h| h.holds);
+            if counted != Some(*n) {
+                violations.push(format!(
+                    "blob {sha} is held by {n} documents; its ledger counts {counted:?}"
+                ));
             }
         }
         let mut unreferenced = 0;

@@ -337,6 +337,7 @@ async fn run(rate: f64, seed: u64) {
     let settled = |status: &str| status != "received" && status != "scanning";
     let mut changed = 0;
     let mut downloads = 0;
+    let mut holds = 0;
     for (i, (id, owner)) in outcome.accepted.iter().enumerate().filter(|(i, _)| i % 9 == 0) {
         let token = &tokens.iter().find(|(o, _)| o == owner).unwrap().1;
         for _ in 0..200 {
@@ -376,6 +377,30 @@ async fn run(rate: f64, seed: u64) {
         if let Some((status, body)) = answer {
             assert!(status == 200 || status == 204, "{status}: {body}");
             changed += 1;
+        }
+        if i % 4 == 0 {
+            // A legal hold, through the faults: the invariants then find the blob's version
+            // under the store's legal hold and the ledger counting it. A document without its
+            // bytes (rejected, quarantined) cannot be held: 409. A held one cannot be deleted.
+            let held = client
+                .send(|h| {
+                    h.put(format!("{}/v1/documents/{id}/hold", client.url))
+                        .bearer_auth(token)
+                        .json(&json!({ "reason": "fault suite" }))
+                })
+                .await;
+            if let Some((status, body)) = held {
+                assert!(status == 200 || status == 409, "{status}: {body}");
+                if status == 200 {
+                    holds += 1;
+                    let delete = client
+                        .send(|h| h.delete(format!("{}/v1/documents/{id}", client.url)).bearer_auth(token))
+                        .await;
+                    if let Some((status, body)) = delete {
+                        assert_eq!(status, 409, "a held document was deleted: {body}");
+                    }
+                }
+            }
         }
     }
 
@@ -553,7 +578,7 @@ async fn run(rate: f64, seed: u64) {
         *statuses.entry(doc.status.kind()).or_default() += 1;
     }
     eprintln!(
-        "\n[faults] rate {rate}: {} documents in ({} answered 202/201, {} requests given up by the client), {changed} renamed or deleted, {downloads} downloaded, settled in {:.0} s\n\
+        "\n[faults] rate {rate}: {} documents in ({} answered 202/201, {} requests given up by the client), {changed} renamed or deleted, {holds} held, {downloads} downloaded, settled in {:.0} s\n\
          [faults] documents by status: {statuses:?}\n\
          [faults] webhook deliveries: {}; parked in the sns on-failure queue: {}; unreferenced blobs kept: {unreferenced}\n\
          [faults] violations: 0\n[faults] proxy: {report}",
@@ -570,6 +595,7 @@ async fn run(rate: f64, seed: u64) {
     );
     assert!(docs.len() >= 180, "about 190 documents went through: {}", docs.len());
     assert!(downloads > 0, "documents were downloaded");
+    assert!(holds > 0, "documents were put under a legal hold");
 
     // 6. Several s3 invocations ran at once, as S3 notifications do in AWS.
     let s3_environments = pipeline.function("S3Function").unwrap().pids().await.len();

@@ -706,3 +706,148 @@ async fn one_owners_quota_holds_exactly_through_every_door_and_other_owners_go_o
     })
     .await;
 }
+
+/// Legal hold through the HTTP door (issue 23): a held document cannot be deleted, its blob's
+/// version is under S3 Object Lock's legal hold (so not even a delete with the bucket's own
+/// credentials removes it), subscribers hear of the hold; once lifted, the document is deleted
+/// and its bytes swept as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_document_keeps_its_bytes_until_the_hold_is_lifted() {
+    use aws_sdk_s3::types::ObjectLockLegalHoldStatus;
+
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut options = support::options();
+    options.poll = Duration::from_millis(100);
+    options.set("BLOB_SWEEP_GRACE_SECONDS", "1");
+    let pipeline = Pipeline::start(options, door).await.unwrap();
+    let api = Client {
+        http: reqwest::Client::new(),
+        url: pipeline.url.clone(),
+        token: pipeline.token.reveal().to_owned(),
+    };
+    let sdk = pipeline.stack.sdk_config().await;
+    let s3 = intake_aws::s3_client(&sdk, true);
+    let bucket = pipeline.stack.bucket.clone();
+    let (got, hook_url) = webhook_receiver().await;
+    let created = api
+        .http
+        .post(format!("{}/v1/webhooks", api.url))
+        .bearer_auth(&api.token)
+        .json(&json!({ "url": hook_url, "events": ["document.updated", "document.deleted"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+
+    let body = b"%PDF-1.4\n% held for the case\n%%EOF\n";
+    let id = api.upload("case.pdf", "application/pdf", body).await;
+    let doc = api.settled(&id).await;
+    assert_eq!(doc["status"], "accepted", "{doc}");
+    let blob = format!("blobs/sha256/{}", doc["sha256"].as_str().unwrap());
+    let version = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(&blob)
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_owned();
+    let legal_hold = || async {
+        s3.get_object_legal_hold()
+            .bucket(&bucket)
+            .key(&blob)
+            .version_id(&version)
+            .send()
+            .await
+            .ok()
+            .and_then(|out| out.legal_hold().and_then(|h| h.status()).cloned())
+    };
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut request = api
+            .http
+            .request(method, format!("{}{path}", api.url))
+            .bearer_auth(&api.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    // Held: the answer says why, by whom and since when; the store holds the bytes.
+    let (status, held) = send(
+        reqwest::Method::PUT,
+        format!("/v1/documents/{id}/hold"),
+        Some(json!({ "reason": "case 2026-114" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{held}");
+    assert_eq!(held["hold"]["reason"], "case 2026-114");
+    assert!(held["hold"]["set_by"].as_str().is_some_and(|t| !t.is_empty()), "{held}");
+    assert_eq!(legal_hold().await, Some(ObjectLockLegalHoldStatus::On));
+    let (_, event) = eventually("the document.updated webhook with the hold", || async {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, b)| serde_json::from_slice::<Value>(b).ok())
+            .find(|v| v["type"] == "document.updated" && v["document"]["hold"]["reason"] == "case 2026-114")
+            .map(|v| ((), v))
+    })
+    .await;
+    assert_eq!(event["document"]["id"], id.as_str());
+
+    // The owner cannot delete it, and no one can delete the blob's version.
+    let (status, refused) = send(reqwest::Method::DELETE, format!("/v1/documents/{id}"), None).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("legal hold"),
+        "{refused}"
+    );
+    let removed = s3
+        .delete_object()
+        .bucket(&bucket)
+        .key(&blob)
+        .version_id(&version)
+        .send()
+        .await;
+    assert!(removed.is_err(), "S3 refuses to delete a held version");
+    assert!(
+        s3.head_object()
+            .bucket(&bucket)
+            .key(&blob)
+            .version_id(&version)
+            .send()
+            .await
+            .is_ok()
+    );
+
+    // Lifted: the store lets go, the document is deleted and its bytes swept.
+    let (status, lifted) = send(reqwest::Method::DELETE, format!("/v1/documents/{id}/hold"), None).await;
+    assert_eq!(status, 200, "{lifted}");
+    assert!(lifted.get("hold").is_none(), "{lifted}");
+    assert_eq!(legal_hold().await, Some(ObjectLockLegalHoldStatus::Off));
+    let (status, _) = send(reqwest::Method::DELETE, format!("/v1/documents/{id}"), None).await;
+    assert_eq!(status, 204);
+    eventually("the deleted webhook", || async {
+        delivered(&got, "document.deleted", &id)
+    })
+    .await;
+    eventually("the blob's version to be swept", || async {
+        s3.head_object()
+            .bucket(&bucket)
+            .key(&blob)
+            .version_id(&version)
+            .send()
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+
+    let ledger = &pipeline.local.ledger;
+    assert_eq!(ledger.denied(), vec![], "calls the template's roles deny");
+}

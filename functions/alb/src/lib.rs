@@ -18,7 +18,7 @@ use intake_core::ports::{BlobStore, Catalog, DeliveryQuery, ListQuery, SecretSea
 use intake_core::service::{Intake, Upload, UploadIntent};
 use intake_core::webhooks::{NewWebhook, Registry, Replay, WebhookPatch};
 use intake_core::{
-    ContentType, DocumentId, DocumentPatch, EventType, FileName, Invalid, Owner, Sha256, Tags, WebhookId,
+    ContentType, DocumentId, DocumentPatch, EventType, FileName, Invalid, Owner, Sha256, Tags, TokenRecord, WebhookId,
 };
 use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -113,8 +113,8 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
 
     /// The routes that need a caller: one line each, to the handler below that answers it.
     async fn authenticated(&self, route: Route, req: Request) -> Result<Response<Body>, ApiError> {
-        let owner = self.authenticate(req.headers()).await?;
-        let owner = &owner;
+        let caller = self.authenticate(req.headers()).await?;
+        let owner = &caller.owner;
         match route {
             Route::Health | Route::OpenApi => unreachable!("answered above"),
             Route::SubmitDocument => self.submit(owner, &req).await,
@@ -127,6 +127,15 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
                 self.intake.delete(owner, &id).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
+            Route::HoldDocument(id) => {
+                let body: HoldBody = required_json_body(&req)?;
+                let held = self
+                    .intake
+                    .hold(owner, &id, &body.reason, &caller.id.to_string())
+                    .await?;
+                ok(&ApiDocumentV1::from(&held))
+            }
+            Route::ReleaseHold(id) => ok(&ApiDocumentV1::from(&self.intake.release_hold(owner, &id).await?)),
             Route::Stats => ok(&StatsV1::new(owner, &self.intake.stats(owner).await?)),
             Route::Quota => ok(&QuotaV1::new(owner, &self.intake.quota(owner).await?)),
             Route::ListWebhooks => ok(&WebhookListV1 {
@@ -292,7 +301,7 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
         ))
     }
 
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Owner, ApiError> {
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<TokenRecord, ApiError> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -300,7 +309,7 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(intake_core::Error::Unauthenticated)?;
-        Ok(self.intake.authenticate(token).await?)
+        Ok(self.intake.caller(token).await?)
     }
 }
 
@@ -445,6 +454,13 @@ struct UploadBody {
     sha256: Option<String>,
     #[serde(default, deserialize_with = "present")]
     tags: Option<Vec<String>>,
+}
+
+/// `PUT /v1/documents/{id}/hold`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    reason: String,
 }
 
 #[derive(Deserialize)]

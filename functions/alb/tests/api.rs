@@ -75,6 +75,7 @@ async fn seed(api: &TestApi, status: Status) -> Document {
         version: 1,
         upload_deadline: None,
         charge: None,
+        hold: None,
     };
     api.intake().catalog.insert_document(&doc, None).await.unwrap();
     doc
@@ -250,6 +251,75 @@ async fn the_owner_can_get_download_update_and_delete() {
         &call(&api, event("get-document")).await,
         StatusCode::NOT_FOUND,
         "not_found",
+    );
+}
+
+#[tokio::test]
+async fn a_held_document_is_409_on_delete_until_its_hold_is_lifted() {
+    use intake_core::ports::{BlobRef, BlobStore, BlobUse, ObjectMeta};
+    let api = api().await;
+    let doc = seed(&api, Status::Received).await;
+    // Accepted as the s3 function accepts it: the blob written, its reference counted.
+    let sha = doc.sha256.unwrap();
+    let intake = api.intake();
+    intake
+        .blobs
+        .put(
+            &ObjectKey::blob(&sha),
+            bytes::Bytes::from_static(b"0123456789"),
+            &ObjectMeta::default(),
+        )
+        .await
+        .unwrap();
+    let mut accepted = doc.clone();
+    accepted.status = Status::Accepted;
+    accepted.version += 1;
+    intake
+        .catalog
+        .replace_document(&accepted, doc.version, Some(BlobRef::Acquire(sha, BlobUse::Copied)))
+        .await
+        .unwrap();
+
+    let held = call(&api, event("hold-document")).await;
+    assert_eq!(held.status, StatusCode::OK, "{}", held.json);
+    assert_eq!(held.json["hold"]["reason"], "case 2026-114");
+    assert!(
+        held.json["hold"]["set_by"].as_str().is_some_and(|t| !t.is_empty()),
+        "a token id: {}",
+        held.json
+    );
+    assert_error(
+        &call(&api, event("delete-document")).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    // Another owner's token cannot hold or lift it.
+    for name in ["hold-document", "release-hold"] {
+        assert_error(
+            &call(&api, as_owner(event(name), "globex")).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+    // A reason is required; unknown fields are refused.
+    let mut no_reason = event("hold-document");
+    *no_reason.body_mut() = Body::Text("{}".into());
+    assert_error(&call(&api, no_reason).await, StatusCode::BAD_REQUEST, "invalid_json");
+    let mut blank = event("hold-document");
+    *blank.body_mut() = Body::Text(r#"{"reason": "   "}"#.into());
+    assert_error(&call(&api, blank).await, StatusCode::BAD_REQUEST, "invalid_request");
+
+    let lifted = call(&api, event("release-hold")).await;
+    assert_eq!(lifted.status, StatusCode::OK, "{}", lifted.json);
+    assert!(lifted.json.get("hold").is_none(), "{}", lifted.json);
+    assert_eq!(
+        call(&api, event("release-hold")).await.status,
+        StatusCode::OK,
+        "lifting is idempotent"
+    );
+    assert_eq!(
+        call(&api, event("delete-document")).await.status,
+        StatusCode::NO_CONTENT
     );
 }
 
@@ -837,6 +907,7 @@ async fn the_event_type_catalogue_gives_each_type_a_schema_its_events_satisfy() 
         version: 3,
         upload_deadline: Some(at),
         charge: None,
+        hold: None,
     };
     let full = serde_json::to_value(intake_core::contract::EventV1::from(
         &intake_core::events::DomainEvent {

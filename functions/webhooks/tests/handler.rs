@@ -114,6 +114,7 @@ async fn fanned_out(events: u128) -> (MemoryCatalog, Arc<ManualClock>, Arc<Seque
             version: 2,
             upload_deadline: None,
             charge: None,
+            hold: None,
         };
         let event = EventV1::from(&DomainEvent {
             version: 1,

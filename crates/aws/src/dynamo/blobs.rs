@@ -6,7 +6,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use intake_core::Sha256;
-use intake_core::ports::{BlobLedger, BlobState, Revision, StoreError, SweepClaim};
+use intake_core::ports::{BlobLedger, BlobState, HoldState, Revision, StoreError, SweepClaim};
 use time::OffsetDateTime;
 
 use super::keys::Key;
@@ -196,6 +196,79 @@ impl BlobLedger for DynamoCatalog {
             .map_err(store_error);
         match deleted {
             Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn hold_state(&self, sha256: &Sha256) -> Result<Option<HoldState>, StoreError> {
+        let Some(item) = self.get_raw(&Key::blob(sha256)).await? else {
+            return Ok(None);
+        };
+        let held_versions = item
+            .get("held_versions")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(HoldState {
+            holds: number(&item, "holds").unwrap_or(0),
+            held_versions,
+            noted: number(&item, "held_noted")
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+        }))
+    }
+
+    async fn note_held_versions(&self, sha256: &Sha256, versions: &[String]) -> Result<(), StoreError> {
+        if versions.is_empty() {
+            return Ok(());
+        }
+        let key = Key::blob(sha256);
+        let noted = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(&key.pk))
+            .key(SK, s(&key.sk))
+            .update_expression("ADD #held :versions, #noted :one")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#held", "held_versions")
+            .expression_attribute_names("#noted", "held_noted")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":versions", AttributeValue::Ss(versions.to_vec()))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(store_error);
+        match noted {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn forget_held_versions(&self, sha256: &Sha256, versions: &[String], noted: u64) -> Result<bool, StoreError> {
+        if versions.is_empty() {
+            return Ok(true);
+        }
+        let key = Key::blob(sha256);
+        let forgotten = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(&key.pk))
+            .key(SK, s(&key.sk))
+            .update_expression("DELETE #held :versions")
+            .condition_expression("attribute_exists(#pk) AND (attribute_not_exists(#noted) OR #noted = :noted)")
+            .expression_attribute_names("#held", "held_versions")
+            .expression_attribute_names("#noted", "held_noted")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":versions", AttributeValue::Ss(versions.to_vec()))
+            .expression_attribute_values(":noted", n(noted))
+            .send()
+            .await
+            .map_err(store_error);
+        match forgotten {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
             Err(e) => Err(e),
         }
     }

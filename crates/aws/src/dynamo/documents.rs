@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Update};
 use intake_core::ports::{BlobRef, BlobUse, Documents, ListQuery, Page, StoreError};
-use intake_core::{Document, DocumentId, Owner, Status, StatusKind};
+use intake_core::{Document, DocumentId, Owner, Sha256, Status, StatusKind};
 
 use super::keys::{Key, Owned, document_partition, document_partitions};
 use super::{DynamoCatalog, Item, from_item, n, owned_item, s};
@@ -41,6 +41,8 @@ impl DynamoCatalog {
             BlobRef::Acquire(_, BlobUse::Held) => return Ok(None),
             BlobRef::Acquire(sha, _) => (sha, 1),
             BlobRef::Release(sha) => (sha, -1),
+            BlobRef::Hold(sha) => return self.hold_update(sha, 1).map(Some),
+            BlobRef::Unhold(sha) => return self.hold_update(sha, -1).map(Some),
         };
         let key = Key::blob(&sha);
         let mut update = Update::builder()
@@ -74,9 +76,34 @@ impl DynamoCatalog {
                 )
                 .expression_attribute_names("#released", "released_at")
                 .expression_attribute_values(":at", n(doc.updated_at.unix_timestamp())),
+            BlobRef::Hold(_) | BlobRef::Unhold(_) => unreachable!("answered above"),
         };
         let update = update.build().map_err(|e| self.build_error(e))?;
         Ok(Some(TransactWriteItem::builder().update(update).build()))
+    }
+
+    /// The move of a blob's count of held documents (`holds`) that goes with a document's
+    /// legal hold set (`+1`: the record must be live, as the document uses it) or lifted.
+    fn hold_update(&self, sha: Sha256, delta: i64) -> Result<TransactWriteItem, StoreError> {
+        let key = Key::blob(&sha);
+        let update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(&key.pk))
+            .key(crate::schema::SK, s(&key.sk))
+            .update_expression("ADD #holds :d")
+            .expression_attribute_names("#holds", "holds")
+            .expression_attribute_values(":d", n(delta));
+        let update = if delta > 0 {
+            update
+                .condition_expression("attribute_exists(#refs) AND (attribute_not_exists(#state) OR #state = :live)")
+                .expression_attribute_names("#refs", "refs")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":live", s("live"))
+        } else {
+            update
+        };
+        let update = update.build().map_err(|e| self.build_error(e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// The put of a document: new (`expected` is `None`) or replacing the version `expected`.

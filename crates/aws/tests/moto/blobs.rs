@@ -74,3 +74,80 @@ async fn blobs_put_stream_copy_delete_pinned_to_a_revision() {
     assert!(blobs.head(&key, None).await.unwrap().is_none());
     assert!(blobs.get(&key, None).await.unwrap().is_none());
 }
+
+/// Legal holds on S3 and in the ledger: a held document's blob version is under S3's legal
+/// hold (a delete of that version is refused, by the store and by a sweep), two documents
+/// sharing the blob keep it held until both are released, and the ledger records the versions.
+#[tokio::test]
+async fn legal_holds_follow_the_ledger_on_s3_and_dynamodb() {
+    use std::sync::Arc;
+
+    use intake_aws::testing::fresh_catalog;
+    use intake_core::memory::{ManualClock, SequentialIds};
+    use intake_core::service::{Intake, Settings};
+    use intake_core::{Document, Status};
+
+    let sdk = sdk_config().await;
+    let blobs = fresh_blobs(&sdk).await;
+    let catalog = fresh_catalog(&sdk).await;
+    let now = time::OffsetDateTime::now_utc();
+    let body = Bytes::from_static(b"%PDF-1.4 held on S3\n");
+    let sha = Sha256::of(&body);
+    let key = ObjectKey::blob(&sha);
+    blobs.put(&key, body.clone(), &ObjectMeta::default()).await.unwrap();
+    let version = blobs.head(&key, None).await.unwrap().unwrap().revision;
+    let version_id = version.version_id.clone().unwrap();
+    assert_eq!(blobs.legal_hold(&key, &version_id).await.unwrap(), Some(false));
+
+    // Two accepted documents of two owners share the blob.
+    let mut docs: Vec<Document> = Vec::new();
+    for (n, owner) in ["acme", "globex"].into_iter().enumerate() {
+        let mut doc = crate::doc(owner, now, n as u128 + 1);
+        doc.sha256 = Some(sha);
+        doc.status = Status::Accepted;
+        let use_ = if n == 0 { BlobUse::Copied } else { BlobUse::Existing };
+        catalog
+            .insert_document(&doc, Some(BlobRef::Acquire(sha, use_)))
+            .await
+            .unwrap();
+        docs.push(doc);
+    }
+    let intake = Intake {
+        catalog: catalog.clone(),
+        blobs: blobs.clone(),
+        policy: crate::policy(),
+        settings: Settings::default(),
+        clock: Arc::new(ManualClock::new(now)),
+        ids: Arc::new(SequentialIds::default()),
+    };
+    for doc in &docs {
+        let held = intake.hold(&doc.owner, &doc.id, "litigation", "tok").await.unwrap();
+        assert!(held.hold.is_some());
+    }
+    assert_eq!(blobs.legal_hold(&key, &version_id).await.unwrap(), Some(true));
+    let state = catalog.hold_state(&sha).await.unwrap().unwrap();
+    assert_eq!((state.holds, state.held_versions), (2, vec![version_id.clone()]));
+    assert!(
+        blobs.delete(&key, Some(&version)).await.is_err(),
+        "S3 refuses to delete a held version"
+    );
+    assert!(blobs.head(&key, Some(&version)).await.unwrap().is_some());
+
+    intake.release_hold(&docs[0].owner, &docs[0].id).await.unwrap();
+    assert_eq!(
+        blobs.legal_hold(&key, &version_id).await.unwrap(),
+        Some(true),
+        "globex still holds it"
+    );
+    intake.release_hold(&docs[1].owner, &docs[1].id).await.unwrap();
+    assert_eq!(blobs.legal_hold(&key, &version_id).await.unwrap(), Some(false));
+    let state = catalog.hold_state(&sha).await.unwrap().unwrap();
+    assert_eq!((state.holds, state.held_versions.len()), (0, 0));
+    blobs.delete(&key, Some(&version)).await.unwrap();
+    assert!(
+        blobs.head(&key, Some(&version)).await.unwrap().is_none(),
+        "deleted once released"
+    );
+    // Lifting the hold of a version that is gone succeeds.
+    blobs.set_legal_hold(&key, &version_id, false).await.unwrap();
+}

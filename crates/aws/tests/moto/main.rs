@@ -49,6 +49,7 @@ pub(crate) fn doc(owner: &str, at: OffsetDateTime, n: u128) -> Document {
         version: 1,
         upload_deadline: None,
         charge: None,
+        hold: None,
     }
 }
 

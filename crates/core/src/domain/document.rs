@@ -235,11 +235,29 @@ pub struct Document {
     /// `None` when no quota counted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charge: Option<crate::quota::Charge>,
+    /// A legal hold ([`crate::hold`]): while set, the document cannot be deleted (by its
+    /// owner or by retention) and its blob's bytes are held by the store (S3 Object Lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<LegalHold>,
+}
+
+/// Why a document is held, by whom and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalHold {
+    pub reason: String,
+    /// Who set it: the id of the API token (or the admin's name) that asked.
+    pub set_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub set_at: OffsetDateTime,
 }
 
 impl Document {
     pub fn is_deleted(&self) -> bool {
         matches!(self.status, Status::Deleted { .. })
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.hold.is_some()
     }
 }
 
@@ -288,6 +306,7 @@ mod tests {
             version: 1,
             upload_deadline: None,
             charge: None,
+            hold: None,
         };
         let json = serde_json::to_value(&doc).unwrap();
         assert_eq!(json["status"], "duplicate");

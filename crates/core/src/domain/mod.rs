@@ -17,7 +17,7 @@ pub(crate) mod webhook;
 pub use content_type::ContentType;
 pub use digest::{Sha256, Sha256Hasher};
 pub use document::{
-    Document, DocumentPatch, Failure, Quarantine, Redrive, Rejection, RejectionCode, Source, Stats, Status,
+    Document, DocumentPatch, Failure, LegalHold, Quarantine, Redrive, Rejection, RejectionCode, Source, Stats, Status,
     StatusCounts, StatusKind,
 };
 pub use file_name::FileName;

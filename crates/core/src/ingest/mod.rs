@@ -311,6 +311,7 @@ impl<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas, B: BlobStor
         let doc = Document {
             version: 1,
             charge: Some(take.charge),
+            hold: None,
             ..new_document(id, incoming, &info.meta, now)
         };
         match self.catalog.insert_charged(&doc, &take).await {
@@ -712,5 +713,6 @@ fn new_document(id: DocumentId, incoming: &IncomingKey, meta: &ObjectMeta, now: 
         version: 0,
         upload_deadline: None,
         charge: None,
+        hold: None,
     }
 }

@@ -1,9 +1,9 @@
-//! `AWS::S3::Bucket`: created on the local AWS (with versioning as declared); its Lambda
+//! `AWS::S3::Bucket`: created on the local AWS (with versioning and Object Lock as declared); its Lambda
 //! notifications become the deployment's [`Notification`]s, which the bucket watcher plays.
 
 use std::collections::HashMap;
 
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use aws_sdk_s3::types::{BucketVersioningStatus, ObjectLockConfiguration, ObjectLockEnabled, VersioningConfiguration};
 use serde_json::Value;
 
 use super::{Context, Naming, Notification};
@@ -41,6 +41,23 @@ pub(super) async fn create(cx: &mut Context<'_>, id: &str, res: &Value) -> Resul
             .send()
             .await
             .map_err(|e| format!("versioning {name}: {e:?}"))?;
+    }
+    // After versioning, as on an existing bucket (what an update of the stack does).
+    if props["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled" {
+        if props["ObjectLockConfiguration"].get("Rule").is_some() {
+            return Err(format!("{id}: a default Object Lock retention rule is not emulated"));
+        }
+        cx.s3
+            .put_object_lock_configuration()
+            .bucket(&name)
+            .object_lock_configuration(
+                ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("object lock {name}: {e:?}"))?;
     }
     if props.get("LifecycleConfiguration").is_some() {
         cx.note(format!(
