@@ -310,6 +310,17 @@ impl Store {
         }
     }
 
+    /// A cataloguer whose policy counts every owner's documents (`[quotas]`): a new drop is
+    /// first recorded, charged, then decided.
+    fn counting_cataloguer(&self) -> Cataloguer<Interleaved<MemoryCatalog>, Interleaved<MemoryBlobStore>, MemoryQueue> {
+        let mut policy = intake_core::testing::ungated_policy(POLICY);
+        policy.quotas.documents_per_day = Some(1_000);
+        Cataloguer {
+            policy: Arc::new(policy),
+            ..self.cataloguer()
+        }
+    }
+
     /// A cataloguer with the malware gate on (`[scan] require`).
     fn scanning_cataloguer(&self) -> Cataloguer<Interleaved<MemoryCatalog>, Interleaved<MemoryBlobStore>, MemoryQueue> {
         Cataloguer {
@@ -483,17 +494,25 @@ fn delete_and_sweep_race_new_uploads() {
 }
 
 /// One S3 event delivered twice, and the same bytes dropped by another owner, all at once:
-/// each document is decided once and the blob is counted once per document.
+/// each document is decided once and the blob is counted once per document. In half the
+/// schedules the owner's quota counts (a drop is first recorded and charged, then decided).
 fn concurrent_deliveries_and_duplicates_decide_once() {
     let store = Arc::new(Store::new());
     store.catalog.lose_answers(thread_rng().gen_bool(0.3));
+    let counted = thread_rng().gen_bool(0.5);
     let arrival = store.drop_file("incoming/acme/a.pdf", "1");
     let other = store.drop_file("incoming/acme/b.pdf", "2");
     let tasks: Vec<_> = [arrival.clone(), arrival, other]
         .into_iter()
         .map(|a| {
             let store = store.clone();
-            shuttle::future::spawn(async move { store.cataloguer().catalogue(&a).await })
+            shuttle::future::spawn(async move {
+                let cataloguer = match counted {
+                    true => store.counting_cataloguer(),
+                    false => store.cataloguer(),
+                };
+                cataloguer.catalogue(&a).await
+            })
         })
         .collect();
     let outcomes: Vec<_> = shuttle::future::block_on(async {

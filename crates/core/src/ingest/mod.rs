@@ -181,18 +181,10 @@ impl<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas, B: BlobStor
         };
         let id = document_id(&incoming, arrival, &info.meta);
         let mut existing = self.catalog.get_document(&id).await?;
-        if let Some(doc) = &existing {
-            if doc.owner != incoming.owner {
-                return Err(crate::Invalid::new(
-                    "key",
-                    format!("document {id} belongs to another owner than the key says"),
-                )
-                .into());
-            }
-            if !doc.status.is_undecided() {
-                self.blobs.delete(&incoming.key, Some(&revision)).await?;
-                return Ok(Outcome::AlreadyCatalogued(id));
-            }
+        if let Some(doc) = &existing
+            && self.decided_already(doc, &incoming, &revision).await?
+        {
+            return Ok(Outcome::AlreadyCatalogued(id));
         }
 
         // A drop into the bucket or a mail attachment: this is the door that first sees it, so
@@ -204,7 +196,15 @@ impl<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas, B: BlobStor
             largest = quota::largest_file(&self.policy, &limits);
             if limits.counts() && info.size <= largest {
                 match self.charge(id, &incoming, &info, limits).await? {
-                    Ok(doc) => existing = Some(doc),
+                    // Another delivery of the event may have recorded it first, and decided it
+                    // meanwhile: the same checks as for a document found at the first read (a
+                    // decided one decided again counted its blob twice: the explorer).
+                    Ok(doc) => {
+                        if self.decided_already(&doc, &incoming, &revision).await? {
+                            return Ok(Outcome::AlreadyCatalogued(id));
+                        }
+                        existing = Some(doc);
+                    }
                     Err(refused) => over_quota = Some(refused),
                 }
             }
@@ -290,6 +290,29 @@ impl<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas, B: BlobStor
         Err(Error::Conflict(format!(
             "document {id} kept changing while it was catalogued; retry"
         )))
+    }
+
+    /// Whether the stored document of this object was decided already (then the object under
+    /// `incoming/` is removed: its bytes are catalogued); an error if it belongs to another
+    /// owner than the key says.
+    async fn decided_already(
+        &self,
+        doc: &Document,
+        incoming: &IncomingKey,
+        revision: &Revision,
+    ) -> Result<bool, Error> {
+        if doc.owner != incoming.owner {
+            return Err(crate::Invalid::new(
+                "key",
+                format!("document {} belongs to another owner than the key says", doc.id),
+            )
+            .into());
+        }
+        if doc.status.is_undecided() {
+            return Ok(false);
+        }
+        self.blobs.delete(&incoming.key, Some(revision)).await?;
+        Ok(true)
     }
 
     /// Records a new document (a drop or a mail attachment) as `received` and counts it
