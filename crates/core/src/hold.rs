@@ -47,8 +47,9 @@ pub fn reason(raw: &str) -> Result<String, Invalid> {
     Ok(reason.to_owned())
 }
 
-/// `owner`'s document, unless deleted: another owner's is not found, never forbidden.
-async fn owned<C: Documents>(catalog: &C, owner: &Owner, id: &DocumentId) -> Result<Document, Error> {
+/// `owner`'s document, unless deleted: another owner's is not found, never forbidden (the
+/// HTTP door's `Intake::get` too).
+pub(crate) async fn owned<C: Documents>(catalog: &C, owner: &Owner, id: &DocumentId) -> Result<Document, Error> {
     match catalog.get_document(id).await? {
         Some(doc) if &doc.owner == owner && !doc.is_deleted() => Ok(doc),
         _ => Err(Error::NotFound("document")),

@@ -341,10 +341,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
 
     /// A live document of `owner`.
     pub async fn get(&self, owner: &Owner, id: &DocumentId) -> Result<Document, Error> {
-        match self.catalog.get_document(id).await? {
-            Some(doc) if &doc.owner == owner && !doc.is_deleted() => Ok(doc),
-            _ => Err(Error::NotFound("document")),
-        }
+        crate::hold::owned(&self.catalog, owner, id).await
     }
 
     /// A short-lived link to the document's bytes.
