@@ -102,6 +102,13 @@ def events():
         modify(113, poison, dict(poison, name="still-broken.pdf")),
         insert(114, document(6, "accepted", owner="globex", version=1)),
     ]
+    # The table's TTL removing a retention marker (DynamoDB spells the service's identity so).
+    kept = document(7, "accepted", version=1)
+    marker = {"pk": f"RETAIN#{kept['id']}", "sk": "RETAIN", "entity": "retention", "owner": "acme",
+              "due": "2026-11-28T09:00:00Z", "expires_at": 1795856400}
+    expired = record(131, "REMOVE", keys(marker), old=marker, epoch=1795856460)
+    expired["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    out["retention"] = [insert(130, kept), expired]
     out["non-document"] = [
         insert(120, {"pk": "TOKEN#" + "ab" * 32, "sk": "TOKEN", "entity": "token", "gsi1pk": "OWNER#acme#TOKEN", "gsi1sk": ulid(T0, 9), "owner": "acme", "label": "ci"}),
         record(121, "MODIFY", {"pk": "STATS#acme", "sk": "STATS"}, new={"pk": "STATS#acme", "sk": "STATS", "entity": "stats", "accepted_documents": 3}, old={"pk": "STATS#acme", "sk": "STATS", "entity": "stats", "accepted_documents": 2}),

@@ -32,13 +32,24 @@ pub async fn instructions(work: Work) -> Result<(), String> {
         }
         Work::StreamLogic => {
             let event: Event = serde_json::from_slice(&raw).map_err(|e| e.to_string())?;
-            let response = intake_dynamodb_stream::handle(&in_memory_announcer(), event).await;
+            let response = intake_dynamodb_stream::handle(&in_memory_announcer(), &in_memory_retention(), event).await;
             if !response.batch_item_failures.is_empty() {
                 return Err("the sample batch reported failures".into());
             }
         }
     }
     Ok(())
+}
+
+/// Retention as the shipped policy has it (none): each new document costs a read of its
+/// owner's overrides, once per owner and batch.
+pub(super) fn in_memory_retention()
+-> intake_dynamodb_stream::Retention<intake_core::memory::MemoryCatalog, intake_core::memory::MemoryQueue> {
+    intake_dynamodb_stream::Retention {
+        catalog: intake_core::memory::MemoryCatalog::default(),
+        queue: intake_core::memory::MemoryQueue::default(),
+        defaults: intake_core::quota::QuotaLimits::default(),
+    }
 }
 
 pub(super) fn in_memory_announcer()

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::callgrind::{callgrind, in_memory_announcer};
+use super::callgrind::{callgrind, in_memory_announcer, in_memory_retention};
 use super::common::{
     BenchStack, Ctx, LATENCY_HEADERS, STREAM_BATCH, Targets, latency_rows, no_failures, plan_text, start_all, stop_all,
 };
@@ -173,7 +173,7 @@ pub(super) async fn stream_section(
         let announcer = in_memory_announcer();
         let t = Instant::now();
         let event: Event = serde_json::from_slice(&raw).map_err(|e| e.to_string())?;
-        let response = intake_dynamodb_stream::handle(&announcer, event).await;
+        let response = intake_dynamodb_stream::handle(&announcer, &in_memory_retention(), event).await;
         logic.push(t.elapsed().as_secs_f64() * 1e6);
         if !response.batch_item_failures.is_empty() {
             return Err("the sample batch reported failures".into());

@@ -76,6 +76,14 @@ fn size(text: &str) -> Result<Setting, String> {
     setting(text, true)
 }
 
+/// A retention period ("90d", "12h"), or `none`/`default` for the policy's.
+fn period(text: &str) -> Result<Setting, String> {
+    if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("default") {
+        return Ok(Setting::Default);
+    }
+    intake_core::policy::parse_period_text(text).map(Setting::Value)
+}
+
 #[derive(Subcommand)]
 enum QuotaCommand {
     /// The owner's limits (the policy's, with its overrides) and what is used of them today.
@@ -99,6 +107,10 @@ enum QuotaCommand {
         uploads_in_flight: Option<Setting>,
         #[arg(long, value_parser = size)]
         largest_file: Option<Setting>,
+        /// How long the owner's documents are kept ("365d", "12h"); then the pipeline deletes
+        /// them. Applies to documents created from now on, and lengthens the others' too.
+        #[arg(long, value_parser = period)]
+        retention: Option<Setting>,
     },
     /// Drop every override of the owner: the policy's limits apply.
     Clear {
@@ -242,6 +254,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Some(usage.uploads_in_flight),
             );
             line("largest_file", defaults.largest_file, overrides.largest_file, None);
+            let period = |p: Option<u64>| p.map(intake_core::policy::period_text);
+            let retention = match (period(overrides.retention_seconds), period(defaults.retention_seconds)) {
+                (Some(p), _) => format!("{p} (override)"),
+                (None, Some(p)) => format!("{p} (policy)"),
+                (None, None) => "none: kept for ever".to_owned(),
+            };
+            println!("{:18} {:>14}         {retention}", "retention", "");
         }
         Command::Quota(QuotaCommand::Set {
             owner,
@@ -249,6 +268,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             bytes_stored,
             uploads_in_flight,
             largest_file,
+            retention,
         }) => {
             let mut limits = catalog.quota_overrides(&owner).await.map_err(|e| e.to_string())?;
             let apply = |field: &mut Option<u64>, s: Option<Setting>| match s {
@@ -260,17 +280,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             apply(&mut limits.bytes_stored, bytes_stored);
             apply(&mut limits.uploads_in_flight, uploads_in_flight);
             apply(&mut limits.largest_file, largest_file);
+            apply(&mut limits.retention_seconds, retention);
             catalog
                 .set_quota_overrides(&owner, &limits)
                 .await
                 .map_err(|e| e.to_string())?;
             let shown = |v: Option<u64>| v.map_or("policy".to_owned(), |v| v.to_string());
             eprintln!(
-                "owner {owner}: documents_per_day {}, bytes_stored {}, uploads_in_flight {}, largest_file {}",
+                "owner {owner}: documents_per_day {}, bytes_stored {}, uploads_in_flight {}, largest_file {}, retention {}",
                 shown(limits.documents_per_day),
                 shown(limits.bytes_stored),
                 shown(limits.uploads_in_flight),
-                shown(limits.largest_file)
+                shown(limits.largest_file),
+                limits
+                    .retention_seconds
+                    .map_or("policy".to_owned(), intake_core::policy::period_text)
             );
         }
         Command::Quota(QuotaCommand::Clear { owner }) => {

@@ -17,6 +17,7 @@
 //! | applied rec. | `APPLIED#<record id>`    | `APPLIED` |                           |            |
 //! | delivery     | `DELIVERY#<event>#<hook>`| `DELIVERY`| gsi2: `OWNER#<owner>#HOOK#<hook>` | `<occurred nanos>#<event>` |
 //! | rate slots   | `RATE#<hook>`            | `<unix second>` |                     |            |
+//! | retention    | `RETAIN#<id>`            | `RETAIN`  |                           |            |
 //!
 //! `gsi1` projects every attribute; an owner's documents are spread over 8 of its partitions
 //! (`[#<n>]`: n = 1..7, a fixed hash of the id; none for shard 0), and so are its statistics
@@ -26,8 +27,8 @@
 //! write touches the index (~0.2 KiB, one unit), and the delivery log reads the records by key
 //! (`BatchGetItem`, read units being a fifth of the price of write units).
 //! Document ids are ULIDs, so `gsi1sk` orders an owner's documents by creation time.
-//! Items that expire (idempotency keys, scan waits, rate slots) carry `expires_at` (epoch
-//! seconds), the table's TTL.
+//! Items that expire (idempotency keys, scan waits, rate slots, retention markers) carry
+//! `expires_at` (epoch seconds), the table's TTL.
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";

@@ -177,6 +177,7 @@ async fn delete(w: &World, id: DocumentId) {
         .then(|| BlobRef::Release(deleted.sha256.unwrap()));
     deleted.status = Status::Deleted {
         deleted_at: w.clock.now(),
+        reason: None,
     };
     deleted.version += 1;
     deleted.updated_at = w.clock.now();

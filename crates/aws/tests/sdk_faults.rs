@@ -92,6 +92,7 @@ async fn a_cancelled_transaction_is_a_lost_race_unless_the_service_was_throttlin
         source: Source::Http,
         status: Status::Deleted {
             deleted_at: datetime!(2026-11-28 10:00 UTC),
+            reason: None,
         },
         created_at: datetime!(2026-11-28 10:00 UTC),
         updated_at: datetime!(2026-11-28 10:00 UTC),

@@ -43,6 +43,8 @@ pub enum Decoded {
     Other,
     /// The record does not decode: a poison record.
     Poison(String),
+    /// The table's TTL removed the document's retention marker ([`crate::retention`]).
+    RetentionDue(crate::DocumentId),
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -81,7 +83,7 @@ impl<S: StatsWriter, P: EventPublisher> Announcer<S, P> {
         for (i, record) in records.iter().enumerate() {
             match &record.change {
                 Decoded::Document(change) => changes.push((i, change)),
-                Decoded::Other => report.ignored += 1,
+                Decoded::Other | Decoded::RetentionDue(_) => report.ignored += 1,
                 Decoded::Poison(why) => {
                     tracing::error!(record = %record.id, partition = %record.partition, problem = %why, "poison record set aside");
                     report.poison.push(record.id.clone());

@@ -52,6 +52,10 @@ pub struct ApiDocumentV1 {
         skip_serializing_if = "Option::is_none"
     )]
     pub deleted_at: Option<OffsetDateTime>,
+    /// With `deleted`, when the pipeline deleted it rather than its owner: why (the end of the
+    /// owner's retention period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -122,7 +126,7 @@ pub struct FailureV1 {
 impl From<&Document> for ApiDocumentV1 {
     fn from(d: &Document) -> Self {
         let (mut duplicate_of, mut rejection, mut failure, mut deleted_at) = (None, None, None, None);
-        let mut quarantine = None;
+        let (mut quarantine, mut deleted_reason) = (None, None);
         match &d.status {
             Status::Received | Status::Scanning | Status::Accepted => {}
             Status::Quarantined { quarantine: q } => {
@@ -147,7 +151,10 @@ impl From<&Document> for ApiDocumentV1 {
                     failed_at: f.failed_at,
                 });
             }
-            Status::Deleted { deleted_at: at } => deleted_at = Some(*at),
+            Status::Deleted { deleted_at: at, reason } => {
+                deleted_at = Some(*at);
+                deleted_reason.clone_from(reason);
+            }
         }
         Self {
             id: d.id.to_string(),
@@ -177,6 +184,7 @@ impl From<&Document> for ApiDocumentV1 {
             failure,
             quarantine,
             deleted_at,
+            deleted_reason,
             created_at: d.created_at,
             updated_at: d.updated_at,
             version: d.version,
@@ -595,6 +603,9 @@ pub struct QuotaV1 {
     /// When `documents_per_day` starts again from zero.
     #[serde(with = "time::serde::rfc3339")]
     pub resets_at: OffsetDateTime,
+    /// How long documents are kept, in seconds from their creation, before the pipeline
+    /// deletes them (`document.deleted` with a `deleted_reason`); `null`: for ever.
+    pub retention_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -623,6 +634,7 @@ impl QuotaV1 {
             },
             largest_file: l.largest_file.unwrap_or(u64::MAX),
             resets_at: crate::quota::next_day(report.day),
+            retention_seconds: l.retention_seconds,
         }
     }
 }
@@ -824,7 +836,10 @@ mod tests {
                 serde_json::json!(DocumentId::from_parts(at, 1).to_string()),
             ),
             (
-                Status::Deleted { deleted_at: at },
+                Status::Deleted {
+                    deleted_at: at,
+                    reason: None,
+                },
                 "deleted_at",
                 serde_json::json!("2026-11-27T11:00:00Z"),
             ),

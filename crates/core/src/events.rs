@@ -145,6 +145,7 @@ mod tests {
         };
         let deleted = Status::Deleted {
             deleted_at: datetime!(2026-11-27 11:00 UTC),
+            reason: None,
         };
         assert_eq!(classify(&change(None, Some(Status::Received))), None);
         assert_eq!(

@@ -38,6 +38,10 @@ pub enum Job {
         #[serde(with = "time::serde::rfc3339")]
         deadline: time::OffsetDateTime,
     },
+    /// The document's retention marker was removed by the table's TTL: delete it if its
+    /// owner's retention period has passed, or mark it again ([`crate::retention::retire`]).
+    /// Sent by the dynamodb-stream function.
+    Retire { document: DocumentId },
 }
 
 #[derive(Serialize, Deserialize)]

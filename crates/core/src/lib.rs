@@ -18,6 +18,7 @@ pub mod memory;
 pub mod policy;
 pub mod ports;
 pub mod quota;
+pub mod retention;
 pub mod service;
 pub mod sniff;
 pub mod sweep;

@@ -55,6 +55,7 @@ struct CatalogState {
     scans: HashMap<Sha256, ScanRecord>,
     quota_overrides: HashMap<Owner, crate::quota::QuotaLimits>,
     quota: HashMap<Owner, QuotaCounters>,
+    retention: BTreeMap<DocumentId, (Owner, OffsetDateTime)>,
 }
 
 /// An owner's quota counters: documents per day, bytes, uploads in flight.
@@ -141,6 +142,32 @@ impl MemoryCatalog {
     /// Sets an owner's statistics (the stream function maintains them in production).
     pub fn set_stats(&self, owner: &Owner, stats: Stats) {
         self.state().stats.insert(owner.clone(), stats);
+    }
+
+    /// What the table's TTL does: removes the retention markers due by `now` and returns
+    /// their documents (each removal is what the stream turns into a retirement).
+    pub fn expire_retention_markers(&self, now: OffsetDateTime) -> Vec<DocumentId> {
+        let mut s = self.state();
+        let due: Vec<DocumentId> = s
+            .retention
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &due {
+            s.retention.remove(id);
+        }
+        due
+    }
+
+    /// Every retention marker: document and when it is due.
+    pub fn retention_markers(&self) -> BTreeMap<DocumentId, OffsetDateTime> {
+        self.state().retention.iter().map(|(id, (_, at))| (*id, *at)).collect()
+    }
+
+    /// When the document's retention marker is due, if it has one.
+    pub fn retention_marker(&self, id: &DocumentId) -> Option<OffsetDateTime> {
+        self.state().retention.get(id).map(|(_, at)| *at)
     }
 
     /// Every document, for assertions.
@@ -363,6 +390,15 @@ impl Quotas for MemoryCatalog {
             q.bytes += take.charge.bytes as i64;
             s.documents.insert(doc.id, doc.clone());
             Ok(crate::quota::Charged::Taken)
+        })
+    }
+}
+
+impl RetentionMarkers for MemoryCatalog {
+    async fn mark_retention(&self, id: &DocumentId, owner: &Owner, due: OffsetDateTime) -> Result<(), StoreError> {
+        self.write(|| {
+            self.state().retention.insert(*id, (owner.clone(), due));
+            Ok(())
         })
     }
 }

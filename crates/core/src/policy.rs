@@ -231,6 +231,42 @@ pub fn parse_size_text(text: &str) -> Result<u64, String> {
     parse_size(&raw::Size::Text(text.to_owned()), "size").map_err(|e| e.message)
 }
 
+/// The longest retention period: a century (a longer one is a mistake, not a policy).
+pub const MAX_RETENTION_SECONDS: u64 = 100 * 366 * 24 * 60 * 60;
+
+/// A retention period, written as "365d", "12h", "90m" or "30s" (also "7 days", "1 hour"), in
+/// seconds: at least a second, at most [`MAX_RETENTION_SECONDS`].
+pub fn parse_period_text(text: &str) -> Result<u64, String> {
+    let shape = "must be a period like \"365d\", \"12h\", \"90m\" or \"30s\"";
+    let s = text.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| shape.to_owned())?;
+    let unit_seconds: u64 = match unit.trim() {
+        "s" | "sec" | "second" | "seconds" => 1,
+        "m" | "min" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 60 * 60,
+        "d" | "day" | "days" => 24 * 60 * 60,
+        _ => return Err(shape.to_owned()),
+    };
+    match n.checked_mul(unit_seconds) {
+        Some(0) => Err("must be at least one second (leave it out to keep documents for ever)".into()),
+        Some(s) if s <= MAX_RETENTION_SECONDS => Ok(s),
+        _ => Err("must be at most a century".into()),
+    }
+}
+
+/// A period in seconds as people write it: "365 days", "12 hours", "90 seconds".
+pub fn period_text(seconds: u64) -> String {
+    let (n, unit) = match seconds {
+        s if s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s % 3_600 == 0 => (s / 3_600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// A size in bytes, written as a number or as "25 MiB", "500 KB", "1 GiB".
 fn parse_size(raw: &raw::Size, field: &str) -> Result<u64, PolicyError> {
     let err = |m: &str| PolicyError {
@@ -288,6 +324,14 @@ mod raw {
         scan: Option<ScanFile>,
         #[serde(default)]
         quotas: Option<QuotasFile>,
+        #[serde(default)]
+        retention: Option<RetentionFile>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RetentionFile {
+        period: String,
     }
 
     #[derive(Deserialize)]
@@ -490,6 +534,13 @@ mod raw {
                     });
                 }
             }
+            if let Some(file) = self.retention {
+                let seconds = parse_period_text(&file.period).map_err(|message| PolicyError {
+                    field: "retention.period".into(),
+                    message,
+                })?;
+                quotas.retention_seconds = Some(seconds);
+            }
             Ok(Policy {
                 scan,
                 quotas,
@@ -545,6 +596,32 @@ mod tests {
         );
         assert_eq!(with("per_hour = 3").unwrap_err().field, "quotas.per_hour");
         assert!(Policy::from_toml(SHIPPED).unwrap().quotas.is_empty());
+    }
+
+    #[test]
+    fn retention_is_a_period_with_a_unit() {
+        let with = |r: &str| Policy::from_toml(&format!("{SHIPPED}\n[retention]\n{r}\n"));
+        assert_eq!(
+            with("period = \"365d\"").unwrap().quotas.retention_seconds,
+            Some(365 * 86_400)
+        );
+        assert_eq!(
+            with("period = \"2 hours\"").unwrap().quotas.retention_seconds,
+            Some(7_200)
+        );
+        assert_eq!(with("period = \"30s\"").unwrap().quotas.retention_seconds, Some(30));
+        for bad in ["0d", "d", "5 weeks", "-1d", "999999999d"] {
+            assert_eq!(
+                with(&format!("period = \"{bad}\"")).unwrap_err().field,
+                "retention.period",
+                "{bad}"
+            );
+        }
+        assert_eq!(with("days = 3").unwrap_err().field, "retention.days");
+        assert_eq!(Policy::from_toml(SHIPPED).unwrap().quotas.retention_seconds, None);
+        assert_eq!(period_text(365 * 86_400), "365 days");
+        assert_eq!(period_text(3_600), "1 hour");
+        assert_eq!(period_text(2), "2 seconds");
     }
 
     #[test]

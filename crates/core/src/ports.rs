@@ -224,6 +224,20 @@ pub trait Quotas: Send + Sync {
     ) -> impl Future<Output = Result<Charged, StoreError>> + Send;
 }
 
+/// When a document's retention period ends ([`crate::retention`]): one marker per document,
+/// removed by the table's TTL once `due` has passed; the removal is a stream record, which the
+/// dynamodb-stream function turns into a [`crate::jobs::Job::Retire`].
+pub trait RetentionMarkers: Send + Sync {
+    /// Puts (or moves) the document's marker to `due`. Idempotent: the same marker again
+    /// changes nothing.
+    fn mark_retention(
+        &self,
+        id: &DocumentId,
+        owner: &Owner,
+        due: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// `owner`'s limits: the policy's, with the owner's overrides.
 pub async fn quota_limits<Q: Quotas>(
     quotas: &Q,
@@ -545,6 +559,7 @@ pub trait Catalog:
     + BlobLedger
     + ScanLedger
     + Quotas
+    + RetentionMarkers
 {
 }
 impl<T> Catalog for T where
@@ -560,6 +575,7 @@ impl<T> Catalog for T where
         + BlobLedger
         + ScanLedger
         + Quotas
+        + RetentionMarkers
 {
 }
 

@@ -38,6 +38,10 @@ pub struct QuotaLimits {
     /// The largest file, in bytes; never above the policy's `[limits] max_size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub largest_file: Option<u64>,
+    /// How long documents are kept, in seconds from their creation; then the pipeline deletes
+    /// them ([`crate::retention`]). Not a counter: nothing is taken at the door.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_seconds: Option<u64>,
 }
 
 impl QuotaLimits {
@@ -48,6 +52,7 @@ impl QuotaLimits {
             bytes_stored: overrides.bytes_stored.or(self.bytes_stored),
             uploads_in_flight: overrides.uploads_in_flight.or(self.uploads_in_flight),
             largest_file: overrides.largest_file.or(self.largest_file),
+            retention_seconds: overrides.retention_seconds.or(self.retention_seconds),
         }
     }
 
@@ -283,7 +288,8 @@ mod tests {
         assert_eq!(
             held(&charged(
                 Status::Deleted {
-                    deleted_at: datetime!(2026-12-06 0:00 UTC)
+                    deleted_at: datetime!(2026-12-06 0:00 UTC),
+                    reason: None,
                 },
                 10
             )),
@@ -318,7 +324,8 @@ mod tests {
                 Some(&accepted),
                 Some(&charged(
                     Status::Deleted {
-                        deleted_at: accepted.updated_at
+                        deleted_at: accepted.updated_at,
+                        reason: None,
                     },
                     10
                 ))

@@ -421,17 +421,9 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
                     hold.reason
                 )));
             }
-            let now = self.clock.now();
-            let release = match (doc.status.uses_blob(), doc.sha256) {
-                (true, Some(sha)) => Some(BlobRef::Release(sha)),
-                _ => None,
-            };
             let expected = doc.version;
-            let mut deleted = doc;
-            deleted.status = Status::Deleted { deleted_at: now };
-            deleted.version += 1;
-            deleted.updated_at = now;
-            deleted.upload_deadline = None;
+            let release = doc.blob_release();
+            let deleted = doc.deleted(self.clock.now(), None);
             match self.catalog.replace_document(&deleted, expected, release).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::ConditionFailed) => continue,

@@ -147,6 +147,7 @@ async fn a_failed_publication_is_retried_with_what_follows_it() {
     let mut deleted = d1.clone();
     deleted.status = Status::Deleted {
         deleted_at: datetime!(2026-11-27 11:00 UTC),
+        reason: None,
     };
     let batch: Vec<StreamRecord> = vec![
         record(1, None, Some(d1.clone())),

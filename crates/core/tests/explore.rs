@@ -361,6 +361,7 @@ impl Store {
             let release = doc.status.uses_blob().then(|| BlobRef::Release(doc.sha256.unwrap()));
             doc.status = Status::Deleted {
                 deleted_at: self.clock.now(),
+                reason: None,
             };
             doc.version += 1;
             doc.updated_at = self.clock.now();

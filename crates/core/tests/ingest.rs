@@ -150,6 +150,7 @@ async fn content_whose_holder_was_deleted_is_accepted_again() {
     let v = first.version;
     first.status = Status::Deleted {
         deleted_at: datetime!(2026-11-27 11:00 UTC),
+        reason: None,
     };
     first.version += 1;
     c.catalog

@@ -314,6 +314,8 @@ async fn run(rate: f64, seed: u64) {
                     bytes_stored: Some(10 << 30),
                     uploads_in_flight: Some(10_000),
                     largest_file: None,
+                    // Retention markers are written through the faults (none is due in the run).
+                    retention_seconds: (name == "acme").then_some(86_400),
                 },
             )
             .await

@@ -880,3 +880,116 @@ async fn a_held_document_keeps_its_bytes_until_the_hold_is_lifted() {
     let ledger = &pipeline.local.ledger;
     assert_eq!(ledger.denied(), vec![], "calls the template's roles deny");
 }
+
+/// Retention end to end: an owner's documents older than its period (3 seconds here) are
+/// deleted by the pipeline (the stream marks each new document, the table's TTL removes the
+/// marker, the stream sends the work queue a retirement), announced `document.deleted` with
+/// the reason, their bytes swept; a held document is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_older_than_the_owners_retention_period_are_deleted_and_held_ones_kept() {
+    use intake_core::ports::Quotas;
+    use intake_core::quota::QuotaLimits;
+
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut options = support::options();
+    options.poll = Duration::from_millis(100);
+    options.set("BLOB_SWEEP_GRACE_SECONDS", "1");
+    let pipeline = Pipeline::start(options, door).await.unwrap();
+    let reader = intake_local::invariants::Reader::of(&pipeline.stack).await;
+    reader
+        .catalog
+        .set_quota_overrides(
+            &"demo".parse().unwrap(),
+            &QuotaLimits {
+                retention_seconds: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let api = Client {
+        http: reqwest::Client::new(),
+        url: pipeline.url.clone(),
+        token: pipeline.token.reveal().to_owned(),
+    };
+    let sdk = pipeline.stack.sdk_config().await;
+    let s3 = intake_aws::s3_client(&sdk, true);
+    let bucket = pipeline.stack.bucket.clone();
+    let (got, hook_url) = webhook_receiver().await;
+    let created = api
+        .http
+        .post(format!("{}/v1/webhooks", api.url))
+        .bearer_auth(&api.token)
+        .json(&json!({ "url": hook_url, "events": ["document.deleted"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+
+    let old = api
+        .upload("old.pdf", "application/pdf", b"%PDF-1.4\n% kept 3 seconds\n%%EOF\n")
+        .await;
+    let held = api
+        .upload("held.pdf", "application/pdf", b"%PDF-1.4\n% kept while held\n%%EOF\n")
+        .await;
+    let doc = api.settled(&old).await;
+    assert_eq!(doc["status"], "accepted", "{doc}");
+    assert_eq!(api.settled(&held).await["status"], "accepted");
+    let hold = api
+        .http
+        .put(format!("{}/v1/documents/{held}/hold", api.url))
+        .bearer_auth(&api.token)
+        .json(&json!({ "reason": "audit" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hold.status().as_u16(), 200);
+    let blob = format!("blobs/sha256/{}", doc["sha256"].as_str().unwrap());
+
+    let reason = "retention: older than the owner's retention period of 3 seconds";
+    let (_, body) = eventually("the document.deleted webhook of the old document", || async {
+        delivered(&got, "document.deleted", &old)
+    })
+    .await;
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["document"]["deleted_reason"], reason, "{event}");
+    let (status, _) = api.get(&format!("/v1/documents/{old}")).await;
+    assert_eq!(status, 404, "a deleted document is gone from the API");
+    let (_, listed) = api.get("/v1/documents?status=deleted").await;
+    assert_eq!(listed["items"][0]["id"], old.as_str(), "{listed}");
+    assert_eq!(listed["items"][0]["deleted_reason"], reason, "{listed}");
+    eventually("the old document's blob to be swept", || async {
+        s3.head_object()
+            .bucket(&bucket)
+            .key(&blob)
+            .send()
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    // The held document was due too: it is kept, its marker moved a day on.
+    let dynamodb = intake_aws::dynamodb_client(&sdk);
+    let key = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
+    let due = eventually("the held document's marker to move a day on", || async {
+        let item = dynamodb
+            .get_item()
+            .table_name(&pipeline.stack.table)
+            .key("pk", key(&format!("RETAIN#{held}")))
+            .key("sk", key("RETAIN"))
+            .send()
+            .await
+            .ok()?
+            .item?;
+        let due = item.get("due")?.as_s().ok()?.clone();
+        let due = time::OffsetDateTime::parse(&due, &time::format_description::well_known::Rfc3339).ok()?;
+        (due > time::OffsetDateTime::now_utc() + time::Duration::hours(23)).then_some(due)
+    })
+    .await;
+    let (_, kept) = api.get(&format!("/v1/documents/{held}")).await;
+    assert_eq!(kept["status"], "accepted", "{kept} (looked at again at {due})");
+    assert!(delivered(&got, "document.deleted", &held).is_none());
+
+    let ledger = &pipeline.local.ledger;
+    assert_eq!(ledger.denied(), vec![], "calls the template's roles deny");
+}

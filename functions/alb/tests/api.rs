@@ -901,7 +901,10 @@ async fn the_event_type_catalogue_gives_each_type_a_schema_its_events_satisfy() 
         sha256: None,
         tags: Tags::default(),
         source: Source::Http,
-        status: Status::Deleted { deleted_at: at },
+        status: Status::Deleted {
+            deleted_at: at,
+            reason: None,
+        },
         created_at: at,
         updated_at: at,
         version: 3,

@@ -6,14 +6,18 @@
 //! failures without limit.
 //!
 //! Images are decoded with `serde_dynamo` into the core's `Document`. Items that are not
-//! documents (tokens, webhooks, counters, claims, markers) are skipped without error.
+//! documents (tokens, webhooks, counters, claims, markers) are skipped without error, but for
+//! the removal of a retention marker (`RETAIN#<id>`, by the table's TTL): the document's
+//! retention period may have ended ([`intake_core::retention`]). New documents of an owner with
+//! a retention period get their marker here.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use intake_core::Document;
 use intake_core::announce::{Announcer, Decoded, StreamRecord};
 use intake_core::events::Change;
-use intake_core::ports::{EventPublisher, StatsWriter};
+use intake_core::ports::{EventPublisher, Quotas, RetentionMarkers, StatsWriter, WorkQueue};
+use intake_core::quota::QuotaLimits;
 use intake_lambda::metrics::Metrics;
 use serde_dynamo::{AttributeValue, Item};
 use time::OffsetDateTime;
@@ -46,7 +50,13 @@ pub fn decode(record: &EventRecord) -> StreamRecord {
         .clone()
         .unwrap_or_else(|| record.event_id.clone());
     let partition = string(&change.keys, "pk").unwrap_or_default().to_owned();
-    let decoded = if !is_document(&change.keys) && !is_document(&change.new_image) && !is_document(&change.old_image) {
+    let retention_due = (record.event_name == "REMOVE")
+        .then(|| partition.strip_prefix("RETAIN#"))
+        .flatten()
+        .and_then(|id| id.parse().ok());
+    let decoded = if let Some(id) = retention_due {
+        Decoded::RetentionDue(id)
+    } else if !is_document(&change.keys) && !is_document(&change.new_image) && !is_document(&change.old_image) {
         Decoded::Other
     } else {
         match (image(&change.old_image), image(&change.new_image)) {
@@ -80,12 +90,29 @@ pub fn decode(record: &EventRecord) -> StreamRecord {
     }
 }
 
-pub async fn handle<S: StatsWriter, P: EventPublisher>(
+/// What retention needs: where owners' periods and markers are, the work queue its jobs go on,
+/// and the policy's default period.
+pub struct Retention<C, Q> {
+    pub catalog: C,
+    pub queue: Q,
+    pub defaults: QuotaLimits,
+}
+
+pub async fn handle<S: StatsWriter, P: EventPublisher, C: Quotas + RetentionMarkers, Q: WorkQueue>(
     announcer: &Announcer<S, P>,
+    retention: &Retention<C, Q>,
     event: Event,
 ) -> DynamoDbEventResponse {
     let records: Vec<StreamRecord> = event.records.iter().map(decode).collect();
-    let report = announcer.announce(&records).await;
+    let mut report = announcer.announce(&records).await;
+    // A record retried for either part is retried whole; both parts are safe to replay.
+    let retry =
+        intake_core::retention::on_stream(&retention.catalog, &retention.queue, &retention.defaults, &records).await;
+    for id in retry {
+        if !report.failed.contains(&id) {
+            report.failed.push(id);
+        }
+    }
     tracing::info!(
         records = records.len(),
         published = report.published,

@@ -28,8 +28,10 @@ use intake_core::contract::EventV1;
 use intake_core::ingest::Cataloguer;
 use intake_core::jobs::Job;
 use intake_core::ports::{
-    BlobInventory, BlobLedger, BlobStore, ContentIndex, Deliveries, Documents, Quotas, ScanLedger, Webhooks, WorkQueue,
+    BlobInventory, BlobLedger, BlobStore, ContentIndex, Deliveries, Documents, Quotas, RetentionMarkers, ScanLedger,
+    Webhooks, WorkQueue,
 };
+use intake_core::retention::{self, Retired};
 use intake_core::scan::Deadline;
 use intake_core::sweep::{Sweeper, Swept};
 use intake_core::webhooks::Fanout;
@@ -145,7 +147,7 @@ pub const RECATALOGUE_RECEIVES: u32 = 2;
 
 impl<C, B, Q> Worker<C, B, Q>
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas + Webhooks + Deliveries,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas + RetentionMarkers + Webhooks + Deliveries,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
@@ -216,6 +218,21 @@ where
                         metrics.count("ScanDeadlinesMissed", 1);
                         metrics.flush();
                     }
+                }
+                Ok(())
+            }
+            // A document's retention marker expired: deleted if its owner's period has passed
+            // and it is not held; otherwise marked again for when to look next.
+            Work::Job(Job::Retire { document }) => {
+                let c = &self.cataloguer;
+                match retention::retire(&c.catalog, &c.policy.quotas, c.clock.now(), &document).await? {
+                    Retired::Deleted(doc) => {
+                        tracing::info!(document_id = %doc.id, owner = %doc.owner, "retention period over: document deleted");
+                        let mut metrics = Metrics::default();
+                        metrics.count("DocumentsRetired", 1);
+                        metrics.flush();
+                    }
+                    outcome => tracing::info!(document_id = %document, ?outcome, "retention"),
                 }
                 Ok(())
             }
@@ -318,7 +335,7 @@ const PARALLEL: usize = 4;
 
 pub async fn handle<C, B, Q>(worker: &Worker<C, B, Q>, event: SqsEvent, deadline: Instant) -> SqsBatchResponse
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas + Webhooks + Deliveries,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas + RetentionMarkers + Webhooks + Deliveries,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {
@@ -358,7 +375,7 @@ fn receive_count(message: &SqsMessage) -> u32 {
 /// Handles one message; `Some(message id)` if it must be retried.
 async fn one<C, B, Q>(worker: &Worker<C, B, Q>, message: SqsMessage, deadline: Instant) -> Option<String>
 where
-    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas + Webhooks + Deliveries,
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas + RetentionMarkers + Webhooks + Deliveries,
     B: BlobStore + BlobInventory,
     Q: WorkQueue,
 {

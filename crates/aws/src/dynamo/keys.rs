@@ -83,6 +83,11 @@ impl Key {
         Self::new(format!("QUOTA#{owner}"), "QUOTA")
     }
 
+    /// When a document's retention period ends: the table's TTL removes it then.
+    pub fn retention(id: &DocumentId) -> Self {
+        Self::new(format!("RETAIN#{id}"), "RETAIN")
+    }
+
     /// The marker that makes a stream record count once in the statistics.
     pub fn applied(record_id: &str) -> Self {
         Self::new(format!("APPLIED#{record_id}"), "APPLIED")

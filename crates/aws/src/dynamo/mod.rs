@@ -20,6 +20,7 @@ mod idempotency;
 pub(crate) mod keys;
 mod mail;
 mod quotas;
+mod retention;
 mod scans;
 mod stats;
 mod tokens;

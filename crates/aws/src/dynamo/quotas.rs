@@ -6,7 +6,7 @@
 //! | `day_<YYYY-MM-DD>` | documents started that UTC day (older days are removed as new ones are counted) |
 //! | `in_flight` | documents not yet decided |
 //! | `bytes` | bytes of documents in flight or accepted |
-//! | `limit_<name>` | an override of the policy's `[quotas] <name>` |
+//! | `limit_<name>` | an override of the policy's `[quotas] <name>` (`limit_retention_seconds`: of `[retention] period`) |
 //!
 //! A door writes a new document and `ADD`s to the counters in one transaction conditional on
 //! every limit; the stream function gives back in the transaction that counts the change in
@@ -31,7 +31,13 @@ const DAYS_KEPT: i64 = 7;
 /// (another take or a give-back moved the counters between the two).
 const TAKE_ATTEMPTS: u32 = 3;
 
-const LIMITS: [&str; 4] = ["documents_per_day", "bytes_stored", "uploads_in_flight", "largest_file"];
+const LIMITS: [&str; 5] = [
+    "documents_per_day",
+    "bytes_stored",
+    "uploads_in_flight",
+    "largest_file",
+    "retention_seconds",
+];
 
 fn day_attribute(day: Date) -> String {
     format!("day_{day}")
@@ -127,6 +133,7 @@ impl Quotas for DynamoCatalog {
             bytes_stored: limit(LIMITS[1]),
             uploads_in_flight: limit(LIMITS[2]),
             largest_file: limit(LIMITS[3]),
+            retention_seconds: limit(LIMITS[4]),
         })
     }
 
@@ -137,6 +144,7 @@ impl Quotas for DynamoCatalog {
             limits.bytes_stored,
             limits.uploads_in_flight,
             limits.largest_file,
+            limits.retention_seconds,
         ];
         let mut update = self
             .client()

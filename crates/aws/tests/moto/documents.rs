@@ -160,6 +160,7 @@ async fn deleted_documents_are_listed_only_on_request() {
     let mut d = doc("acme", datetime!(2026-11-27 10:00 UTC), 1);
     d.status = Status::Deleted {
         deleted_at: d.created_at,
+        reason: None,
     };
     catalog.insert_document(&d, None).await.unwrap();
     let owner: Owner = "acme".parse().unwrap();

@@ -112,7 +112,10 @@ async fn the_ledger_counts_references_with_documents_and_guards_sweeps() {
     assert!(!catalog.begin_sweep(&sha, at, &claim("s1")).await.unwrap(), "in use");
 
     let mut deleted = a.clone();
-    deleted.status = Status::Deleted { deleted_at: at };
+    deleted.status = Status::Deleted {
+        deleted_at: at,
+        reason: None,
+    };
     deleted.version = 2;
     deleted.updated_at = at;
     catalog
@@ -178,7 +181,10 @@ async fn the_ledger_counts_references_with_documents_and_guards_sweeps() {
 
     // A record released to nothing and swept is forgotten by its claimant.
     let mut gone = b.clone();
-    gone.status = Status::Deleted { deleted_at: at };
+    gone.status = Status::Deleted {
+        deleted_at: at,
+        reason: None,
+    };
     gone.version = 2;
     catalog
         .replace_document(&gone, 1, Some(BlobRef::Release(sha)))

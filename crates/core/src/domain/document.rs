@@ -31,10 +31,14 @@ pub enum Status {
     /// Processing gave up after every retry (an outage, a bug): the bytes, if they arrived, are
     /// still under `incoming/`, and a new delivery of them is catalogued as usual.
     Failed { failure: Failure },
-    /// Deleted by its owner; its blob is removed downstream once nothing references it.
+    /// Deleted by its owner, or by the pipeline at the end of its owner's retention period
+    /// (`reason` says which, when it was not the owner); its blob is removed downstream once
+    /// nothing references it.
     Deleted {
         #[serde(with = "time::serde::rfc3339")]
         deleted_at: OffsetDateTime,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 
