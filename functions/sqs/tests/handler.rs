@@ -265,3 +265,69 @@ async fn an_object_the_s3_function_gave_up_on_is_catalogued_again_then_failed_if
     assert!(failure.message.contains("busy"), "{}", failure.message);
     let _ = Documents::get_document(&catalog, &docs[0].id).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_retirement_deletes_a_document_past_its_owners_period_with_the_reason() {
+    use intake_core::ports::{Documents, Quotas};
+    use intake_core::quota::QuotaLimits;
+    use intake_core::{Document, DocumentId, FileName, Source, Status, Tags};
+
+    let e = event("retire");
+    let id: DocumentId = "01M8E3Q8M70000000000000007".parse().unwrap();
+    assert!(matches!(
+        classify(e.records[0].body.as_deref().unwrap()),
+        Ok(Work::Job(Job::Retire { document })) if document == id
+    ));
+    let catalog = MemoryCatalog::default();
+    let at = datetime!(2026-11-20 10:00 UTC);
+    let doc = Document {
+        id,
+        owner: "acme".parse().unwrap(),
+        name: FileName::sanitize("old.pdf").unwrap(),
+        declared_type: None,
+        content_type: None,
+        size: Some(3),
+        sha256: None,
+        tags: Tags::default(),
+        source: Source::Http,
+        status: Status::Rejected {
+            rejection: intake_core::Rejection {
+                code: intake_core::RejectionCode::Empty,
+                message: "empty".into(),
+            },
+        },
+        created_at: at,
+        updated_at: at,
+        version: 2,
+        upload_deadline: None,
+        charge: None,
+        hold: None,
+    };
+    catalog.insert_document(&doc, None).await.unwrap();
+    let w = worker_with(catalog.clone(), MemoryQueue::default());
+
+    // Without a period (the shipped policy), the document is kept.
+    let answer = handle(&w, event("retire"), Instant::now() + Duration::from_secs(30)).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(catalog.get_document(&id).await.unwrap().unwrap(), doc);
+
+    // acme keeps documents 7 days; the worker's clock is 8 days after the document's creation.
+    catalog
+        .set_quota_overrides(
+            &doc.owner,
+            &QuotaLimits {
+                retention_seconds: Some(7 * 86_400),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let answer = handle(&w, event("retire"), Instant::now() + Duration::from_secs(30)).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let stored = catalog.get_document(&id).await.unwrap().unwrap();
+    assert!(
+        matches!(&stored.status, Status::Deleted { reason: Some(r), .. } if r.contains("7 days")),
+        "{:?}",
+        stored.status
+    );
+}
