@@ -241,3 +241,34 @@ fn no_crates_modules_name_each_other_in_a_cycle() {
         }
     }
 }
+
+/// One build for every package set (ARCHITECTURE.md, "One build"): every crate but the core
+/// and the test kit (which depend on nothing they do not name) depends on `workspace-hack`,
+/// which unifies the dependencies' features. The hack itself brings no Lambda crate into the
+/// adapters and no test-only feature into the functions' release builds.
+#[test]
+fn every_crate_shares_one_set_of_dependency_features() {
+    let all = dependencies();
+    let missing: Vec<_> = all
+        .iter()
+        .filter(|(name, deps)| {
+            !["intake-core", "intake-testkit", "workspace-hack"].contains(&name.as_str())
+                && !deps.contains("workspace-hack")
+        })
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{missing:?} do not depend on workspace-hack: run `cargo hakari generate && cargo hakari manage-deps`"
+    );
+    let hack = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workspace-hack/Cargo.toml")).unwrap();
+    for line in hack.lines().filter(|l| l.contains(" = { version")) {
+        let name = line.split(' ').next().unwrap();
+        assert!(!name.starts_with("lambda") && !name.starts_with("aws_lambda"), "{line}");
+        assert!(
+            !line.contains("test-util"),
+            "a test-only feature in every build: {line}"
+        );
+    }
+    assert!(!all["workspace-hack"].iter().any(|d| d.starts_with("intake-")));
+}

@@ -53,7 +53,7 @@ struct Up {
     #[arg(long)]
     single_value_headers: bool,
     /// Where to write the endpoints and the demo token for other shells (`source` it).
-    #[arg(long, default_value = ".local/env")]
+    #[arg(long, env = "INTAKE_ENV_FILE", default_value = ".local/env")]
     env_file: PathBuf,
     #[command(flatten)]
     stack: StackArgs,
@@ -113,7 +113,7 @@ struct Mail {
     #[arg(long, value_parser = parse_verdict)]
     verdict: Vec<(String, String)>,
     /// The running pipeline's settings, written by `intake-local up`.
-    #[arg(long, default_value = ".local/env")]
+    #[arg(long, env = "INTAKE_ENV_FILE", default_value = ".local/env")]
     env_file: PathBuf,
 }
 
@@ -211,13 +211,22 @@ fn read_env_file(path: &Path) -> Result<HashMap<String, String>, String> {
 }
 
 async fn run_mail(mail: Mail) -> Result<(), String> {
-    let env = read_env_file(&mail.env_file)?;
-    let url = env.get("INTAKE_MAIL_URL").cloned().ok_or_else(|| {
-        format!(
-            "{} has no INTAKE_MAIL_URL; restart scripts/run",
-            mail.env_file.display()
-        )
-    })?;
+    // The environment first (a shell that sourced the file `up` wrote, wherever it was), then
+    // the file itself.
+    let url = match std::env::var("INTAKE_MAIL_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let env = read_env_file(&mail.env_file).map_err(|e| {
+                format!("INTAKE_MAIL_URL is not set, and {e} (if it was started with --env-file FILE, give the same --env-file here, or `source FILE` first)")
+            })?;
+            env.get("INTAKE_MAIL_URL").cloned().ok_or_else(|| {
+                format!(
+                    "{} has no INTAKE_MAIL_URL; restart scripts/run",
+                    mail.env_file.display()
+                )
+            })?
+        }
+    };
     let raw = std::fs::read(&mail.file).map_err(|e| format!("{}: {e}", mail.file.display()))?;
     let parsed = mail_parser::MessageParser::default().parse(&raw);
     let addresses = |which: Option<&mail_parser::Address<'_>>| -> Vec<String> {
