@@ -1027,6 +1027,78 @@ def test_legal_hold(url: str) -> None:
     check("a bucket without Object Lock refuses a hold (400)", (code, http) == ("InvalidRequest", 400), (code, http))
 
 
+def test_multipart(url: str) -> None:
+    s3 = client(url, "s3", s3={"addressing_style": "path"})
+    bucket = unique("parts")
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    key = "incoming/acme/http/01/big.bin"
+    upload = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256", ContentType="application/pdf", Metadata={"owner": "acme"}
+    )["UploadId"]
+    parts = [os.urandom(5 << 20), os.urandom(5 << 20), b"last part"]
+
+    def presigned_put(number: int, data: bytes, checksum_of: bytes) -> requests.Response:
+        checksum = sha256_b64(checksum_of)
+        target = s3.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": upload, "PartNumber": number, "ChecksumSHA256": checksum},
+        )
+        return requests.put(target, data=data, headers={"x-amz-checksum-sha256": checksum}, timeout=30)
+
+    corrupted = bytearray(parts[0])
+    corrupted[1000] ^= 0xFF
+    r = presigned_put(1, bytes(corrupted), parts[0])
+    check("a part whose bytes are not its signed SHA-256 is refused (moto: accepted)",
+          (r.status_code, xml_value(r.content, "Code")) == (400, "BadDigest"), (r.status_code, r.text[:200]))
+    etags = {}
+    for number in (3, 1):
+        r = presigned_put(number, parts[number - 1], parts[number - 1])
+        etags[number] = r.headers.get("ETag")
+        check(f"part {number} through a presigned request is stored and its checksum echoed",
+              r.status_code == 200 and r.headers.get("x-amz-checksum-sha256") == sha256_b64(parts[number - 1]),
+              (r.status_code, dict(r.headers)))
+    listed = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload, MaxParts=1)
+    check("ListParts pages by part number (moto: skipped parts after a gap)",
+          [p["PartNumber"] for p in listed["Parts"]] == [1] and listed.get("IsTruncated") is True,
+          listed.get("Parts"))
+    raw = requests.get(f"{url}/{bucket}/{key}?uploadId={upload}", timeout=10).text
+    check("ListParts answers a ListPartsResult (moto: ListPartsResponse)", "<ListPartsResult" in raw, raw[:200])
+    rest = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload, PartNumberMarker=listed["NextPartNumberMarker"])
+    check("the next page holds the part after the gap", [p["PartNumber"] for p in rest["Parts"]] == [3], rest.get("Parts"))
+    check("ListParts returns each part's SHA-256 (moto: none)",
+          rest["Parts"][0].get("ChecksumSHA256") == sha256_b64(parts[2]), rest["Parts"])
+    r = presigned_put(2, parts[1], parts[1])
+    etags[2] = r.headers.get("ETag")
+    code, http, _ = error_of(lambda: s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in (2, 1, 3)]}))
+    check("parts out of order are refused (400 InvalidPartOrder)", (code, http) == ("InvalidPartOrder", 400), (code, http))
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n], "ChecksumSHA256": sha256_b64(parts[n - 1])}
+                                   for n in (1, 2, 3)]})
+    body = s3.get_object(Bucket=bucket, Key=key)
+    check("the completed object is the parts in order, with its type and metadata",
+          body["Body"].read() == b"".join(parts) and body["ContentType"] == "application/pdf"
+          and body["Metadata"] == {"owner": "acme"} and bool(done.get("VersionId")), done)
+    code, http, _ = error_of(lambda: s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etags[1]}]}))
+    # AWS answers a repeated complete with the same object for a while, NoSuchUpload later;
+    # intake handles both (NoSuchUpload: it looks for the object).
+    check("completing a completed upload succeeds again or is 404 NoSuchUpload",
+          (code, http) in ((None, 200), ("NoSuchUpload", 404)), (code, http))
+    code, http, _ = error_of(lambda: s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId="never-started", MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etags[1]}]}))
+    check("completing an unknown upload is 404 NoSuchUpload (moto: 500)", (code, http) == ("NoSuchUpload", 404), (code, http))
+    r = presigned_put(1, parts[0], parts[0])
+    check("a part for an upload that is gone is 404 NoSuchUpload (moto: 500)",
+          (r.status_code, xml_value(r.content, "Code")) == (404, "NoSuchUpload"), (r.status_code, r.text[:200]))
+    aborted = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")["UploadId"]
+    s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=aborted)
+    code, http, _ = error_of(lambda: s3.list_parts(Bucket=bucket, Key=key, UploadId=aborted))
+    check("an aborted upload's parts are 404 NoSuchUpload", (code, http) == ("NoSuchUpload", 404), (code, http))
+
+
 def main() -> int:
     proc, url, log = start_launcher()
     print(f"launcher on {url} (log: {log})", flush=True)
@@ -1044,6 +1116,7 @@ def main() -> int:
             ("post object", test_post_object),
             ("accounts", test_accounts),
             ("legal hold", test_legal_hold),
+            ("multipart", test_multipart),
         ]:
             run_section(name, fn, url)
     finally:

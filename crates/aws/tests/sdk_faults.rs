@@ -100,6 +100,7 @@ async fn a_cancelled_transaction_is_a_lost_race_unless_the_service_was_throttlin
         upload_deadline: None,
         charge: None,
         hold: None,
+        multipart: None,
     };
     for (reason, expected) in [
         ("ConditionalCheckFailed", "ConditionFailed"),

@@ -537,6 +537,102 @@ pub struct UploadStartedV1 {
     pub upload: PresignedUploadV1,
 }
 
+/// `POST /v1/multipart-uploads` (201): the document waiting for its parts, and how to cut them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartStartedV1 {
+    pub id: String,
+    pub url: String,
+    pub document: ApiDocumentV1,
+    pub upload: MultipartPlanV1,
+}
+
+/// How a multipart upload is cut: parts of `part_size` bytes (the last one smaller), numbered
+/// from 1 to `part_count`, sent before `expires_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartPlanV1 {
+    pub size: u64,
+    pub part_size: u64,
+    pub part_count: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl MultipartPlanV1 {
+    pub fn of(doc: &Document) -> Option<Self> {
+        let m = doc.multipart.as_ref()?;
+        Some(Self {
+            size: m.size,
+            part_size: m.part_size,
+            part_count: crate::multipart::part_count(m.size, m.part_size),
+            expires_at: doc.upload_deadline.unwrap_or(doc.created_at),
+        })
+    }
+}
+
+/// `POST /v1/multipart-uploads/{id}/parts`: a presigned request per part asked for. Send the
+/// part's bytes with exactly these method, URL and headers; the store answers its `ETag`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRequestsV1 {
+    pub parts: Vec<PartRequestV1>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRequestV1 {
+    pub number: u32,
+    pub method: String,
+    pub url: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// `GET /v1/multipart-uploads/{id}`: what the store holds of the upload, and what is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartProgressV1 {
+    pub id: String,
+    pub upload: MultipartPlanV1,
+    /// The parts the store holds, by number.
+    pub parts: Vec<StoredPartV1>,
+    /// Part numbers still to send (or to send again: held with another size than their place).
+    pub missing: Vec<u32>,
+    pub bytes_received: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPartV1 {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
+    /// Hex SHA-256 of the part, as the store verified it (when it reports one).
+    pub sha256: Option<String>,
+}
+
+impl MultipartProgressV1 {
+    pub fn new(progress: &crate::multipart::Progress) -> Self {
+        Self {
+            id: progress.document.id.to_string(),
+            upload: MultipartPlanV1::of(&progress.document).unwrap_or(MultipartPlanV1 {
+                size: progress.upload.size,
+                part_size: progress.upload.part_size,
+                part_count: progress.part_count(),
+                expires_at: progress.document.created_at,
+            }),
+            parts: progress
+                .parts
+                .iter()
+                .map(|p| StoredPartV1 {
+                    number: p.number,
+                    size: p.size,
+                    etag: p.etag.clone(),
+                    sha256: p.sha256.map(|s| s.to_string()),
+                })
+                .collect(),
+            missing: progress.missing(),
+            bytes_received: progress.bytes_held(),
+        }
+    }
+}
+
 /// `GET /v1/documents`: a page, newest first; `next_cursor` is where the next one starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocumentPageV1 {
@@ -691,6 +787,7 @@ mod tests {
             upload_deadline: None,
             charge: None,
             hold: None,
+            multipart: None,
         }
     }
 

@@ -123,6 +123,7 @@ mod tests {
             upload_deadline: None,
             charge: None,
             hold: None,
+            multipart: None,
         }
     }
 

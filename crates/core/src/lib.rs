@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod mail;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
+pub mod multipart;
 pub mod policy;
 pub mod ports;
 pub mod quota;

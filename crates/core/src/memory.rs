@@ -933,6 +933,16 @@ pub struct BucketShared {
     objects: Mutex<BTreeMap<String, Vec<Version>>>,
     versions: AtomicU64,
     clock: Mutex<Option<Arc<dyn Clock>>>,
+    uploads: Mutex<BTreeMap<String, MemoryUpload>>,
+    /// Requests made of the multipart API, by operation (`start`, `presign`, `list`,
+    /// `complete`, `abort`, `part`): what a client's resume costs.
+    pub multipart_calls: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+struct MemoryUpload {
+    key: String,
+    meta: ObjectMeta,
+    parts: BTreeMap<u32, Bytes>,
 }
 
 impl Deref for MemoryBlobStore {
@@ -1014,6 +1024,46 @@ impl MemoryBlobStore {
         *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = Some(clock);
     }
 
+    fn count(&self, call: &'static str) {
+        *self
+            .multipart_calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(call)
+            .or_default() += 1;
+    }
+
+    /// What a client does with a presigned part request: sends `body`. Refused as the store
+    /// refuses it: another size or SHA-256 than the request names (`BadDigest`), or an upload
+    /// that is gone (`NoSuchUpload`). The answer is the part's ETag.
+    pub fn send_part(&self, request: &PresignedRequest, body: Bytes) -> Result<String, String> {
+        self.count("part");
+        let url = request
+            .url
+            .strip_prefix("memory://multipart/")
+            .ok_or("not a part request")?;
+        let (upload_id, number) = url.split_once('/').ok_or("not a part request")?;
+        let number: u32 = number.parse().map_err(|_| "not a part number")?;
+        let size: u64 = request.headers["content-length"].parse().map_err(|_| "no length")?;
+        let sha = &request.headers["x-amz-checksum-sha256"];
+        if body.len() as u64 != size {
+            return Err(format!("400 IncompleteBody: {} bytes for a part of {size}", body.len()));
+        }
+        if &base64::Engine::encode(&base64::engine::general_purpose::STANDARD, Sha256::of(&body).as_bytes()) != sha {
+            return Err("400 BadDigest: the part's SHA-256 is not the one signed".into());
+        }
+        let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        let upload = uploads.get_mut(upload_id).ok_or("404 NoSuchUpload")?;
+        let tag = etag(&body);
+        upload.parts.insert(number, body);
+        Ok(tag)
+    }
+
+    /// Uploads in progress, for assertions.
+    pub fn uploads_in_progress(&self) -> usize {
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Every version of `key`, oldest first (ids), for assertions.
     pub fn version_ids(&self, key: &str) -> Vec<String> {
         self.objects()
@@ -1058,6 +1108,102 @@ impl BlobInventory for MemoryBlobStore {
             _ => None,
         };
         Ok(VersionPage { versions, next })
+    }
+}
+
+impl MultipartStore for MemoryBlobStore {
+    async fn start_multipart(
+        &self,
+        key: &ObjectKey,
+        meta: &ObjectMeta,
+        _content_type: Option<&crate::ContentType>,
+    ) -> Result<String, StoreError> {
+        self.count("start");
+        let id = format!("upload-{:08}", self.versions.fetch_add(1, Ordering::Relaxed));
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            id.clone(),
+            MemoryUpload {
+                key: key.to_string(),
+                meta: meta.clone(),
+                parts: BTreeMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn presign_part(
+        &self,
+        _key: &ObjectKey,
+        upload_id: &str,
+        number: u32,
+        size: u64,
+        sha256: &Sha256,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
+        self.count("presign");
+        let checksum = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sha256.as_bytes());
+        Ok(PresignedRequest {
+            method: "PUT",
+            url: format!("memory://multipart/{upload_id}/{number}"),
+            headers: BTreeMap::from([
+                ("content-length".to_owned(), size.to_string()),
+                ("x-amz-checksum-sha256".to_owned(), checksum),
+            ]),
+            expires_at: self.clock().map_or(OffsetDateTime::UNIX_EPOCH, |c| c.now()) + expires_in,
+        })
+    }
+
+    async fn list_parts(&self, _key: &ObjectKey, upload_id: &str) -> Result<Option<Vec<StoredPart>>, StoreError> {
+        self.count("list");
+        let uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(uploads.get(upload_id).map(|u| {
+            u.parts
+                .iter()
+                .map(|(n, b)| StoredPart {
+                    number: *n,
+                    size: b.len() as u64,
+                    etag: etag(b),
+                    sha256: Some(Sha256::of(b)),
+                })
+                .collect()
+        }))
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<Completed, StoreError> {
+        self.count("complete");
+        let Some(upload) = self.uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(upload_id) else {
+            // Completed before (the answer lost) leaves the object; aborted leaves nothing.
+            return Ok(match self.object(key.as_str()) {
+                Some(_) => Completed::Done,
+                None => Completed::NoSuchUpload,
+            });
+        };
+        let mut body = Vec::new();
+        for part in parts {
+            let bytes = upload.parts.get(&part.number).filter(|b| etag(b) == part.etag);
+            let Some(bytes) = bytes else {
+                let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+                uploads.insert(upload_id.to_owned(), upload);
+                return Err(StoreError::Unavailable(format!(
+                    "400 InvalidPart: part {}",
+                    part.number
+                )));
+            };
+            body.extend_from_slice(bytes);
+        }
+        self.write(&upload.key, Some((Bytes::from(body), upload.meta)));
+        Ok(Completed::Done)
+    }
+
+    async fn abort_multipart(&self, _key: &ObjectKey, upload_id: &str) -> Result<(), StoreError> {
+        self.count("abort");
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(upload_id);
+        Ok(())
     }
 }
 

@@ -733,6 +733,64 @@ pub struct PresignedRequest {
     pub expires_at: OffsetDateTime,
 }
 
+/// One part the store holds of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
+    /// The part's SHA-256, as the store verified it on upload.
+    pub sha256: Option<Sha256>,
+}
+
+/// What completing a multipart upload came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completed {
+    /// The object is written (now, or by an earlier attempt whose answer was lost).
+    Done,
+    /// The store knows no such upload, and no object under its key: aborted, or expired.
+    NoSuchUpload,
+}
+
+/// Files sent in parts, straight to the store: the client uploads each part through a
+/// presigned URL that names the part's size and SHA-256, which the store verifies.
+pub trait MultipartStore: Send + Sync {
+    /// Starts an upload of `key` with the object's metadata; every part must then carry its
+    /// SHA-256. Returns the store's upload id.
+    fn start_multipart(
+        &self,
+        key: &ObjectKey,
+        meta: &ObjectMeta,
+        content_type: Option<&ContentType>,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// A request that uploads part `number` of exactly `size` bytes whose SHA-256 is `sha256`
+    /// (the store refuses other bytes).
+    fn presign_part(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        number: u32,
+        size: u64,
+        sha256: &Sha256,
+        expires_in: Duration,
+    ) -> impl Future<Output = Result<PresignedRequest, StoreError>> + Send;
+    /// The parts the store holds, by number; `None` if it knows no such upload.
+    fn list_parts(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<Option<Vec<StoredPart>>, StoreError>> + Send;
+    /// Joins `parts` (every part, in order) into the object.
+    fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> impl Future<Output = Result<Completed, StoreError>> + Send;
+    /// Drops the upload and its parts (dropping one that is gone succeeds).
+    fn abort_multipart(&self, key: &ObjectKey, upload_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// What the store itself must refuse in a presigned upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadConditions {

@@ -277,6 +277,7 @@ mod tests {
             upload_deadline: None,
             charge: Some(Charge { bytes }),
             hold: None,
+            multipart: None,
         }
     }
 

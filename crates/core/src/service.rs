@@ -32,11 +32,18 @@ pub struct Settings {
     /// retries, template.yaml; `scripts/check-template` holds the two together), or a document
     /// answered 202 could vanish behind a backlog and come back without its tags or deletion.
     pub received_grace: Duration,
+    /// How long a multipart upload may take (`/v1/multipart-uploads`): its document's
+    /// `upload_deadline`.
+    pub multipart_ttl: Duration,
 }
 
 /// The default of [`Settings::received_grace`]: seven hours, past the s3 function's six-hour
 /// maximum event age and its retries.
 pub const RECEIVED_GRACE_DEFAULT_SECS: u64 = 7 * 60 * 60;
+
+/// The default of [`Settings::multipart_ttl`]: seven days, as the bucket's lifecycle rule
+/// for incomplete multipart uploads (template.yaml).
+pub const MULTIPART_TTL_DEFAULT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -47,6 +54,7 @@ impl Default for Settings {
             allow_private_webhooks: false,
             max_webhooks_per_owner: 10,
             received_grace: Duration::from_secs(RECEIVED_GRACE_DEFAULT_SECS),
+            multipart_ttl: MULTIPART_TTL_DEFAULT,
         }
     }
 }
@@ -105,8 +113,14 @@ impl std::str::FromStr for IdempotencyKey {
     }
 }
 
+impl IdempotencyKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl<C: Catalog, B: BlobStore> Intake<C, B> {
-    fn new_document_id(&self) -> DocumentId {
+    pub(crate) fn new_document_id(&self) -> DocumentId {
         DocumentId::from_parts(self.clock.now(), self.ids.random_bits())
     }
 
@@ -194,6 +208,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             upload_deadline: None,
             charge: None,
             hold: None,
+            multipart: None,
         };
         let received = document.status == Status::Received;
         let take = (received && limits.counts()).then_some(QuotaTake {
@@ -205,6 +220,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             upload_deadline: received.then(|| now + self.settings.received_grace),
             charge: take.map(|t| t.charge),
             hold: None,
+            multipart: None,
             ..document
         };
         let (document, existed) = self.insert_new(&document, take.as_ref()).await?;
@@ -232,7 +248,11 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     /// finds the one stored under its id: written (and counted) by an earlier attempt of the
     /// same request (a retry, or a write that was applied although its answer was lost), or
     /// moved on since by the s3 function. `true` with the stored one.
-    async fn insert_new(&self, document: &Document, take: Option<&QuotaTake>) -> Result<(Document, bool), Error> {
+    pub(crate) async fn insert_new(
+        &self,
+        document: &Document,
+        take: Option<&QuotaTake>,
+    ) -> Result<(Document, bool), Error> {
         let written = match take {
             None => self
                 .catalog
@@ -297,6 +317,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             upload_deadline: Some(now + ttl + self.settings.received_grace),
             charge: None,
             hold: None,
+            multipart: None,
         };
         // An upload that declares no size reserves the largest file it may be.
         let take = limits.counts().then_some(QuotaTake {
@@ -309,6 +330,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         let document = Document {
             charge: take.map(|t| t.charge),
             hold: None,
+            multipart: None,
             ..document
         };
         let (document, _) = self.insert_new(&document, take.as_ref()).await?;
@@ -544,7 +566,7 @@ pub async fn revoke_token<T: Tokens>(tokens: &T, owner: &Owner, id: &TokenId) ->
     }
 }
 
-fn name_or_unnamed(raw: Option<&str>) -> FileName {
+pub(crate) fn name_or_unnamed(raw: Option<&str>) -> FileName {
     raw.and_then(FileName::sanitize).unwrap_or_else(FileName::unnamed)
 }
 
@@ -559,6 +581,7 @@ fn door_error(r: Rejection, size: Option<u64>, limit: u64) -> Error {
         RejectionCode::Empty
         | RejectionCode::Unreadable
         | RejectionCode::Unscannable
-        | RejectionCode::QuotaExceeded => Invalid::new("body", r.message).into(),
+        | RejectionCode::QuotaExceeded
+        | RejectionCode::Sha256Mismatch => Invalid::new("body", r.message).into(),
     }
 }

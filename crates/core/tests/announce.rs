@@ -26,6 +26,7 @@ fn doc(n: u128, status: Status, sha: &[u8]) -> Document {
         upload_deadline: None,
         charge: None,
         hold: None,
+        multipart: None,
     }
 }
 

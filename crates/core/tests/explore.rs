@@ -824,6 +824,7 @@ fn event(owner: &Owner) -> EventV1 {
         upload_deadline: None,
         charge: None,
         hold: None,
+        multipart: None,
     };
     EventV1::from(&DomainEvent {
         version: 1,

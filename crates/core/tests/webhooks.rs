@@ -188,6 +188,7 @@ fn event(n: u32, at: OffsetDateTime) -> EventV1 {
         upload_deadline: None,
         charge: None,
         hold: None,
+        multipart: None,
     };
     EventV1::from(&DomainEvent {
         version: 1,

@@ -174,6 +174,7 @@ impl Config {
                 allow_private_webhooks: env.flag("ALLOW_PRIVATE_WEBHOOKS")?,
                 max_webhooks_per_owner: env.parse_or("MAX_WEBHOOKS_PER_OWNER", defaults.max_webhooks_per_owner)?,
                 received_grace: secs("RECEIVED_GRACE_SECONDS", defaults.received_grace)?,
+                multipart_ttl: secs("MULTIPART_UPLOAD_TTL_SECONDS", defaults.multipart_ttl)?,
             },
         })
     }

@@ -211,6 +211,13 @@ impl Scope {
         let object = |k: &str| format!("arn:aws:s3:::{bucket}/{k}");
         let versioned = params.contains_key("versionId");
         let (operation, needs) = match (method, key.is_empty()) {
+            ("GET", true) if params.contains_key("uploads") => (
+                "ListMultipartUploads",
+                vec![Request::new(
+                    "s3:ListBucketMultipartUploads",
+                    format!("arn:aws:s3:::{bucket}"),
+                )],
+            ),
             ("GET", true) if params.contains_key("versions") => (
                 "ListObjectVersions",
                 vec![Request::new("s3:ListBucketVersions", format!("arn:aws:s3:::{bucket}"))],
@@ -229,6 +236,27 @@ impl Scope {
                 "GetObjectLegalHold",
                 vec![Request::new("s3:GetObjectLegalHold", object(&key))],
             ),
+            // Multipart uploads: starting, sending a part and completing are PutObject; the
+            // listing of parts and the abort have actions of their own.
+            ("POST", false) if params.contains_key("uploads") => (
+                "CreateMultipartUpload",
+                vec![Request::new("s3:PutObject", object(&key))],
+            ),
+            ("POST", false) if params.contains_key("uploadId") => (
+                "CompleteMultipartUpload",
+                vec![Request::new("s3:PutObject", object(&key))],
+            ),
+            ("GET", false) if params.contains_key("uploadId") => (
+                "ListParts",
+                vec![Request::new("s3:ListMultipartUploadParts", object(&key))],
+            ),
+            ("DELETE", false) if params.contains_key("uploadId") => (
+                "AbortMultipartUpload",
+                vec![Request::new("s3:AbortMultipartUpload", object(&key))],
+            ),
+            ("PUT", false) if params.contains_key("uploadId") && !headers.contains_key("x-amz-copy-source") => {
+                ("UploadPart", vec![Request::new("s3:PutObject", object(&key))])
+            }
             ("POST", true) => {
                 // An HTML-form upload: authorized as the signer's PutObject on the form's key.
                 let k = multipart_field(body, "key").unwrap_or_default();
@@ -471,6 +499,34 @@ mod tests {
         assert_eq!(
             call.needs,
             vec![Request::new("s3:GetObjectLegalHold", "arn:aws:s3:::b/blobs/sha256/x")]
+        );
+    }
+
+    #[test]
+    fn multipart_uploads_need_the_actions_s3_asks_for() {
+        let s = scope();
+        let key = "arn:aws:s3:::b/incoming/acme/http/1/a.pdf";
+        let cases = [
+            ("POST", "uploads", "CreateMultipartUpload", "s3:PutObject"),
+            ("PUT", "partNumber=2&uploadId=u1", "UploadPart", "s3:PutObject"),
+            ("GET", "uploadId=u1", "ListParts", "s3:ListMultipartUploadParts"),
+            ("POST", "uploadId=u1", "CompleteMultipartUpload", "s3:PutObject"),
+            (
+                "DELETE",
+                "uploadId=u1",
+                "AbortMultipartUpload",
+                "s3:AbortMultipartUpload",
+            ),
+        ];
+        for (method, query, operation, action) in cases {
+            let call = s.classify(method, "/b/incoming/acme/http/1/a.pdf", query, &signed("s3"), b"");
+            assert_eq!(call.operation, operation, "{method} ?{query}");
+            assert_eq!(call.needs, vec![Request::new(action, key)], "{method} ?{query}");
+        }
+        let call = s.classify("GET", "/b", "uploads", &signed("s3"), b"");
+        assert_eq!(
+            call.needs,
+            vec![Request::new("s3:ListBucketMultipartUploads", "arn:aws:s3:::b")]
         );
     }
 

@@ -993,3 +993,166 @@ async fn documents_older_than_the_owners_retention_period_are_deleted_and_held_o
     let ledger = &pipeline.local.ledger;
     assert_eq!(ledger.denied(), vec![], "calls the template's roles deny");
 }
+
+/// A file sent in parts through `/v1/multipart-uploads`, as a client does: part requests
+/// presigned by the HTTP function, the parts PUT straight to the bucket (S3 refuses a part
+/// whose bytes are not the SHA-256 its request names), resumed from the store's list of parts,
+/// completed, and catalogued by the s3 function's own hash; a wrong declared SHA-256 ends
+/// `rejected`; an abort deletes the document. Every call is one the template's roles allow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_sent_in_parts_resumes_and_is_catalogued_by_its_own_hash() {
+    use sha2::Digest;
+
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut options = support::options();
+    options.poll = Duration::from_millis(100);
+    let pipeline = Pipeline::start(options, door).await.unwrap();
+    let api = Client {
+        http: reqwest::Client::new(),
+        url: pipeline.url.clone(),
+        token: pipeline.token.reveal().to_owned(),
+    };
+    let hex = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut request = api
+            .http
+            .request(method, format!("{}{path}", api.url))
+            .bearer_auth(&api.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // 17 MiB and a bit: parts of 8, 8 and 1 MiB (and a bit).
+    let mut body = b"%PDF-1.7\n".to_vec();
+    body.extend((0..(17 << 20) + 4321).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    let (status, started) = send(
+        reqwest::Method::POST,
+        "/v1/multipart-uploads".into(),
+        Some(json!({"name": "case.pdf", "content_type": "application/pdf", "size": body.len(), "sha256": hex(&body)})),
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let part_size = started["upload"]["part_size"].as_u64().unwrap() as usize;
+    assert_eq!(started["upload"]["part_count"], 3, "{started}");
+    let part = |n: usize| &body[(n - 1) * part_size..(n * part_size).min(body.len())];
+    let requests = |numbers: Vec<usize>| {
+        let parts: Vec<Value> = numbers
+            .iter()
+            .map(|n| json!({"number": n, "sha256": hex(part(*n))}))
+            .collect();
+        send(
+            reqwest::Method::POST,
+            format!("/v1/multipart-uploads/{id}/parts"),
+            Some(json!({ "parts": parts })),
+        )
+    };
+    let put = |request: &Value, bytes: Vec<u8>| {
+        let mut r = api.http.put(request["url"].as_str().unwrap()).body(bytes);
+        for (k, v) in request["headers"].as_object().unwrap() {
+            if k != "content-length" {
+                r = r.header(k, v.as_str().unwrap());
+            }
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.headers().get("etag").map(|e| e.to_str().unwrap().to_owned()),
+            )
+        }
+    };
+
+    // Parts 1 and 3; part 2 corrupted on the way is refused by S3's check.
+    let (status, asked) = requests(vec![1, 2, 3]).await;
+    assert_eq!(status, 200, "{asked}");
+    let asked = asked["parts"].as_array().unwrap().clone();
+    assert_eq!(put(&asked[0], part(1).to_vec()).await.0, 200);
+    assert_eq!(put(&asked[2], part(3).to_vec()).await.0, 200);
+    let mut corrupted = part(2).to_vec();
+    corrupted[12_345] ^= 0x55;
+    assert_eq!(
+        put(&asked[1], corrupted).await.0,
+        400,
+        "S3 refuses a part with other bytes"
+    );
+
+    // The client died here; the next run asks the store what it holds and sends only part 2.
+    let (status, progress) = send(reqwest::Method::GET, format!("/v1/multipart-uploads/{id}"), None).await;
+    assert_eq!(status, 200, "{progress}");
+    assert_eq!(progress["missing"], json!([2]), "{progress}");
+    assert_eq!(progress["parts"][1]["sha256"], hex(part(3)), "{progress}");
+    let (status, early) = send(
+        reqwest::Method::POST,
+        format!("/v1/multipart-uploads/{id}/complete"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{early}");
+    let (_, again) = requests(vec![2]).await;
+    assert_eq!(put(&again["parts"][0], part(2).to_vec()).await.0, 200);
+    let (status, completed) = send(
+        reqwest::Method::POST,
+        format!("/v1/multipart-uploads/{id}/complete"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{completed}");
+    let doc = api.settled(&id).await;
+    assert_eq!(doc["status"], "accepted", "{doc}");
+    assert_eq!(doc["sha256"], hex(&body));
+    assert_eq!(doc["size"], body.len());
+
+    // A declared SHA-256 that is not the file's: rejected, saying why.
+    let small = &body[..(6 << 20)];
+    let (_, wrong) = send(
+        reqwest::Method::POST,
+        "/v1/multipart-uploads".into(),
+        Some(json!({"name": "wrong.pdf", "content_type": "application/pdf", "size": small.len(), "sha256": hex(b"other")})),
+    )
+    .await;
+    let wrong_id = wrong["id"].as_str().unwrap().to_owned();
+    let (_, asked) = send(
+        reqwest::Method::POST,
+        format!("/v1/multipart-uploads/{wrong_id}/parts"),
+        Some(json!({"parts": [{"number": 1, "sha256": hex(small)}]})),
+    )
+    .await;
+    assert_eq!(put(&asked["parts"][0], small.to_vec()).await.0, 200);
+    let (status, _) = send(
+        reqwest::Method::POST,
+        format!("/v1/multipart-uploads/{wrong_id}/complete"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rejected = api.settled(&wrong_id).await;
+    assert_eq!(rejected["status"], "rejected", "{rejected}");
+    assert_eq!(rejected["rejection"]["code"], "sha256_mismatch", "{rejected}");
+
+    // An abort: the document is deleted; aborting again is no error.
+    let (_, aborted) = send(
+        reqwest::Method::POST,
+        "/v1/multipart-uploads".into(),
+        Some(json!({"name": "abandoned.pdf", "content_type": "application/pdf", "size": 9 << 20})),
+    )
+    .await;
+    let aborted_id = aborted["id"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let (status, _) = send(
+            reqwest::Method::DELETE,
+            format!("/v1/multipart-uploads/{aborted_id}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+    }
+    assert_eq!(api.get(&format!("/v1/documents/{aborted_id}")).await.0, 404);
+
+    let ledger = &pipeline.local.ledger;
+    assert_eq!(ledger.denied(), vec![], "calls the template's roles deny");
+}

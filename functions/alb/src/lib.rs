@@ -11,10 +11,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use intake_core::contract::{
-    ApiDocumentV1, DeliveryPageV1, DeliveryV1, DocumentPageV1, DownloadLinkV1, HealthV1, PresignedUploadV1, QuotaV1,
-    ReplayedV1, StatsV1, SubmittedV1, UploadStartedV1, WebhookCreatedV1, WebhookListV1, WebhookV1, document_url,
+    ApiDocumentV1, DeliveryPageV1, DeliveryV1, DocumentPageV1, DownloadLinkV1, HealthV1, MultipartPlanV1,
+    MultipartProgressV1, MultipartStartedV1, PartRequestV1, PartRequestsV1, PresignedUploadV1, QuotaV1, ReplayedV1,
+    StatsV1, SubmittedV1, UploadStartedV1, WebhookCreatedV1, WebhookListV1, WebhookV1, document_url,
 };
-use intake_core::ports::{BlobStore, Catalog, DeliveryQuery, ListQuery, SecretSealer, WorkQueue};
+use intake_core::multipart::{PartToSend, SentPart};
+use intake_core::ports::{BlobStore, Catalog, DeliveryQuery, ListQuery, MultipartStore, SecretSealer, WorkQueue};
 use intake_core::service::{Intake, Upload, UploadIntent};
 use intake_core::webhooks::{NewWebhook, Registry, Replay, WebhookPatch};
 use intake_core::{
@@ -39,7 +41,7 @@ pub struct Api<C, B, S, Q> {
     webhooks: Registry<C, S, Q>,
 }
 
-impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
+impl<C: Catalog, B: BlobStore + MultipartStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
     pub fn new(intake: Intake<C, B>, webhooks: Registry<C, S, Q>) -> Self {
         Self { intake, webhooks }
     }
@@ -136,6 +138,16 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
                 ok(&ApiDocumentV1::from(&held))
             }
             Route::ReleaseHold(id) => ok(&ApiDocumentV1::from(&self.intake.release_hold(owner, &id).await?)),
+            Route::StartMultipart => self.start_multipart(owner, &req).await,
+            Route::MultipartProgress(id) => ok(&MultipartProgressV1::new(
+                &self.intake.multipart_progress(owner, &id).await?,
+            )),
+            Route::PartRequests(id) => self.part_requests(owner, &id, &req).await,
+            Route::CompleteMultipart(id) => self.complete_multipart(owner, &id, &req).await,
+            Route::AbortMultipart(id) => {
+                self.intake.abort_multipart(owner, &id).await?;
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
             Route::Stats => ok(&StatsV1::new(owner, &self.intake.stats(owner).await?)),
             Route::Quota => ok(&QuotaV1::new(owner, &self.intake.quota(owner).await?)),
             Route::ListWebhooks => ok(&WebhookListV1 {
@@ -183,22 +195,7 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
 
     async fn start_upload(&self, owner: &Owner, req: &Request) -> Result<Response<Body>, ApiError> {
         let body: UploadBody = required_json_body(req)?;
-        let intent = UploadIntent {
-            name: body.name,
-            content_type: body.content_type.as_deref().map(canonical_media_type).transpose()?,
-            size: body.size,
-            sha256: body
-                .sha256
-                .as_deref()
-                .map(|h| {
-                    h.to_ascii_lowercase()
-                        .parse::<Sha256>()
-                        .map_err(|_| Invalid::new("sha256", "must be 64 hexadecimal digits"))
-                })
-                .transpose()?,
-            tags: Tags::parse(body.tags.unwrap_or_default())?,
-        };
-        let (doc, upload) = self.intake.start_upload(owner, intent).await?;
+        let (doc, upload) = self.intake.start_upload(owner, upload_intent(body)?).await?;
         let answer = UploadStartedV1 {
             id: doc.id.to_string(),
             url: document_url(&doc),
@@ -206,6 +203,85 @@ impl<C: Catalog, B: BlobStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
             upload: PresignedUploadV1::from(&upload),
         };
         Ok(json(StatusCode::CREATED, &answer))
+    }
+
+    async fn start_multipart(&self, owner: &Owner, req: &Request) -> Result<Response<Body>, ApiError> {
+        let body: UploadBody = required_json_body(req)?;
+        let intent = upload_intent(body)?;
+        let key = header_str(req, "idempotency-key").map(str::parse).transpose()?;
+        let started = self.intake.start_multipart(owner, intent, key).await?;
+        let doc = &started.document;
+        let answer = MultipartStartedV1 {
+            id: doc.id.to_string(),
+            url: format!("/v1/multipart-uploads/{}", doc.id),
+            document: ApiDocumentV1::from(doc),
+            upload: MultipartPlanV1::of(doc).ok_or_else(|| {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "the upload is not a multipart upload")
+            })?,
+        };
+        let mut resp = json(
+            if started.replayed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            },
+            &answer,
+        );
+        if started.replayed {
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        Ok(resp)
+    }
+
+    async fn part_requests(&self, owner: &Owner, id: &DocumentId, req: &Request) -> Result<Response<Body>, ApiError> {
+        let body: PartsBody = required_json_body(req)?;
+        let parts = body
+            .parts
+            .into_iter()
+            .map(|p| {
+                Ok(PartToSend {
+                    number: p.number,
+                    sha256: parse_sha256(&p.sha256, "parts[].sha256")?,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let requests = self.intake.part_requests(owner, id, &parts).await?;
+        ok(&PartRequestsV1 {
+            parts: requests
+                .into_iter()
+                .map(|(number, r)| PartRequestV1 {
+                    number,
+                    method: r.method.to_owned(),
+                    url: r.url,
+                    headers: r.headers,
+                    expires_at: r.expires_at,
+                })
+                .collect(),
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        owner: &Owner,
+        id: &DocumentId,
+        req: &Request,
+    ) -> Result<Response<Body>, ApiError> {
+        let body: CompleteBody = match req.body().as_ref().iter().all(u8::is_ascii_whitespace) {
+            true => CompleteBody::default(),
+            false => required_json_body(req)?,
+        };
+        let sent: Vec<SentPart> = body
+            .parts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| SentPart {
+                number: p.number,
+                etag: p.etag,
+            })
+            .collect();
+        let doc = self.intake.complete_multipart(owner, id, &sent).await?;
+        ok(&ApiDocumentV1::from(&doc))
     }
 
     async fn list_documents(&self, owner: &Owner, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -438,6 +514,53 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
 /// An optional field that, when present, must not be `null` (as the schema says).
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
+}
+
+/// `POST /v1/multipart-uploads/{id}/parts`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartsBody {
+    parts: Vec<PartBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartBody {
+    number: u32,
+    /// Hex SHA-256 of the part's bytes: the store refuses other bytes.
+    sha256: String,
+}
+
+/// `POST /v1/multipart-uploads/{id}/complete` (the body is optional).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CompleteBody {
+    #[serde(default)]
+    parts: Option<Vec<SentPartBody>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SentPartBody {
+    number: u32,
+    etag: String,
+}
+
+fn parse_sha256(hex: &str, field: &'static str) -> Result<Sha256, Invalid> {
+    hex.to_ascii_lowercase()
+        .parse::<Sha256>()
+        .map_err(|_| Invalid::new(field, "must be 64 hexadecimal digits"))
+}
+
+/// What `POST /v1/uploads` and `POST /v1/multipart-uploads` say about the file to come.
+fn upload_intent(body: UploadBody) -> Result<UploadIntent, ApiError> {
+    Ok(UploadIntent {
+        name: body.name,
+        content_type: body.content_type.as_deref().map(canonical_media_type).transpose()?,
+        size: body.size,
+        sha256: body.sha256.as_deref().map(|h| parse_sha256(h, "sha256")).transpose()?,
+        tags: Tags::parse(body.tags.unwrap_or_default())?,
+    })
 }
 
 #[derive(Deserialize)]

@@ -76,6 +76,7 @@ async fn seed(api: &TestApi, status: Status) -> Document {
         upload_deadline: None,
         charge: None,
         hold: None,
+        multipart: None,
     };
     api.intake().catalog.insert_document(&doc, None).await.unwrap();
     doc
@@ -911,6 +912,7 @@ async fn the_event_type_catalogue_gives_each_type_a_schema_its_events_satisfy() 
         upload_deadline: Some(at),
         charge: None,
         hold: None,
+        multipart: None,
     };
     let full = serde_json::to_value(intake_core::contract::EventV1::from(
         &intake_core::events::DomainEvent {

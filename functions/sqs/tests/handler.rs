@@ -302,6 +302,7 @@ async fn a_retirement_deletes_a_document_past_its_owners_period_with_the_reason(
         upload_deadline: None,
         charge: None,
         hold: None,
+        multipart: None,
     };
     catalog.insert_document(&doc, None).await.unwrap();
     let w = worker_with(catalog.clone(), MemoryQueue::default());

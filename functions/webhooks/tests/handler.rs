@@ -115,6 +115,7 @@ async fn fanned_out(events: u128) -> (MemoryCatalog, Arc<ManualClock>, Arc<Seque
             upload_deadline: None,
             charge: None,
             hold: None,
+            multipart: None,
         };
         let event = EventV1::from(&DomainEvent {
             version: 1,

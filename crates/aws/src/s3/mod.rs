@@ -2,6 +2,7 @@
 //! copies are server-side; presigned requests let clients move bytes without passing them
 //! through a function.
 
+mod multipart;
 mod post;
 
 use std::collections::BTreeMap;

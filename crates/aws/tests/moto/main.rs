@@ -50,6 +50,7 @@ pub(crate) fn doc(owner: &str, at: OffsetDateTime, n: u128) -> Document {
         upload_deadline: None,
         charge: None,
         hold: None,
+        multipart: None,
     }
 }
 

@@ -188,6 +188,9 @@ pub enum RejectionCode {
     /// The owner's quota left no room (a drop into the bucket or a mail attachment: the HTTP
     /// door answers 429 instead).
     QuotaExceeded,
+    /// The bytes' SHA-256 is not the one the upload declared (a multipart upload: the store
+    /// checks each part, the s3 function the whole).
+    Sha256Mismatch,
 }
 
 /// Which door a document came through, with what that door knows about it.
@@ -243,6 +246,25 @@ pub struct Document {
     /// owner or by retention) and its blob's bytes are held by the store (S3 Object Lock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<LegalHold>,
+    /// While `received` through a multipart upload ([`crate::multipart`]): the store's upload
+    /// and the file it must add up to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<MultipartUpload>,
+}
+
+/// A file sent in parts, straight to the store, through presigned part URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartUpload {
+    /// The store's id of the upload.
+    pub upload_id: String,
+    /// The file's size, as declared: the parts must add up to it exactly.
+    pub size: u64,
+    /// Every part but the last is this long.
+    pub part_size: u64,
+    /// The whole file's SHA-256, if the client declared one: the s3 function's own hash must
+    /// equal it, or the document is rejected (`sha256_mismatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256>,
 }
 
 /// Why a document is held, by whom and since when.
@@ -311,6 +333,7 @@ mod tests {
             upload_deadline: None,
             charge: None,
             hold: None,
+            multipart: None,
         };
         let json = serde_json::to_value(&doc).unwrap();
         assert_eq!(json["status"], "duplicate");

@@ -225,7 +225,21 @@ impl<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas, B: BlobStor
             }
             Some(inspection)
         };
+        // A multipart upload's whole-file SHA-256, as its client declared it: the store checked
+        // each part, this checks the whole.
+        let declared_sha = existing
+            .as_ref()
+            .and_then(|d| d.multipart.as_ref())
+            .and_then(|m| m.sha256);
         let verdict = match (&inspection, over_quota) {
+            (Some(i), _) if declared_sha.is_some_and(|d| d != i.sha256) => Err(Rejection {
+                code: RejectionCode::Sha256Mismatch,
+                message: format!(
+                    "the bytes' SHA-256 is {} but the upload declared {}",
+                    i.sha256,
+                    declared_sha.map(|d| d.to_string()).unwrap_or_default()
+                ),
+            }),
             (Some(i), _) => evaluate(&self.policy, existing_declared(&existing, &info.meta).as_ref(), i),
             (None, Some(refused)) => Err(Rejection {
                 code: RejectionCode::QuotaExceeded,
@@ -335,6 +349,7 @@ impl<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas, B: BlobStor
             version: 1,
             charge: Some(take.charge),
             hold: None,
+            multipart: None,
             ..new_document(id, incoming, &info.meta, now)
         };
         match self.catalog.insert_charged(&doc, &take).await {
@@ -737,5 +752,6 @@ fn new_document(id: DocumentId, incoming: &IncomingKey, meta: &ObjectMeta, now: 
         upload_deadline: None,
         charge: None,
         hold: None,
+        multipart: None,
     }
 }
