@@ -36,8 +36,11 @@ struct Cli {
     #[arg(long, env = "INTAKE_ENV_FILE", default_value = ".local/env", global = true)]
     env_file: PathBuf,
     /// One JSON object per line on stdout, for scripts.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "quiet")]
     json: bool,
+    /// Only the documents' ids on stdout (no progress): `ID=$(intake upload -q file)`.
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -227,10 +230,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(|e| Failure::Other(format!("{e}")))?
                 .iter()
                 .sum();
-            let reporter = if cli.json {
-                Reporter::json()
-            } else {
-                Reporter::bars(total)
+            let reporter = match (cli.json, cli.quiet) {
+                (true, _) => Reporter::json(),
+                (_, true) => Reporter::Quiet,
+                _ => Reporter::bars(total),
             };
             let options = upload::Options {
                 name,
@@ -258,6 +261,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let mut failed = 0;
             for (file, result) in results {
                 match result {
+                    Ok(doc) if cli.quiet => println!("{}", doc.id),
                     Ok(doc) => reporter.say(
                         &format!("{}  ->  {}", file.display(), show(&doc)),
                         json!({"event": "document", "file": file, "document": doc}),

@@ -47,6 +47,8 @@ pub enum Event<'a> {
 }
 
 pub enum Reporter {
+    /// Nothing but the result (`--quiet`).
+    Quiet,
     Json(Mutex<std::io::Stdout>),
     Bars {
         multi: MultiProgress,
@@ -90,6 +92,7 @@ impl Reporter {
     /// A line for people (above the bars), or a JSON object.
     pub fn say(&self, text: &str, value: serde_json::Value) {
         match self {
+            Reporter::Quiet => {}
             Reporter::Json(_) => self.line(value),
             Reporter::Bars { multi, .. } => {
                 let _ = multi.println(text);

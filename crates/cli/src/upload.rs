@@ -1,11 +1,13 @@
 //! `intake upload`: a file of any size in parts (`/v1/multipart-uploads`), several at once,
 //! each retried with backoff, resumed after the process is killed or the network drops.
 //!
-//! **Resume.** Before its first part goes out, an upload's id is written to a state file in
-//! the cache directory, named by the API's URL and the file (path, size, modification time).
-//! A later run finds it, asks the API which parts the store holds, and sends only the others;
-//! a file that changed since is a new upload. The start itself carries an `Idempotency-Key`
-//! made of the same name, so a start whose answer was lost is not started twice.
+//! **Resume.** An upload is remembered in a state file in the cache directory, named by the
+//! API's URL and the file (path, size, modification time): first its `Idempotency-Key` (before
+//! the start is asked for, so a start whose answer was lost is asked for again with it and
+//! answered with the same upload), then its id. A later run finds it, asks the API which parts
+//! the store holds, and sends only the others; a file that changed since is a new upload. Once
+//! the upload is complete the file is forgotten: uploading it again is a new upload (a
+//! duplicate of the first).
 //!
 //! **Memory.** At most `parallel` parts are in memory at once (each read once, hashed, sent),
 //! and never more than [`MEMORY_BUDGET`] bytes of them: large files (large parts) get fewer
@@ -47,8 +49,21 @@ struct State {
     path: String,
     size: u64,
     modified: i128,
-    id: String,
+    /// This upload's Idempotency-Key: written before the start is asked for, so a start whose
+    /// answer was lost is asked for again with it (and answered with the same upload).
+    key: String,
+    /// The upload's id, once started.
+    id: Option<String>,
     sha256: String,
+}
+
+/// A key no other upload has (the clock's nanoseconds, the process, the file).
+fn fresh_key(file_key: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{file_key}\n{now}\n{}", std::process::id());
+    format!("cli-{}", hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..16]))
 }
 
 /// The name of a file's upload: the same for the same file at the same API, until it changes.
@@ -168,23 +183,52 @@ pub async fn upload(api: &Api, path: &Path, options: &Options, reporter: &Report
     let state_path = options.state_dir.join(format!("{key}.json"));
 
     // An earlier run's upload of this very file, if the store still has it.
+    let stored: Option<State> = tokio::fs::read_to_string(&state_path)
+        .await
+        .ok()
+        .and_then(|text| serde_json::from_str::<State>(&text).ok())
+        .filter(|s| s.size == size && s.modified == modified);
+    // An earlier run's upload of this very file, if the store still has it.
     let mut resumed = None;
-    if let Ok(text) = tokio::fs::read_to_string(&state_path).await
-        && let Ok(state) = serde_json::from_str::<State>(&text)
-        && state.size == size
-        && state.modified == modified
+    if let Some(state) = &stored
+        && let Some(id) = &state.id
     {
-        match api.progress(&state.id).await {
-            Ok(progress) => resumed = Some((state, progress)),
-            // Complete, aborted, expired or deleted: start again.
-            Err(Failure::Api { status: 404 | 409, .. }) => {}
+        match api.progress(id).await {
+            Ok(progress) => resumed = Some((id.clone(), progress)),
+            // Completed (the run was killed before it forgot the upload), or aborted or
+            // expired: completing again tells which (it answers the same for a completed one).
+            Err(Failure::Api { status: 409, .. }) => match api.complete(id).await {
+                Ok(document) => {
+                    let _ = tokio::fs::remove_file(&state_path).await;
+                    return Ok(document);
+                }
+                Err(Failure::Api { status: 404 | 409, .. }) => {}
+                Err(e) => return Err(e),
+            },
+            // Deleted: start again.
+            Err(Failure::Api { status: 404, .. }) => {}
             Err(e) => return Err(e),
         }
     }
     let (id, plan, missing, held) = match resumed {
-        Some((state, progress)) => (state.id, progress.upload, progress.missing, progress.bytes_received),
+        Some((id, progress)) => (id, progress.upload, progress.missing, progress.bytes_received),
         None => {
-            let sha256 = sha256_of(path, reporter, &file, size).await?;
+            // A start asked for before (its answer lost) is asked for again with its key.
+            let (sha256, idempotency) = match stored.filter(|s| s.id.is_none()) {
+                Some(state) => (state.sha256, state.key),
+                None => (sha256_of(path, reporter, &file, size).await?, fresh_key(&key)),
+            };
+            let mut state = State {
+                url: api.url.clone(),
+                path: absolute.display().to_string(),
+                size,
+                modified,
+                key: idempotency.clone(),
+                id: None,
+                sha256: sha256.clone(),
+            };
+            tokio::fs::create_dir_all(&options.state_dir).await?;
+            tokio::fs::write(&state_path, serde_json::to_vec(&state).unwrap_or_default()).await?;
             let name = options.name.clone().unwrap_or_else(|| {
                 path.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -194,16 +238,13 @@ pub async fn upload(api: &Api, path: &Path, options: &Options, reporter: &Report
             if let Some(ct) = &options.content_type {
                 body["content_type"] = json!(ct);
             }
-            let started = api.start_multipart(&body, &format!("cli-{key}")).await?;
-            let state = State {
-                url: api.url.clone(),
-                path: absolute.display().to_string(),
-                size,
-                modified,
-                id: started.id.clone(),
-                sha256,
-            };
-            tokio::fs::create_dir_all(&options.state_dir).await?;
+            let started = with_retries(reporter, &file, 0, || api.start_multipart(&body, &idempotency)).await?;
+            if started.document.status.as_str() != "received" {
+                // The start was answered before, and its upload finished since.
+                let _ = tokio::fs::remove_file(&state_path).await;
+                return Ok(started.document);
+            }
+            state.id = Some(started.id.clone());
             tokio::fs::write(&state_path, serde_json::to_vec(&state).unwrap_or_default()).await?;
             let count = u32::try_from(started.upload.part_count).unwrap_or(u32::MAX);
             (started.id, started.upload, (1..=count).collect::<Vec<u32>>(), 0)
