@@ -941,6 +941,14 @@ mod tests {
                 serde_json::json!("2026-11-27T11:00:00Z"),
             ),
             (
+                Status::Deleted {
+                    deleted_at: at,
+                    reason: Some("retention: older than the owner's retention period of 30 days".into()),
+                },
+                "deleted_reason",
+                serde_json::json!("retention: older than the owner's retention period of 30 days"),
+            ),
+            (
                 Status::Failed {
                     failure: crate::Failure {
                         redrive: None,

@@ -37,7 +37,8 @@ pub enum Status {
     Deleted {
         #[serde(with = "time::serde::rfc3339")]
         deleted_at: OffsetDateTime,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Stored as the API shows it (`deleted_reason`).
+        #[serde(default, rename = "deleted_reason", skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
 }
