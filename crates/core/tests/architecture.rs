@@ -79,7 +79,7 @@ fn functions_depend_on_the_crates_below_them_never_on_each_other() {
         assert!(on_functions.is_empty(), "{f} depends on {on_functions:?}");
         let on_tools: Vec<_> = all[*f]
             .iter()
-            .filter(|d| ["intake-local", "intake-admin", "intake-bench"].contains(&d.as_str()))
+            .filter(|d| ["intake-local", "intake-admin", "intake-bench", "intake-cli"].contains(&d.as_str()))
             .collect();
         assert!(on_tools.is_empty(), "{f} depends on {on_tools:?}");
     }
@@ -271,4 +271,16 @@ fn every_crate_shares_one_set_of_dependency_features() {
         );
     }
     assert!(!all["workspace-hack"].iter().any(|d| d.starts_with("intake-")));
+}
+
+/// The command-line client speaks the API only: it depends on the core (for the contract
+/// types) and on no adapter, no Lambda crate, no function and no tool.
+#[test]
+fn the_client_knows_only_the_contract() {
+    let deps = &dependencies()["intake-cli"];
+    let wrong: Vec<_> = deps
+        .iter()
+        .filter(|d| is_aws_or_lambda(d) || (d.starts_with("intake-") && *d != "intake-core"))
+        .collect();
+    assert!(wrong.is_empty(), "intake-cli depends on {wrong:?}");
 }
