@@ -55,7 +55,7 @@ impl Http {
         }
         let request = request
             .body(Full::new(body))
-            .map_err(|e| format!("{method} {url}: {e}"))?;
+            .map_err(|e| format!("{method} {}: {e}", strip_query(url)))?;
         match tokio::time::timeout(timeout, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {

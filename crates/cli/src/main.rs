@@ -172,7 +172,7 @@ async fn decided(api: &Api, id: &str, timeout: Duration, reporter: &Reporter) ->
     loop {
         let doc = match api.document(id).await {
             Ok(doc) => doc,
-            Err(e) if e.is_transient() => {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < until => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -268,6 +268,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     ),
                     Err(e) => {
                         failed += 1;
+                        if cli.json {
+                            println!("{}", json!({"event": "error", "file": file, "error": e.to_string()}));
+                        }
                         eprintln!("intake: {}: {e}", file.display());
                     }
                 }
@@ -296,10 +299,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Get { id, output } => match output {
             None => {
                 let doc = api.document(&id).await?;
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&doc).map_err(|e| Failure::Other(e.to_string()))?
-                );
+                let shown = match cli.json {
+                    true => serde_json::to_string(&doc),
+                    false => serde_json::to_string_pretty(&doc),
+                };
+                println!("{}", shown.map_err(|e| Failure::Other(e.to_string()))?);
             }
             Some(path) => {
                 let link = api.content_link(&id).await?;
@@ -344,11 +348,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Watch { ids, timeout } => {
-            let reporter = if cli.json {
-                Reporter::json()
-            } else {
-                Reporter::Json(std::sync::Mutex::new(std::io::stdout()))
-            };
+            let reporter = if cli.json { Reporter::json() } else { Reporter::Text };
             for id in ids {
                 let doc = decided(&api, &id, Duration::from_secs(timeout), &reporter).await?;
                 if !cli.json {
@@ -387,7 +387,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Webhooks(WebhookCommand::Rm { id }) => {
             api.delete_webhook(&id).await?;
-            println!("removed {id}");
+            if cli.json {
+                println!("{}", json!({"event": "removed", "id": id}));
+            } else {
+                println!("removed {id}");
+            }
         }
     }
     Ok(())

@@ -49,6 +49,8 @@ pub enum Event<'a> {
 pub enum Reporter {
     /// Nothing but the result (`--quiet`).
     Quiet,
+    /// Lines for people on stdout (`watch`).
+    Text,
     Json(Mutex<std::io::Stdout>),
     Bars {
         multi: MultiProgress,
@@ -93,6 +95,7 @@ impl Reporter {
     pub fn say(&self, text: &str, value: serde_json::Value) {
         match self {
             Reporter::Quiet => {}
+            Reporter::Text => println!("{text}"),
             Reporter::Json(_) => self.line(value),
             Reporter::Bars { multi, .. } => {
                 let _ = multi.println(text);

@@ -138,8 +138,10 @@ async fn put_part(http: &crate::http::Http, request: &PartRequestV1, body: bytes
             headers.push((k, v));
         }
     }
+    // Ten minutes, or longer for a large part on a slow line (128 KiB/s).
+    let timeout = Duration::from_secs(600.max(body.len() as u64 / (128 << 10)));
     let answer = http
-        .send(&request.method, &request.url, &headers, body, Duration::from_secs(600))
+        .send(&request.method, &request.url, &headers, body, timeout)
         .await
         .map_err(Failure::Unreachable)?;
     if !(200..300).contains(&answer.status) {
@@ -238,7 +240,17 @@ pub async fn upload(api: &Api, path: &Path, options: &Options, reporter: &Report
             if let Some(ct) = &options.content_type {
                 body["content_type"] = json!(ct);
             }
-            let started = with_retries(reporter, &file, 0, || api.start_multipart(&body, &idempotency)).await?;
+            let started = match with_retries(reporter, &file, 0, || api.start_multipart(&body, &idempotency)).await {
+                // A key kept from a run that failed before its start was recorded, now used for
+                // another description of the file (other tags, name or type): a new key.
+                Err(Failure::Api { status: 409, .. }) => {
+                    state.key = fresh_key(&key);
+                    tokio::fs::write(&state_path, serde_json::to_vec(&state).unwrap_or_default()).await?;
+                    let fresh = state.key.clone();
+                    with_retries(reporter, &file, 0, || api.start_multipart(&body, &fresh)).await?
+                }
+                other => other?,
+            };
             if started.document.status.as_str() != "received" {
                 // The start was answered before, and its upload finished since.
                 let _ = tokio::fs::remove_file(&state_path).await;

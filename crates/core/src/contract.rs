@@ -591,7 +591,8 @@ pub struct PartRequestV1 {
 pub struct MultipartProgressV1 {
     pub id: String,
     pub upload: MultipartPlanV1,
-    /// The parts the store holds, by number.
+    /// The parts the store holds, by number: the first [`MultipartProgressV1::MAX_PARTS_SHOWN`]
+    /// (the answer stays under the load balancer's 1 MB); `missing` is always whole.
     pub parts: Vec<StoredPartV1>,
     /// Part numbers still to send (or to send again: held with another size than their place).
     pub missing: Vec<u32>,
@@ -608,6 +609,8 @@ pub struct StoredPartV1 {
 }
 
 impl MultipartProgressV1 {
+    pub const MAX_PARTS_SHOWN: usize = 1000;
+
     pub fn new(progress: &crate::multipart::Progress) -> Self {
         Self {
             id: progress.document.id.to_string(),
@@ -620,6 +623,7 @@ impl MultipartProgressV1 {
             parts: progress
                 .parts
                 .iter()
+                .take(Self::MAX_PARTS_SHOWN)
                 .map(|p| StoredPartV1 {
                     number: p.number,
                     size: p.size,

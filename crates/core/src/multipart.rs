@@ -89,13 +89,9 @@ impl Progress {
     /// Parts not held, or held with another size than their place needs.
     pub fn missing(&self) -> Vec<u32> {
         let count = u32::try_from(self.part_count()).unwrap_or(u32::MAX);
+        let held: std::collections::HashMap<u32, u64> = self.parts.iter().map(|p| (p.number, p.size)).collect();
         (1..=count)
-            .filter(|n| {
-                !self
-                    .parts
-                    .iter()
-                    .any(|p| p.number == *n && p.size == size_of_part(&self.upload, *n))
-            })
+            .filter(|n| held.get(n) != Some(&size_of_part(&self.upload, *n)))
             .collect()
     }
 
@@ -155,10 +151,16 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
             charge: Charge { bytes: size },
             limits,
         });
-        let document = Document {
+        // A retry of a start (the same key) finds its document: the same upload.
+        if key_seen && let Some(stored) = self.catalog.get_document(&id).await? {
+            return self.replayed(owner, stored);
+        }
+        let name = name_or_unnamed(intent.name.as_deref());
+        let key = ObjectKey::incoming_http(owner, &id, &name);
+        let mut document = Document {
             id,
             owner: owner.clone(),
-            name: name_or_unnamed(intent.name.as_deref()),
+            name,
             declared_type: intent.content_type,
             content_type: None,
             size: None,
@@ -174,47 +176,56 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
             hold: None,
             multipart: None,
         };
-        let (mut document, existed) = self.insert_new(&document, take.as_ref()).await?;
-        if document.is_deleted() {
-            return Err(Error::Conflict(format!(
-                "the upload this Idempotency-Key started ({}) was aborted or deleted; start again with a new key",
-                document.id
-            )));
-        }
-        // A retry (a lost answer, the same key) finds the upload started: the same one.
-        if document.multipart.is_none() && document.status == Status::Received {
-            let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
-            let upload_id = self
-                .blobs
-                .start_multipart(
-                    &key,
-                    &ObjectMeta::for_document(&document),
-                    document.declared_type.as_ref(),
-                )
-                .await?;
-            let expected = document.version;
-            let mut started = document.clone();
-            started.multipart = Some(MultipartUpload {
-                upload_id,
-                size,
-                part_size: part_size(size),
-                sha256: intent.sha256,
-            });
-            started.version += 1;
-            started.updated_at = self.clock.now();
-            match self.catalog.replace_document(&started, expected, None).await {
-                Ok(()) => document = started,
-                // Another attempt of the same request started its own upload first: that one
-                // stands (this one's parts are never sent; the lifecycle rule drops it).
-                Err(StoreError::ConditionFailed) => {
-                    document = self.owned_received(owner, &document.id).await?.0;
-                }
-                Err(e) => return Err(e.into()),
+        // The store's upload first, so that the document is written whole, with its upload, in
+        // the one write that counts it: no document ever waits for an upload that is not there.
+        let upload_id = self
+            .blobs
+            .start_multipart(
+                &key,
+                &ObjectMeta::for_document(&document),
+                document.declared_type.as_ref(),
+            )
+            .await?;
+        document.multipart = Some(MultipartUpload {
+            upload_id: upload_id.clone(),
+            key: key.to_string(),
+            size,
+            part_size: part_size(size),
+            sha256: intent.sha256,
+        });
+        let (document, existed) = match self.insert_new(&document, take.as_ref()).await {
+            Ok(written) => written,
+            Err(e) => {
+                // Refused (the quota) or failed: nothing waits for this upload.
+                let _ = self.blobs.abort_multipart(&key, &upload_id).await;
+                return Err(e);
             }
+        };
+        if existed {
+            // Another attempt of the same request wrote the document first: its upload stands.
+            let _ = self.blobs.abort_multipart(&key, &upload_id).await;
+            return self.replayed(owner, document);
         }
         Ok(Started {
             document,
-            replayed: key_seen && existed,
+            replayed: false,
+        })
+    }
+
+    /// The answer to a start made again: the upload it started, if it is still one.
+    fn replayed(&self, owner: &Owner, stored: Document) -> Result<Started, Error> {
+        if &stored.owner != owner || stored.multipart.is_none() {
+            return Err(Error::Conflict("retry the request with another Idempotency-Key".into()));
+        }
+        if stored.is_deleted() {
+            return Err(Error::Conflict(format!(
+                "the upload this Idempotency-Key started ({}) was aborted or deleted; start again with a new key",
+                stored.id
+            )));
+        }
+        Ok(Started {
+            document: stored,
+            replayed: true,
         })
     }
 
@@ -229,8 +240,11 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
             return Err(Invalid::new("parts", format!("must list 1 to {MAX_URLS_PER_CALL} parts")).into());
         }
         let (document, upload) = self.owned_received(owner, id).await?;
+        if document.upload_deadline.is_some_and(|d| self.clock.now() >= d) {
+            return Err(Error::Conflict("the upload's deadline has passed; start again".into()));
+        }
         let count = part_count(upload.size, upload.part_size);
-        let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
+        let key = upload.object_key()?;
         let ttl = self.settings.upload_url_ttl;
         let mut out = Vec::with_capacity(parts.len());
         for part in parts {
@@ -250,12 +264,10 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
     /// What the store holds of the upload: how a client resumes.
     pub async fn multipart_progress(&self, owner: &Owner, id: &DocumentId) -> Result<Progress, Error> {
         let (document, upload) = self.owned_received(owner, id).await?;
-        let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
-        let parts = self
-            .blobs
-            .list_parts(&key, &upload.upload_id)
-            .await?
-            .ok_or_else(|| Error::Conflict("the store no longer has this upload (aborted or expired)".into()))?;
+        let key = upload.object_key()?;
+        let parts = self.blobs.list_parts(&key, &upload.upload_id).await?.ok_or_else(|| {
+            Error::Conflict("the upload is complete: its file is being catalogued (GET the document)".into())
+        })?;
         Ok(Progress {
             document,
             upload,
@@ -278,18 +290,12 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
             // Completed before, and catalogued since.
             return Ok(document);
         }
-        let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
-        let parts = match self.blobs.list_parts(&key, &upload.upload_id).await? {
-            Some(parts) => parts,
-            None => {
-                // Completed before (the answer lost): the object is there.
-                return match self.blobs.complete_multipart(&key, &upload.upload_id, &[]).await? {
-                    Completed::Done => Ok(document),
-                    Completed::NoSuchUpload => Err(Error::Conflict(
-                        "the store no longer has this upload (aborted or expired); start again".into(),
-                    )),
-                };
-            }
+        let key = upload.object_key()?;
+        let Some(parts) = self.blobs.list_parts(&key, &upload.upload_id).await? else {
+            // The store forgets an upload once it is complete (an earlier attempt whose answer
+            // was lost); an aborted one's document is deleted, an expired one's forgotten
+            // before the store drops its parts. So this one is complete.
+            return Ok(document);
         };
         let progress = Progress {
             document,
@@ -336,6 +342,19 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
         }
     }
 
+    /// `DELETE /v1/documents/{id}` where uploads may be in parts: a document still waiting for
+    /// its parts has its store upload dropped too (its part links stop working at once).
+    pub async fn delete_document(&self, owner: &Owner, id: &DocumentId) -> Result<(), Error> {
+        if let Ok((document, upload)) = self.owned_multipart(owner, id).await
+            && document.status == Status::Received
+        {
+            self.blobs
+                .abort_multipart(&upload.object_key()?, &upload.upload_id)
+                .await?;
+        }
+        self.delete(owner, id).await
+    }
+
     /// Drops the upload and its parts, and deletes the document. Aborting twice succeeds.
     pub async fn abort_multipart(&self, owner: &Owner, id: &DocumentId) -> Result<(), Error> {
         let (document, upload) = match self.owned_multipart(owner, id).await {
@@ -354,8 +373,9 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
                 "the upload is complete: delete the document instead".into(),
             ));
         }
-        let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
-        self.blobs.abort_multipart(&key, &upload.upload_id).await?;
+        self.blobs
+            .abort_multipart(&upload.object_key()?, &upload.upload_id)
+            .await?;
         self.delete(owner, id).await
     }
 
@@ -417,6 +437,7 @@ mod tests {
             assert!(part_count(size, p) <= MAX_PARTS, "{size}");
             let upload = MultipartUpload {
                 upload_id: "u".into(),
+                key: "incoming/acme/http/x/a.pdf".into(),
                 size,
                 part_size: p,
                 sha256: None,

@@ -88,7 +88,7 @@ impl World {
 
     /// The s3 function's part: the object's arrival catalogued.
     async fn catalogue(&self, doc: &Document) -> Outcome {
-        let key = ObjectKey::incoming_http(&acme(), &doc.id, &doc.name);
+        let key = doc.multipart.as_ref().unwrap().object_key().unwrap();
         let cataloguer = Cataloguer {
             catalog: self.app.catalog.clone(),
             blobs: self.app.blobs.clone(),
@@ -282,4 +282,54 @@ async fn a_start_is_checked_counted_once_idempotent_and_an_abort_deletes() {
         w.app.abort_multipart(&globex, &id).await,
         Err(Error::NotFound(_))
     ));
+}
+
+/// A document renamed while its parts are on the way: the parts still join into the object
+/// the upload started (its key is kept), which is catalogued under the new name; deleting a
+/// document whose parts are on the way drops the store's upload.
+#[tokio::test]
+async fn a_rename_midway_or_a_delete_leaves_no_upload_behind() {
+    let w = world();
+    let body = file(9 * MIB, 3);
+    let doc = w
+        .app
+        .start_multipart(&acme(), intent(body.len(), None), None)
+        .await
+        .unwrap()
+        .document;
+    w.send(&doc, &body, &[1]).await;
+    let renamed = w
+        .app
+        .update(
+            &acme(),
+            &doc.id,
+            DocumentPatch {
+                name: FileName::sanitize("renamed.pdf"),
+                tags: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_str(), "renamed.pdf");
+    w.send(&renamed, &body, &[2]).await;
+    w.app.complete_multipart(&acme(), &doc.id, &[]).await.unwrap();
+    let key = renamed.multipart.as_ref().unwrap().object_key().unwrap();
+    assert!(
+        w.app.blobs.object(key.as_str()).is_some(),
+        "the object is where the upload started"
+    );
+
+    let other = w
+        .app
+        .start_multipart(&acme(), intent(9 * MIB, None), None)
+        .await
+        .unwrap()
+        .document;
+    assert_eq!(w.app.blobs.uploads_in_progress(), 1);
+    w.app.delete_document(&acme(), &other.id).await.unwrap();
+    assert_eq!(
+        w.app.blobs.uploads_in_progress(),
+        0,
+        "the store's upload is dropped with it"
+    );
 }

@@ -126,7 +126,7 @@ impl<C: Catalog, B: BlobStore + MultipartStore, S: SecretSealer, Q: WorkQueue> A
             Route::DownloadDocument(id) => self.download(owner, &id).await,
             Route::UpdateDocument(id) => self.update_document(owner, &id, &req).await,
             Route::DeleteDocument(id) => {
-                self.intake.delete(owner, &id).await?;
+                self.intake.delete_document(owner, &id).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             Route::HoldDocument(id) => {

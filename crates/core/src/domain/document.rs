@@ -253,11 +253,20 @@ pub struct Document {
     pub multipart: Option<MultipartUpload>,
 }
 
+impl MultipartUpload {
+    pub fn object_key(&self) -> Result<super::ObjectKey, crate::Error> {
+        super::ObjectKey::parse(&self.key).map_err(crate::Error::from)
+    }
+}
+
 /// A file sent in parts, straight to the store, through presigned part URLs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MultipartUpload {
     /// The store's id of the upload.
     pub upload_id: String,
+    /// The object the parts become (`incoming/<owner>/http/<id>/<name at the start>`): kept,
+    /// since the document may be renamed meanwhile.
+    pub key: String,
     /// The file's size, as declared: the parts must add up to it exactly.
     pub size: u64,
     /// Every part but the last is this long.
