@@ -881,7 +881,7 @@ async fn a_held_document_keeps_its_bytes_until_the_hold_is_lifted() {
     assert_eq!(ledger.denied(), vec![], "calls the template's roles deny");
 }
 
-/// Retention end to end: an owner's documents older than its period (3 seconds here) are
+/// Retention end to end: an owner's documents older than its period (20 seconds here) are
 /// deleted by the pipeline (the stream marks each new document, the table's TTL removes the
 /// marker, the stream sends the work queue a retirement), announced `document.deleted` with
 /// the reason, their bytes swept; a held document is kept.
@@ -900,8 +900,10 @@ async fn documents_older_than_the_owners_retention_period_are_deleted_and_held_o
         .catalog
         .set_quota_overrides(
             &"demo".parse().unwrap(),
+            // Long enough to hold a document after it is decided (the malware scan's verdict
+            // takes seconds, more on a loaded machine), short enough to watch: 20 seconds.
             &QuotaLimits {
-                retention_seconds: Some(3),
+                retention_seconds: Some(20),
                 ..Default::default()
             },
         )
@@ -927,7 +929,7 @@ async fn documents_older_than_the_owners_retention_period_are_deleted_and_held_o
     assert_eq!(created.status().as_u16(), 201);
 
     let old = api
-        .upload("old.pdf", "application/pdf", b"%PDF-1.4\n% kept 3 seconds\n%%EOF\n")
+        .upload("old.pdf", "application/pdf", b"%PDF-1.4\n% kept 20 seconds\n%%EOF\n")
         .await;
     let held = api
         .upload("held.pdf", "application/pdf", b"%PDF-1.4\n% kept while held\n%%EOF\n")
@@ -946,11 +948,17 @@ async fn documents_older_than_the_owners_retention_period_are_deleted_and_held_o
     assert_eq!(hold.status().as_u16(), 200);
     let blob = format!("blobs/sha256/{}", doc["sha256"].as_str().unwrap());
 
-    let reason = "retention: older than the owner's retention period of 3 seconds";
-    let (_, body) = eventually("the document.deleted webhook of the old document", || async {
-        delivered(&got, "document.deleted", &old)
-    })
-    .await;
+    let reason = "retention: older than the owner's retention period of 20 seconds";
+    // Due 20 seconds after its upload, then the TTL's sweep, the stream and the work queue.
+    let mut deleted = None;
+    for _ in 0..600 {
+        deleted = delivered(&got, "document.deleted", &old);
+        if deleted.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, body) = deleted.expect("the document.deleted webhook of the old document within a minute");
     let event: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(event["document"]["deleted_reason"], reason, "{event}");
     let (status, _) = api.get(&format!("/v1/documents/{old}")).await;
