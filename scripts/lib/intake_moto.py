@@ -725,6 +725,24 @@ def verify_checksum(data: bytes, algorithm: str, value: str) -> None:
         )
 
 
+def verified_checksum(headers: Any, trailers: dict[str, str], body: bytes) -> tuple[str, str | None]:
+    """(ALGORITHM, value) of the checksum a PutObject or UploadPart carries (computed when only
+    x-amz-sdk-checksum-algorithm names one), checked against `body` as AWS checks it."""
+    algorithm, value = request_checksum(headers, trailers)
+    if algorithm and value is None:
+        value = compute_checksum(body, algorithm)
+    if algorithm and value is not None:
+        try:
+            if len(base64.b64decode(value, validate=True)) == 0:
+                raise ValueError
+        except (binascii.Error, ValueError):
+            raise S3Error(
+                "InvalidRequest", f"Value for x-amz-checksum-{algorithm.lower()} header is invalid."
+            ) from None
+        verify_checksum(body, algorithm, value)
+    return algorithm, value
+
+
 def is_aws_chunked(headers: Any) -> bool:
     encodings = [e.strip().lower() for e in (headers.get("Content-Encoding") or "").split(",")]
     return "aws-chunked" in encodings or (headers.get("x-amz-content-sha256") or "").startswith(
@@ -807,18 +825,7 @@ def put_object(self: S3Response) -> Any:
             )
         self.body = body  # what moto stores
 
-    algorithm, value = request_checksum(self.headers, trailers)
-    if algorithm and value is None:
-        value = compute_checksum(body, algorithm)
-    if algorithm and value is not None:
-        try:
-            if len(base64.b64decode(value, validate=True)) == 0:
-                raise ValueError
-        except (binascii.Error, ValueError):
-            raise S3Error(
-                "InvalidRequest", f"Value for x-amz-checksum-{algorithm.lower()} header is invalid."
-            ) from None
-        verify_checksum(body, algorithm, value)
+    algorithm, value = verified_checksum(self.headers, trailers, body)
 
     def checksum_for_moto(response_headers: dict[str, Any]) -> tuple[str, str | None]:
         # Replaces moto's S3Response._get_checksum for this request.
@@ -1165,18 +1172,7 @@ def upload_part(self: S3Response) -> Any:
     if is_aws_chunked(self.headers):
         body, trailers = decode_aws_chunked(self.raw_body)
         self.body = body
-    algorithm, value = request_checksum(self.headers, trailers)
-    if algorithm and value is None:
-        value = compute_checksum(body, algorithm)
-    if algorithm and value is not None:
-        try:
-            if len(base64.b64decode(value, validate=True)) == 0:
-                raise ValueError
-        except (binascii.Error, ValueError):
-            raise S3Error(
-                "InvalidRequest", f"Value for x-amz-checksum-{algorithm.lower()} header is invalid."
-            ) from None
-        verify_checksum(body, algorithm, value)
+    algorithm, value = verified_checksum(self.headers, trailers, body)
 
     def checksum_for_moto(response_headers: dict[str, Any]) -> tuple[str, str | None]:
         if algorithm and value is not None:
