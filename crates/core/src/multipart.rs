@@ -249,7 +249,12 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
         let mut out = Vec::with_capacity(parts.len());
         for part in parts {
             if part.number == 0 || u64::from(part.number) > count {
-                return Err(Invalid::new("parts", format!("part numbers run from 1 to {count}")).into());
+                // The schema allows 1..=10,000; this upload's plan has fewer parts: a conflict with
+                // the upload's state (its size), not a malformed request.
+                return Err(Error::Conflict(format!(
+                    "part {} is outside this upload: its part numbers run from 1 to {count}",
+                    part.number
+                )));
             }
             let size = size_of_part(&upload, part.number);
             let request = self

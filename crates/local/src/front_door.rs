@@ -87,12 +87,19 @@ fn is_text(content_type: Option<&str>) -> bool {
     })
 }
 
+/// A header's value as the event's string. Bytes that are not visible ASCII (UTF-8 from a
+/// client, obs-text) are passed on, not dropped: a dropped `Idempotency-Key` would turn a
+/// request the function must refuse into one without a key.
+fn header_text(v: &hyper::header::HeaderValue) -> String {
+    String::from_utf8_lossy(v.as_bytes()).into_owned()
+}
+
 /// The target-group event for one request.
 pub fn alb_event(parts: &hyper::http::request::Parts, body: &[u8], peer: SocketAddr, multi_value: bool) -> Value {
     let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
+        .map(|(k, v)| (k.as_str().to_owned(), header_text(v)))
         .collect();
     headers.push(("x-forwarded-for".into(), peer.ip().to_string()));
     headers.push(("x-forwarded-proto".into(), "http".into()));
@@ -188,4 +195,25 @@ pub fn from_alb_response(payload: &[u8]) -> Result<Response<Full<Bytes>>, String
         }
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_that_are_not_ascii_reach_the_function() {
+        let (parts, ()) = Request::post("http://127.0.0.1:3000/v1/multipart-uploads?x=1")
+            .header(
+                "idempotency-key",
+                hyper::header::HeaderValue::from_bytes("×ø-1".as_bytes()).unwrap(),
+            )
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let event = alb_event(&parts, b"{}", "127.0.0.1:5000".parse().unwrap(), false);
+        assert_eq!(event["headers"]["idempotency-key"], "×ø-1");
+        assert_eq!(event["headers"]["content-type"], "application/json");
+    }
 }

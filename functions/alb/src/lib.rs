@@ -17,7 +17,7 @@ use intake_core::contract::{
 };
 use intake_core::multipart::{PartToSend, SentPart};
 use intake_core::ports::{BlobStore, Catalog, DeliveryQuery, ListQuery, MultipartStore, SecretSealer, WorkQueue};
-use intake_core::service::{Intake, Upload, UploadIntent};
+use intake_core::service::{IdempotencyKey, Intake, Upload, UploadIntent};
 use intake_core::webhooks::{NewWebhook, Registry, Replay, WebhookPatch};
 use intake_core::{
     ContentType, DocumentId, DocumentPatch, EventType, FileName, Invalid, Owner, Sha256, Tags, TokenRecord, WebhookId,
@@ -208,7 +208,7 @@ impl<C: Catalog, B: BlobStore + MultipartStore, S: SecretSealer, Q: WorkQueue> A
     async fn start_multipart(&self, owner: &Owner, req: &Request) -> Result<Response<Body>, ApiError> {
         let body: UploadBody = required_json_body(req)?;
         let intent = upload_intent(body)?;
-        let key = header_str(req, "idempotency-key").map(str::parse).transpose()?;
+        let key = idempotency_key(req)?;
         let started = self.intake.start_multipart(owner, intent, key).await?;
         let doc = &started.document;
         let answer = MultipartStartedV1 {
@@ -401,6 +401,21 @@ fn canonical_media_type(raw: &str) -> Result<ContentType, Invalid> {
     Ok(parsed)
 }
 
+/// The request's `Idempotency-Key`, if it sent one. A key that is not 1-255 visible ASCII
+/// characters (including bytes `to_str` cannot read) is a 400, never silently no key: a client
+/// that believes its retries are safe must not get a second document.
+fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, ApiError> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let text = v
+                .to_str()
+                .map_err(|_| Invalid::new("Idempotency-Key", "must be 1-255 visible ASCII characters"))?;
+            Ok(Some(text.parse()?))
+        }
+    }
+}
+
 fn header_str(req: &Request, name: impl header::AsHeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -474,7 +489,7 @@ fn upload_from(req: &Request) -> Result<Upload, ApiError> {
         name: upload_name(req),
         content_type,
         tags: Tags::parse(tags)?,
-        idempotency_key: header_str(req, "idempotency-key").map(str::parse).transpose()?,
+        idempotency_key: idempotency_key(req)?,
     })
 }
 

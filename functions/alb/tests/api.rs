@@ -483,6 +483,54 @@ async fn presigned_upload_is_issued_for_large_files() {
 }
 
 #[tokio::test]
+async fn a_multipart_upload_plans_its_parts_and_refuses_numbers_beyond_them() {
+    let api = api().await;
+    let started = call(&api, event("start-multipart-upload")).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.json);
+    let parts = started.json["upload"]["part_count"].as_u64().unwrap();
+    assert!(parts >= 1, "{}", started.json);
+    let again = call(&api, event("start-multipart-upload")).await;
+    assert_eq!(again.status, StatusCode::OK, "a retried start answers the same upload");
+    assert_eq!(again.json["id"], started.json["id"]);
+
+    // The schema allows part numbers up to 10,000; this upload has fewer: a 409 that says so.
+    let mut ask = event("start-multipart-upload");
+    *ask.uri_mut() = format!("/v1/multipart-uploads/{}/parts", started.json["id"].as_str().unwrap())
+        .parse()
+        .unwrap();
+    ask.headers_mut().remove("idempotency-key");
+    let beyond = parts + 1;
+    *ask.body_mut() = Body::Text(json!({"parts": [{"number": beyond, "sha256": "ab".repeat(32)}]}).to_string());
+    let a = call(&api, ask).await;
+    assert_error(&a, StatusCode::CONFLICT, "conflict");
+    assert!(
+        a.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("1 to {parts}")),
+        "{}",
+        a.json
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_idempotency_key_is_refused_not_ignored() {
+    // A key that is not visible ASCII (here a Latin-1 byte) must not be taken for "no key": the
+    // client believes its retries are safe.
+    let api = api().await;
+    for name in ["upload-base64", "start-multipart-upload"] {
+        let mut req = event(name);
+        req.headers_mut()
+            .insert("idempotency-key", HeaderValue::from_bytes(b"caf\xe9-1").unwrap());
+        let a = call(&api, req).await;
+        assert_error(&a, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(a.json["error"]["field"], "Idempotency-Key", "{name}: {}", a.json);
+    }
+    assert!(api.intake().blobs.keys().is_empty());
+    assert!(api.intake().catalog.documents().is_empty());
+}
+
+#[tokio::test]
 async fn webhooks_show_their_secret_once() {
     let api = api().await;
     let created = call(&api, event("create-webhook")).await;
