@@ -168,6 +168,51 @@ async fn a_statistics_batch_that_meets_a_concurrent_write_is_sent_again_whole() 
     );
 }
 
+/// A redelivered batch (two of its ten records applied before): one read of the markers and
+/// one transaction for the eight others, not ten transactions of one record (with faults, that
+/// outlasted the stream function's timeout and the batch came back again).
+#[tokio::test]
+async fn a_redelivered_statistics_batch_reads_its_markers_once_and_applies_the_rest_together() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use std::collections::HashMap;
+    let refused = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled","CancellationReasons":[{"Code":"ConditionalCheckFailed"},{"Code":"None"}]}"#;
+    let writes = mock!(Client::transact_write_items)
+        .sequence()
+        .http_status(400, Some(refused.into()))
+        .output(|| TransactWriteItemsOutput::builder().build())
+        .build();
+    let marker = |r: &str| -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".into(), AttributeValue::S(format!("APPLIED#{r}"))),
+            ("sk".into(), AttributeValue::S("APPLIED".into())),
+        ])
+    };
+    let reads = mock!(Client::batch_get_item).then_output(move || {
+        BatchGetItemOutput::builder()
+            .responses("t", vec![marker("r0"), marker("r7")])
+            .build()
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&writes, &reads], |c| c
+        .retry_config(retry3()));
+    let changes: Vec<StatsChange> = (0..10).map(|i| stats_change(&format!("r{i}"))).collect();
+    let applied = DynamoCatalog::new(client, "t").apply_stats_batch(&changes).await;
+    let fresh: Vec<bool> = applied.iter().map(|r| *r.as_ref().unwrap()).collect();
+    assert_eq!(
+        fresh,
+        [false, true, true, true, true, true, true, false, true, true],
+        "{applied:?}"
+    );
+    assert_eq!(
+        writes.num_calls(),
+        2,
+        "the refused chunk, then the other eight together"
+    );
+    assert_eq!(reads.num_calls(), 1, "one read of the ten markers");
+}
+
 #[tokio::test]
 async fn a_statistics_batch_that_keeps_conflicting_is_left_to_the_stream_not_split_record_by_record() {
     use aws_sdk_dynamodb::Client;
