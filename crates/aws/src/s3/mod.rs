@@ -127,12 +127,35 @@ fn presigned(
     PresignedRequest {
         method,
         url: req.uri().to_owned(),
-        headers: req
-            .headers()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
-            .collect(),
+        headers: signed_headers(req.uri(), req.headers()),
         expires_at: OffsetDateTime::now_utc() + expires_in,
     }
+}
+
+/// The headers a presigned request must be sent with: those its signature covers
+/// (`X-Amz-SignedHeaders`), but `host`, which the client's URL sets. Others the SDK added
+/// (`x-amzn-trace-id` inside Lambda, `amz-sdk-*`) are not handed on: a browser would have to
+/// ask S3's CORS rule for each in a preflight, and nothing checks them.
+fn signed_headers<'a>(url: &str, headers: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let signed: Vec<String> = query
+        .split('&')
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            k.eq_ignore_ascii_case("X-Amz-SignedHeaders").then_some(v)
+        })
+        .map(|v| {
+            v.replace("%3B", ";")
+                .replace("%3b", ";")
+                .split(';')
+                .map(str::to_ascii_lowercase)
+                .collect()
+        })
+        .unwrap_or_default();
+    headers
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .filter(|(k, _)| k != "host" && signed.iter().any(|s| s == k))
+        .collect()
 }
 
 /// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / RFC 8187).
@@ -533,6 +556,24 @@ impl intake_core::ports::BlobInventory for S3BlobStore {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_presigned_request_hands_on_only_the_headers_its_signature_covers() {
+        let url = "https://b.s3.us-east-1.amazonaws.com/k?partNumber=1&X-Amz-SignedHeaders=content-length%3Bhost%3Bx-amz-checksum-sha256&X-Amz-Signature=x";
+        let headers = [
+            ("Content-Length", "5"),
+            ("host", "b.s3.us-east-1.amazonaws.com"),
+            ("x-amz-checksum-sha256", "abc="),
+            ("x-amzn-trace-id", "Root=1-x"),
+            ("amz-sdk-request", "attempt=1"),
+        ];
+        let kept = super::signed_headers(url, headers.into_iter());
+        assert_eq!(
+            kept.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["content-length", "x-amz-checksum-sha256"]
+        );
+    }
+
     use super::*;
 
     #[test]
