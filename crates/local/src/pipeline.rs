@@ -682,6 +682,16 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Stops every function's processes before the plumbing goes: a function whose runtime
+    /// API vanished under its `/next` would print a connection error though nothing failed.
+    pub async fn stop(&self) {
+        for f in self.functions.values() {
+            f.stop().await;
+        }
+    }
+}
+
 impl Drop for Pipeline {
     fn drop(&mut self) {
         for task in &self.tasks {

@@ -259,6 +259,10 @@ impl FunctionHost {
             .kill_on_drop(true);
         if spec.log.is_some() || spec.observer.is_some() {
             cmd.stdout(std::process::Stdio::piped());
+        } else {
+            // The function's logs are not its answer: with nobody reading them, they go to
+            // stderr, so that a caller's stdout holds answers only (`scripts/invoke … | jq`).
+            cmd.stdout(std::io::stderr());
         }
         crate::die_with_parent(&mut cmd);
         *env.init.lock().await = None;
