@@ -119,6 +119,14 @@ does, and what the patch changes.
    instead of ListPartsResult (the Rust SDK refuses it).  The patch does each as AWS does.  (Left as moto has it:
    presigned URLs are not checked for expiry or signature, and a lifecycle rule that aborts
    incomplete uploads is stored but never applied.)
+
+12. CORS.  S3 shares nothing with a browser of another origin unless the bucket's CORS rules
+   allow it: a preflight from an origin no rule allows is 403, an allowed one is answered
+   with the rule's methods, headers and max age, and a request from an allowed origin gets
+   Access-Control-Allow-Origin and the rule's exposed headers.  moto 5.2.5's server adds
+   "Access-Control-Allow-Origin: *" to every answer of every service (flask-cors) unless
+   MOTO_DISABLE_GLOBAL_CORS is set, so a browser could use any bucket from any page.  The
+   launcher sets it before moto is imported; moto's own bucket CORS rules then decide.
 """
 
 from __future__ import annotations
@@ -143,6 +151,9 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 from xml.dom import minidom
 from xml.sax.saxutils import escape as xml_escape
+
+# Patch 12: read by moto.settings at import.
+os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
 
 import moto.server
 from moto.core.responses import ActionResult

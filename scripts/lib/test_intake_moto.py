@@ -1027,6 +1027,48 @@ def test_legal_hold(url: str) -> None:
     check("a bucket without Object Lock refuses a hold (400)", (code, http) == ("InvalidRequest", 400), (code, http))
 
 
+def test_cors(url: str) -> None:
+    s3 = client(url, "s3", s3={"addressing_style": "path"})
+    sqs = client(url, "sqs")
+    bucket = unique("cors")
+    s3.create_bucket(Bucket=bucket)
+    console = "http://127.0.0.1:8080"
+    key = "incoming/acme/http/01/big.bin"
+    target = f"{url}/{bucket}/{key}?partNumber=1&uploadId=x"
+
+    def preflight(origin: str) -> requests.Response:
+        return requests.options(target, timeout=10, headers={
+            "Origin": origin, "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "x-amz-checksum-sha256"})
+
+    r = preflight(console)
+    check("cors: without rules, a preflight gets no Access-Control-Allow-Origin (moto: *)",
+          "Access-Control-Allow-Origin" not in r.headers, dict(r.headers))
+    q = sqs.create_queue(QueueName=unique("cors"))["QueueUrl"]
+    r = requests.post(url, data={"Action": "GetQueueAttributes", "QueueUrl": q}, timeout=10,
+                      headers={"Origin": "https://evil.example"})
+    check("cors: another service's answer allows no origin either (moto: *)",
+          "Access-Control-Allow-Origin" not in r.headers, dict(r.headers))
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
+        "AllowedMethods": ["PUT"], "AllowedOrigins": [console],
+        "AllowedHeaders": ["content-type", "x-amz-checksum-sha256"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600}]})
+    r = preflight(console)
+    check("cors: the rule's origin is allowed PUT with the checksum header",
+          r.status_code == 200 and r.headers.get("Access-Control-Allow-Origin") == console
+          and "PUT" in r.headers.get("Access-Control-Allow-Methods", "")
+          and "x-amz-checksum-sha256" in r.headers.get("Access-Control-Allow-Headers", ""),
+          (r.status_code, dict(r.headers)))
+    r = preflight("https://evil.example")
+    check("cors: another origin's preflight is refused",
+          r.status_code == 403 and "Access-Control-Allow-Origin" not in r.headers, (r.status_code, dict(r.headers)))
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    part = s3.generate_presigned_url("upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload, "PartNumber": 1})
+    r = requests.put(part, data=b"part", headers={"Origin": console}, timeout=10)
+    check("cors: a part sent from the console's origin is answered with its origin and the ETag exposed",
+          r.status_code == 200 and r.headers.get("Access-Control-Allow-Origin") == console
+          and "ETag" in r.headers.get("Access-Control-Expose-Headers", ""), (r.status_code, dict(r.headers)))
+
+
 def test_multipart(url: str) -> None:
     s3 = client(url, "s3", s3={"addressing_style": "path"})
     bucket = unique("parts")
@@ -1117,6 +1159,7 @@ def main() -> int:
             ("accounts", test_accounts),
             ("legal hold", test_legal_hold),
             ("multipart", test_multipart),
+            ("cors", test_cors),
         ]:
             run_section(name, fn, url)
     finally:

@@ -175,6 +175,7 @@ async fn run_invoke(invoke: Invoke) -> Result<(), String> {
         "AWS calls, by the function's role:\n{}",
         local.ledger.report_of(|f| f == invoke.function)
     );
+    host.stop().await;
     let denied = local.ledger.denied();
     let result = match inv.payload() {
         Ok(payload) => {
@@ -299,6 +300,13 @@ async fn run_up(up: Up) -> Result<(), String> {
     let (_moto, endpoint) = start_moto(&up.python, &repo, up.aws_port).await?;
     let mut options = options(&repo, &up.python, up.functions.clone(), endpoint, &up.stack)?;
     options.plan.parameters.insert("LogLevel".into(), up.log_level.clone());
+    // The console is opened at the front door: the bucket's CORS rule names it (unless given).
+    let console_origin = format!("http://{}", door.local_addr().map_err(|e| e.to_string())?);
+    options
+        .plan
+        .parameters
+        .entry("ConsoleOrigin".into())
+        .or_insert(console_origin);
     options.multi_value_headers = !up.single_value_headers;
     options.capacity = up.capacity.clone();
     let pipeline = Arc::new(Pipeline::start(options, door).await?);
@@ -352,6 +360,7 @@ async fn run_up(up: Up) -> Result<(), String> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    pipeline.stop().await;
     print!(
         "\nAWS calls, by each function's role:\n{}",
         pipeline.local.ledger.report()

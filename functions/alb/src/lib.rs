@@ -2,6 +2,7 @@
 //! response and never fails: every error becomes a JSON answer with the right status (see
 //! [`reply`]). Routing is in [`routes`]; the rules are in `intake-core`.
 
+pub mod console;
 pub mod edge;
 pub mod event_types;
 pub mod reply;
@@ -39,11 +40,22 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub struct Api<C, B, S, Q> {
     intake: Intake<C, B>,
     webhooks: Registry<C, S, Q>,
+    console: console::Console,
 }
 
 impl<C: Catalog, B: BlobStore + MultipartStore, S: SecretSealer, Q: WorkQueue> Api<C, B, S, Q> {
     pub fn new(intake: Intake<C, B>, webhooks: Registry<C, S, Q>) -> Self {
-        Self { intake, webhooks }
+        Self {
+            intake,
+            webhooks,
+            console: console::Console::default(),
+        }
+    }
+
+    /// Serves the web console with this policy (its `connect-src` names the bucket's origin).
+    pub fn with_console(mut self, console: console::Console) -> Self {
+        self.console = console;
+        self
     }
 
     pub fn intake(&self) -> &Intake<C, B> {
@@ -94,6 +106,9 @@ impl<C: Catalog, B: BlobStore + MultipartStore, S: SecretSealer, Q: WorkQueue> A
                 problem.to_str().unwrap_or("the request is malformed"),
             ));
         }
+        if let Some(page) = self.console.serve(&req) {
+            return Ok(page);
+        }
         let route = routes::route(req.method(), req.uri().path())?;
         match route {
             // Unauthenticated and dependency-free: load balancer health checks hit it often.
@@ -123,7 +138,7 @@ impl<C: Catalog, B: BlobStore + MultipartStore, S: SecretSealer, Q: WorkQueue> A
             Route::StartUpload => self.start_upload(owner, &req).await,
             Route::ListDocuments => self.list_documents(owner, &req).await,
             Route::GetDocument(id) => ok(&ApiDocumentV1::from(&self.intake.get(owner, &id).await?)),
-            Route::DownloadDocument(id) => self.download(owner, &id).await,
+            Route::DownloadDocument(id) => self.download(owner, &id, &req).await,
             Route::UpdateDocument(id) => self.update_document(owner, &id, &req).await,
             Route::DeleteDocument(id) => {
                 self.intake.delete_document(owner, &id).await?;
@@ -292,8 +307,21 @@ impl<C: Catalog, B: BlobStore + MultipartStore, S: SecretSealer, Q: WorkQueue> A
         })
     }
 
-    async fn download(&self, owner: &Owner, id: &DocumentId) -> Result<Response<Body>, ApiError> {
+    /// A 302 to a short-lived link; with `?redirect=false`, a 200 with the link (a browser's
+    /// script cannot read a redirect's target, and following it would fetch the bytes).
+    async fn download(&self, owner: &Owner, id: &DocumentId, req: &Request) -> Result<Response<Body>, ApiError> {
+        let follow = match req.query_string_parameters_ref().and_then(|q| q.first("redirect")) {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => return Err(Invalid::new("redirect", "must be true or false").into()),
+        };
         let link = self.intake.download(owner, id).await?;
+        if !follow {
+            return ok(&DownloadLinkV1 {
+                url: link.url,
+                expires_at: link.expires_at,
+            });
+        }
         let location = HeaderValue::from_str(&link.url)
             .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unusable download link"))?;
         let mut resp = json(

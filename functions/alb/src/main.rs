@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use intake_alb::console::Console;
 use intake_alb::{Api, edge};
 use intake_core::ports::{OsRandom, SystemClock};
 use intake_core::service::Intake;
@@ -16,6 +17,12 @@ use tracing::Instrument;
 async fn main() -> Result<(), Error> {
     let setup = intake_lambda::setup().await?;
     let settings = setup.config.settings.clone();
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let console = Console::new(Some(&Console::store_origin(
+        setup.config.endpoint_url.as_deref(),
+        &setup.config.bucket_name,
+        &region,
+    )));
     let api = Api::new(
         Intake {
             catalog: setup.catalog(),
@@ -34,7 +41,8 @@ async fn main() -> Result<(), Error> {
             allow_private: settings.allow_private_webhooks,
             max_per_owner: settings.max_webhooks_per_owner,
         },
-    );
+    )
+    .with_console(console);
     let api = &api;
     let handler = Adapter::from(service_fn(move |req: Request| async move {
         let until = deadline::instant(req.lambda_context_ref().map_or_else(

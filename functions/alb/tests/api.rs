@@ -1025,3 +1025,157 @@ async fn the_event_type_catalogue_gives_each_type_a_schema_its_events_satisfy() 
     }
     assert!(checked >= 5, "the samples cover the types: {checked}");
 }
+
+#[tokio::test]
+async fn a_download_link_comes_as_json_for_a_script_that_cannot_follow_a_redirect() {
+    let api = api().await;
+    seed(&api, Status::Accepted).await;
+    let with = |value: &str| {
+        let mut req = event("download-document");
+        let uri = format!("{}?redirect={value}", req.uri().path());
+        *req.uri_mut() = uri.parse().unwrap();
+        lambda_http::RequestExt::with_query_string_parameters(
+            req,
+            std::collections::HashMap::from([("redirect".to_owned(), value.to_owned())]),
+        )
+    };
+    let a = call(&api, with("false")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    assert!(a.headers.get(header::LOCATION).is_none());
+    assert!(a.json["url"].as_str().unwrap().contains("blobs/sha256/"), "{}", a.json);
+    assert!(a.json["expires_at"].is_string());
+    assert_eq!(call(&api, with("true")).await.status, StatusCode::FOUND);
+    assert_error(
+        &call(&api, with("maybe")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+}
+
+/// A GET of `path` as a browser sends it.
+fn page(path: &str, accept_encoding: Option<&str>) -> Request {
+    let mut req = event("health");
+    *req.uri_mut() = path.parse().unwrap();
+    if let Some(enc) = accept_encoding {
+        req.headers_mut()
+            .insert(header::ACCEPT_ENCODING, HeaderValue::from_str(enc).unwrap());
+    }
+    req
+}
+
+#[tokio::test]
+async fn the_console_is_served_compressed_under_a_strict_content_security_policy() {
+    let api = api().await;
+    for (path, to) in [("/", "/console/"), ("/console", "/console/")] {
+        let resp = api.handle(page(path, None)).await;
+        assert_eq!(resp.status(), StatusCode::FOUND, "{path}");
+        assert_eq!(resp.headers()[header::LOCATION], to);
+    }
+    let index = api.handle(page("/console/", Some("gzip, deflate, br"))).await;
+    assert_eq!(index.status(), StatusCode::OK);
+    let h = index.headers();
+    assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(h[header::CONTENT_ENCODING], "gzip");
+    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe"), "no unsafe-inline or unsafe-eval: {csp}");
+    assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(&index.body().as_ref()[..2], &[0x1f, 0x8b], "a gzip stream");
+
+    // Without gzip, the file as written; with its ETag, a 304 and no body.
+    let plain = api.handle(page("/console/console.js", None)).await;
+    assert_eq!(plain.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+    assert!(
+        std::str::from_utf8(plain.body().as_ref())
+            .unwrap()
+            .contains("'use strict'")
+    );
+    let plain_tag = plain.headers()[header::ETAG].to_str().unwrap().to_owned();
+    let revalidate = |accept: Option<&str>, tag: &str| {
+        let mut req = page("/console/console.js", accept);
+        req.headers_mut()
+            .insert(header::IF_NONE_MATCH, HeaderValue::from_str(tag).unwrap());
+        req
+    };
+    let cached = api.handle(revalidate(None, &format!("W/{plain_tag}"))).await;
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED, "a weak match is a match");
+    assert!(cached.body().as_ref().is_empty());
+    // The compressed file is another representation: another validator.
+    let zipped = api.handle(revalidate(Some("gzip"), &plain_tag)).await;
+    assert_eq!(zipped.status(), StatusCode::OK);
+    assert_ne!(zipped.headers()[header::ETAG], plain_tag.as_str());
+    assert_eq!(
+        api.handle(page("/console/missing.js", None)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    for refusing in ["gzip;q=0", "gzip;Q=0, *", "identity", "br"] {
+        let refused = api.handle(page("/console/console.css", Some(refusing))).await;
+        assert!(refused.headers().get(header::CONTENT_ENCODING).is_none(), "{refusing}");
+    }
+    let star = api.handle(page("/console/console.css", Some("br;q=1, *;q=0.5"))).await;
+    assert_eq!(star.headers()[header::CONTENT_ENCODING], "gzip");
+    let redirect = api.handle(page("/", None)).await;
+    assert!(
+        redirect.headers().contains_key(header::CONTENT_SECURITY_POLICY),
+        "every console answer carries the policy"
+    );
+}
+
+#[test]
+fn the_console_fits_its_budget_and_writes_no_markup_from_data() {
+    let size = intake_alb::console::compressed_size();
+    assert!(
+        size <= 250 * 1024,
+        "the console is {size} bytes compressed; the budget is 250 KiB"
+    );
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/console");
+    let js = std::fs::read_to_string(format!("{dir}/console.js")).unwrap();
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+    ] {
+        assert!(
+            !js.contains(sink),
+            "console.js uses {sink}: text from senders must stay text"
+        );
+    }
+    let html = std::fs::read_to_string(format!("{dir}/index.html")).unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains(" on") && !html.contains("style="),
+        "no inline script or style"
+    );
+}
+
+#[tokio::test]
+async fn no_other_origin_is_allowed_to_use_a_token() {
+    let api = api().await;
+    let mut preflight = event("list-documents");
+    *preflight.method_mut() = Method::OPTIONS;
+    preflight
+        .headers_mut()
+        .insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+    preflight.headers_mut().insert(
+        header::ACCESS_CONTROL_REQUEST_HEADERS,
+        HeaderValue::from_static("authorization"),
+    );
+    let resp = api.handle(preflight).await;
+    assert!(resp.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    assert!(!resp.status().is_success());
+    let mut get = as_owner(event("list-documents"), "acme");
+    get.headers_mut()
+        .insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+    let resp = api.handle(get).await;
+    assert!(resp.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+}

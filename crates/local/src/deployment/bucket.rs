@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_s3::types::{BucketVersioningStatus, ObjectLockConfiguration, ObjectLockEnabled, VersioningConfiguration};
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, CorsConfiguration, CorsRule, ObjectLockConfiguration, ObjectLockEnabled,
+    VersioningConfiguration,
+};
 use serde_json::Value;
 
 use super::{Context, Naming, Notification};
@@ -58,6 +61,41 @@ pub(super) async fn create(cx: &mut Context<'_>, id: &str, res: &Value) -> Resul
             .send()
             .await
             .map_err(|e| format!("object lock {name}: {e:?}"))?;
+    }
+    // The CORS rules, as declared (the console's browser uploads): moto answers preflights and
+    // adds the headers from them, as S3 does (its global allow-all CORS is off: intake_moto.py).
+    let cors = cx.r.resolve(&props["CorsConfiguration"])?;
+    if let Some(rules) = cors["CorsRules"].as_array() {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        };
+        let mut config = CorsConfiguration::builder();
+        for r in rules {
+            let mut rule = CorsRule::builder()
+                .set_id(r["Id"].as_str().map(str::to_owned))
+                .set_allowed_methods(Some(strings(&r["AllowedMethods"])))
+                .set_allowed_origins(Some(strings(&r["AllowedOrigins"])))
+                .set_allowed_headers(Some(strings(&r["AllowedHeaders"])))
+                .set_expose_headers(Some(strings(&r["ExposedHeaders"])));
+            if let Some(age) = r["MaxAge"]
+                .as_i64()
+                .or_else(|| r["MaxAge"].as_str().and_then(|s| s.parse().ok()))
+            {
+                rule = rule.max_age_seconds(i32::try_from(age).map_err(|_| format!("{id}: MaxAge {age}"))?);
+            }
+            config = config.cors_rules(rule.build().map_err(|e| format!("{id}: a CORS rule: {e}"))?);
+        }
+        cx.s3
+            .put_bucket_cors()
+            .bucket(&name)
+            .cors_configuration(config.build().map_err(|e| format!("{id}: CORS: {e}"))?)
+            .send()
+            .await
+            .map_err(|e| format!("CORS of {name}: {e:?}"))?;
     }
     if props.get("LifecycleConfiguration").is_some() {
         cx.note(format!(
