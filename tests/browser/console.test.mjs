@@ -134,6 +134,8 @@ test('upload files: accepted, refused, duplicate and hostile names, each settles
   assert.equal(await status('ledger.csv'), 'accepted', await item('ledger.csv').textContent());
   assert.equal(await item('ledger.csv').getAttribute('data-parts'), '2', 'sent in two parts');
   assert.equal(await page.locator('#uploads img').count(), 0, 'a name is text, not markup');
+  assert.ok((await item(HOSTILE).textContent()).includes('<img src=x onerror='), 'the name as the sender wrote it, as text');
+  assert.ok((await item(RTL).textContent()).includes('\u27e8U+202E\u27e9'), 'the right-to-left override is shown, not obeyed');
   await shot('03-upload');
   await noScriptRan();
 });

@@ -43,9 +43,13 @@ function append(el, children) {
   return el;
 }
 
-/// Sender-controlled text: isolated from its neighbours' direction, the whole of it in a title.
+/// Sender-controlled text: isolated from its neighbours' direction, the whole of it in a title,
+/// and its invisible direction controls shown (a right-to-left override would make
+/// "invoice\u202Efdp.exe" read as "invoiceexe.pdf").
 function txt(s, cls) {
-  return h('span', { class: 't ' + (cls || ''), title: s }, s);
+  const shown = String(s).replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\u27e8U+${c.codePointAt(0).toString(16).toUpperCase()}\u27e9`);
+  return h('span', { class: 't ' + (cls || ''), title: shown }, shown);
 }
 
 function svg(tag, attrs, ...children) {
