@@ -410,7 +410,7 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
 }
 
 /// What makes two starts the same request: the file as the client described it.
-fn fingerprint(intent: &UploadIntent) -> Sha256 {
+pub(crate) fn fingerprint(intent: &UploadIntent) -> Sha256 {
     let described = format!(
         "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         intent.name,

@@ -278,10 +278,14 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     /// Announces a large file: records it as `received` and returns a presigned upload (an
     /// HTML-form POST) whose signed policy makes S3 refuse another key, a larger body, another
     /// type or, when the client gave one, bytes with another SHA-256.
+    /// Starts a presigned upload. With an `Idempotency-Key`, a retry (the answer was lost, or
+    /// the request ran out of time after its document was recorded) answers the same document,
+    /// counted once, with a fresh presigned request.
     pub async fn start_upload(
         &self,
         owner: &Owner,
         intent: UploadIntent,
+        idempotency_key: Option<IdempotencyKey>,
     ) -> Result<(Document, PresignedUpload), Error> {
         let limits = crate::ports::quota_limits(&self.catalog, &self.policy, owner).await?;
         let limit = quota::largest_file(&self.policy, &limits);
@@ -300,8 +304,32 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             })?;
         let now = self.clock.now();
         let ttl = self.settings.upload_url_ttl;
+        let declared = (intent.size, intent.sha256);
+        let mut id = self.new_document_id();
+        if let Some(key) = idempotency_key {
+            let claim = IdempotencyRecord {
+                owner: owner.clone(),
+                key: key.as_str().to_owned(),
+                document_id: id,
+                sha256: crate::multipart::fingerprint(&intent),
+                created_at: now,
+            };
+            if let Some(first) = self.catalog.claim_idempotency_key(&claim).await? {
+                if first.sha256 != claim.sha256 {
+                    return Err(Error::Conflict(
+                        "Idempotency-Key was already used for another file".into(),
+                    ));
+                }
+                id = first.document_id;
+                if let Some(stored) = self.catalog.get_document(&id).await? {
+                    return self
+                        .upload_again(owner, stored, (intent.size, intent.sha256), limit, ttl)
+                        .await;
+                }
+            }
+        }
         let document = Document {
-            id: self.new_document_id(),
+            id,
             owner: owner.clone(),
             name: name_or_unnamed(intent.name.as_deref()),
             declared_type: intent.content_type,
@@ -334,12 +362,33 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             ..document
         };
         let (document, _) = self.insert_new(&document, take.as_ref()).await?;
+        self.upload_again(owner, document, declared, limit, ttl).await
+    }
+
+    /// The presigned request for a `received` document of `owner` (a start, or its retry).
+    async fn upload_again(
+        &self,
+        owner: &Owner,
+        document: Document,
+        (size, sha256): (Option<u64>, Option<Sha256>),
+        limit: u64,
+        ttl: std::time::Duration,
+    ) -> Result<(Document, PresignedUpload), Error> {
+        if &document.owner != owner || document.multipart.is_some() {
+            return Err(Error::Conflict("retry the request with another Idempotency-Key".into()));
+        }
+        if document.status != Status::Received {
+            return Err(Error::Conflict(format!(
+                "the upload this Idempotency-Key started ({}) is over; start again with a new key",
+                document.id
+            )));
+        }
         let key = ObjectKey::incoming_http(owner, &document.id, &document.name);
         let meta = ObjectMeta::for_document(&document);
         let conditions = UploadConditions {
-            max_bytes: intent.size.unwrap_or(limit).min(limit),
+            max_bytes: size.unwrap_or(limit).min(limit),
             content_type: document.declared_type.clone(),
-            sha256: intent.sha256,
+            sha256,
         };
         let upload = self.blobs.presign_upload(&key, &meta, &conditions, ttl).await?;
         Ok((document, upload))

@@ -366,14 +366,14 @@ async fn an_upload_without_a_size_reserves_the_largest_file_and_the_largest_file
         sha256: None,
         tags: Tags::default(),
     };
-    match w.app.start_upload(&acme, intent(Some(5_000_000))).await {
+    match w.app.start_upload(&acme, intent(Some(5_000_000)), None).await {
         Err(Error::Invalid(i)) => assert_eq!(i.field, "size"),
         other => panic!("over the owner's largest file: {other:?}"),
     }
-    let (doc, _) = w.app.start_upload(&acme, intent(None)).await.unwrap();
+    let (doc, _) = w.app.start_upload(&acme, intent(None), None).await.unwrap();
     assert_eq!(doc.charge.map(|c| c.bytes), Some(4_000_000));
-    w.app.start_upload(&acme, intent(Some(1_000_000))).await.unwrap();
-    match w.app.start_upload(&acme, intent(Some(4_000_000))).await {
+    w.app.start_upload(&acme, intent(Some(1_000_000)), None).await.unwrap();
+    match w.app.start_upload(&acme, intent(Some(4_000_000)), None).await {
         Err(Error::QuotaExceeded {
             refused: QuotaExceeded::BytesStored { used, .. },
             ..

@@ -140,6 +140,53 @@ async fn oversize_and_unaccepted_uploads_are_refused_at_the_door_and_empty_ones_
     assert!(w.app.blobs.keys().is_empty());
 }
 
+/// A start retried with its Idempotency-Key (its answer lost, or the request ran out of time
+/// after recording the document) answers the same document with a fresh request; another file
+/// under the same key is a conflict.
+#[tokio::test]
+async fn a_presigned_start_retried_with_its_key_is_the_same_document() {
+    let w = world();
+    let acme = owner("acme");
+    let intent = |size: u64| UploadIntent {
+        name: Some("scan.tiff".into()),
+        content_type: Some("image/tiff".parse().unwrap()),
+        size: Some(size),
+        sha256: None,
+        tags: Tags::default(),
+    };
+    let key: intake_core::service::IdempotencyKey = "start-1".parse().unwrap();
+    let (first, _) = w
+        .app
+        .start_upload(&acme, intent(1_000), Some(key.clone()))
+        .await
+        .unwrap();
+    let (again, req) = w
+        .app
+        .start_upload(&acme, intent(1_000), Some(key.clone()))
+        .await
+        .unwrap();
+    assert_eq!(first.id, again.id);
+    assert!(req.fields.iter().any(|(k, _)| k == "key"), "a presigned request again");
+    let listed = w
+        .app
+        .list(
+            &acme,
+            &ListQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1, "one document");
+    match w.app.start_upload(&acme, intent(2_000), Some(key)).await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("another file under the same key: {other:?}"),
+    }
+    let (other, _) = w.app.start_upload(&acme, intent(1_000), None).await.unwrap();
+    assert_ne!(other.id, first.id, "without a key, a new document");
+}
+
 #[tokio::test]
 async fn presigned_upload_records_a_received_document() {
     let w = world();
@@ -151,7 +198,7 @@ async fn presigned_upload_records_a_received_document() {
         sha256: None,
         tags: Tags::default(),
     };
-    let (doc, req) = w.app.start_upload(&acme, intent.clone()).await.unwrap();
+    let (doc, req) = w.app.start_upload(&acme, intent.clone(), None).await.unwrap();
     assert_eq!(doc.name.as_str(), "big scan.tiff");
     assert_eq!(req.method, "POST");
     let field = |name: &str| req.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
@@ -178,7 +225,7 @@ async fn presigned_upload_records_a_received_document() {
     };
     // A declared size over the policy's limit is an invalid field (the API schema's maximum).
     assert!(matches!(
-        w.app.start_upload(&acme, too_big).await,
+        w.app.start_upload(&acme, too_big, None).await,
         Err(Error::Invalid(e)) if e.field == "size"
     ));
 }
@@ -410,7 +457,7 @@ async fn writes_applied_although_their_answer_was_lost_still_succeed() {
         sha256: None,
         tags: Tags::default(),
     };
-    w.app.start_upload(&acme, intent).await.expect("not a 409");
+    w.app.start_upload(&acme, intent, None).await.expect("not a 409");
     // A rename and a delete whose writes were applied: both answer as done.
     let patch = DocumentPatch {
         name: FileName::sanitize("renamed.pdf"),

@@ -210,7 +210,8 @@ impl<C: Catalog, B: BlobStore + MultipartStore, S: SecretSealer, Q: WorkQueue> A
 
     async fn start_upload(&self, owner: &Owner, req: &Request) -> Result<Response<Body>, ApiError> {
         let body: UploadBody = required_json_body(req)?;
-        let (doc, upload) = self.intake.start_upload(owner, upload_intent(body)?).await?;
+        let key = idempotency_key(req)?;
+        let (doc, upload) = self.intake.start_upload(owner, upload_intent(body)?, key).await?;
         let answer = UploadStartedV1 {
             id: doc.id.to_string(),
             url: document_url(&doc),
