@@ -17,7 +17,7 @@
 
 use crate::ports::*;
 use crate::quota::{self, Charge, QuotaTake};
-use crate::service::{IdempotencyKey, Intake, UploadIntent, name_or_unnamed};
+use crate::service::{IdempotencyKey, Intake, UploadIntent, fingerprint, name_or_unnamed};
 use crate::{
     Document, DocumentId, Error, Invalid, MultipartUpload, ObjectKey, Owner, RejectionCode, Sha256, Source, Status,
 };
@@ -407,19 +407,6 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
         }
         Ok((document, upload))
     }
-}
-
-/// What makes two starts the same request: the file as the client described it.
-pub(crate) fn fingerprint(intent: &UploadIntent) -> Sha256 {
-    let described = format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
-        intent.name,
-        intent.content_type.as_ref().map(|c| c.to_string()),
-        intent.size,
-        intent.sha256.map(|s| s.to_string()),
-        intent.tags.iter().map(ToString::to_string).collect::<Vec<_>>()
-    );
-    Sha256::of(described.as_bytes())
 }
 
 #[cfg(test)]

@@ -311,7 +311,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
                 owner: owner.clone(),
                 key: key.as_str().to_owned(),
                 document_id: id,
-                sha256: crate::multipart::fingerprint(&intent),
+                sha256: fingerprint(&intent),
                 created_at: now,
             };
             if let Some(first) = self.catalog.claim_idempotency_key(&claim).await? {
@@ -633,4 +633,18 @@ fn door_error(r: Rejection, size: Option<u64>, limit: u64) -> Error {
         | RejectionCode::QuotaExceeded
         | RejectionCode::Sha256Mismatch => Invalid::new("body", r.message).into(),
     }
+}
+
+/// What an upload's Idempotency-Key stands for: the described file (name, type, size, SHA-256,
+/// tags), so that a key used again for another file is refused.
+pub(crate) fn fingerprint(intent: &UploadIntent) -> Sha256 {
+    let described = format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        intent.name,
+        intent.content_type.as_ref().map(|c| c.to_string()),
+        intent.size,
+        intent.sha256.map(|s| s.to_string()),
+        intent.tags.iter().map(ToString::to_string).collect::<Vec<_>>()
+    );
+    Sha256::of(described.as_bytes())
 }
