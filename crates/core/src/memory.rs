@@ -29,6 +29,8 @@ pub struct CatalogShared {
     state: Mutex<CatalogState>,
     /// See [`MemoryCatalog::lose_answers`].
     lose_answers: std::sync::atomic::AtomicBool,
+    /// See [`MemoryCatalog::expire_at_the_next_refused_insert`].
+    expire_on_refusal: std::sync::atomic::AtomicBool,
 }
 
 impl Deref for MemoryCatalog {
@@ -182,6 +184,21 @@ impl MemoryCatalog {
         self.lose_answers.store(on, Ordering::SeqCst);
     }
 
+    /// The next insert refused because its document exists removes that document right after
+    /// refusing, as the table's TTL does when a `received` record's deadline passes between a
+    /// writer's refused insert and its read. Once.
+    pub fn expire_at_the_next_refused_insert(&self) {
+        self.expire_on_refusal.store(true, Ordering::SeqCst);
+    }
+
+    /// An insert refused because `id` exists: the document goes if a test asked for it.
+    fn refused_insert(&self, s: &mut CatalogState, id: &DocumentId) -> StoreError {
+        if self.expire_on_refusal.swap(false, Ordering::SeqCst) {
+            s.documents.remove(id);
+        }
+        StoreError::ConditionFailed
+    }
+
     /// `write`, once, or twice when answers are lost.
     fn write<T>(&self, write: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
         let first = write();
@@ -200,7 +217,10 @@ impl Documents for MemoryCatalog {
     async fn insert_document(&self, doc: &Document, blob: Option<BlobRef>) -> Result<(), StoreError> {
         self.write(|| {
             let mut s = self.state();
-            if s.documents.contains_key(&doc.id) || !s.blob_allows(blob) {
+            if s.documents.contains_key(&doc.id) {
+                return Err(self.refused_insert(&mut s, &doc.id));
+            }
+            if !s.blob_allows(blob) {
                 return Err(StoreError::ConditionFailed);
             }
             s.documents.insert(doc.id, doc.clone());
@@ -374,7 +394,7 @@ impl Quotas for MemoryCatalog {
         self.write(|| {
             let mut s = self.state();
             if s.documents.contains_key(&doc.id) {
-                return Err(StoreError::ConditionFailed);
+                return Err(self.refused_insert(&mut s, &doc.id));
             }
             let q = s.quota.entry(doc.owner.clone()).or_default();
             let usage = crate::quota::QuotaUsage {

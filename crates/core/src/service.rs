@@ -248,31 +248,53 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
     /// finds the one stored under its id: written (and counted) by an earlier attempt of the
     /// same request (a retry, or a write that was applied although its answer was lost), or
     /// moved on since by the s3 function. `true` with the stored one.
+    ///
+    /// The stored one can vanish between the refused write and the read: a `received` record
+    /// whose deadline passed (an earlier attempt whose bytes never came) is removed by the
+    /// table's TTL. Then the write is tried again: this request brings the bytes, and the record
+    /// it finds gone was given back to the quota when it went. Only if that keeps happening is
+    /// the answer a retryable 503 (never a 409, which tells a client not to retry).
     pub(crate) async fn insert_new(
         &self,
         document: &Document,
         take: Option<&QuotaTake>,
     ) -> Result<(Document, bool), Error> {
-        let written = match take {
-            None => self
-                .catalog
-                .insert_document(document, None)
-                .await
-                .map(|()| Charged::Taken),
-            Some(take) => self.catalog.insert_charged(document, take).await,
-        };
-        match written {
-            Ok(Charged::Taken) => Ok((document.clone(), false)),
-            Ok(Charged::Refused(refused)) => Err(Error::QuotaExceeded {
-                refused,
-                retry_after: refused.retry_after(self.clock.now()),
-            }),
-            Err(StoreError::ConditionFailed) => match self.catalog.get_document(&document.id).await? {
-                Some(stored) if stored.owner == document.owner => Ok((stored, true)),
-                _ => Err(Error::Conflict("retry the request".into())),
-            },
-            Err(e) => Err(e.into()),
+        const ATTEMPTS: u32 = 3;
+        for _ in 0..ATTEMPTS {
+            let written = match take {
+                None => self
+                    .catalog
+                    .insert_document(document, None)
+                    .await
+                    .map(|()| Charged::Taken),
+                Some(take) => self.catalog.insert_charged(document, take).await,
+            };
+            match written {
+                Ok(Charged::Taken) => return Ok((document.clone(), false)),
+                Ok(Charged::Refused(refused)) => {
+                    return Err(Error::QuotaExceeded {
+                        refused,
+                        retry_after: refused.retry_after(self.clock.now()),
+                    });
+                }
+                Err(StoreError::ConditionFailed) => match self.catalog.get_document(&document.id).await? {
+                    Some(stored) if stored.owner == document.owner => return Ok((stored, true)),
+                    // Ids are random and an Idempotency-Key is claimed per owner: another
+                    // owner's document under this id is a bug, never something to answer with.
+                    Some(_) => {
+                        return Err(Error::Unavailable(format!(
+                            "document id {} is taken by another owner",
+                            document.id
+                        )));
+                    }
+                    None => continue,
+                },
+                Err(e) => return Err(e.into()),
+            }
         }
+        Err(Error::Unavailable(
+            "the document was removed while it was being written; retry".into(),
+        ))
     }
 
     /// Announces a large file: records it as `received` and returns a presigned upload (an

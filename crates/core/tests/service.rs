@@ -90,6 +90,30 @@ async fn duplicate_upload_with_same_idempotency_key_returns_existing_document() 
 }
 
 #[tokio::test]
+async fn a_retry_whose_earlier_record_expires_while_it_writes_is_still_received() {
+    // The first attempt recorded the document, then failed before its bytes were stored; by
+    // the retry the record's deadline has passed and the table's TTL removes it just after
+    // refusing the retry's insert (CI's fault suite: "upload answered 409: retry the request").
+    // The retry brings the bytes: it records the document again, never a 409 a client would
+    // not retry.
+    let w = world();
+    let acme = owner("acme");
+    let mut u = upload(b"%PDF-1.7 expiring");
+    u.idempotency_key = Some("order-7".parse().unwrap());
+    let first = w.app.submit(&acme, u.clone()).await.unwrap();
+    w.app.catalog.expire_at_the_next_refused_insert();
+    let again = w
+        .app
+        .submit(&acme, u)
+        .await
+        .expect("the retry records the document again");
+    assert_eq!(again.document.id, first.document.id);
+    assert_eq!(again.document.status, Status::Received);
+    let stored = w.app.catalog.get_document(&first.document.id).await.unwrap();
+    assert_eq!(stored.map(|d| d.status), Some(Status::Received));
+}
+
+#[tokio::test]
 async fn a_replay_whose_document_was_deleted_since_is_a_conflict_not_a_dangling_202() {
     let w = world();
     let acme = owner("acme");

@@ -19,6 +19,13 @@ use crate::doc;
 
 const AT: OffsetDateTime = datetime!(2026-12-06 10:00 UTC);
 
+/// How long the documents wait: the waits' TTL. A deadline from the wall clock, since the local
+/// AWS (like DynamoDB, only sooner) forgets items whose TTL has passed: a fixed date here made
+/// the test fail on every day after it.
+fn until() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::hours(1)
+}
+
 fn verdict(result: ScanResult) -> ScanVerdict {
     ScanVerdict {
         result,
@@ -41,7 +48,7 @@ async fn verdicts_replace_only_weaker_ones_and_close_the_wait() {
     waiting.sha256 = Some(sha);
     waiting.status = Status::Scanning;
     catalog
-        .await_verdict(&waiting, None, BlobUse::Copied, AT, true)
+        .await_verdict(&waiting, None, BlobUse::Copied, until(), true)
         .await
         .unwrap();
     assert_eq!(catalog.waiting_for_verdict(&sha).await.unwrap(), vec![waiting.id]);
@@ -61,7 +68,7 @@ async fn verdicts_replace_only_weaker_ones_and_close_the_wait() {
     second.sha256 = Some(sha);
     second.status = Status::Scanning;
     catalog
-        .await_verdict(&second, None, BlobUse::Existing, AT, false)
+        .await_verdict(&second, None, BlobUse::Existing, until(), false)
         .await
         .unwrap();
     let clean = catalog
@@ -73,7 +80,9 @@ async fn verdicts_replace_only_weaker_ones_and_close_the_wait() {
     third.sha256 = Some(sha);
     third.status = Status::Scanning;
     assert!(matches!(
-        catalog.await_verdict(&third, None, BlobUse::Existing, AT, false).await,
+        catalog
+            .await_verdict(&third, None, BlobUse::Existing, until(), false)
+            .await,
         Err(StoreError::ConditionFailed)
     ));
     assert!(
