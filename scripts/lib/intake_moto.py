@@ -127,6 +127,16 @@ does, and what the patch changes.
    "Access-Control-Allow-Origin: *" to every answer of every service (flask-cors) unless
    MOTO_DISABLE_GLOBAL_CORS is set, so a browser could use any bucket from any page.  The
    launcher sets it before moto is imported; moto's own bucket CORS rules then decide.
+
+13. S3 copy limits.  AWS copies at most 5 GiB in one request: CopyObject of a larger source
+   is 400 InvalidRequest ("The specified copy source is larger than the maximum allowable
+   size for a copy source: 5368709120"), and so is an UploadPartCopy whose range (or whole
+   source) is larger; larger objects are copied in parts.  UploadPartCopy also honours
+   x-amz-copy-source-if-match (else 412 PreconditionFailed).  moto 5.2.5 copies any size in
+   one request and ignores -if-match on UploadPartCopy.  The patch does both as AWS does.
+   So that tests can take the multipart path with small objects, a destination bucket tagged
+   intake-moto:copy-source-limit=<bytes> has that limit instead (INTAKE_MOTO_COPY_SOURCE_LIMIT
+   changes the default).
 """
 
 from __future__ import annotations
@@ -620,7 +630,68 @@ def copy_object(self: S3Response) -> Any:
         source = _copy_source_object(self)
         if source is not None and not etag_matches(source.etag, if_match):
             raise PreconditionFailed("x-amz-copy-source-If-Match")
+    source = _copy_source_object(self)
+    limit = _copy_limit(self)
+    if source is not None and source.size > limit:
+        raise CopySourceTooLarge(limit)
     return _stock_copy_object(self)
+
+
+# ======================================================================================
+# 13. S3 copy limits
+# ======================================================================================
+
+COPY_SOURCE_LIMIT = int(os.environ.get("INTAKE_MOTO_COPY_SOURCE_LIMIT", str(5 * 1024**3)))
+
+
+COPY_LIMIT_TAG = "intake-moto:copy-source-limit"
+
+
+class CopySourceTooLarge(S3ClientError):
+    code = 400
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            "InvalidRequest",
+            "The specified copy source is larger than the maximum allowable size for a copy "
+            f"source: {limit}",
+        )
+
+
+def _copy_limit(self: S3Response) -> int:
+    """The copy limit of the request's (destination) bucket: its tag, else the default."""
+    try:
+        tags = self.backend.get_bucket_tagging(self.bucket_name).get("Tags", [])
+    except S3ClientError:
+        return COPY_SOURCE_LIMIT
+    for tag in tags:
+        if tag.get("Key") == COPY_LIMIT_TAG:
+            return int(tag["Value"])
+    return COPY_SOURCE_LIMIT
+
+
+def _copied_length(self: S3Response, source: Any) -> int:
+    """How many bytes an UploadPartCopy copies: its range, or the whole source."""
+    requested = self.headers.get("x-amz-copy-source-range", "")
+    match = re.fullmatch(r"bytes=(\d+)-(\d+)", requested.strip())
+    if match:
+        return int(match.group(2)) - int(match.group(1)) + 1
+    return source.size
+
+
+_stock_upload_part_copy = S3Response.upload_part_copy
+
+
+def upload_part_copy(self: S3Response) -> Any:
+    source = _copy_source_object(self)
+    if source is not None:
+        if_match = self.headers.get("x-amz-copy-source-if-match")
+        if if_match is not None and not etag_matches(source.etag, if_match):
+            raise PreconditionFailed("x-amz-copy-source-If-Match")
+        limit = _copy_limit(self)
+        if _copied_length(self, source) > limit:
+            raise CopySourceTooLarge(limit)
+    return _stock_upload_part_copy(self)
 
 
 _stock_head_object = S3Response.head_object
@@ -1253,6 +1324,7 @@ def install() -> None:
     DynamoHandler.transact_write_items = handler_transact_write_items
     StreamRecord.__init__ = stream_record_init
     S3Response.copy_object = copy_object
+    S3Response.upload_part_copy = upload_part_copy
     S3Response.head_object = head_object
     S3Response.delete_object = delete_object
     S3Response.put_object = put_object

@@ -38,6 +38,8 @@ LAUNCHER = os.path.join(HERE, "intake_moto.py")
 REGION = "us-east-1"
 
 RESULTS: list[tuple[str, bool]] = []
+# Copies into the test's bucket of more than 6 MiB take the multipart path (AWS: 5 GiB).
+COPY_LIMIT = 6 << 20
 
 
 def check(name: str, ok: bool, detail: Any = "") -> bool:
@@ -1141,6 +1143,57 @@ def test_multipart(url: str) -> None:
     check("an aborted upload's parts are 404 NoSuchUpload", (code, http) == ("NoSuchUpload", 404), (code, http))
 
 
+def test_copy_limits(url: str) -> None:
+    s3 = client(url, "s3", s3={"addressing_style": "path"})
+    bucket = unique("copies")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    other = unique("copies")
+    s3.create_bucket(Bucket=other)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
+        {"Key": "intake-moto:copy-source-limit", "Value": str(COPY_LIMIT)}]})
+    small, large = os.urandom(1 << 20), os.urandom(COPY_LIMIT + (5 << 20))
+    s3.put_object(Bucket=bucket, Key="small", Body=small)
+    put = s3.put_object(Bucket=bucket, Key="large", Body=large)
+    version, etag = put["VersionId"], put["ETag"]
+    check("CopyObject at most the limit copies", error_of(lambda: s3.copy_object(
+        Bucket=bucket, Key="small-copy", CopySource=f"{bucket}/small"))[0] is None)
+    code, status, message = error_of(lambda: s3.copy_object(Bucket=bucket, Key="c", CopySource=f"{bucket}/large"))
+    check("CopyObject of a larger source -> 400 InvalidRequest, AWS's message (moto: copied)",
+          (code, status) == ("InvalidRequest", 400)
+          and message == f"The specified copy source is larger than the maximum allowable size for a copy source: {COPY_LIMIT}",
+          (code, status, message))
+    check("nothing is copied when it fails", error_of(lambda: s3.head_object(Bucket=bucket, Key="c"))[1] == 404)
+    check("a bucket without the tag has AWS's 5 GiB limit", error_of(lambda: s3.copy_object(
+        Bucket=other, Key="c", CopySource=f"{bucket}/large"))[0] is None)
+
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="copied")["UploadId"]
+    source = {"Bucket": bucket, "Key": "large", "VersionId": version}
+
+    def part(number: int, **kw: Any) -> Any:
+        return lambda: s3.upload_part_copy(Bucket=bucket, Key="copied", UploadId=upload, PartNumber=number,
+                                           CopySource=source, **kw)
+
+    code, status, _ = error_of(part(1))
+    check("UploadPartCopy of a whole source larger than the limit -> 400 InvalidRequest (moto: copied)",
+          (code, status) == ("InvalidRequest", 400), (code, status))
+    half = COPY_LIMIT  # parts but the last are at least 5 MiB
+    code, status, _ = error_of(part(1, CopySourceRange=f"bytes=0-{half - 1}", CopySourceIfMatch='"0000"'))
+    check("UploadPartCopy with another ETag in -if-match -> 412 (moto: copied)",
+          (code, status) == ("PreconditionFailed", 412), (code, status))
+    first = s3.upload_part_copy(Bucket=bucket, Key="copied", UploadId=upload, PartNumber=1, CopySource=source,
+                                CopySourceRange=f"bytes=0-{half - 1}", CopySourceIfMatch=etag)
+    second = s3.upload_part_copy(Bucket=bucket, Key="copied", UploadId=upload, PartNumber=2, CopySource=source,
+                                 CopySourceRange=f"bytes={half}-{len(large) - 1}", CopySourceIfMatch=etag.strip('"'))
+    s3.complete_multipart_upload(Bucket=bucket, Key="copied", UploadId=upload, MultipartUpload={"Parts": [
+        {"PartNumber": 1, "ETag": first["CopyPartResult"]["ETag"]},
+        {"PartNumber": 2, "ETag": second["CopyPartResult"]["ETag"]},
+    ]})
+    body = s3.get_object(Bucket=bucket, Key="copied")["Body"].read()
+    check("ranges within the limit, pinned by version and ETag, copy the source in parts", body == large,
+          (len(body), len(large)))
+
+
 def main() -> int:
     proc, url, log = start_launcher()
     print(f"launcher on {url} (log: {log})", flush=True)
@@ -1160,6 +1213,7 @@ def main() -> int:
             ("legal hold", test_legal_hold),
             ("multipart", test_multipart),
             ("cors", test_cors),
+            ("copy limits", test_copy_limits),
         ]:
             run_section(name, fn, url)
     finally:

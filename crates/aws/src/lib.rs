@@ -15,7 +15,7 @@ mod sqs;
 
 pub use dynamo::DynamoCatalog;
 pub use kms::KmsSealer;
-pub use s3::S3BlobStore;
+pub use s3::{ReadAhead, S3BlobStore};
 pub use sns::SnsPublisher;
 pub use sqs::SqsWorkQueue;
 

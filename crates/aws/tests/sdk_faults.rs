@@ -412,3 +412,44 @@ async fn the_delivery_log_reads_its_records_again_when_dynamodb_leaves_some_unpr
     ));
     assert_eq!(never.num_calls(), 5, "a bounded number of rounds");
 }
+
+/// A read ahead takes the first chunk from the whole-object GET (which brings the object's
+/// description) and the rest from ranged GETs pinned to the write that GET read, in order.
+#[tokio::test]
+async fn a_read_ahead_reads_the_rest_by_ranges_pinned_to_the_first_gets_write() {
+    use aws_sdk_s3::Client;
+    use aws_sdk_s3::operation::get_object::GetObjectOutput;
+    use aws_sdk_s3::primitives::ByteStream as SdkBytes;
+    use futures::TryStreamExt;
+    let whole = mock!(Client::get_object)
+        .match_requests(|r| r.range().is_none())
+        .then_output(|| {
+            GetObjectOutput::builder()
+                .content_length(10)
+                .version_id("v1")
+                .e_tag("\"e1\"")
+                // The bytes after the first chunk are never read from this stream.
+                .body(SdkBytes::from_static(b"AAAA??????"))
+                .build()
+        });
+    let pinned = |r: &aws_sdk_s3::operation::get_object::GetObjectInput, range: &str| {
+        r.range() == Some(range) && r.version_id() == Some("v1") && r.if_match() == Some("\"e1\"")
+    };
+    let second = mock!(Client::get_object)
+        .match_requests(move |r| pinned(r, "bytes=4-7"))
+        .then_output(|| GetObjectOutput::builder().body(SdkBytes::from_static(b"BBBB")).build());
+    let last = mock!(Client::get_object)
+        .match_requests(move |r| pinned(r, "bytes=8-9"))
+        .then_output(|| GetObjectOutput::builder().body(SdkBytes::from_static(b"CC")).build());
+    let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&whole, &second, &last]);
+    let blobs = S3BlobStore::new(client, "b").with_read_ahead(Some(intake_aws::ReadAhead { chunk: 4, parallel: 2 }));
+    let (info, body) = blobs
+        .read(&ObjectKey::parse("incoming/acme/a.pdf").unwrap(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.size, 10);
+    let bytes: Vec<bytes::Bytes> = body.try_collect().await.unwrap();
+    assert_eq!(bytes.concat(), b"AAAABBBBCC");
+    assert_eq!((whole.num_calls(), second.num_calls(), last.num_calls()), (1, 1, 1));
+}

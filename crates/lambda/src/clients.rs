@@ -162,7 +162,7 @@ impl Clients {
 
     /// The blob store; it signs browser-style uploads with the function's own credentials.
     pub fn blobs(&self, config: &Config) -> intake_aws::S3BlobStore {
-        let mut store = intake_aws::S3BlobStore::new(self.s3(), &config.bucket_name);
+        let mut store = intake_aws::S3BlobStore::new(self.s3(), &config.bucket_name).with_read_ahead(config.read_ahead);
         if let Some(endpoint) = &self.endpoint_url {
             store = store.with_endpoint(endpoint);
         }

@@ -125,6 +125,10 @@ pub struct Config {
     pub scan_deadline: Option<Duration>,
     /// `INTAKE_AWS_TRUST_STORE`: which root certificates the AWS clients trust.
     pub trust_store: TrustStore,
+    /// `READ_AHEAD_CHUNK_MIB` and `READ_AHEAD_PARALLEL` (default 4): cataloguing reads of
+    /// objects larger than two chunks read ahead by ranged GETs, that many chunks at once
+    /// (memory: chunk × parallel). Unset: one stream (the 128 MB s3 function).
+    pub read_ahead: Option<intake_aws::ReadAhead>,
     /// The HTTP door's settings (`INLINE_UPLOAD_LIMIT_BYTES`, `UPLOAD_URL_TTL_SECONDS`,
     /// `DOWNLOAD_URL_TTL_SECONDS`, `ALLOW_PRIVATE_WEBHOOKS`, `MAX_WEBHOOKS_PER_OWNER`,
     /// `RECEIVED_GRACE_SECONDS`).
@@ -167,6 +171,24 @@ impl Config {
                 None => None,
             },
             trust_store: env.parse_or("INTAKE_AWS_TRUST_STORE", TrustStore::AmazonTrustServices)?,
+            read_ahead: match env.optional("READ_AHEAD_CHUNK_MIB") {
+                None => None,
+                Some(_) => {
+                    let mib: u64 = env.parse_or("READ_AHEAD_CHUNK_MIB", 0)?;
+                    let parallel: usize = env.parse_or("READ_AHEAD_PARALLEL", 4)?;
+                    if !(1..=512).contains(&mib) || !(2..=64).contains(&parallel) {
+                        return Err(ConfigError::Malformed {
+                            name: "READ_AHEAD_CHUNK_MIB",
+                            value: format!("{mib} (READ_AHEAD_PARALLEL {parallel})"),
+                            problem: "chunks of 1 to 512 MiB, 2 to 64 at once".into(),
+                        });
+                    }
+                    Some(intake_aws::ReadAhead {
+                        chunk: mib << 20,
+                        parallel,
+                    })
+                }
+            },
             settings: Settings {
                 inline_upload_limit: env.parse_or("INLINE_UPLOAD_LIMIT_BYTES", defaults.inline_upload_limit)?,
                 upload_url_ttl: secs("UPLOAD_URL_TTL_SECONDS", defaults.upload_url_ttl)?,
@@ -251,6 +273,28 @@ mod tests {
         assert_eq!(c.policy_path, PathBuf::from("/opt/policy.toml"));
         assert!(c.endpoint_url.is_none());
         assert!(!c.settings.allow_private_webhooks);
+    }
+
+    #[test]
+    fn read_ahead_is_off_unless_a_chunk_size_is_set_and_then_bounded() {
+        let base = [("TABLE_NAME", "t"), ("BUCKET_NAME", "b")];
+        assert_eq!(Config::from(&env(&base)).unwrap().read_ahead, None);
+        let on = [base[0], base[1], ("READ_AHEAD_CHUNK_MIB", "16")];
+        assert_eq!(
+            Config::from(&env(&on)).unwrap().read_ahead,
+            Some(intake_aws::ReadAhead {
+                chunk: 16 << 20,
+                parallel: 4
+            })
+        );
+        let huge = [
+            base[0],
+            base[1],
+            ("READ_AHEAD_CHUNK_MIB", "16"),
+            ("READ_AHEAD_PARALLEL", "1000"),
+        ];
+        let e = Config::from(&env(&huge)).unwrap_err().to_string();
+        assert!(e.contains("READ_AHEAD_CHUNK_MIB") && e.contains("2 to 64"), "{e}");
     }
 
     #[test]

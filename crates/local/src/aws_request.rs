@@ -281,8 +281,13 @@ impl Scope {
                         None => (source, false),
                     };
                     let read = if version { "s3:GetObjectVersion" } else { "s3:GetObject" };
+                    // A part of a copy too large for one request asks for the same actions.
                     (
-                        "CopyObject",
+                        if params.contains_key("uploadId") {
+                            "UploadPartCopy"
+                        } else {
+                            "CopyObject"
+                        },
                         vec![
                             Request::new(read, format!("arn:aws:s3:::{source}")),
                             Request::new("s3:PutObject", object(&key)),
@@ -548,6 +553,9 @@ mod tests {
                 Request::new("s3:PutObject", "arn:aws:s3:::b/blobs/sha256/x"),
             ]
         );
+        let call = s.classify("PUT", "/b/blobs/sha256/x", "partNumber=2&uploadId=u1", &copy, b"");
+        assert_eq!(call.operation, "UploadPartCopy");
+        assert_eq!(call.needs.len(), 2, "{:?}", call.needs);
         let form = "--x\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nincoming/acme/http/1/a.pdf\r\n--x\r\nContent-Disposition: form-data; name=\"x-amz-credential\"\r\n\r\nk/20261128/us-east-1/s3/aws4_request\r\n--x--\r\n";
         let call = s.classify("POST", "/b", "", &HashMap::new(), form.as_bytes());
         assert_eq!(

@@ -2,8 +2,12 @@
 //! copies are server-side; presigned requests let clients move bytes without passing them
 //! through a function.
 
+mod copy;
 mod multipart;
 mod post;
+mod read_ahead;
+
+pub use read_ahead::ReadAhead;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,6 +42,11 @@ pub struct S3BlobStore {
     endpoint: Option<String>,
     /// What browser-style uploads are signed with (the SDK's own client cannot tell).
     credentials: Option<SharedCredentialsProvider>,
+    /// The part size of copies too large for one `CopyObject` (see `copy.rs`).
+    copy_part: u64,
+    /// How cataloguing reads of large objects read ahead (see `read_ahead.rs`); `None`: one
+    /// stream.
+    read_ahead: Option<ReadAhead>,
 }
 
 impl S3BlobStore {
@@ -47,7 +56,39 @@ impl S3BlobStore {
             bucket: bucket.into(),
             endpoint: None,
             credentials: None,
+            copy_part: copy::COPY_PART,
+            read_ahead: None,
         }
+    }
+
+    /// Reads of objects larger than two chunks read ahead: `parallel` ranged GETs of `chunk`
+    /// bytes at once (memory: `parallel` chunks).
+    pub fn with_read_ahead(mut self, read_ahead: Option<ReadAhead>) -> Self {
+        self.read_ahead = read_ahead;
+        self
+    }
+
+    /// Copies too large for one request go in parts of `bytes` (default 512 MiB): for a
+    /// local AWS whose copy limit a test lowered.
+    pub fn with_copy_part_size(mut self, bytes: u64) -> Self {
+        self.copy_part = bytes;
+        self
+    }
+
+    /// `CopySource`: the bucket, the key (escaped, `/` kept) and the version, if pinned.
+    fn copy_source(&self, from: &ObjectKey, revision: Option<&Revision>) -> String {
+        let mut source = format!(
+            "{}/{}",
+            self.bucket,
+            utf8_percent_encode(from.as_str(), RFC3986_UNRESERVED)
+                .to_string()
+                .replace("%2F", "/")
+        );
+        if let Some(version) = revision.and_then(|r| r.version_id.as_deref()) {
+            source.push_str("?versionId=");
+            source.push_str(&utf8_percent_encode(version, RFC3986_UNRESERVED).to_string());
+        }
+        source
     }
 
     /// Signs browser-style uploads with these credentials (the function's own).
@@ -282,7 +323,14 @@ impl BlobStore for S3BlobStore {
             checksum_sha256: out.checksum_sha256(),
             checksum_type: out.checksum_type(),
         });
-        Ok(Some((info, chunks(out.body))))
+        let body = chunks(out.body);
+        let body = match self.read_ahead {
+            Some(ahead) if ahead.applies_to(info.size) && info.revision.is_pinned() => {
+                self.read_ahead(key, info.revision.clone(), body, info.size, ahead)
+            }
+            _ => body,
+        };
+        Ok(Some((info, body)))
     }
 
     async fn head(&self, key: &ObjectKey, revision: Option<&Revision>) -> Result<Option<ObjectInfo>, StoreError> {
@@ -313,23 +361,14 @@ impl BlobStore for S3BlobStore {
     }
 
     /// Pinned to the source's version (and ETag); S3 computes the copy's SHA-256 on the way.
+    /// A source over 5 GiB is copied in parts (S3 then keeps no whole-object SHA-256: `None`).
     async fn copy(
         &self,
         from: &ObjectKey,
         revision: Option<&Revision>,
         to: &ObjectKey,
     ) -> Result<Option<Sha256>, StoreError> {
-        let mut source = format!(
-            "{}/{}",
-            self.bucket,
-            utf8_percent_encode(from.as_str(), RFC3986_UNRESERVED)
-                .to_string()
-                .replace("%2F", "/")
-        );
-        if let Some(version) = revision.and_then(|r| r.version_id.as_deref()) {
-            source.push_str("?versionId=");
-            source.push_str(&utf8_percent_encode(version, RFC3986_UNRESERVED).to_string());
-        }
+        let source = self.copy_source(from, revision);
         let out = self
             .client
             .copy_object()
@@ -345,6 +384,10 @@ impl BlobStore for S3BlobStore {
                 .copy_object_result()
                 .and_then(|r| full_object_sha256(r.checksum_sha256(), r.checksum_type()))),
             Err(e) if precondition_failed(&e) || not_found(&e) => Err(StoreError::ConditionFailed),
+            Err(e) if copy::too_large_for_one_copy(&e) => {
+                self.copy_in_parts(from, revision, to, self.copy_part).await?;
+                Ok(None)
+            }
             Err(e) => Err(store_error(e)),
         }
     }

@@ -75,6 +75,130 @@ async fn blobs_put_stream_copy_delete_pinned_to_a_revision() {
     assert!(blobs.get(&key, None).await.unwrap().is_none());
 }
 
+/// A copy larger than one `CopyObject` may make goes in parts, server side, pinned to the
+/// source's write: the same bytes, type and metadata, and a source rewritten since is not
+/// copied. The local AWS's limit is lowered for the test's bucket (a tag, intake_moto patch
+/// 13); S3's is 5 GiB.
+#[tokio::test]
+async fn a_copy_over_the_single_request_limit_goes_in_parts_pinned_to_its_write() {
+    const LIMIT: u64 = 6 << 20;
+    const PART: u64 = 5 << 20;
+    let sdk = sdk_config().await;
+    let blobs = fresh_blobs(&sdk).await.with_copy_part_size(PART);
+    blobs
+        .client()
+        .put_bucket_tagging()
+        .bucket(blobs.bucket())
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("intake-moto:copy-source-limit")
+                        .value(LIMIT.to_string())
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let key = ObjectKey::parse("incoming/acme/http/01/scan of a case file.pdf").unwrap();
+    let mut meta = ObjectMeta {
+        content_type: Some("application/pdf".parse().unwrap()),
+        ..Default::default()
+    };
+    meta.set("intake-document-id", "01KBZ0000000000000000000");
+    // Three parts: 5 MiB, 5 MiB and the rest.
+    let body: Bytes = (0..(11u32 << 20) + 12_345)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    blobs.put(&key, body.clone(), &meta).await.unwrap();
+    let first = blobs.head(&key, None).await.unwrap().unwrap().revision;
+
+    let blob = ObjectKey::blob(&Sha256::of(&body));
+    assert_eq!(
+        blobs.copy(&key, Some(&first), &blob).await.unwrap(),
+        None,
+        "S3 keeps no whole-object SHA-256 of a copy made in parts"
+    );
+    let copied: Vec<Bytes> = blobs
+        .get(&blob, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(Sha256::of(&copied.concat()), Sha256::of(&body), "the same bytes");
+    let info = blobs.head(&blob, None).await.unwrap().unwrap();
+    assert_eq!(info.size, body.len() as u64);
+    assert_eq!(info.meta.content_type, meta.content_type, "the type carried over");
+    assert_eq!(info.meta.get("intake-document-id"), meta.get("intake-document-id"));
+
+    // The key written again: the first write is still copied (its version)...
+    blobs.put(&key, Bytes::from(vec![b'y'; 7 << 20]), &meta).await.unwrap();
+    let again = ObjectKey::parse("incoming/acme/http/01/again.pdf").unwrap();
+    blobs.copy(&key, Some(&first), &again).await.unwrap();
+    let copied: Vec<Bytes> = blobs
+        .get(&again, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(Sha256::of(&copied.concat()), Sha256::of(&body));
+    // ...and pinned to the first write's ETag alone, the newer write is not copied.
+    let by_etag = Revision {
+        version_id: None,
+        etag: first.etag.clone(),
+    };
+    let never = ObjectKey::parse("incoming/acme/http/01/never.pdf").unwrap();
+    assert!(matches!(
+        blobs.copy(&key, Some(&by_etag), &never).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert!(blobs.head(&never, None).await.unwrap().is_none(), "nothing written");
+}
+
+/// A large object read ahead (ranged GETs of the chunks after the first, several at once)
+/// comes out whole and in order, and stays the write the read began with though the key is
+/// written again while it is read.
+#[tokio::test]
+async fn a_read_ahead_is_the_whole_object_in_order_and_stays_on_its_write() {
+    let sdk = sdk_config().await;
+    let blobs = fresh_blobs(&sdk).await.with_read_ahead(Some(intake_aws::ReadAhead {
+        chunk: 1 << 20,
+        parallel: 3,
+    }));
+    let key = ObjectKey::parse("incoming/acme/http/01/large.bin").unwrap();
+    let body: Bytes = (0..(9u32 << 20) + 777)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    blobs.put(&key, body.clone(), &ObjectMeta::default()).await.unwrap();
+
+    let (info, stream) = blobs.read(&key, None).await.unwrap().unwrap();
+    assert_eq!(info.size, body.len() as u64);
+    assert_eq!(
+        info.sha256,
+        Some(Sha256::of(&body)),
+        "S3's checksum, from the first GET"
+    );
+    // Written again before a byte is read: the ranges are of the first write still.
+    blobs
+        .put(&key, Bytes::from(vec![b'z'; 9 << 20]), &ObjectMeta::default())
+        .await
+        .unwrap();
+    let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+    let read = chunks.concat();
+    assert_eq!(read.len(), body.len());
+    assert!(read == body, "the same bytes in the same order");
+}
+
 /// Legal holds on S3 and in the ledger: a held document's blob version is under S3's legal
 /// hold (a delete of that version is refused, by the store and by a sweep), two documents
 /// sharing the blob keep it held until both are released, and the ledger records the versions.
