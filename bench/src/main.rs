@@ -71,6 +71,17 @@ enum Command {
         #[arg(long, default_value = "bench/LOAD.md")]
         report: PathBuf,
     },
+    /// Internal: the s3 function's inspection (SHA-256, sniffing) of a file, timed; run in
+    /// a cgroup with a CPU quota by the suite.
+    #[command(hide = true)]
+    Hash { file: PathBuf },
+    /// The largest object per memory size (the s3 function's work per byte at Lambda's CPU
+    /// shares, in cgroups; needs root) alone, printed; the suite writes it into the report.
+    Shares {
+        /// The test file's size.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+    },
     /// Internal: one unit of in-process work, for `valgrind --tool=callgrind` to count.
     #[command(hide = true)]
     Instructions { what: suite::Work },
@@ -95,6 +106,8 @@ async fn main() -> ExitCode {
             load::run(&cli.functions, &cli.python, &repo, size, capacity, report).await
         }
         Command::Instructions { what } => suite::instructions(*what).await,
+        Command::Hash { file } => suite::hash(file).await,
+        Command::Shares { mib } => suite::shares(&cli.scratch, *mib).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -121,6 +121,7 @@ pub(super) async fn large_object_section(
         ],
     );
     r.para("The object streams through in chunks: memory does not grow with its size.");
+    super::cpu_share::cpu_share_section(ctx.quick, &file, r)?;
     let peak_mib = peak as f64 / 1024.0;
     targets.add(
         &format!("s3 on {size_mib} MiB: peak RSS < 64 MiB"),
