@@ -49,7 +49,10 @@ impl CpuQuota {
     fn command(&self, program: &Path, args: &[&str]) -> Command {
         let mut c = Command::new("sh");
         c.arg("-c")
-            .arg(format!("echo $$ > '{}' && exec \"$@\"", self.dir.join(self.procs).display()))
+            .arg(format!(
+                "echo $$ > '{}' && exec \"$@\"",
+                self.dir.join(self.procs).display()
+            ))
             .arg("sh")
             .arg(program)
             .args(args);
@@ -88,7 +91,17 @@ fn tls_rate(quota: &CpuQuota, seconds: u32) -> Option<f64> {
     let out = quota
         .command(
             openssl,
-            &["speed", "-elapsed", "-mr", "-seconds", &secs, "-bytes", "16384", "-evp", "aes-128-gcm"],
+            &[
+                "speed",
+                "-elapsed",
+                "-mr",
+                "-seconds",
+                &secs,
+                "-bytes",
+                "16384",
+                "-evp",
+                "aes-128-gcm",
+            ],
         )
         .output()
         .ok()?;
@@ -100,7 +113,9 @@ fn tls_rate(quota: &CpuQuota, seconds: u32) -> Option<f64> {
 
 /// The internal `hash` command: the s3 function's inspection of a file, timed in-process.
 pub async fn hash(file: &Path) -> Result<(), String> {
-    let bytes = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?.len();
+    let bytes = std::fs::metadata(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .len();
     let t = std::time::Instant::now();
     let stream = super::events::file_stream(file).await.map_err(|e| e.to_string())?;
     let inspection = intake_core::ingest::inspect(stream).await.map_err(|e| e.to_string())?;
@@ -142,7 +157,9 @@ pub(super) fn cpu_share_section(quick: bool, file: &Path, r: &mut Report) -> Res
             Ok(q) => q,
             Err(e) => {
                 r.heading(2, "The largest object per memory size");
-                r.para(&format!("Not measured on this machine: no CPU quota could be set ({e})."));
+                r.para(&format!(
+                    "Not measured on this machine: no CPU quota could be set ({e})."
+                ));
                 return Ok(());
             }
         };

@@ -126,26 +126,15 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
                 _ => Error::UnsupportedType(r.message),
             })?;
         let now = self.clock.now();
-        let mut id = self.new_document_id();
-        let mut key_seen = false;
-        if let Some(key) = idempotency_key {
-            let claim = IdempotencyRecord {
-                owner: owner.clone(),
-                key: key.as_str().to_owned(),
-                document_id: id,
-                sha256: fingerprint(&intent),
-                created_at: now,
-            };
-            if let Some(first) = self.catalog.claim_idempotency_key(&claim).await? {
-                if first.sha256 != claim.sha256 {
-                    return Err(Error::Conflict(
-                        "Idempotency-Key was already used for another file".into(),
-                    ));
-                }
-                key_seen = first.document_id != id;
-                id = first.document_id;
-            }
-        }
+        let (id, key_seen) = self
+            .claim_key(
+                owner,
+                idempotency_key.as_ref(),
+                fingerprint(&intent),
+                now,
+                "for another file",
+            )
+            .await?;
         let take = limits.counts().then_some(QuotaTake {
             day: now.date(),
             charge: Charge { bytes: size },

@@ -164,29 +164,15 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         let sha256 = Sha256::of(&upload.body);
         let now = self.clock.now();
 
-        let mut id = self.new_document_id();
-        let mut key_seen = false;
-        if let Some(key) = &upload.idempotency_key {
-            let claim = IdempotencyRecord {
-                owner: owner.clone(),
-                key: key.0.clone(),
-                document_id: id,
+        let (id, key_seen) = self
+            .claim_key(
+                owner,
+                upload.idempotency_key.as_ref(),
                 sha256,
-                created_at: now,
-            };
-            if let Some(first) = self.catalog.claim_idempotency_key(&claim).await? {
-                if first.sha256 != sha256 {
-                    return Err(Error::Conflict(
-                        "Idempotency-Key was already used with a different body".into(),
-                    ));
-                }
-                // Our own claim, written although its answer was lost (the id is fresh and
-                // random): this is still the first request. Otherwise a replay, if the key's
-                // document was written (a quota may have refused it).
-                key_seen = first.document_id != id;
-                id = first.document_id;
-            }
-        }
+                now,
+                "with a different body",
+            )
+            .await?;
 
         let document = Document {
             id,
@@ -242,6 +228,39 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
                 .await?;
         }
         Ok(Submitted { document, replayed })
+    }
+
+    /// A fresh document id, or, when the request has an `Idempotency-Key`, the id the key
+    /// stands for: claimed now for the fresh id, or by an earlier request of the same owner
+    /// whose `fingerprint` (what it sent) must be this one's, else a 409 naming what differs
+    /// (`used`). `true` with the id when an earlier request used the key; our own claim,
+    /// written although its answer was lost (the fresh id is random), is still the first.
+    pub(crate) async fn claim_key(
+        &self,
+        owner: &Owner,
+        key: Option<&IdempotencyKey>,
+        fingerprint: Sha256,
+        now: OffsetDateTime,
+        used: &str,
+    ) -> Result<(DocumentId, bool), Error> {
+        let id = self.new_document_id();
+        let Some(key) = key else {
+            return Ok((id, false));
+        };
+        let claim = IdempotencyRecord {
+            owner: owner.clone(),
+            key: key.as_str().to_owned(),
+            document_id: id,
+            sha256: fingerprint,
+            created_at: now,
+        };
+        match self.catalog.claim_idempotency_key(&claim).await? {
+            None => Ok((id, false)),
+            Some(first) if first.sha256 != fingerprint => {
+                Err(Error::Conflict(format!("Idempotency-Key was already used {used}")))
+            }
+            Some(first) => Ok((first.document_id, first.document_id != id)),
+        }
     }
 
     /// Writes a new document (counting it against its owner's quota when `take` says so), or
@@ -327,28 +346,19 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
         let now = self.clock.now();
         let ttl = self.settings.upload_url_ttl;
         let declared = (intent.size, intent.sha256);
-        let mut id = self.new_document_id();
-        if let Some(key) = idempotency_key {
-            let claim = IdempotencyRecord {
-                owner: owner.clone(),
-                key: key.as_str().to_owned(),
-                document_id: id,
-                sha256: fingerprint(&intent),
-                created_at: now,
-            };
-            if let Some(first) = self.catalog.claim_idempotency_key(&claim).await? {
-                if first.sha256 != claim.sha256 {
-                    return Err(Error::Conflict(
-                        "Idempotency-Key was already used for another file".into(),
-                    ));
-                }
-                id = first.document_id;
-                if let Some(stored) = self.catalog.get_document(&id).await? {
-                    return self
-                        .upload_again(owner, stored, (intent.size, intent.sha256), limit, ttl)
-                        .await;
-                }
-            }
+        let (id, key_seen) = self
+            .claim_key(
+                owner,
+                idempotency_key.as_ref(),
+                fingerprint(&intent),
+                now,
+                "for another file",
+            )
+            .await?;
+        if key_seen && let Some(stored) = self.catalog.get_document(&id).await? {
+            return self
+                .upload_again(owner, stored, (intent.size, intent.sha256), limit, ttl)
+                .await;
         }
         let document = Document {
             id,

@@ -30,6 +30,16 @@ pub(super) fn too_large_for_one_copy<E: ProvideErrorMetadata>(err: &E) -> bool {
             .is_some_and(|m| m.contains("copy source is larger than the maximum allowable size"))
 }
 
+/// The source's write is not there any more (`ConditionFailed`), or another failure.
+fn source_gone_or<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError {
+    match not_found(&e) || precondition_failed(&e) {
+        true => StoreError::ConditionFailed,
+        false => store_error(e),
+    }
+}
+
 /// The parts of a `size`-byte copy: (part number, first byte, last byte), in order. Parts of
 /// `part` bytes, or more when that would take over 10,000 parts (whole MiB).
 pub(super) fn part_ranges(size: u64, part: u64) -> Vec<(i32, u64, u64)> {
@@ -63,10 +73,7 @@ impl S3BlobStore {
             .set_if_match(revision.and_then(|r| r.etag.as_deref()).map(quoted))
             .send()
             .await
-            .map_err(|e| match not_found(&e) || precondition_failed(&e) {
-                true => StoreError::ConditionFailed,
-                false => store_error(e),
-            })?;
+            .map_err(source_gone_or)?;
         let size = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
         let pinned = Revision {
             version_id: head.version_id().map(str::to_owned),
@@ -131,10 +138,7 @@ impl S3BlobStore {
                         .set_copy_source_if_match(etag)
                         .send()
                         .await
-                        .map_err(|e| match not_found(&e) || precondition_failed(&e) {
-                            true => StoreError::ConditionFailed,
-                            false => store_error(e),
-                        })?;
+                        .map_err(source_gone_or)?;
                     let etag = out.copy_part_result().and_then(|r| r.e_tag()).ok_or_else(|| {
                         StoreError::Unavailable(format!("UploadPartCopy of part {number} answered no ETag"))
                     })?;
