@@ -11,6 +11,7 @@ mod large_object;
 mod moto;
 mod pricing;
 mod stream;
+mod upload;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,6 +34,7 @@ use large_object::large_object_section;
 use moto::moto_section;
 use pricing::cost_section;
 use stream::stream_section;
+use upload::upload_section;
 
 pub async fn run(cli: &Cli, quick: bool, report_path: &Path) -> Result<(), String> {
     let began = Instant::now();
@@ -95,6 +97,10 @@ pub async fn run(cli: &Cli, quick: bool, report_path: &Path) -> Result<(), Strin
     // ---- S3 on a large object -----------------------------------------------------------------
     eprintln!("[bench] s3 large object");
     large_object_section(&ctx, &moto, &mut r, &mut targets).await?;
+
+    // ---- Uploads through the local pipeline, with the client ---------------------------------
+    eprintln!("[bench] uploads");
+    upload_section(&ctx, &moto_endpoint, &mut r).await?;
 
     // ---- Artefacts, cost ----------------------------------------------------------------------
     eprintln!("[bench] artefacts");
