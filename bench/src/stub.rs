@@ -1,8 +1,10 @@
 //! A stand-in for DynamoDB and SNS that answers at once, so that a contender's CPU time and
 //! latency are its own and not a local server's. It accepts only signed requests
-//! (`Authorization: AWS4-HMAC-SHA256 ...`) of the two operations the dynamodb-stream function
+//! (`Authorization: AWS4-HMAC-SHA256 ...`) of the operations the dynamodb-stream function
 //! makes, `TransactWriteItems` and `PublishBatch`, answers them as the services do on success,
 //! and counts what it received, so the report can show that every contender did the same work.
+//! `GetItem` (the function reads an owner's retention period when a document is new) finds
+//! nothing: the policy's default applies, as for an owner without overrides.
 //! `POST /hook` answers 200: a webhook receiver for the sns function.
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ pub struct Counts {
     pub messages: AtomicU64,
     pub message_bytes: AtomicU64,
     pub hooks: AtomicU64,
+    pub reads: AtomicU64,
     pub refused: AtomicU64,
 }
 
@@ -132,6 +135,10 @@ async fn answer(req: Request<Incoming>, counts: Arc<Counts>) -> Response<Full<By
                 .fetch_add(items.len() as u64, Ordering::Relaxed);
             reply(StatusCode::OK, "application/x-amz-json-1.0", "{}".into())
         }
+        Some("DynamoDB_20120810.GetItem") => {
+            counts.reads.fetch_add(1, Ordering::Relaxed);
+            reply(StatusCode::OK, "application/x-amz-json-1.0", "{}".into())
+        }
         Some(other) => refuse(&format!("operation {other} is not stubbed")),
         None => {
             let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
@@ -213,6 +220,15 @@ mod tests {
             .send()
             .await
             .unwrap();
+        // A read finds nothing (an owner without overrides).
+        let got = intake_aws::dynamodb_client(&sdk)
+            .get_item()
+            .table_name("t")
+            .key("pk", AttributeValue::S("QUOTA#acme".into()))
+            .send()
+            .await
+            .unwrap();
+        assert!(got.item().is_none());
         // An operation it does not stand in for is refused, not answered as a success.
         assert!(intake_aws::dynamodb_client(&sdk).list_tables().send().await.is_err());
 

@@ -64,7 +64,7 @@ pub(super) async fn large_object_section(
     let shipped = std::fs::read_to_string("shared/policy.toml").map_err(|e| e.to_string())?;
     std::fs::write(
         &policy,
-        shipped.replace(
+        super::common::without_scan(&shipped).replace(
             "max_size = \"100 MiB\"",
             &format!("max_size = \"{} MiB\"", size_mib + 1),
         ),

@@ -121,7 +121,10 @@ pub(super) async fn upload_section(ctx: &Ctx, moto_endpoint: &str, r: &mut Repor
             .map_err(|e| e.to_string())?;
         match doc["status"].as_str() {
             Some("accepted") => break began.elapsed(),
-            Some("received") if began.elapsed() < Duration::from_secs(1800) => {
+            // Still on its way, or the local pipeline was too busy to answer (503): ask again.
+            Some("received" | "scanning") | None
+                if began.elapsed() < Duration::from_secs(1800) && doc["error"]["code"] != "unauthorized" =>
+            {
                 tokio::time::sleep(Duration::from_millis(250)).await
             }
             other => {
