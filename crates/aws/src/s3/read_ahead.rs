@@ -103,16 +103,9 @@ impl S3BlobStore {
     }
 }
 
+/// The whole body, as the store's own chunks (`super::chunks`) gathered.
 async fn collect(body: SdkByteStream) -> Result<Bytes, StoreError> {
-    let parts: Vec<Bytes> = futures::stream::unfold(body, |mut body| async move {
-        match body.try_next().await {
-            Ok(Some(chunk)) => Some((Ok(chunk), body)),
-            Ok(None) => None,
-            Err(e) => Some((Err(StoreError::Unavailable(format!("reading object: {e}"))), body)),
-        }
-    })
-    .try_collect()
-    .await?;
+    let parts: Vec<Bytes> = super::chunks(body).try_collect().await?;
     Ok(match parts.len() {
         1 => parts.into_iter().next().unwrap_or_default(),
         _ => parts.concat().into(),
