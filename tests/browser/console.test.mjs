@@ -33,6 +33,10 @@ before(async () => {
     document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
   });
   page = await context.newPage();
+  // File choosers are intercepted from the start: playwright turns interception on when a
+  // listener is added, without waiting for the browser to confirm it, so a chooser opened right
+  // after `waitForEvent('filechooser')` could go to the (headless, invisible) native dialog.
+  page.on('filechooser', () => {});
   // What went wrong in the page is printed with the test's output.
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') console.error(`[page ${m.type()}] ${m.text()}`); });
   page.on('requestfailed', (r) => console.error(`[request failed] ${r.method()} ${r.url().split('?')[0]}: ${r.failure()?.errorText}`));
