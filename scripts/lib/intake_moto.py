@@ -137,6 +137,20 @@ does, and what the patch changes.
    So that tests can take the multipart path with small objects, a destination bucket tagged
    intake-moto:copy-source-limit=<bytes> has that limit instead (INTAKE_MOTO_COPY_SOURCE_LIMIT
    changes the default).
+
+14. S3 ListObjectVersions of a bucket with large objects.  AWS lists versions without reading
+   them.  moto 5.2.5 deep-copies every version of every key in the bucket on each call (to mark
+   the copies IsLatest), whatever the prefix, and a deep copy of a key writes its bytes again
+   (to a temporary file beyond 5 MiB): with a 1 GiB object in the bucket each listing wrote
+   1 GiB to /tmp and took seconds under the global lock, and a pipeline that lists a blob's
+   versions filled the disk within minutes (then moto answered 500).  The patch makes such a
+   copy share the bytes of the key it copies (its attributes are copied; closing the copy
+   leaves the bytes open).
+
+15. S3 ranged GetObject.  AWS reads the range.  moto 5.2.5 reads the whole object into memory
+   for every ranged GET and slices it: reading a 1 GiB object 8 MiB at a time read 128 GiB.
+   The patch reads a single satisfiable range (bytes=a-b, bytes=a-) from the stored bytes
+   only; other ranges (suffix, multiple, unsatisfiable) keep moto's behaviour.
 """
 
 from __future__ import annotations
@@ -189,7 +203,7 @@ from moto.s3.exceptions import (
     PreconditionFailed,
     S3ClientError,
 )
-from moto.s3.models import FakeMultipart, S3Backend
+from moto.s3.models import FakeKey, FakeMultipart, S3Backend
 from moto.s3.responses import S3Response
 from werkzeug.datastructures import Headers
 
@@ -1314,6 +1328,83 @@ def complete_multipart_upload(self: S3Backend, bucket_name: str, multipart_id: s
     return _stock_complete_multipart_upload(self, bucket_name, multipart_id, body)
 
 
+# ======================================================================================
+# 14. ListObjectVersions copies keys without their bytes
+# ======================================================================================
+
+
+def fake_key_deepcopy(self: FakeKey, memo: dict[int, Any]) -> FakeKey:
+    """A copy of the key's attributes that reads the same bytes (see patch 14)."""
+    clone = FakeKey.__new__(FakeKey)
+    memo[id(self)] = clone
+    shared = {"_value_buffer", "lock", "multipart"}
+    for name, value in self.__dict__.items():
+        clone.__dict__[name] = value if name in shared else copy.deepcopy(value, memo)
+    clone.__dict__["_intake_shares_bytes"] = True
+    return clone
+
+
+_stock_dispose = FakeKey.dispose
+
+
+def fake_key_dispose(self: FakeKey, garbage: bool = False) -> None:
+    if self.__dict__.get("_intake_shares_bytes"):
+        self.disposed = True  # the bytes belong to the key it was copied from
+        return
+    _stock_dispose(self, garbage)
+
+
+# ======================================================================================
+# 15. Ranged GetObject reads only the range
+# ======================================================================================
+
+_window = threading.local()
+_stock_value = FakeKey.value
+
+
+class KeyBytes:
+    """A key's stored bytes, read only as far as they are sliced (a ranged GET, patch 15)."""
+
+    def __init__(self, key: FakeKey) -> None:
+        self.key = key
+
+    def __len__(self) -> int:
+        return self.key.size
+
+    def __getitem__(self, index: slice) -> bytes:
+        start, stop, _ = index.indices(self.key.size)
+        with self.key.lock:
+            self.key._value_buffer.seek(start)
+            return self.key._value_buffer.read(max(0, stop - start))
+
+
+def fake_key_value(self: FakeKey) -> Any:
+    if getattr(_window, "lazy", False):
+        return KeyBytes(self)
+    return _stock_value.fget(self)
+
+
+_stock_get_object = S3Response.get_object
+
+
+def get_object(self: S3Response) -> Any:
+    match = re.fullmatch(r"bytes=(\d+)-(\d*)", (self.headers.get("range") or "").strip())
+    if match is None or self._get_param("partNumber"):
+        return _stock_get_object(self)
+    _window.lazy = True
+    try:
+        response = _stock_get_object(self)
+    finally:
+        _window.lazy = False
+    status, headers, body = response
+    if isinstance(body, KeyBytes):
+        begin, end = int(match.group(1)), match.group(2)
+        # moto's range handling slices a satisfiable range; anything else gets the bytes.
+        if status != 200 or begin >= len(body) or (end and int(end) < begin):
+            body = _stock_value.fget(body.key)
+    return status, headers, body
+
+
 def install() -> None:
     moto.server.DomainDispatcherApplication = SerializedDispatcher
     _patch_accounts_by_access_key()
@@ -1336,6 +1427,10 @@ def install() -> None:
     FakeMultipart.list_parts = multipart_list_parts
     S3Backend.is_truncated = is_truncated
     S3Backend.complete_multipart_upload = complete_multipart_upload
+    FakeKey.__deepcopy__ = fake_key_deepcopy
+    FakeKey.dispose = fake_key_dispose
+    FakeKey.value = property(fake_key_value, _stock_value.fset)
+    S3Response.get_object = get_object
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,6 +38,7 @@ LAUNCHER = os.path.join(HERE, "intake_moto.py")
 REGION = "us-east-1"
 
 RESULTS: list[tuple[str, bool]] = []
+LAUNCHER_PID = 0
 # Copies into the test's bucket of more than 6 MiB take the multipart path (AWS: 5 GiB).
 COPY_LIMIT = 6 << 20
 
@@ -1194,8 +1195,59 @@ def test_copy_limits(url: str) -> None:
           (len(body), len(large)))
 
 
+def launcher_io() -> tuple[int, int]:
+    """Bytes the launcher has read and written so far (its /proc io counters)."""
+    fields = dict(line.split(": ") for line in open(f"/proc/{LAUNCHER_PID}/io").read().splitlines())
+    return int(fields["rchar"]), int(fields["wchar"])
+
+
+def test_large_objects(url: str) -> None:
+    s3 = client(url, "s3", s3={"addressing_style": "path"})
+    bucket = unique("large")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    size = 64 << 20  # beyond moto's in-memory buffer (5 MiB): kept in a temporary file
+    first, second = os.urandom(size), os.urandom(size)
+    old = s3.put_object(Bucket=bucket, Key="big", Body=first)["VersionId"]
+    new = s3.put_object(Bucket=bucket, Key="big", Body=second)["VersionId"]
+    s3.put_object(Bucket=bucket, Key="small/one", Body=b"1")
+
+    _, written = launcher_io()
+    listed = s3.list_object_versions(Bucket=bucket, Prefix="small/")
+    check("ListObjectVersions of another prefix lists it", [v["Key"] for v in listed.get("Versions", [])] == ["small/one"])
+    _, after = launcher_io()
+    check("ListObjectVersions writes no copy of the bucket's objects (moto: 2 x 64 MiB written)",
+          after - written < (1 << 20), after - written)
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="big")["Versions"]
+    check("the latest version is marked, the older not",
+          sorted((v["VersionId"], v["IsLatest"]) for v in versions) == sorted([(old, False), (new, True)]), versions)
+    check("the listed objects' bytes are intact after their copies are gone",
+          s3.get_object(Bucket=bucket, Key="big", VersionId=old)["Body"].read() == first
+          and s3.get_object(Bucket=bucket, Key="big")["Body"].read() == second)
+
+    read, _ = launcher_io()
+    start = 40 << 20
+    part = s3.get_object(Bucket=bucket, Key="big", Range=f"bytes={start}-{start + (1 << 20) - 1}")
+    body = part["Body"].read()
+    after, _ = launcher_io()
+    check("a ranged GET answers the range", body == second[start:start + (1 << 20)]
+          and part["ContentRange"] == f"bytes {start}-{start + (1 << 20) - 1}/{size}", part.get("ContentRange"))
+    check("a ranged GET reads the range, not the object (moto: 64 MiB read)", after - read < (8 << 20), after - read)
+    tail = s3.get_object(Bucket=bucket, Key="big", VersionId=old, Range=f"bytes={size - 10}-")
+    check("an open-ended range of a version reads to its end", tail["Body"].read() == first[-10:]
+          and tail["ContentRange"] == f"bytes {size - 10}-{size - 1}/{size}")
+    suffix = s3.get_object(Bucket=bucket, Key="big", Range="bytes=-7")["Body"].read()
+    check("a suffix range is moto's own, still right", suffix == second[-7:])
+    code, status, _ = error_of(lambda: s3.get_object(Bucket=bucket, Key="big", Range=f"bytes={size}-"))
+    check("a range beyond the end -> 416 InvalidRange", (code, status) == ("InvalidRange", 416), (code, status))
+    over = s3.get_object(Bucket=bucket, Key="big", Range=f"bytes={size - 3}-{size + 100}")
+    check("a range past the end is cut at the end", over["Body"].read() == second[-3:])
+
+
 def main() -> int:
+    global LAUNCHER_PID
     proc, url, log = start_launcher()
+    LAUNCHER_PID = proc.pid
     print(f"launcher on {url} (log: {log})", flush=True)
     try:
         for name, fn in [
@@ -1214,6 +1266,7 @@ def main() -> int:
             ("multipart", test_multipart),
             ("cors", test_cors),
             ("copy limits", test_copy_limits),
+            ("large objects", test_large_objects),
         ]:
             run_section(name, fn, url)
     finally:

@@ -5,42 +5,14 @@
 
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use intake_local::observe::{Call, Observer};
+use intake_local::observe::{CallCounter, peak_rss_kib};
 use intake_local::pipeline::{Options, Pipeline};
 
 use super::common::Ctx;
 use super::events::make_file;
 use crate::report::{Report, mib};
-
-/// Counts the store's `UploadPart` requests (presigned, made by the client).
-#[derive(Debug, Default)]
-struct Parts(AtomicU64);
-
-impl Observer for Parts {
-    fn call(&self, call: &Call<'_>) {
-        if call.operation == "UploadPart" {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    fn plumbing(&self, _: &str, _: &str, _: &str, _: u64, _: u64) {}
-    fn invocation(&self, _: &str, _: Duration, _: u32) {}
-    fn log_line(&self, _: &str, _: usize) {}
-}
-
-/// VmHWM of a running process (kB).
-fn peak_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
 
 pub(super) async fn upload_section(ctx: &Ctx, moto_endpoint: &str, r: &mut Report) -> Result<(), String> {
     let client = ctx.functions.join("intake");
@@ -60,7 +32,8 @@ pub(super) async fn upload_section(ctx: &Ctx, moto_endpoint: &str, r: &mut Repor
     )
     .map_err(|e| e.to_string())?;
 
-    let parts = Arc::new(Parts::default());
+    // The store's `UploadPart` requests (presigned, made by the client).
+    let parts = Arc::new(CallCounter::new("UploadPart"));
     let mut options = Options::new(
         ctx.functions.clone(),
         &ctx.repo,
@@ -94,7 +67,7 @@ pub(super) async fn upload_section(ctx: &Ctx, moto_endpoint: &str, r: &mut Repor
     // VmHWM only grows: the last reading before the client exits is its peak.
     let mut peak = 0;
     while child.try_wait().map_err(|e| e.to_string())?.is_none() {
-        peak = peak.max(peak_kib(child.id()).unwrap_or(0));
+        peak = peak.max(peak_rss_kib(child.id()).unwrap_or(0));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let sent = began.elapsed();
@@ -149,10 +122,7 @@ pub(super) async fn upload_section(ctx: &Ctx, moto_endpoint: &str, r: &mut Repor
                 format!("{:.1} s", sent.as_secs_f64()),
             ],
             vec!["... upload throughput".into(), rate(sent)],
-            vec![
-                "... parts sent (UploadPart requests)".into(),
-                parts.0.load(Ordering::Relaxed).to_string(),
-            ],
+            vec!["... parts sent (UploadPart requests)".into(), parts.count().to_string()],
             vec!["... the client's peak RSS".into(), mib(peak as f64 * 1024.0)],
             vec![
                 "until the document is `accepted` (the s3 function read and hashed it)".into(),

@@ -65,9 +65,22 @@ pub async fn start_moto(python: &Path, repo: &Path, port: u16) -> Result<(Child,
     let mut cmd = Command::new(python);
     cmd.arg(repo.join(MOTO_LAUNCHER))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .kill_on_drop(true);
+    // Its request log and any traceback, when asked for (INTAKE_MOTO_LOG=FILE); else silent.
+    match std::env::var_os("INTAKE_MOTO_LOG") {
+        Some(path) => {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| format!("INTAKE_MOTO_LOG={}: {e}", Path::new(&path).display()))?;
+            let err = log.try_clone().map_err(|e| e.to_string())?;
+            cmd.stdout(log).stderr(err);
+        }
+        None => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
     crate::die_with_parent(&mut cmd);
     let child = cmd
         .spawn()

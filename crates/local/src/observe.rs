@@ -6,6 +6,7 @@
 //! (`intake-bench`'s `bill::meter`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -57,4 +58,48 @@ pub struct Touched {
     pub key: Value,
     pub before: Option<Value>,
     pub after: Option<Value>,
+}
+
+/// Counts the calls of one operation the gates let through: e.g. `UploadPart`, the parts a
+/// client sends with presigned URLs.
+#[derive(Debug)]
+pub struct CallCounter {
+    operation: &'static str,
+    count: AtomicU64,
+}
+
+impl CallCounter {
+    pub fn new(operation: &'static str) -> Self {
+        Self {
+            operation,
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+impl Observer for CallCounter {
+    fn call(&self, call: &Call<'_>) {
+        if call.operation == self.operation {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn plumbing(&self, _: &str, _: &str, _: &str, _: u64, _: u64) {}
+    fn invocation(&self, _: &str, _: Duration, _: u32) {}
+    fn log_line(&self, _: &str, _: usize) {}
+}
+
+/// The peak resident memory (VmHWM, KiB) of a running process, from /proc.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

@@ -11,29 +11,13 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use intake_local::observe::{Call, Observer};
+use intake_local::observe::{CallCounter, peak_rss_kib};
 use intake_local::pipeline::Pipeline;
 use intake_testkit::{debug_binaries, repo};
 use serde_json::Value;
 use sha2::Digest;
-
-/// Counts the store's `UploadPart` requests (presigned, made by the client).
-#[derive(Debug, Default)]
-struct PartCounter(AtomicU64);
-
-impl Observer for PartCounter {
-    fn call(&self, call: &Call<'_>) {
-        if call.operation == "UploadPart" {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    fn plumbing(&self, _: &str, _: &str, _: &str, _: u64, _: u64) {}
-    fn invocation(&self, _: &str, _: Duration, _: u32) {}
-    fn log_line(&self, _: &str, _: usize) {}
-}
 
 fn intake(pipeline: &Pipeline, state: &std::path::Path, args: &[&str]) -> Command {
     let mut command = Command::new(debug_binaries().join("intake"));
@@ -45,16 +29,6 @@ fn intake(pipeline: &Pipeline, state: &std::path::Path, args: &[&str]) -> Comman
         .env_remove("INTAKE_ENV_FILE")
         .current_dir(std::env::temp_dir());
     command
-}
-
-/// The peak resident memory of a process, from /proc (kB), while it runs.
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,11 +44,15 @@ async fn a_file_uploaded_by_the_client_resumes_after_a_kill_and_is_accepted() {
         .replace("max_size = \"100 MiB\"", "max_size = \"5 GiB\"");
     assert!(policy.contains("5 GiB"), "the shipped policy's max_size moved");
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
-    let counter = Arc::new(PartCounter::default());
+    // The store's `UploadPart` requests (presigned, made by the client).
+    let counter = Arc::new(CallCounter::new("UploadPart"));
     let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut options = support::options();
     options.poll = Duration::from_millis(100);
     options.set("INTAKE_POLICY_PATH", dir.join("policy.toml").display().to_string());
+    // The local stand-in scanner reads and hashes the whole object, in this debug build at tens
+    // of MiB/s: a large file's verdict takes longer than the local pipeline's minute.
+    options.set("SCAN_DEADLINE_SECONDS", (60 + mib / 2).to_string());
     options.observer = Some(counter.clone());
     let pipeline = Pipeline::start(options, door).await.unwrap();
 
@@ -111,7 +89,7 @@ async fn a_file_uploaded_by_the_client_resumes_after_a_kill_and_is_accepted() {
     let mut peak = 0u64;
     for line in stdout.lines() {
         let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
-        peak = peak.max(peak_rss_kb(first.id()).unwrap_or(0));
+        peak = peak.max(peak_rss_kib(first.id()).unwrap_or(0));
         match event["event"].as_str() {
             Some("started") => {
                 part_count = event["part_count"].as_u64().unwrap();
@@ -129,7 +107,7 @@ async fn a_file_uploaded_by_the_client_resumes_after_a_kill_and_is_accepted() {
     first.kill().unwrap();
     first.wait().unwrap();
     assert!(part_count > 4, "the file has more parts than were sent before the kill");
-    let sent_before_kill = counter.0.load(Ordering::Relaxed);
+    let sent_before_kill = counter.count();
 
     // Second run: resumes, sends only what the store does not hold, and waits for the decision.
     let mut second = intake(&pipeline, &state, &["upload", "--json", "--wait", &file_arg])
@@ -141,7 +119,7 @@ async fn a_file_uploaded_by_the_client_resumes_after_a_kill_and_is_accepted() {
     let mut events = Vec::new();
     for line in stdout.lines() {
         let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
-        peak = peak.max(peak_rss_kb(second.id()).unwrap_or(0));
+        peak = peak.max(peak_rss_kib(second.id()).unwrap_or(0));
         events.push(event);
     }
     let status = second.wait().unwrap();
@@ -152,7 +130,7 @@ async fn a_file_uploaded_by_the_client_resumes_after_a_kill_and_is_accepted() {
     assert_eq!(started["resumed"], true, "{started}");
     let to_send = started["parts_to_send"].as_u64().unwrap();
     assert!(to_send <= part_count - 3, "{started}");
-    let sent_after = counter.0.load(Ordering::Relaxed) - sent_before_kill;
+    let sent_after = counter.count() - sent_before_kill;
     assert_eq!(sent_after, to_send, "the second run sent exactly the missing parts");
     let document = events.iter().find(|e| e["event"] == "document").unwrap();
     assert_eq!(document["document"]["status"], "accepted", "{document}");
