@@ -151,6 +151,17 @@ does, and what the patch changes.
    for every ranged GET and slices it: reading a 1 GiB object 8 MiB at a time read 128 GiB.
    The patch reads a single satisfiable range (bytes=a-b, bytes=a-) from the stored bytes
    only; other ranges (suffix, multiple, unsatisfiable) keep moto's behaviour.
+
+16. S3 CopyObject of a large object.  AWS answers a copy's first byte at once (its 200 comes
+   before the copy is done, then whitespace until it is), so a client's first-byte timeout
+   bounds a stalled connection, not a large copy.  moto 5.2.5 answers when it has read the
+   source whole into memory, written it again to a new temporary file and hashed it: about 6 s
+   for 1 GiB on an idle 2-core machine, over 10 s (the functions' first-byte bound) beside a
+   busy pipeline, so the s3 function's copy of a 1 GiB upload timed out on every try.  The
+   patch makes a copy share the stored bytes of its source (moto never rewrites a stored
+   key's bytes: a new write is a new key); the bytes are closed when the last key using them
+   goes.  The copy is a key of its own as before: versions, metadata, tags, legal holds,
+   deletion.
 """
 
 from __future__ import annotations
@@ -1346,11 +1357,23 @@ def fake_key_deepcopy(self: FakeKey, memo: dict[int, Any]) -> FakeKey:
 
 _stock_dispose = FakeKey.dispose
 
+# Patch 16: how many keys use each stored buffer that copies share (by id; absent: one key).
+_buffer_users: dict[int, int] = {}
+
 
 def fake_key_dispose(self: FakeKey, garbage: bool = False) -> None:
     if self.__dict__.get("_intake_shares_bytes"):
         self.disposed = True  # the bytes belong to the key it was copied from
         return
+    if self.__dict__.get("disposed"):
+        return  # closed already (dispose, then __del__)
+    buffer = self.__dict__.get("_value_buffer")
+    users = _buffer_users.get(id(buffer), 1)
+    if users > 1:
+        _buffer_users[id(buffer)] = users - 1
+        self.disposed = True  # another key still reads these bytes
+        return
+    _buffer_users.pop(id(buffer), None)
     _stock_dispose(self, garbage)
 
 
@@ -1382,6 +1405,30 @@ def fake_key_value(self: FakeKey) -> Any:
     if getattr(_window, "lazy", False):
         return KeyBytes(self)
     return _stock_value.fget(self)
+
+
+def fake_key_set_value(self: FakeKey, new_value: Any) -> None:
+    if isinstance(new_value, KeyBytes):  # a copy (patch 16): share the source's bytes
+        source = new_value.key._value_buffer
+        _buffer_users[id(source)] = _buffer_users.get(id(source), 1) + 1
+        own = self.__dict__.get("_value_buffer")
+        if own is not None and own is not source:
+            own.close()
+        self._value_buffer = source
+        self.contentsize = new_value.key.size
+        return
+    _stock_value.fset(self, new_value)
+
+
+_stock_backend_copy_object = S3Backend.copy_object
+
+
+def backend_copy_object(self: S3Backend, src_key: FakeKey, *args: Any, **kwargs: Any) -> Any:
+    _window.lazy = True  # the source's value is handed over as its stored bytes
+    try:
+        return _stock_backend_copy_object(self, src_key, *args, **kwargs)
+    finally:
+        _window.lazy = False
 
 
 _stock_get_object = S3Response.get_object
@@ -1429,7 +1476,8 @@ def install() -> None:
     S3Backend.complete_multipart_upload = complete_multipart_upload
     FakeKey.__deepcopy__ = fake_key_deepcopy
     FakeKey.dispose = fake_key_dispose
-    FakeKey.value = property(fake_key_value, _stock_value.fset)
+    FakeKey.value = property(fake_key_value, fake_key_set_value)
+    S3Backend.copy_object = backend_copy_object
     S3Response.get_object = get_object
 
 

@@ -1243,6 +1243,24 @@ def test_large_objects(url: str) -> None:
     over = s3.get_object(Bucket=bucket, Key="big", Range=f"bytes={size - 3}-{size + 100}")
     check("a range past the end is cut at the end", over["Body"].read() == second[-3:])
 
+    _, written = launcher_io()
+    copied = s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "big", "VersionId": old})
+    _, after = launcher_io()
+    check("CopyObject does not write the bytes again (moto: 64 MiB written)", after - written < (1 << 20), after - written)
+    check("the copy's ETag is its bytes' MD5", copied["CopyObjectResult"]["ETag"].strip('"') == hashlib.md5(first).hexdigest())
+    again = s3.copy_object(Bucket=bucket, Key="copy-of-copy", CopySource={"Bucket": bucket, "Key": "copy"})
+    for version in (old, new):
+        s3.delete_object(Bucket=bucket, Key="big", VersionId=version)
+    check("a copy keeps its bytes when its source is deleted",
+          s3.get_object(Bucket=bucket, Key="copy")["Body"].read() == first)
+    s3.delete_object(Bucket=bucket, Key="copy", VersionId=copied["VersionId"])
+    check("a copy of a copy keeps them when both are deleted",
+          s3.get_object(Bucket=bucket, Key="copy-of-copy", VersionId=again["VersionId"])["Body"].read() == first)
+    s3.put_object(Bucket=bucket, Key="copy-of-copy", Body=b"new")
+    check("a new write of a copied key is a key of its own",
+          s3.get_object(Bucket=bucket, Key="copy-of-copy")["Body"].read() == b"new"
+          and s3.get_object(Bucket=bucket, Key="copy-of-copy", VersionId=again["VersionId"])["Body"].read() == first)
+
 
 def main() -> int:
     global LAUNCHER_PID
