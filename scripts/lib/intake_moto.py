@@ -1346,7 +1346,9 @@ def complete_multipart_upload(self: S3Backend, bucket_name: str, multipart_id: s
 
 def fake_key_deepcopy(self: FakeKey, memo: dict[int, Any]) -> FakeKey:
     """A copy of the key's attributes that reads the same bytes (see patch 14)."""
-    clone = FakeKey.__new__(FakeKey)
+    # Not FakeKey.__new__: moto's models keep every instance they make until a reset, and a
+    # listing's copies must go when its answer is sent.
+    clone = object.__new__(FakeKey)
     memo[id(self)] = clone
     shared = {"_value_buffer", "lock", "multipart"}
     for name, value in self.__dict__.items():
@@ -1357,8 +1359,8 @@ def fake_key_deepcopy(self: FakeKey, memo: dict[int, Any]) -> FakeKey:
 
 _stock_dispose = FakeKey.dispose
 
-# Patch 16: how many keys use each stored buffer that copies share (by id; absent: one key).
-_buffer_users: dict[int, int] = {}
+# Patch 16: a stored buffer that copies share counts its keys in this attribute (absent: one).
+USERS = "_intake_users"
 
 
 def fake_key_dispose(self: FakeKey, garbage: bool = False) -> None:
@@ -1368,12 +1370,11 @@ def fake_key_dispose(self: FakeKey, garbage: bool = False) -> None:
     if self.__dict__.get("disposed"):
         return  # closed already (dispose, then __del__)
     buffer = self.__dict__.get("_value_buffer")
-    users = _buffer_users.get(id(buffer), 1)
+    users = getattr(buffer, USERS, 1)
     if users > 1:
-        _buffer_users[id(buffer)] = users - 1
+        setattr(buffer, USERS, users - 1)
         self.disposed = True  # another key still reads these bytes
         return
-    _buffer_users.pop(id(buffer), None)
     _stock_dispose(self, garbage)
 
 
@@ -1410,10 +1411,15 @@ def fake_key_value(self: FakeKey) -> Any:
 def fake_key_set_value(self: FakeKey, new_value: Any) -> None:
     if isinstance(new_value, KeyBytes):  # a copy (patch 16): share the source's bytes
         source = new_value.key._value_buffer
-        _buffer_users[id(source)] = _buffer_users.get(id(source), 1) + 1
         own = self.__dict__.get("_value_buffer")
-        if own is not None and own is not source:
+        if own is source:
+            return
+        # Only FakeKey.__init__ sets a value here, on the key's own new (empty) buffer; the
+        # requests that get this far hold the launcher's global lock (patch 1), as every reader
+        # of the shared bytes does.
+        if own is not None and getattr(own, USERS, 1) == 1:
             own.close()
+        setattr(source, USERS, getattr(source, USERS, 1) + 1)
         self._value_buffer = source
         self.contentsize = new_value.key.size
         return
@@ -1424,11 +1430,12 @@ _stock_backend_copy_object = S3Backend.copy_object
 
 
 def backend_copy_object(self: S3Backend, src_key: FakeKey, *args: Any, **kwargs: Any) -> Any:
+    was = getattr(_window, "lazy", False)
     _window.lazy = True  # the source's value is handed over as its stored bytes
     try:
         return _stock_backend_copy_object(self, src_key, *args, **kwargs)
     finally:
-        _window.lazy = False
+        _window.lazy = was
 
 
 _stock_get_object = S3Response.get_object
@@ -1438,16 +1445,18 @@ def get_object(self: S3Response) -> Any:
     match = re.fullmatch(r"bytes=(\d+)-(\d*)", (self.headers.get("range") or "").strip())
     if match is None or self._get_param("partNumber"):
         return _stock_get_object(self)
+    was = getattr(_window, "lazy", False)
     _window.lazy = True
     try:
         response = _stock_get_object(self)
     finally:
-        _window.lazy = False
+        _window.lazy = was
     status, headers, body = response
     if isinstance(body, KeyBytes):
         begin, end = int(match.group(1)), match.group(2)
-        # moto's range handling slices a satisfiable range; anything else gets the bytes.
-        if status != 200 or begin >= len(body) or (end and int(end) < begin):
+        # moto's range handling slices a satisfiable range and refuses one that starts past the
+        # end (416); a range it answers whole (end before begin) gets the bytes.
+        if status != 200 or (end and int(end) < begin):
             body = _stock_value.fget(body.key)
     return status, headers, body
 
