@@ -144,8 +144,8 @@ does, and what the patch changes.
    (to a temporary file beyond 5 MiB): with a 1 GiB object in the bucket each listing wrote
    1 GiB to /tmp and took seconds under the global lock, and a pipeline that lists a blob's
    versions filled the disk within minutes (then moto answered 500).  The patch makes such a
-   copy share the bytes of the key it copies (its attributes are copied; closing the copy
-   leaves the bytes open).
+   copy a view of the key (its attributes copied shallowly, its bytes shared; closing the view
+   leaves the bytes open): listing 600 versions took 0.2 s before, a few ms now.
 
 15. S3 ranged GetObject.  AWS reads the range.  moto 5.2.5 reads the whole object into memory
    for every ranged GET and slices it: reading a 1 GiB object 8 MiB at a time read 128 GiB.
@@ -1345,14 +1345,18 @@ def complete_multipart_upload(self: S3Backend, bucket_name: str, multipart_id: s
 
 
 def fake_key_deepcopy(self: FakeKey, memo: dict[int, Any]) -> FakeKey:
-    """A copy of the key's attributes that reads the same bytes (see patch 14)."""
+    """A view of the key for a listing: its own attributes, the key's bytes (see patch 14).
+
+    moto deep-copies keys only in ListObjectVersions, to set `is_latest` on the copies, which
+    sets an attribute of the copy's own: a shallow copy of the attributes is enough, and
+    deep-copying every version's metadata, ACL and tags cost ~0.4 ms a key on each listing
+    (0.2 s to list a bucket of 600 versions, several times a second while scans poll).
+    """
     # Not FakeKey.__new__: moto's models keep every instance they make until a reset, and a
     # listing's copies must go when its answer is sent.
     clone = object.__new__(FakeKey)
     memo[id(self)] = clone
-    shared = {"_value_buffer", "lock", "multipart"}
-    for name, value in self.__dict__.items():
-        clone.__dict__[name] = value if name in shared else copy.deepcopy(value, memo)
+    clone.__dict__.update(self.__dict__)
     clone.__dict__["_intake_shares_bytes"] = True
     return clone
 

@@ -91,26 +91,18 @@ impl Client {
             std::process::id(),
             UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        for _ in 0..10 {
-            let r = self
-                .http
+        let r = past_503(name, || {
+            self.http
                 .post(format!("{}/v1/documents?name={name}", self.url))
                 .bearer_auth(&self.token)
                 .header("content-type", content_type)
                 .header("idempotency-key", &key)
                 .body(body.to_vec())
                 .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            if status == 503 {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            assert_eq!(status, 202);
-            return r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-        }
-        panic!("{name}: answered 503 ten times");
+        })
+        .await;
+        assert_eq!(r.status().as_u16(), 202);
+        r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
     }
 
     async fn upload_owned(&self, name: String, body: &[u8]) -> String {
@@ -580,36 +572,27 @@ async fn one_owners_quota_holds_exactly_through_every_door_and_other_owners_go_o
     let inline = futures::future::join_all((0..6).map(|n| {
         let (api, body) = (&demo_api, body(n));
         async move {
-            for _ in 0..10 {
-                let r = api
-                    .http
+            let r = past_503(&format!("inline upload {n}"), || {
+                api.http
                     .post(format!("{}/v1/documents?name=inline-{n}.pdf", api.url))
                     .bearer_auth(&api.token)
                     .header("content-type", "application/pdf")
                     .header("idempotency-key", format!("quota-inline-{n}"))
                     .body(body.clone())
                     .send()
-                    .await
-                    .unwrap();
-                let status = r.status().as_u16();
-                let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-                let answer: Value = r.json().await.unwrap();
-                if status == 503 {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                return (status, retry_after, answer);
-            }
-            panic!("inline upload {n} answered 503 ten times");
+            })
+            .await;
+            let status = r.status().as_u16();
+            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let answer: Value = r.json().await.unwrap();
+            (status, retry_after, answer)
         }
     }));
     let presigned = futures::future::join_all((10..13).map(|n| {
         let (api, body) = (&demo_api, body(n));
         async move {
-            let mut answer = None;
-            for _ in 0..10 {
-                let r = api
-                    .http
+            let r = past_503(&format!("presigned start {n}"), || {
+                api.http
                     .post(format!("{}/v1/uploads", api.url))
                     .bearer_auth(&api.token)
                     .header("idempotency-key", format!("quota-presigned-{n}"))
@@ -617,18 +600,10 @@ async fn one_owners_quota_holds_exactly_through_every_door_and_other_owners_go_o
                         &json!({ "name": format!("large-{n}.pdf"), "content_type": "application/pdf", "size": body.len() }),
                     )
                     .send()
-                    .await
-                    .unwrap();
-                let status = r.status().as_u16();
-                let started: Value = r.json().await.unwrap();
-                if status == 503 {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                answer = Some((status, started));
-                break;
-            }
-            let (status, started) = answer.unwrap_or_else(|| panic!("presigned start {n} answered 503 ten times"));
+            })
+            .await;
+            let status = r.status().as_u16();
+            let started: Value = r.json().await.unwrap();
             if status == 201 {
                 let mut form = reqwest::multipart::Form::new();
                 for (k, v) in started["upload"]["fields"].as_object().unwrap() {
@@ -1175,4 +1150,35 @@ async fn a_file_sent_in_parts_resumes_and_is_catalogued_by_its_own_hash() {
 
     let ledger = &pipeline.local.ledger;
     assert_eq!(ledger.denied(), vec![], "calls the template's roles deny");
+}
+
+/// How long a test sends a request again while it answers 503: the pipeline tests' hang guard is
+/// 300 s, and on a loaded machine (CI runs the fault suite beside them) one request can take a
+/// function its whole timeout several times in a row.
+const RETRY_503_FOR: Duration = Duration::from_secs(180);
+
+/// Sends a request (with its Idempotency-Key) again after each 503, waiting its Retry-After or
+/// half a second, as a client does, until [`RETRY_503_FOR`] has passed: the first other answer.
+async fn past_503<F, Fut>(what: &str, mut send: F) -> reqwest::Response
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let deadline = tokio::time::Instant::now() + RETRY_503_FOR;
+    loop {
+        let r = send().await.unwrap();
+        if r.status().as_u16() != 503 {
+            return r;
+        }
+        let wait = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .map_or(Duration::from_millis(500), Duration::from_secs);
+        assert!(
+            tokio::time::Instant::now() + wait < deadline,
+            "{what}: answered 503 for {RETRY_503_FOR:?}"
+        );
+        tokio::time::sleep(wait).await;
+    }
 }
