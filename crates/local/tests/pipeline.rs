@@ -76,9 +76,8 @@ impl Client {
             .http
             .get(format!("{}{path}", self.url))
             .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
+            .send_past_503()
+            .await;
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
@@ -148,9 +147,8 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
         .post(format!("{}/v1/webhooks", api.url))
         .bearer_auth(&api.token)
         .json(&json!({ "url": hook_url }))
-        .send()
+        .send_past_503()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -164,9 +162,8 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
         .http
         .get(format!("{}/v1/documents/{first}/content", api.url))
         .bearer_auth(&api.token)
-        .send()
-        .await
-        .unwrap();
+        .send_past_503()
+        .await;
     assert_eq!(
         content.bytes().await.unwrap(),
         PDF,
@@ -201,9 +198,8 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
         .post(format!("{}/v1/uploads", api.url))
         .bearer_auth(&api.token)
         .json(&json!({ "name": "big.pdf", "content_type": "application/pdf", "size": big.len() }))
-        .send()
+        .send_past_503()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -219,9 +215,8 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
         .http
         .post(started["upload"]["url"].as_str().unwrap())
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .send_past_503()
+        .await;
     assert!(posted.status().is_success(), "{}", posted.text().await.unwrap());
     let large = started["id"].as_str().unwrap().to_owned();
     assert_eq!(api.settled(&large).await["status"], "accepted");
@@ -298,9 +293,8 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
         .http
         .delete(format!("{}/v1/documents/{first}", api.url))
         .bearer_auth(&api.token)
-        .send()
-        .await
-        .unwrap();
+        .send_past_503()
+        .await;
     assert_eq!(del.status().as_u16(), 204);
     eventually("the deleted webhook", || async {
         delivered(&got, "document.deleted", &first)
@@ -358,9 +352,8 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
         .post(format!("{}/v1/webhooks/{hook_id}/replay", api.url))
         .bearer_auth(&api.token)
         .json(&json!({ "event_id": first_headers["webhook-id"] }))
-        .send()
-        .await
-        .unwrap();
+        .send_past_503()
+        .await;
     assert_eq!(replay.status().as_u16(), 202);
     let again = eventually("the replayed delivery", || async {
         let got = got.lock().unwrap();
@@ -440,9 +433,8 @@ async fn the_eicar_test_file_through_every_door_ends_quarantined_with_its_webhoo
             .post(format!("{}/v1/uploads", api.url))
             .bearer_auth(&api.token)
             .json(&json!({ "name": "large-eicar.txt", "content_type": "text/plain", "size": eicar.len() }))
-            .send()
-            .await
-            .unwrap();
+            .send_past_503()
+            .await;
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
     };
     let mut form = reqwest::multipart::Form::new();
@@ -454,9 +446,8 @@ async fn the_eicar_test_file_through_every_door_ends_quarantined_with_its_webhoo
         .http
         .post(started["upload"]["url"].as_str().unwrap())
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .send_past_503()
+        .await;
     assert!(posted.status().is_success(), "{:?}", posted.text().await);
     ids.push(started["id"].as_str().unwrap().to_owned());
     // An S3 drop.
@@ -616,9 +607,8 @@ async fn one_owners_quota_holds_exactly_through_every_door_and_other_owners_go_o
                     .http
                     .post(started["upload"]["url"].as_str().unwrap())
                     .multipart(form)
-                    .send()
-                    .await
-                    .unwrap();
+                    .send_past_503()
+                    .await;
                 assert!(sent.status().is_success());
             }
             (status, started)
@@ -752,9 +742,8 @@ async fn a_held_document_keeps_its_bytes_until_the_hold_is_lifted() {
         .post(format!("{}/v1/webhooks", api.url))
         .bearer_auth(&api.token)
         .json(&json!({ "url": hook_url, "events": ["document.updated", "document.deleted"] }))
-        .send()
-        .await
-        .unwrap();
+        .send_past_503()
+        .await;
     assert_eq!(created.status().as_u16(), 201);
 
     let body = b"%PDF-1.4\n% held for the case\n%%EOF\n";
@@ -913,9 +902,8 @@ async fn documents_older_than_the_owners_retention_period_are_deleted_and_held_o
         .post(format!("{}/v1/webhooks", api.url))
         .bearer_auth(&api.token)
         .json(&json!({ "url": hook_url, "events": ["document.deleted"] }))
-        .send()
-        .await
-        .unwrap();
+        .send_past_503()
+        .await;
     assert_eq!(created.status().as_u16(), 201);
 
     let old = api
@@ -932,9 +920,8 @@ async fn documents_older_than_the_owners_retention_period_are_deleted_and_held_o
         .put(format!("{}/v1/documents/{held}/hold", api.url))
         .bearer_auth(&api.token)
         .json(&json!({ "reason": "audit" }))
-        .send()
-        .await
-        .unwrap();
+        .send_past_503()
+        .await;
     assert_eq!(hold.status().as_u16(), 200);
     let blob = format!("blobs/sha256/{}", doc["sha256"].as_str().unwrap());
 
@@ -1184,5 +1171,20 @@ where
             "{what}: answered 503 for {RETRY_503_FOR:?}"
         );
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// A request to the API sent again after each 503, as [`past_503`] does.
+trait SendPast503 {
+    fn send_past_503(self) -> impl std::future::Future<Output = reqwest::Response>;
+}
+
+impl SendPast503 for reqwest::RequestBuilder {
+    async fn send_past_503(self) -> reqwest::Response {
+        if self.try_clone().is_none() {
+            // A streamed body (a multipart form to S3) cannot be sent again; S3 does not 503 here.
+            return self.send().await.unwrap();
+        }
+        past_503("request", || self.try_clone().unwrap().send()).await
     }
 }
