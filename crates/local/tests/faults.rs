@@ -407,13 +407,14 @@ async fn run(rate: f64, seed: u64) {
     }
 
     // Quiescence: no 202'd document waiting, queues empty, statistics equal to a recount
-    // and deliveries unchanged, for three checks in a row (at most nine minutes: CI runs the
-    // 15% and 30% suites side by side on two cores, and a delivery whose claim a fault left
-    // held waits out its 90-second lease; CI once saw six minutes pass with one message left).
+    // and deliveries unchanged, for three checks in a row (at most thirteen minutes: a
+    // delivery whose claim a fault left held waits out its 90-second lease; CI once saw six
+    // minutes pass with one message left, and on a machine a third slower than usual, beside
+    // the other pipeline tests, nine minutes ended with deliveries still arriving).
     let accepted_ids: HashSet<&str> = outcome.accepted.iter().map(|(id, _)| id.as_str()).collect();
     let mut calm = 0;
     let mut last_deliveries = usize::MAX;
-    let deadline = Instant::now() + Duration::from_secs(540);
+    let deadline = Instant::now() + Duration::from_secs(780);
     let docs = loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let look = reader.look(&owners).await.unwrap();
@@ -460,7 +461,7 @@ async fn run(rate: f64, seed: u64) {
                 }
             }
             panic!(
-                "no quiescence after 9 minutes: {waiting} received {stuck:#?}, {queued} queued {left:#?}, statistics equal: {stats_equal}, deliveries still arriving: {arriving}"
+                "no quiescence after 13 minutes: {waiting} received {stuck:#?}, {queued} queued {left:#?}, statistics equal: {stats_equal}, deliveries still arriving: {arriving}"
             );
         }
     };
