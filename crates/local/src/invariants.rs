@@ -38,9 +38,13 @@ impl Reader {
     pub async fn documents(&self, owners: &[Owner]) -> Result<Vec<Document>, String> {
         let mut out = Vec::new();
         for owner in owners {
-            for status in StatusKind::ALL {
+            // Every status but `deleted`, then `deleted`: two listings, not one per status (each
+            // listing queries eight index shards, and the local AWS answers an index query by
+            // reading the whole table: a look that listed status by status took half a minute
+            // of the one local AWS in the fault suite, starving the pipeline it watched).
+            for status in [None, Some(StatusKind::Deleted)] {
                 let mut query = ListQuery {
-                    status: Some(status),
+                    status,
                     limit: 100,
                     ..Default::default()
                 };

@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -415,8 +415,13 @@ async fn run(rate: f64, seed: u64) {
     let mut calm = 0;
     let mut last_deliveries = usize::MAX;
     let deadline = Instant::now() + Duration::from_secs(780);
+    // The last looks, for the message if quiescence never comes: what each saw, and how long
+    // it took (a look that is not calm resets the count, and its reason may not be the last).
+    let mut looks: VecDeque<String> = VecDeque::new();
+    let settling = Instant::now();
     let docs = loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let began = Instant::now();
         let look = reader.look(&owners).await.unwrap();
         let deliveries = got.lock().unwrap().count.values().sum::<u32>() as usize;
         let arriving = deliveries != last_deliveries;
@@ -430,8 +435,21 @@ async fn run(rate: f64, seed: u64) {
             stats_equal,
         } = look;
         if calm >= 3 {
+            eprintln!(
+                "quiescent {:.0?} after the load; the last look took {:.1?}",
+                settling.elapsed(),
+                began.elapsed()
+            );
             break docs;
         }
+        if looks.len() == 12 {
+            looks.pop_front();
+        }
+        looks.push_back(format!(
+            "at {:.0?}: {waiting} received, {queued} queued, statistics equal: {stats_equal}, {deliveries} deliveries, calm {calm} (look took {:.1?})",
+            began - settling,
+            began.elapsed()
+        ));
         if Instant::now() > deadline {
             let stuck: Vec<String> = docs
                 .iter()
@@ -461,7 +479,7 @@ async fn run(rate: f64, seed: u64) {
                 }
             }
             panic!(
-                "no quiescence after 13 minutes: {waiting} received {stuck:#?}, {queued} queued {left:#?}, statistics equal: {stats_equal}, deliveries still arriving: {arriving}"
+                "no quiescence after 13 minutes: {waiting} received {stuck:#?}, {queued} queued {left:#?}, statistics equal: {stats_equal}, deliveries still arriving: {arriving}; the last looks: {looks:#?}"
             );
         }
     };
