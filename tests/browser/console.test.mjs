@@ -178,6 +178,11 @@ test('a detail: facts, rename and retag, delete', async () => {
   const facts = await page.locator('#facts').textContent();
   assert.match(facts, /[0-9a-f]{64}/, 'the SHA-256');
   assert.match(facts, /application\/pdf/);
+  // Its history, from the API: received first, and the status it settled in last.
+  const status = await page.locator('#facts [data-status]').getAttribute('data-status');
+  const events = await page.locator('#history li').evaluateAll((li) => li.map((e) => e.dataset.event));
+  assert.equal(events[0], 'received', events.join(' → '));
+  assert.equal(events.at(-1), status, events.join(' → '));
   await shot('05-detail');
   await page.locator('#rename').fill('contract-signed.pdf');
   await page.locator('#retag').fill('browser, signed');

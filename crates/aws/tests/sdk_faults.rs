@@ -101,6 +101,7 @@ async fn a_cancelled_transaction_is_a_lost_race_unless_the_service_was_throttlin
         charge: None,
         hold: None,
         multipart: None,
+        history: Vec::new(),
     };
     for (reason, expected) in [
         ("ConditionalCheckFailed", "ConditionFailed"),

@@ -644,6 +644,92 @@ pub struct DocumentPageV1 {
     pub next_cursor: Option<String>,
 }
 
+/// `GET /v1/documents/{id}/history`: what happened to a document, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryV1 {
+    pub document_id: String,
+    pub items: Vec<HistoryEntryV1>,
+}
+
+/// One step of a document's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntryV1 {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// What happened: the status the document reached, or `held` / `released` for a legal hold
+    /// set or lifted.
+    pub event: HistoryEventV1,
+    /// The document's status from then on.
+    pub status: StatusKind,
+    /// Why, in words, when there is a reason: a rejection's or failure's message, the threats
+    /// found, the document a duplicate repeats, a deletion's or hold's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryEventV1 {
+    Received,
+    Scanning,
+    Accepted,
+    Duplicate,
+    Rejected,
+    Quarantined,
+    Failed,
+    Deleted,
+    Held,
+    Released,
+}
+
+impl HistoryEventV1 {
+    fn reached(status: StatusKind) -> Self {
+        match status {
+            StatusKind::Received => Self::Received,
+            StatusKind::Scanning => Self::Scanning,
+            StatusKind::Accepted => Self::Accepted,
+            StatusKind::Duplicate => Self::Duplicate,
+            StatusKind::Rejected => Self::Rejected,
+            StatusKind::Quarantined => Self::Quarantined,
+            StatusKind::Failed => Self::Failed,
+            StatusKind::Deleted => Self::Deleted,
+        }
+    }
+}
+
+impl From<&Document> for HistoryV1 {
+    /// The stored history, ending with the document's present state (a document stored before
+    /// histories were kept has only that).
+    fn from(doc: &Document) -> Self {
+        let history = doc.recorded().history;
+        let mut items = Vec::with_capacity(history.len());
+        let mut before: Option<&crate::HistoryEntry> = None;
+        for entry in &history {
+            let event = match before {
+                Some(b) if b.status == entry.status && b.held != entry.held => {
+                    if entry.held {
+                        HistoryEventV1::Held
+                    } else {
+                        HistoryEventV1::Released
+                    }
+                }
+                _ => HistoryEventV1::reached(entry.status),
+            };
+            items.push(HistoryEntryV1 {
+                at: entry.at,
+                event,
+                status: entry.status,
+                detail: entry.detail.clone(),
+            });
+            before = Some(entry);
+        }
+        Self {
+            document_id: doc.id.to_string(),
+            items,
+        }
+    }
+}
+
 /// `GET /v1/documents/{id}/content` (302): the short-lived link, also in `Location`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownloadLinkV1 {
@@ -792,7 +878,42 @@ mod tests {
             charge: None,
             hold: None,
             multipart: None,
+            history: Vec::new(),
         }
+    }
+
+    /// A document's history as the API shows it, pinned: a hold set and lifted are events of
+    /// their own; a reason comes with the step it explains.
+    #[test]
+    fn the_history_json_is_the_contract() {
+        let mut d = document(Status::Received);
+        d.updated_at = datetime!(2026-11-27 10:00 UTC);
+        let mut d = d.recorded();
+        d.status = Status::Accepted;
+        d.updated_at = datetime!(2026-11-27 10:00:02 UTC);
+        let mut d = d.recorded();
+        d.hold = Some(crate::LegalHold {
+            reason: "case 7".into(),
+            set_by: "tok".into(),
+            set_at: datetime!(2026-11-28 09:00 UTC),
+        });
+        d.updated_at = datetime!(2026-11-28 09:00 UTC);
+        let mut d = d.recorded();
+        d.hold = None;
+        d.updated_at = datetime!(2026-11-29 09:00 UTC);
+        let json = serde_json::to_value(HistoryV1::from(&d)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "document_id": d.id.to_string(),
+                "items": [
+                    { "at": "2026-11-27T10:00:00Z", "event": "received", "status": "received" },
+                    { "at": "2026-11-27T10:00:02Z", "event": "accepted", "status": "accepted" },
+                    { "at": "2026-11-28T09:00:00Z", "event": "held", "status": "accepted", "detail": "case 7" },
+                    { "at": "2026-11-29T09:00:00Z", "event": "released", "status": "accepted" },
+                ]
+            })
+        );
     }
 
     /// The JSON of the contract, pinned: if this test has to change, clients and subscribers

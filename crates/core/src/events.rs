@@ -124,6 +124,7 @@ mod tests {
             charge: None,
             hold: None,
             multipart: None,
+            history: Vec::new(),
         }
     }
 

@@ -223,7 +223,7 @@ impl Documents for MemoryCatalog {
             if !s.blob_allows(blob) {
                 return Err(StoreError::ConditionFailed);
             }
-            s.documents.insert(doc.id, doc.clone());
+            s.documents.insert(doc.id, doc.recorded());
             s.move_blob(blob, doc.updated_at);
             Ok(())
         })
@@ -239,7 +239,7 @@ impl Documents for MemoryCatalog {
             let mut s = self.state();
             match s.documents.get(&doc.id) {
                 Some(old) if old.version == expected_version && s.blob_allows(blob) => {
-                    s.documents.insert(doc.id, doc.clone());
+                    s.documents.insert(doc.id, doc.recorded());
                     s.move_blob(blob, doc.updated_at);
                     Ok(())
                 }
@@ -408,7 +408,7 @@ impl Quotas for MemoryCatalog {
             *q.days.entry(take.day).or_default() += 1;
             q.in_flight += 1;
             q.bytes += take.charge.bytes as i64;
-            s.documents.insert(doc.id, doc.clone());
+            s.documents.insert(doc.id, doc.recorded());
             Ok(crate::quota::Charged::Taken)
         })
     }
@@ -460,7 +460,7 @@ impl ContentIndex for MemoryCatalog {
                 return Err(StoreError::ConditionFailed);
             }
             s.content.insert(key, doc.id);
-            s.documents.insert(doc.id, doc.clone());
+            s.documents.insert(doc.id, doc.recorded());
             s.move_blob(blob, doc.updated_at);
             Ok(Claim::Accepted)
         })
@@ -526,7 +526,7 @@ impl ScanLedger for MemoryCatalog {
             if !version_ok || decided || !s.blob_allows(blob) {
                 return Err(StoreError::ConditionFailed);
             }
-            s.documents.insert(doc.id, doc.clone());
+            s.documents.insert(doc.id, doc.recorded());
             s.move_blob(blob, doc.updated_at);
             let record = s.scans.entry(sha).or_default();
             record.waiting.insert(doc.id, until);

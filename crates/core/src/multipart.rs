@@ -164,6 +164,7 @@ impl<C: Catalog, B: BlobStore + MultipartStore> Intake<C, B> {
             charge: take.map(|t| t.charge),
             hold: None,
             multipart: None,
+            history: Vec::new(),
         };
         // The store's upload first, so that the document is written whole, with its upload, in
         // the one write that counts it: no document ever waits for an upload that is not there.

@@ -278,6 +278,7 @@ mod tests {
             charge: Some(Charge { bytes }),
             hold: None,
             multipart: None,
+            history: Vec::new(),
         }
     }
 

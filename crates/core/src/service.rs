@@ -195,6 +195,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             charge: None,
             hold: None,
             multipart: None,
+            history: Vec::new(),
         };
         let received = document.status == Status::Received;
         let take = (received && limits.counts()).then_some(QuotaTake {
@@ -289,7 +290,8 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
                 Some(take) => self.catalog.insert_charged(document, take).await,
             };
             match written {
-                Ok(Charged::Taken) => return Ok((document.clone(), false)),
+                // As stored: with the first entry of its history.
+                Ok(Charged::Taken) => return Ok((document.recorded(), false)),
                 Ok(Charged::Refused(refused)) => {
                     return Err(Error::QuotaExceeded {
                         refused,
@@ -378,6 +380,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             charge: None,
             hold: None,
             multipart: None,
+            history: Vec::new(),
         };
         // An upload that declares no size reserves the largest file it may be.
         let take = limits.counts().then_some(QuotaTake {

@@ -27,6 +27,7 @@ fn doc(n: u128, status: Status, sha: &[u8]) -> Document {
         charge: None,
         hold: None,
         multipart: None,
+        history: Vec::new(),
     }
 }
 

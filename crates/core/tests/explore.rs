@@ -825,6 +825,7 @@ fn event(owner: &Owner) -> EventV1 {
         charge: None,
         hold: None,
         multipart: None,
+        history: Vec::new(),
     };
     EventV1::from(&DomainEvent {
         version: 1,

@@ -139,6 +139,28 @@ async fn a_held_document_cannot_be_deleted_and_its_bytes_are_held_by_the_store()
     w.app.delete(&acme, &doc.id).await.unwrap();
     w.clock.advance(Duration::from_secs(901));
     assert_eq!(w.sweeper().sweep(&Sha256::of(PDF)).await.unwrap(), Swept::Removed);
+
+    // The document's history, as the API shows it: each step once, the hold's reason with it.
+    // (The API answers 404 for a deleted document: read from the catalog.)
+    let history = contract::HistoryV1::from(&w.app.catalog.get_document(&doc.id).await.unwrap().unwrap());
+    let steps: Vec<_> = history
+        .items
+        .iter()
+        .map(|e| {
+            let event = serde_json::to_value(e.event).unwrap();
+            format!("{} {}", event.as_str().unwrap(), e.detail.as_deref().unwrap_or("-"))
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "received -",
+            "accepted -",
+            "held case 2026-114",
+            "released -",
+            "deleted -"
+        ]
+    );
 }
 
 #[tokio::test]

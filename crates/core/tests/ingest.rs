@@ -85,7 +85,8 @@ async fn a_dropped_file_is_verified_stored_by_content_and_catalogued() {
         vec![format!("blobs/sha256/{}", Sha256::of(PDF))],
         "incoming cleared, blob stored"
     );
-    assert_eq!(c.catalog.get_document(&doc.id).await.unwrap(), Some(doc));
+    // As stored, with the history the write added.
+    assert_eq!(c.catalog.get_document(&doc.id).await.unwrap(), Some(doc.recorded()));
 }
 
 #[tokio::test]
@@ -175,6 +176,11 @@ async fn a_type_mismatch_is_rejected_and_quarantined() {
             };
             assert_eq!(rejection.code, RejectionCode::TypeMismatch);
             assert!(rejection.message.contains("image/png"), "{}", rejection.message);
+            // Its history says so, with the reason.
+            let stored = c.catalog.get_document(&d.id).await.unwrap().unwrap();
+            let last = stored.history.last().expect("a history");
+            assert_eq!(last.status, StatusKind::Rejected);
+            assert_eq!(last.detail.as_deref(), Some(rejection.message.as_str()));
             assert_eq!(c.blobs.keys(), vec![format!("quarantine/acme/{}/photo.pdf", d.id)]);
         }
         other => panic!("{other:?}"),
@@ -238,11 +244,29 @@ async fn an_http_upload_moves_from_received_to_accepted() {
         .await
         .unwrap();
 
-    let doc = accepted(c.catalogue(&arrival_of(&c.blobs, &key)).await.unwrap());
+    let arrival = arrival_of(&c.blobs, &key);
+    let doc = accepted(c.catalogue(&arrival).await.unwrap());
     assert_eq!(doc.id, received.id);
     assert_eq!(doc.version, received.version + 1);
     assert_eq!(doc.tags, received.tags, "what the door recorded is kept");
     assert_eq!(doc.source, Source::Http);
+
+    // The stored document keeps its history, written with each change: received at the door,
+    // accepted by the cataloguer (each at its own clock's time).
+    let stored = c.catalog.get_document(&doc.id).await.unwrap().unwrap();
+    let steps: Vec<_> = stored.history.iter().map(|e| (e.status, e.at)).collect();
+    assert_eq!(
+        steps,
+        vec![
+            (StatusKind::Received, datetime!(2026-11-27 09:00 UTC)),
+            (StatusKind::Accepted, datetime!(2026-11-27 10:00 UTC)),
+        ]
+    );
+    // Delivered again, the same object changes nothing, and adds no step.
+    let again = c.catalogue(&arrival).await.unwrap();
+    assert!(!matches!(again, Outcome::Rejected(_)), "{again:?}");
+    let stored = c.catalog.get_document(&doc.id).await.unwrap().unwrap();
+    assert_eq!(stored.history.len(), 2, "{:?}", stored.history);
 }
 
 #[tokio::test]

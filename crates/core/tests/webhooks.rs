@@ -189,6 +189,7 @@ fn event(n: u32, at: OffsetDateTime) -> EventV1 {
         charge: None,
         hold: None,
         multipart: None,
+        history: Vec::new(),
     };
     EventV1::from(&DomainEvent {
         version: 1,

@@ -153,6 +153,14 @@ impl Reader {
                 Some(_) => {}
             }
         }
+        // Every document's history tells its story: it starts `received`, ends in the state the
+        // document is in, in time order, each step a change (no write lost its entry, whatever
+        // faults and redeliveries the run had).
+        for doc in documents {
+            if let Some(problem) = history_problem(doc) {
+                violations.push(format!("{}'s history {problem}: {:?}", doc.id, doc.history));
+            }
+        }
         // The malware gate: nothing accepted (or a duplicate) without a clean verdict on its
         // exact bytes.
         for doc in documents
@@ -356,6 +364,30 @@ pub struct Checked {
     pub blobs_in_use: usize,
     /// Blobs kept that no document uses (swept later; not a violation).
     pub unreferenced_blobs: usize,
+}
+
+/// What is wrong with a stored document's history, if anything.
+pub fn history_problem(doc: &Document) -> Option<&'static str> {
+    let (Some(first), Some(last)) = (doc.history.first(), doc.history.last()) else {
+        return Some("is empty");
+    };
+    if first.status != StatusKind::Received {
+        return Some("does not start `received`");
+    }
+    if last.status != doc.status.kind() || last.held != doc.hold.is_some() {
+        return Some("does not end in the document's state");
+    }
+    if doc.history.windows(2).any(|w| w[0].at > w[1].at) {
+        return Some("is not in time order");
+    }
+    if doc
+        .history
+        .windows(2)
+        .any(|w| w[0].status == w[1].status && w[0].held == w[1].held)
+    {
+        return Some("repeats a state");
+    }
+    None
 }
 
 /// An owner's documents and bytes by status, counted from the documents themselves.

@@ -158,6 +158,23 @@ async fn files_through_every_door_are_catalogued_announced_and_cleaned_up() {
     let first = api.upload("first.pdf", "application/pdf", PDF).await;
     let doc = api.settled(&first).await;
     assert_eq!(doc["status"], "accepted", "{doc}");
+    // Its history, written by the door and the functions with each change.
+    let history: Value = api
+        .http
+        .get(format!("{}/v1/documents/{first}/history", api.url))
+        .bearer_auth(&api.token)
+        .send_past_503()
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["received", "scanning", "accepted"], "{history}");
     let content = api
         .http
         .get(format!("{}/v1/documents/{first}/content", api.url))

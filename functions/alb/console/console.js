@@ -265,7 +265,8 @@ function documentRow(d) {
 }
 
 async function documentView(id, seq) {
-  const d = await api('GET', '/v1/documents/' + encodeURIComponent(id));
+  const path = '/v1/documents/' + encodeURIComponent(id);
+  const [d, history] = await Promise.all([api('GET', path), api('GET', path + '/history')]);
   if (seq !== viewSeq) return;
   const source = Object.entries(d.source).filter(([k]) => k !== 'kind').map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   const facts = [
@@ -286,8 +287,6 @@ async function documentView(id, seq) {
   if (d.quarantine) facts.push(['Quarantined', txt((d.quarantine.threats || []).join(', ') || 'threats found')]);
   if (d.deleted_reason) facts.push(['Deleted', txt(d.deleted_reason)]);
   if (d.hold) facts.push(['Legal hold', txt(`${d.hold.reason} (set ${when(d.hold.set_at)})`)]);
-  const history = [['received', d.created_at, 'created']];
-  if (d.status !== 'received') history.push([d.status, d.updated_at, 'last change']);
 
   const name = h('input', { id: 'rename', value: d.name, size: 40, required: true });
   const tags = h('input', { id: 'retag', value: d.tags.join(', '), size: 40 });
@@ -311,7 +310,9 @@ async function documentView(id, seq) {
   }
   show('Document', h('dl', { id: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])), actions,
     h('h2', {}, 'History'),
-    h('ol', { id: 'history' }, history.map(([s, at, what]) => h('li', {}, statusBadge(s), ` ${what}: `, when(at)))),
+    h('ol', { id: 'history' }, history.items.map((e) => h('li', { 'data-event': e.event },
+      e.event === 'held' || e.event === 'released' ? h('span', { class: 'status' }, e.event) : statusBadge(e.event),
+      ' ', when(e.at), e.detail ? [' — ', txt(e.detail)] : null))),
     d.status === 'deleted' ? null : [h('h2', {}, 'Rename and retag'), edit]);
   // While the document is on its way, its status is polled; the page is drawn again only when
   // it changed (a redraw would drop what is being typed in the form).

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use intake_core::contract::{
-    ApiDocumentV1, DeliveryPageV1, DeliveryV1, DocumentPageV1, DownloadLinkV1, HealthV1, MultipartPlanV1,
+    ApiDocumentV1, DeliveryPageV1, DeliveryV1, DocumentPageV1, DownloadLinkV1, HealthV1, HistoryV1, MultipartPlanV1,
     MultipartProgressV1, MultipartStartedV1, PartRequestV1, PartRequestsV1, PresignedUploadV1, QuotaV1, ReplayedV1,
     StatsV1, SubmittedV1, UploadStartedV1, WebhookCreatedV1, WebhookListV1, WebhookV1, document_url,
 };
@@ -138,6 +138,7 @@ impl<C: Catalog, B: BlobStore + MultipartStore, S: SecretSealer, Q: WorkQueue> A
             Route::StartUpload => self.start_upload(owner, &req).await,
             Route::ListDocuments => self.list_documents(owner, &req).await,
             Route::GetDocument(id) => ok(&ApiDocumentV1::from(&self.intake.get(owner, &id).await?)),
+            Route::DocumentHistory(id) => ok(&HistoryV1::from(&self.intake.get(owner, &id).await?)),
             Route::DownloadDocument(id) => self.download(owner, &id, &req).await,
             Route::UpdateDocument(id) => self.update_document(owner, &id, &req).await,
             Route::DeleteDocument(id) => {

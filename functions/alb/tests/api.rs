@@ -77,9 +77,10 @@ async fn seed(api: &TestApi, status: Status) -> Document {
         charge: None,
         hold: None,
         multipart: None,
+        history: Vec::new(),
     };
     api.intake().catalog.insert_document(&doc, None).await.unwrap();
-    doc
+    doc.recorded()
 }
 
 fn as_owner(mut req: Request, owner: &str) -> Request {
@@ -205,6 +206,7 @@ async fn another_owners_document_is_404_on_every_route() {
     seed(&api, Status::Accepted).await;
     for name in [
         "get-document",
+        "document-history",
         "download-document",
         "update-document",
         "delete-document",
@@ -318,6 +320,28 @@ async fn a_held_document_is_409_on_delete_until_its_hold_is_lifted() {
         StatusCode::OK,
         "lifting is idempotent"
     );
+    // The history shows each step once: the lift asked twice is one `released`.
+    let history = call(&api, event("document-history")).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.json);
+    let steps: Vec<_> = history.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["detail"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        ["received -", "accepted -", "held case 2026-114", "released -"],
+        "{}",
+        history.json
+    );
+    assert_eq!(history.json["document_id"], DOC);
     assert_eq!(
         call(&api, event("delete-document")).await.status,
         StatusCode::NO_CONTENT
@@ -961,6 +985,7 @@ async fn the_event_type_catalogue_gives_each_type_a_schema_its_events_satisfy() 
         charge: None,
         hold: None,
         multipart: None,
+        history: Vec::new(),
     };
     let full = serde_json::to_value(intake_core::contract::EventV1::from(
         &intake_core::events::DomainEvent {

@@ -303,6 +303,7 @@ async fn a_retirement_deletes_a_document_past_its_owners_period_with_the_reason(
         charge: None,
         hold: None,
         multipart: None,
+        history: Vec::new(),
     };
     catalog.insert_document(&doc, None).await.unwrap();
     let w = worker_with(catalog.clone(), MemoryQueue::default());

@@ -116,6 +116,7 @@ async fn fanned_out(events: u128) -> (MemoryCatalog, Arc<ManualClock>, Arc<Seque
             charge: None,
             hold: None,
             multipart: None,
+            history: Vec::new(),
         };
         let event = EventV1::from(&DomainEvent {
             version: 1,

@@ -18,6 +18,8 @@ const LIST_QUERY_PAGES: usize = 4;
 /// The document's item. A `received` document that waits for its bytes carries the table's
 /// TTL attribute: if they never arrive, DynamoDB forgets it.
 pub(crate) fn document_item(doc: &Document) -> Result<Item, StoreError> {
+    // Every document write goes through here: its history gains the entry for the change.
+    let doc = &doc.recorded();
     let mut item = owned_item(
         doc,
         &Key::document(&doc.id),
@@ -298,5 +300,95 @@ impl DynamoCatalog {
             .and_then(|v| v.as_s().ok())
             .and_then(|id| id.parse().ok());
         Ok((items, read_down_to))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use intake_core::{DocumentId, FileName, LegalHold, Sha256, Source, Tags};
+    use time::macros::datetime;
+
+    /// An item's size as DynamoDB bills it: each attribute's name and value in bytes (a
+    /// number about one byte per two digits plus one; a list or map three bytes, one per
+    /// element, and its elements).
+    fn value_size(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+            AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
+            other => panic!("not expected in a document: {other:?}"),
+        }
+    }
+
+    fn item_size(item: &Item) -> usize {
+        item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+    }
+
+    /// A document as the HTTP door writes it, then as the s3 function and the gate leave it.
+    fn accepted_through_the_gate() -> Vec<Document> {
+        let at = datetime!(2026-12-07 10:00 UTC);
+        let mut doc = Document {
+            id: DocumentId::from_parts(at, 7),
+            owner: "acme-insurance".parse().unwrap(),
+            name: FileName::sanitize("claim-2026-114 photos of the damage.pdf").unwrap(),
+            declared_type: Some("application/pdf".parse().unwrap()),
+            content_type: None,
+            size: None,
+            sha256: None,
+            tags: Tags::parse(["claims", "case-2026-114"]).unwrap(),
+            source: Source::Http,
+            status: Status::Received,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+            upload_deadline: Some(at + time::Duration::hours(1)),
+            charge: None,
+            hold: None,
+            multipart: None,
+            history: Vec::new(),
+        };
+        let mut steps = vec![doc.clone()];
+        for (i, status) in [Status::Scanning, Status::Accepted].into_iter().enumerate() {
+            doc = doc.recorded();
+            doc.status = status;
+            doc.content_type = doc.declared_type.clone();
+            doc.size = Some(2_400_000);
+            doc.sha256 = Some(Sha256::of(b"claim"));
+            doc.upload_deadline = None;
+            doc.updated_at = at + time::Duration::seconds(20 * (i as i64 + 1));
+            doc.version += 1;
+            steps.push(doc.clone());
+        }
+        doc = doc.recorded();
+        doc.hold = Some(LegalHold {
+            reason: "litigation hold, case 2026-114".into(),
+            set_by: "01JDZ8Q3M4V9W6X7Y8Z9A0B1C2".into(),
+            set_at: at + time::Duration::days(3),
+        });
+        doc.updated_at = at + time::Duration::days(3);
+        steps.push(doc);
+        steps
+    }
+
+    /// What the history adds to a document's item, and that a typical one stays within one
+    /// write unit (1 KiB) with it: DynamoDB bills a write (and the index's copy of it) per KiB
+    /// begun. Printed figures are quoted in ARCHITECTURE.md ("Where data lives").
+    #[test]
+    fn a_documents_history_keeps_its_item_within_one_write_unit() {
+        for doc in accepted_through_the_gate() {
+            let item = document_item(&doc).unwrap();
+            let with = item_size(&item);
+            let without = with - item.get("history").map_or(0, |h| "history".len() + value_size(h));
+            println!(
+                "{:?} held {}: {without} bytes without its history, {with} with it ({} entries)",
+                doc.status.kind(),
+                doc.hold.is_some(),
+                doc.recorded().history.len()
+            );
+            assert!(with <= 1024, "{with} bytes: over one write unit");
+        }
     }
 }

@@ -51,6 +51,7 @@ pub(crate) fn doc(owner: &str, at: OffsetDateTime, n: u128) -> Document {
         charge: None,
         hold: None,
         multipart: None,
+        history: Vec::new(),
     }
 }
 

@@ -251,6 +251,77 @@ pub struct Document {
     /// and the file it must add up to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipart: Option<MultipartUpload>,
+    /// What happened to the document, oldest first: an entry for each status it reached and
+    /// each legal hold set or lifted, written by the store in the same (conditional) write as
+    /// the change itself ([`Document::recorded`]), so it costs no request of its own. Bounded:
+    /// the first entry and the latest [`HISTORY_LIMIT`] - 1. Empty on documents stored
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// How many entries a document's history keeps (the first and the latest ones): a document
+/// changes status a handful of times, but a legal hold can be set and lifted without end, and
+/// the history lives in the document's item (DynamoDB bills writes per KiB of item).
+pub const HISTORY_LIMIT: usize = 16;
+
+/// The longest `detail` a history entry keeps, in bytes (a rejection's message, a reason).
+pub const HISTORY_DETAIL_LIMIT: usize = 200;
+
+/// One step of a document's life: the state it reached and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub status: StatusKind,
+    /// Whether a legal hold was in place from then on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
+    /// Why, in words, when the state has a reason: a rejection's or failure's message, the
+    /// threats found, the document a duplicate repeats, a deletion's or hold's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl HistoryEntry {
+    /// The entry that describes `doc` as it is now.
+    fn of(doc: &Document) -> Self {
+        let detail = match &doc.status {
+            Status::Received | Status::Scanning | Status::Accepted => None,
+            Status::Duplicate { duplicate_of } => Some(format!("the same bytes as {duplicate_of}")),
+            Status::Rejected { rejection } => Some(rejection.message.clone()),
+            Status::Quarantined { quarantine } => Some(quarantine.threats.join(", ")),
+            Status::Failed { failure } => Some(failure.message.clone()),
+            Status::Deleted { reason, .. } => reason.clone(),
+        };
+        // A hold's reason, when the hold is what changed (the status's reason comes first).
+        let detail = detail.or_else(|| doc.hold.as_ref().map(|h| h.reason.clone()));
+        HistoryEntry {
+            at: doc.updated_at,
+            status: doc.status.kind(),
+            held: doc.hold.is_some(),
+            detail: detail
+                .filter(|d| !d.is_empty())
+                .map(|d| truncate(d, HISTORY_DETAIL_LIMIT)),
+        }
+    }
+
+    /// Whether this entry already describes `next` (the same status, the same hold state).
+    fn describes(&self, next: &HistoryEntry) -> bool {
+        self.status == next.status && self.held == next.held
+    }
+}
+
+fn truncate(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let mut end = limit;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 impl MultipartUpload {
@@ -294,6 +365,24 @@ impl Document {
 
     pub fn is_held(&self) -> bool {
         self.hold.is_some()
+    }
+
+    /// The document as a store writes it: its history ends with an entry for its present
+    /// state (added when the status or the hold changed since the last entry; the time is
+    /// `updated_at`, which every change sets), and keeps the first entry and the latest ones
+    /// up to [`HISTORY_LIMIT`]. Every store calls this on every document it writes, so no
+    /// change can be written without its entry, whichever path wrote it.
+    pub fn recorded(&self) -> Document {
+        let mut doc = self.clone();
+        let now = HistoryEntry::of(&doc);
+        if !doc.history.last().is_some_and(|last| last.describes(&now)) {
+            doc.history.push(now);
+        }
+        if doc.history.len() > HISTORY_LIMIT {
+            let excess = doc.history.len() - HISTORY_LIMIT;
+            doc.history.drain(1..1 + excess);
+        }
+        doc
     }
 }
 
@@ -344,11 +433,114 @@ mod tests {
             charge: None,
             hold: None,
             multipart: None,
+            history: Vec::new(),
         };
         let json = serde_json::to_value(&doc).unwrap();
         assert_eq!(json["status"], "duplicate");
         assert_eq!(json["duplicate_of"], DocumentId::from_parts(at, 1).to_string());
         assert_eq!(json["source"]["kind"], "http");
         assert_eq!(serde_json::from_value::<Document>(json).unwrap(), doc);
+        assert!(json_has_no_history(&doc), "an empty history is not stored");
+    }
+
+    fn json_has_no_history(doc: &Document) -> bool {
+        serde_json::to_value(doc).unwrap().get("history").is_none()
+    }
+
+    fn received(at: OffsetDateTime) -> Document {
+        Document {
+            id: DocumentId::from_parts(at, 7),
+            owner: "acme".parse().unwrap(),
+            name: FileName::sanitize("a.pdf").unwrap(),
+            declared_type: None,
+            content_type: None,
+            size: None,
+            sha256: None,
+            tags: Tags::default(),
+            source: Source::Http,
+            status: Status::Received,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+            upload_deadline: None,
+            charge: None,
+            hold: None,
+            multipart: None,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_history_gains_an_entry_per_status_and_hold_change_only() {
+        let t0 = datetime!(2026-12-07 10:00 UTC);
+        let mut doc = received(t0).recorded();
+        assert_eq!(doc.history.len(), 1);
+        // Written again in the same status (a retry, a claim, a longer deadline): no entry.
+        doc.updated_at = t0 + time::Duration::minutes(1);
+        doc = doc.recorded();
+        assert_eq!(doc.history.len(), 1);
+        assert_eq!(doc.history[0].at, t0, "the first write's time is kept");
+
+        doc.status = Status::Rejected {
+            rejection: Rejection {
+                code: RejectionCode::TypeMismatch,
+                message: "x".repeat(500),
+            },
+        };
+        doc.updated_at = t0 + time::Duration::minutes(2);
+        doc = doc.recorded();
+        let last = doc.history.last().unwrap();
+        assert_eq!((last.status, last.at), (StatusKind::Rejected, doc.updated_at));
+        let detail = last.detail.as_deref().unwrap();
+        assert!(detail.len() <= HISTORY_DETAIL_LIMIT + '…'.len_utf8() && detail.ends_with('…'));
+
+        // Held and lifted: two entries in the same status.
+        doc.status = Status::Accepted;
+        doc = doc.recorded();
+        doc.hold = Some(LegalHold {
+            reason: "case 7".into(),
+            set_by: "tok".into(),
+            set_at: t0,
+        });
+        doc = doc.recorded();
+        assert!(doc.history.last().unwrap().held);
+        assert_eq!(doc.history.last().unwrap().detail.as_deref(), Some("case 7"));
+        doc.hold = None;
+        doc = doc.recorded();
+        let kinds: Vec<_> = doc.history.iter().map(|e| (e.status, e.held)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (StatusKind::Received, false),
+                (StatusKind::Rejected, false),
+                (StatusKind::Accepted, false),
+                (StatusKind::Accepted, true),
+                (StatusKind::Accepted, false),
+            ]
+        );
+        // Stored and read back whole.
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(serde_json::from_value::<Document>(json).unwrap(), doc);
+    }
+
+    #[test]
+    fn a_history_keeps_its_first_entry_and_the_latest() {
+        let t0 = datetime!(2026-12-07 10:00 UTC);
+        let mut doc = received(t0).recorded();
+        doc.status = Status::Accepted;
+        for i in 0..100 {
+            doc.updated_at = t0 + time::Duration::seconds(i + 1);
+            doc.hold = (i % 2 == 0).then(|| LegalHold {
+                reason: format!("hold {i}"),
+                set_by: "tok".into(),
+                set_at: doc.updated_at,
+            });
+            doc = doc.recorded();
+            assert!(doc.history.len() <= HISTORY_LIMIT);
+        }
+        assert_eq!(doc.history.len(), HISTORY_LIMIT);
+        assert_eq!(doc.history[0].status, StatusKind::Received, "the first entry stays");
+        assert_eq!(doc.history.last().unwrap().at, t0 + time::Duration::seconds(100));
+        assert!(doc.history.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
     }
 }

@@ -753,5 +753,8 @@ fn new_document(id: DocumentId, incoming: &IncomingKey, meta: &ObjectMeta, now: 
         charge: None,
         hold: None,
         multipart: None,
+        history: Vec::new(),
     }
+    // Arrived now: the first entry of its history (kept by the writes that follow).
+    .recorded()
 }
