@@ -16,7 +16,7 @@ async fn documents_round_trip_and_writes_are_conditional() {
     let catalog = fresh_catalog(&sdk).await;
     let d = doc("acme", datetime!(2026-11-27 10:00 UTC), 3);
     catalog.insert_document(&d, None).await.unwrap();
-    assert_eq!(catalog.get_document(&d.id).await.unwrap().as_ref(), Some(&d));
+    assert_eq!(catalog.get_document(&d.id).await.unwrap(), Some(d.recorded()));
     assert!(matches!(
         catalog.insert_document(&d, None).await,
         Err(StoreError::ConditionFailed)
@@ -32,7 +32,7 @@ async fn documents_round_trip_and_writes_are_conditional() {
         catalog.replace_document(&changed, 1, None).await,
         Err(StoreError::ConditionFailed)
     ));
-    assert_eq!(catalog.get_document(&d.id).await.unwrap(), Some(changed));
+    assert_eq!(catalog.get_document(&d.id).await.unwrap(), Some(changed.recorded()));
     let missing = DocumentId::from_parts(d.created_at, 12345);
     assert_eq!(catalog.get_document(&missing).await.unwrap(), None);
 }
@@ -176,7 +176,10 @@ async fn deleted_documents_are_listed_only_on_request() {
         status: Some(StatusKind::Deleted),
         ..Default::default()
     };
-    assert_eq!(catalog.list_documents(&owner, &q).await.unwrap().items, vec![d]);
+    assert_eq!(
+        catalog.list_documents(&owner, &q).await.unwrap().items,
+        vec![d.recorded()]
+    );
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ async fn content_claims_are_exclusive_per_owner_and_stale_claims_can_be_taken_ov
         catalog.accept_document(&a, None, None, copied).await.unwrap(),
         Claim::Accepted
     );
-    assert_eq!(catalog.get_document(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(catalog.get_document(&a.id).await.unwrap(), Some(a.recorded()));
     assert_eq!(
         catalog.accept_document(&b, None, None, copied).await.unwrap(),
         Claim::HeldBy(a.id)
