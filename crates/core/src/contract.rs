@@ -701,28 +701,21 @@ impl From<&Document> for HistoryV1 {
     /// The stored history, ending with the document's present state (a document stored before
     /// histories were kept has only that).
     fn from(doc: &Document) -> Self {
-        let history = doc.recorded().history;
-        let mut items = Vec::with_capacity(history.len());
-        let mut before: Option<&crate::HistoryEntry> = None;
-        for entry in &history {
-            let event = match before {
-                Some(b) if b.status == entry.status && b.held != entry.held => {
-                    if entry.held {
-                        HistoryEventV1::Held
-                    } else {
-                        HistoryEventV1::Released
-                    }
-                }
-                _ => HistoryEventV1::reached(entry.status),
-            };
-            items.push(HistoryEntryV1 {
+        let items = doc
+            .recorded()
+            .history
+            .into_iter()
+            .map(|entry| HistoryEntryV1 {
                 at: entry.at,
-                event,
+                event: match entry.change {
+                    crate::HistoryChange::Status => HistoryEventV1::reached(entry.status),
+                    crate::HistoryChange::Held => HistoryEventV1::Held,
+                    crate::HistoryChange::Released => HistoryEventV1::Released,
+                },
                 status: entry.status,
-                detail: entry.detail.clone(),
-            });
-            before = Some(entry);
-        }
+                detail: entry.detail,
+            })
+            .collect();
         Self {
             document_id: doc.id.to_string(),
             items,

@@ -184,10 +184,7 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             sha256: Some(sha256),
             tags: upload.tags,
             source: Source::Http,
-            status: match refused {
-                Some(rejection) => Status::Rejected { rejection },
-                None => Status::Received,
-            },
+            status: Status::Received,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -196,6 +193,15 @@ impl<C: Catalog, B: BlobStore> Intake<C, B> {
             hold: None,
             multipart: None,
             history: Vec::new(),
+        }
+        // Received (its history's first entry), then decided at once if the policy refuses it.
+        .recorded();
+        let document = match refused {
+            Some(rejection) => Document {
+                status: Status::Rejected { rejection },
+                ..document
+            },
+            None => document,
         };
         let received = document.status == Status::Received;
         let take = (received && limits.counts()).then_some(QuotaTake {

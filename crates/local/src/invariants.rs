@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use intake_aws::aws_sdk_sqs::Client as Sqs;
 use intake_aws::aws_sdk_sqs::types::QueueAttributeName;
 use intake_core::ports::{BlobLedger, BlobState, Documents, ListQuery, Quotas, ScanLedger, StatsReader};
-use intake_core::{Document, ObjectKey, Owner, ScanResult, Sha256, StatusCounts, StatusKind};
+use intake_core::{Document, HistoryChange, ObjectKey, Owner, ScanResult, Sha256, StatusCounts, StatusKind};
 use serde_json::Value;
 
 use crate::stack::LocalStack;
@@ -376,6 +376,13 @@ pub fn history_problem(doc: &Document) -> Option<&'static str> {
     }
     if last.status != doc.status.kind() || last.held != doc.hold.is_some() {
         return Some("does not end in the document's state");
+    }
+    if doc.history.iter().any(|e| match e.change {
+        HistoryChange::Status => false,
+        HistoryChange::Held => !e.held,
+        HistoryChange::Released => e.held,
+    }) {
+        return Some("has a hold step that disagrees with its hold state");
     }
     if doc.history.windows(2).any(|w| w[0].at > w[1].at) {
         return Some("is not in time order");

@@ -266,7 +266,9 @@ function documentRow(d) {
 
 async function documentView(id, seq) {
   const path = '/v1/documents/' + encodeURIComponent(id);
-  const [d, history] = await Promise.all([api('GET', path), api('GET', path + '/history')]);
+  // The history is a second request: if it fails (an older deployment without the route), the
+  // facts are still shown.
+  const [d, history] = await Promise.all([api('GET', path), api('GET', path + '/history').catch(() => null)]);
   if (seq !== viewSeq) return;
   const source = Object.entries(d.source).filter(([k]) => k !== 'kind').map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   const facts = [
@@ -309,10 +311,10 @@ async function documentView(id, seq) {
     } }, 'Delete'));
   }
   show('Document', h('dl', { id: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])), actions,
-    h('h2', {}, 'History'),
-    h('ol', { id: 'history' }, history.items.map((e) => h('li', { 'data-event': e.event },
-      e.event === 'held' || e.event === 'released' ? h('span', { class: 'status' }, e.event) : statusBadge(e.event),
-      ' ', when(e.at), e.detail ? [' — ', txt(e.detail)] : null))),
+    history ? [h('h2', {}, 'History'),
+      h('ol', { id: 'history' }, history.items.map((e) => h('li', { 'data-event': e.event },
+        e.event === 'held' || e.event === 'released' ? h('span', { class: 'status' }, e.event) : statusBadge(e.event),
+        ' ', when(e.at), e.detail ? [' — ', txt(e.detail)] : null)))] : null,
     d.status === 'deleted' ? null : [h('h2', {}, 'Rename and retag'), edit]);
   // While the document is on its way, its status is polled; the page is drawn again only when
   // it changed (a redraw would drop what is being typed in the form).

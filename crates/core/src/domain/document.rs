@@ -273,42 +273,71 @@ pub const HISTORY_DETAIL_LIMIT: usize = 200;
 pub struct HistoryEntry {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// What changed: the status (the default, not stored), or the legal hold alone.
+    #[serde(default, skip_serializing_if = "HistoryChange::is_status")]
+    pub change: HistoryChange,
     pub status: StatusKind,
     /// Whether a legal hold was in place from then on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
-    /// Why, in words, when the state has a reason: a rejection's or failure's message, the
-    /// threats found, the document a duplicate repeats, a deletion's or hold's reason.
+    /// Why, in words, when the step has a reason: a rejection's or failure's message, the
+    /// threats found, the document a duplicate repeats, a deletion's reason; a hold's reason
+    /// when the step is the hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
+/// What a history entry records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryChange {
+    /// The document reached `status`.
+    #[default]
+    Status,
+    /// A legal hold was set, the status unchanged.
+    Held,
+    /// The legal hold was lifted, the status unchanged.
+    Released,
+}
+
+impl HistoryChange {
+    fn is_status(&self) -> bool {
+        *self == HistoryChange::Status
+    }
+}
+
 impl HistoryEntry {
-    /// The entry that describes `doc` as it is now.
-    fn of(doc: &Document) -> Self {
-        let detail = match &doc.status {
-            Status::Received | Status::Scanning | Status::Accepted => None,
-            Status::Duplicate { duplicate_of } => Some(format!("the same bytes as {duplicate_of}")),
-            Status::Rejected { rejection } => Some(rejection.message.clone()),
-            Status::Quarantined { quarantine } => Some(quarantine.threats.join(", ")),
-            Status::Failed { failure } => Some(failure.message.clone()),
-            Status::Deleted { reason, .. } => reason.clone(),
+    /// The entry for `doc` as it is now, after `last` (the history's last entry, if any); `None`
+    /// when `last` already describes it (the same status, the same hold state).
+    fn after(last: Option<&HistoryEntry>, doc: &Document) -> Option<Self> {
+        let (status, held) = (doc.status.kind(), doc.hold.is_some());
+        let (change, detail) = match last {
+            Some(last) if last.status == status && last.held == held => return None,
+            Some(last) if last.status == status => match &doc.hold {
+                Some(hold) => (HistoryChange::Held, Some(hold.reason.clone())),
+                None => (HistoryChange::Released, None),
+            },
+            _ => {
+                let reason = match &doc.status {
+                    Status::Received | Status::Scanning | Status::Accepted => None,
+                    Status::Duplicate { duplicate_of } => Some(format!("the same bytes as {duplicate_of}")),
+                    Status::Rejected { rejection } => Some(rejection.message.clone()),
+                    Status::Quarantined { quarantine } => Some(quarantine.threats.join(", ")),
+                    Status::Failed { failure } => Some(failure.message.clone()),
+                    Status::Deleted { reason, .. } => reason.clone(),
+                };
+                (HistoryChange::Status, reason)
+            }
         };
-        // A hold's reason, when the hold is what changed (the status's reason comes first).
-        let detail = detail.or_else(|| doc.hold.as_ref().map(|h| h.reason.clone()));
-        HistoryEntry {
+        Some(HistoryEntry {
             at: doc.updated_at,
-            status: doc.status.kind(),
-            held: doc.hold.is_some(),
+            change,
+            status,
+            held,
             detail: detail
                 .filter(|d| !d.is_empty())
                 .map(|d| truncate(d, HISTORY_DETAIL_LIMIT)),
-        }
-    }
-
-    /// Whether this entry already describes `next` (the same status, the same hold state).
-    fn describes(&self, next: &HistoryEntry) -> bool {
-        self.status == next.status && self.held == next.held
+        })
     }
 }
 
@@ -374,9 +403,8 @@ impl Document {
     /// change can be written without its entry, whichever path wrote it.
     pub fn recorded(&self) -> Document {
         let mut doc = self.clone();
-        let now = HistoryEntry::of(&doc);
-        if !doc.history.last().is_some_and(|last| last.describes(&now)) {
-            doc.history.push(now);
+        if let Some(entry) = HistoryEntry::after(doc.history.last(), &doc) {
+            doc.history.push(entry);
         }
         if doc.history.len() > HISTORY_LIMIT {
             let excess = doc.history.len() - HISTORY_LIMIT;
@@ -524,6 +552,42 @@ mod tests {
     }
 
     #[test]
+    fn a_hold_step_says_the_holds_reason_and_what_changed() {
+        let t0 = datetime!(2026-12-07 10:00 UTC);
+        let mut doc = received(t0).recorded();
+        doc.status = Status::Duplicate {
+            duplicate_of: DocumentId::from_parts(t0, 1),
+        };
+        doc = doc.recorded();
+        assert!(
+            doc.history[1]
+                .detail
+                .as_deref()
+                .unwrap()
+                .starts_with("the same bytes as")
+        );
+        doc.hold = Some(LegalHold {
+            reason: "case 7".into(),
+            set_by: "tok".into(),
+            set_at: t0,
+        });
+        doc = doc.recorded();
+        doc.hold = None;
+        doc = doc.recorded();
+        let steps: Vec<_> = doc.history.iter().map(|e| (e.change, e.detail.as_deref())).collect();
+        assert_eq!(
+            steps[2],
+            (HistoryChange::Held, Some("case 7")),
+            "the hold's reason, not the status's"
+        );
+        assert_eq!(steps[3], (HistoryChange::Released, None));
+        // What changed is stored with the step: kept when earlier steps are dropped.
+        let json = serde_json::to_value(&doc.history[2]).unwrap();
+        assert_eq!(json["change"], "held");
+        assert!(serde_json::to_value(&doc.history[1]).unwrap().get("change").is_none());
+    }
+
+    #[test]
     fn a_history_keeps_its_first_entry_and_the_latest() {
         let t0 = datetime!(2026-12-07 10:00 UTC);
         let mut doc = received(t0).recorded();
@@ -542,5 +606,7 @@ mod tests {
         assert_eq!(doc.history[0].status, StatusKind::Received, "the first entry stays");
         assert_eq!(doc.history.last().unwrap().at, t0 + time::Duration::seconds(100));
         assert!(doc.history.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
+        // The step after the first is still told as what it was (a hold set or lifted).
+        assert_ne!(doc.history[1].change, HistoryChange::Status);
     }
 }

@@ -17,8 +17,8 @@ pub(crate) mod webhook;
 pub use content_type::ContentType;
 pub use digest::{Sha256, Sha256Hasher};
 pub use document::{
-    Document, DocumentPatch, Failure, HISTORY_DETAIL_LIMIT, HISTORY_LIMIT, HistoryEntry, LegalHold, MultipartUpload,
-    Quarantine, Redrive, Rejection, RejectionCode, Source, Stats, Status, StatusCounts, StatusKind,
+    Document, DocumentPatch, Failure, HISTORY_DETAIL_LIMIT, HISTORY_LIMIT, HistoryChange, HistoryEntry, LegalHold,
+    MultipartUpload, Quarantine, Redrive, Rejection, RejectionCode, Source, Stats, Status, StatusCounts, StatusKind,
 };
 pub use file_name::FileName;
 pub use ids::{DocumentId, TokenId, WebhookId};
