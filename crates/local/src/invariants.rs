@@ -408,3 +408,74 @@ pub fn recount(docs: &[Document], owner: &Owner) -> BTreeMap<StatusKind, StatusC
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A document in `status` with `history` (each step: time, status, held, change).
+    fn doc(status: &str, held: bool, history: Value) -> Document {
+        let mut doc = json!({
+            "id": "01JDZ8Q3M4V9W6X7Y8Z9A0B1C2", "owner": "acme", "name": "a.pdf",
+            "declared_type": null, "content_type": null, "size": 3, "sha256": null,
+            "source": { "kind": "http" }, "status": status,
+            "created_at": "2026-12-07T10:00:00Z", "updated_at": "2026-12-07T10:02:00Z",
+            "version": 3, "history": history,
+        });
+        if held {
+            doc["hold"] = json!({ "reason": "case", "set_by": "tok", "set_at": "2026-12-07T10:02:00Z" });
+        }
+        serde_json::from_value(doc).unwrap()
+    }
+
+    fn step(minute: u8, status: &str) -> Value {
+        json!({ "at": format!("2026-12-07T10:0{minute}:00Z"), "status": status })
+    }
+
+    #[test]
+    fn a_history_that_tells_the_story_passes_and_each_flaw_is_named() {
+        let held = json!({ "at": "2026-12-07T10:02:00Z", "change": "held", "status": "accepted", "held": true });
+        let told = doc(
+            "accepted",
+            true,
+            json!([step(0, "received"), step(1, "accepted"), held]),
+        );
+        assert_eq!(history_problem(&told), None);
+
+        for (doc, problem) in [
+            (doc("accepted", false, json!([])), "is empty"),
+            (
+                doc("accepted", false, json!([step(1, "accepted")])),
+                "does not start `received`",
+            ),
+            (
+                doc("accepted", false, json!([step(0, "received")])),
+                "does not end in the document's state",
+            ),
+            (
+                doc(
+                    "accepted",
+                    false,
+                    json!([step(0, "received"), step(1, "accepted"), {
+                "at": "2026-12-07T10:02:00Z", "change": "held", "status": "accepted" }]),
+                ),
+                "has a hold step that disagrees with its hold state",
+            ),
+            (
+                doc("accepted", false, json!([step(2, "received"), step(1, "accepted")])),
+                "is not in time order",
+            ),
+            (
+                doc(
+                    "accepted",
+                    false,
+                    json!([step(0, "received"), step(1, "accepted"), step(2, "accepted")]),
+                ),
+                "repeats a state",
+            ),
+        ] {
+            assert_eq!(history_problem(&doc), Some(problem), "{:?}", doc.history);
+        }
+    }
+}
