@@ -42,6 +42,22 @@ pub enum Job {
     /// owner's retention period has passed, or mark it again ([`crate::retention::retire`]).
     /// Sent by the dynamodb-stream function.
     Retire { document: DocumentId },
+    /// Catalogue an object too large for the s3 function, on the large-object path
+    /// ([`crate::ingest::large`]): the arrival its event reported, and the size it stated.
+    /// Sent by the s3 function (or the deferred-work function, for a record it gave up on) to
+    /// the large-object queue.
+    CatalogueLarge {
+        key: String,
+        #[serde(with = "time::serde::rfc3339")]
+        event_time: time::OffsetDateTime,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sequencer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etag: Option<String>,
+        size: u64,
+    },
 }
 
 #[derive(Serialize, Deserialize)]

@@ -20,9 +20,10 @@ use crate::ports::{BlobInventory, BlobLedger, BlobState, BlobStore, Clock, IdSou
 use crate::{Error, ObjectKey, Sha256};
 
 /// How long an unreferenced blob is kept before a sweep may remove it. It must exceed the
-/// longest a function can run between reading the ledger and counting a reference (the s3
-/// function's timeout, 120 s), which is what makes a sweep unable to race a copy.
-pub const GRACE: Duration = Duration::from_secs(15 * 60);
+/// longest a function can run between reading the ledger and counting a reference (the
+/// large-object function's timeout, 900 s; the s3 function's is 120 s), which is what makes a
+/// sweep unable to race a copy. `scripts/check-template` holds the template to it.
+pub const GRACE: Duration = Duration::from_secs(30 * 60);
 
 /// How long a sweep's claim keeps other sweeps off: longer than the function that sweeps can
 /// run (the sqs function's timeout, 60 s), so a live claimant is never taken over.

@@ -285,3 +285,56 @@ async fn a_vanished_object_and_a_foreign_key_are_not_errors_to_retry() {
     };
     assert!(matches!(c.catalogue(&outside).await, Err(Error::Invalid(_))));
 }
+
+#[tokio::test]
+async fn an_object_over_the_threshold_is_handed_off_whole_and_catalogued_there_once() {
+    use intake_core::ingest::large::{LargeObjects, handed_off};
+    use intake_core::jobs::Job;
+
+    let c = cataloguer(POLICY);
+    let arrival = drop_file(&c, "incoming/acme/inbox/scan.pdf", PDF, Some("application/pdf")).await;
+    let size = Some(PDF.len() as u64);
+    let large = LargeObjects {
+        threshold: PDF.len() as u64 - 1,
+        queue: MemoryQueue::default(),
+    };
+    // At or under the threshold, or with no size stated: catalogued where it arrived.
+    let at = LargeObjects {
+        threshold: PDF.len() as u64,
+        queue: MemoryQueue::default(),
+    };
+    assert!(!at.hand_off(&arrival, size).await.unwrap());
+    assert!(!large.hand_off(&arrival, None).await.unwrap());
+    assert!(at.queue.take().is_empty() && large.queue.take().is_empty());
+
+    // Over it: one job, sent now, and nothing read or written yet.
+    assert!(large.hand_off(&arrival, size).await.unwrap());
+    // The event delivered again hands it off again.
+    assert!(large.hand_off(&arrival, size).await.unwrap());
+    let jobs = large.queue.take();
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[0].1, std::time::Duration::ZERO);
+    assert!(matches!(&jobs[0].0, Job::CatalogueLarge { size: s, .. } if Some(*s) == size));
+    assert!(c.catalog.documents().is_empty(), "nothing catalogued at the hand-off");
+
+    // The job survives its message and names the very write the event did.
+    let job = Job::from_message(&jobs[0].0.to_message()).unwrap();
+    let there = handed_off(&job).unwrap().unwrap();
+    assert_eq!(there.key, arrival.key);
+    assert_eq!(there.revision, arrival.revision);
+    assert_eq!(there.sequencer, arrival.sequencer);
+    assert_eq!(there.event_time, arrival.event_time);
+    assert!(
+        handed_off(&Job::Retire {
+            document: DocumentId::from_parts(datetime!(2026-11-27 10:00 UTC), 1)
+        })
+        .is_none()
+    );
+
+    // Catalogued on the large-object path as it would have been here; the second job finds it
+    // decided.
+    let doc = accepted(c.catalogue(&there).await.unwrap());
+    assert_eq!(doc.sha256, Some(Sha256::of(PDF)));
+    let again = handed_off(&jobs[1].0).unwrap().unwrap();
+    assert!(matches!(c.catalogue(&again).await.unwrap(), Outcome::AlreadyCatalogued(id) if id == doc.id));
+}

@@ -115,6 +115,12 @@ pub struct Config {
     pub webhook_queue_url: Option<String>,
     /// `WEBHOOK_KEY_ID`: the KMS key that seals webhook signing secrets.
     pub webhook_key_id: Option<String>,
+    /// `LARGE_OBJECT_QUEUE_URL`: where the s3 function hands objects over
+    /// [`Config::large_object_bytes`] (`intake_core::ingest::large`). Unset: every object is
+    /// catalogued where it arrives.
+    pub large_object_queue_url: Option<String>,
+    /// `LARGE_OBJECT_BYTES` (default 2 GiB): the size above which an object is handed off.
+    pub large_object_bytes: u64,
     /// `BLOB_SWEEP_GRACE_SECONDS`: how long an unreferenced blob is kept before its sweep
     /// (default 900). Keep it above the s3 function's timeout (see `intake_core::sweep`);
     /// local runs shorten it to see sweeps happen.
@@ -165,6 +171,20 @@ impl Config {
             work_queue_url: env.optional("WORK_QUEUE_URL"),
             webhook_queue_url: env.optional("WEBHOOK_QUEUE_URL"),
             webhook_key_id: env.optional("WEBHOOK_KEY_ID"),
+            large_object_queue_url: env.optional("LARGE_OBJECT_QUEUE_URL"),
+            large_object_bytes: match env.parse_or(
+                "LARGE_OBJECT_BYTES",
+                intake_core::ingest::large::LARGE_OBJECT_BYTES_DEFAULT,
+            )? {
+                0 => {
+                    return Err(ConfigError::Malformed {
+                        name: "LARGE_OBJECT_BYTES",
+                        value: "0".into(),
+                        problem: "must be at least 1 byte".into(),
+                    });
+                }
+                n => n,
+            },
             sweep_grace: secs("BLOB_SWEEP_GRACE_SECONDS", intake_core::sweep::GRACE)?,
             scan_deadline: match env.optional("SCAN_DEADLINE_SECONDS") {
                 Some(_) => Some(secs("SCAN_DEADLINE_SECONDS", Duration::ZERO)?),
@@ -295,6 +315,30 @@ mod tests {
         ];
         let e = Config::from(&env(&huge)).unwrap_err().to_string();
         assert!(e.contains("READ_AHEAD_CHUNK_MIB") && e.contains("2 to 64"), "{e}");
+    }
+
+    #[test]
+    fn large_objects_go_over_two_gib_unless_set_and_a_zero_threshold_is_refused() {
+        let base = [("TABLE_NAME", "t"), ("BUCKET_NAME", "b")];
+        let c = Config::from(&env(&base)).unwrap();
+        assert_eq!((c.large_object_queue_url, c.large_object_bytes), (None, 2 << 30));
+        let set = [
+            base[0],
+            base[1],
+            ("LARGE_OBJECT_QUEUE_URL", "q"),
+            ("LARGE_OBJECT_BYTES", "1048576"),
+        ];
+        let c = Config::from(&env(&set)).unwrap();
+        assert_eq!(
+            (c.large_object_queue_url.as_deref(), c.large_object_bytes),
+            (Some("q"), 1 << 20)
+        );
+        for bad in ["0", "-1", "2GiB"] {
+            let e = Config::from(&env(&[base[0], base[1], ("LARGE_OBJECT_BYTES", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("LARGE_OBJECT_BYTES"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -87,6 +87,16 @@ impl Setup {
         Ok(self.clients.work_queue(url))
     }
 
+    /// Where objects too large for the s3 function go (`LARGE_OBJECT_QUEUE_URL`,
+    /// `LARGE_OBJECT_BYTES`); `None` when no queue is configured.
+    pub fn large_objects(&self) -> Option<intake_core::ingest::large::LargeObjects<intake_aws::SqsWorkQueue>> {
+        let url = self.config.large_object_queue_url.as_deref()?;
+        Some(intake_core::ingest::large::LargeObjects {
+            threshold: self.config.large_object_bytes,
+            queue: self.clients.work_queue(url),
+        })
+    }
+
     /// The sealer of webhook signing secrets (KMS key `WEBHOOK_KEY_ID`).
     pub fn sealer(&self) -> Result<intake_aws::KmsSealer, ConfigError> {
         let key = required(self.config.webhook_key_id.as_deref(), "WEBHOOK_KEY_ID")?;

@@ -85,6 +85,8 @@ pub struct FunctionHost {
     idle: Arc<AtomicUsize>,
     /// Set by [`FunctionHost::stop`]: exited processes are not restarted.
     stopped: std::sync::atomic::AtomicBool,
+    /// Invocations asked for so far (what a test counts to see which function did the work).
+    invocations: std::sync::atomic::AtomicU64,
 }
 
 struct Environment {
@@ -122,6 +124,7 @@ impl FunctionHost {
             environments: Mutex::new(Vec::new()),
             idle: Arc::new(AtomicUsize::new(0)),
             stopped: false.into(),
+            invocations: 0.into(),
         });
         let env = host.add_environment().await?;
         // Wait for the first environment's init, so that a broken binary or configuration is
@@ -177,8 +180,14 @@ impl FunctionHost {
         out
     }
 
+    /// How many invocations were asked of the function so far.
+    pub fn invocations(&self) -> u64 {
+        self.invocations.load(Ordering::Acquire)
+    }
+
     /// Invokes the function with `payload` (an event, as JSON) and waits for the outcome.
     pub async fn invoke(self: &Arc<Self>, payload: Bytes) -> Invocation {
+        self.invocations.fetch_add(1, Ordering::AcqRel);
         let started = Instant::now();
         let request_id = crate::request_id();
         let (reply, outcome) = oneshot::channel();

@@ -734,6 +734,19 @@ const FAILURE_PATH_GRANTS: &[(&str, &str)] = &[
     ("SqsFunction", "RetentionMarkers"),
     // The workload sends no multipart upload (tested end to end in pipeline.rs).
     ("AlbFunction", "MultipartUploads"),
+    // Its files are small: none goes the large-object path (tested end to end, hand-off and
+    // cataloguing under this role, in pipeline.rs).
+    ("S3Function", "HandOffLargeObjects"),
+    ("SqsFunction", "HandOffLargeObjects"),
+    ("LargeObjectFunction", "ReadDocumentsClaimsAndBlobs"),
+    ("LargeObjectFunction", "WaitForVerdicts"),
+    ("LargeObjectFunction", "ScheduleScanDeadlines"),
+    ("LargeObjectFunction", "CountQuotas"),
+    ("LargeObjectFunction", "WriteDocumentsAndClaims"),
+    ("LargeObjectFunction", "CountBlobReferences"),
+    ("LargeObjectFunction", "TellMissingFromForbidden"),
+    ("LargeObjectFunction", "ReadAndClearIncoming"),
+    ("LargeObjectFunction", "StoreBlobsAndQuarantine"),
 ];
 
 /// The local pipeline itself, under a few hundred concurrent documents: the same checks with

@@ -1002,12 +1002,18 @@ async fn documents_older_than_the_owners_retention_period_are_deleted_and_held_o
 /// completed, and catalogued by the s3 function's own hash; a wrong declared SHA-256 ends
 /// `rejected`; an abort deletes the document. Every call is one the template's roles allow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_sent_in_parts_resumes_and_is_catalogued_by_its_own_hash() {
+async fn a_file_sent_in_parts_resumes_and_is_catalogued_by_its_own_hash_on_the_large_object_path() {
     use sha2::Digest;
 
     let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut options = support::options();
     options.poll = Duration::from_millis(100);
+    // Objects over 8 MiB go to the large-object function (deployed: over 2 GiB), as template.yaml
+    // wires it: the s3 function hands them off through the large-object queue.
+    options
+        .plan
+        .parameters
+        .insert("LargeObjectBytes".into(), (8u64 << 20).to_string());
     let pipeline = Pipeline::start(options, door).await.unwrap();
     let api = Client {
         http: reqwest::Client::new(),
@@ -1109,6 +1115,13 @@ async fn a_file_sent_in_parts_resumes_and_is_catalogued_by_its_own_hash() {
     assert_eq!(doc["status"], "accepted", "{doc}");
     assert_eq!(doc["sha256"], hex(&body));
     assert_eq!(doc["size"], body.len());
+    // Catalogued by the large-object function (one message, one invocation; more only if a
+    // try failed), not the s3 function.
+    let large = pipeline
+        .function("LargeObjectFunction")
+        .expect("the large-object function runs");
+    assert!(large.invocations() >= 1, "the large-object function was never invoked");
+    let large_invocations = large.invocations();
 
     // A declared SHA-256 that is not the file's: rejected, saying why.
     let small = &body[..(6 << 20)];
@@ -1136,6 +1149,8 @@ async fn a_file_sent_in_parts_resumes_and_is_catalogued_by_its_own_hash() {
     let rejected = api.settled(&wrong_id).await;
     assert_eq!(rejected["status"], "rejected", "{rejected}");
     assert_eq!(rejected["rejection"]["code"], "sha256_mismatch", "{rejected}");
+    // 6 MiB, under the threshold: the s3 function catalogued it itself.
+    assert_eq!(large.invocations(), large_invocations, "a small object was handed off");
 
     // An abort: the document is deleted; aborting again is no error.
     let (_, aborted) = send(

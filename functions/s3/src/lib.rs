@@ -1,11 +1,13 @@
 //! The s3 function: every `ObjectCreated` under `incoming/` is catalogued by the core's
-//! [`Cataloguer`]. Records of one event are handled independently; the invocation fails (and
+//! [`Cataloguer`], or, when its event says it is larger than the large-object threshold, handed
+//! to the large-object function ([`LargeObjects`]: a queue message, nothing read). Records of one event are handled independently; the invocation fails (and
 //! Lambda retries it) only when a record hit an error worth retrying, which is safe because
 //! cataloguing an object twice is a no-op.
 
 use aws_lambda_events::event::s3::S3Event;
 use intake_core::Document;
 use intake_core::Error;
+use intake_core::ingest::large::LargeObjects;
 use intake_core::ingest::{Cataloguer, Outcome};
 use intake_core::ports::{BlobLedger, BlobStore, ContentIndex, Documents, Quotas, ScanLedger, WorkQueue};
 use intake_lambda::metrics::{Metrics, Unit};
@@ -25,6 +27,8 @@ pub struct Summary {
     pub already_catalogued: u32,
     pub gone: u32,
     pub skipped: u32,
+    /// Sent to the large-object function, to be catalogued there.
+    pub handed_off: u32,
 }
 
 /// A record failed in a way worth retrying; the others were handled.
@@ -42,10 +46,19 @@ fn log_document(what: &str, doc: &Document) {
     tracing::info!(owner = %doc.owner, status = doc.status.kind().as_str(), size = doc.size, "{what}");
 }
 
-pub async fn handle<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas, B: BlobStore, Q: WorkQueue>(
+/// Catalogues (or hands off) each record of `event`. Without `large`, every object is
+/// catalogued here whatever its size.
+pub async fn handle<C, B, Q, L>(
     cataloguer: &Cataloguer<C, B, Q>,
+    large: Option<&LargeObjects<L>>,
     event: S3Event,
-) -> Result<Summary, RetryableFailure> {
+) -> Result<Summary, RetryableFailure>
+where
+    C: Documents + ContentIndex + BlobLedger + ScanLedger + Quotas,
+    B: BlobStore,
+    Q: WorkQueue,
+    L: WorkQueue,
+{
     let mut summary = Summary::default();
     let mut failures = Vec::new();
     let mut bytes_accepted = 0u64;
@@ -70,6 +83,30 @@ pub async fn handle<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quot
             }
         };
         let span = tracing::info_span!("object", key = %arrival.key, document_id = tracing::field::Empty);
+        if let Some(large) = large {
+            // The event states the object's size: a large one is not read here at all.
+            let size = record.s3.object.size.and_then(|s| u64::try_from(s).ok());
+            match large.hand_off(&arrival, size).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    summary.handed_off += 1;
+                    span.in_scope(|| {
+                        tracing::info!(
+                            size,
+                            "larger than this function catalogues: handed to the large-object function"
+                        )
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    span.in_scope(
+                        || tracing::error!(error = %e, "handing the object off failed; the event will be retried"),
+                    );
+                    failures.push(e.to_string());
+                    continue;
+                }
+            }
+        }
         let outcome = cataloguer.catalogue(&arrival).instrument(span.clone()).await;
         span.in_scope(|| record_outcome(outcome, &mut summary, &mut bytes_accepted, &mut failures));
     }
@@ -85,6 +122,7 @@ pub async fn handle<C: Documents + ContentIndex + BlobLedger + ScanLedger + Quot
     metrics.count("DocumentsRejected", summary.rejected.into());
     metrics.count("DocumentsScanning", summary.scanning.into());
     metrics.count("DocumentsQuarantined", summary.quarantined.into());
+    metrics.count("LargeObjectsHandedOff", summary.handed_off.into());
     metrics.add("BytesAccepted", bytes_accepted as f64, Unit::Bytes);
     metrics.count("RecordsFailed", failures.len() as u64);
     metrics.flush();

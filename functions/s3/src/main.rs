@@ -12,9 +12,11 @@ use tracing::Instrument;
 async fn main() -> Result<(), Error> {
     let setup = intake_lambda::setup().await?;
     let cataloguer = &setup.cataloguer()?;
+    // Objects too large for this function's share of a CPU go to the large-object function.
+    let large = &setup.large_objects();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
         let until = deadline::instant(event.context.deadline());
-        deadline::bounded(until, intake_s3::handle(cataloguer, event.payload))
+        deadline::bounded(until, intake_s3::handle(cataloguer, large.as_ref(), event.payload))
             .instrument(telemetry::invocation_span(Some(&event.context)))
             .await
     }))

@@ -7,12 +7,16 @@ use aws_lambda_events::event::s3::S3Event;
 use bytes::Bytes;
 use intake_core::ObjectKey;
 use intake_core::ingest::Cataloguer;
+use intake_core::ingest::large::LargeObjects;
 use intake_core::memory::{MemoryBlobStore, MemoryCatalog, MemoryQueue};
 use intake_core::ports::*;
 use intake_s3::{Summary, handle};
 
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+
+/// No large-object path: every object is catalogued here.
+const HERE: Option<&LargeObjects<MemoryQueue>> = None;
 
 fn event(name: &str) -> S3Event {
     let text = std::fs::read_to_string(format!("{}/../../events/s3/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -72,7 +76,7 @@ async fn put(c: &Cataloguer<MemoryCatalog, Flaky, MemoryQueue>, key: &str, body:
 async fn a_plain_put_is_accepted() {
     let c = cataloguer();
     put(&c, "incoming/demo/inbox/invoice.pdf", PDF).await;
-    let summary = handle(&c, pinned("put", &c)).await.unwrap();
+    let summary = handle(&c, HERE, pinned("put", &c)).await.unwrap();
     assert_eq!(
         summary,
         Summary {
@@ -86,7 +90,10 @@ async fn a_plain_put_is_accepted() {
 async fn keys_with_spaces_and_unicode_are_decoded() {
     let c = cataloguer();
     put(&c, "incoming/demo/inbox/Q4 report Ünïcødé.pdf", PDF).await;
-    assert_eq!(handle(&c, pinned("spaces-unicode", &c)).await.unwrap().accepted, 1);
+    assert_eq!(
+        handle(&c, HERE, pinned("spaces-unicode", &c)).await.unwrap().accepted,
+        1
+    );
     let docs = c
         .catalog
         .list_documents(&"demo".parse().unwrap(), &ListQuery::default())
@@ -104,12 +111,12 @@ async fn one_failing_record_does_not_lose_the_others_and_the_retry_is_safe() {
     c.blobs
         .fail_reads_of(Some(ObjectKey::parse("incoming/demo/batch/b.png").unwrap()));
     let multi = pinned("multi-record", &c);
-    let failure = handle(&c, multi.clone()).await.unwrap_err();
+    let failure = handle(&c, HERE, multi.clone()).await.unwrap_err();
     assert_eq!((failure.failed, failure.total), (1, 3));
     assert_eq!(failure.summary.accepted, 2);
 
     c.blobs.fail_reads_of(None);
-    let retry = handle(&c, multi).await.unwrap();
+    let retry = handle(&c, HERE, multi).await.unwrap();
     assert_eq!(
         retry,
         Summary {
@@ -135,7 +142,7 @@ async fn one_failing_record_does_not_lose_the_others_and_the_retry_is_safe() {
 async fn an_object_that_no_longer_exists_is_not_an_error() {
     let c = cataloguer();
     assert_eq!(
-        handle(&c, event("missing-object")).await.unwrap(),
+        handle(&c, HERE, event("missing-object")).await.unwrap(),
         Summary {
             gone: 1,
             ..Summary::default()
@@ -147,10 +154,77 @@ async fn an_object_that_no_longer_exists_is_not_an_error() {
 async fn the_sam_cli_sample_is_accepted_and_skipped_as_outside_incoming() {
     let c = cataloguer();
     assert_eq!(
-        handle(&c, event("sam-generate-event")).await.unwrap(),
+        handle(&c, HERE, event("sam-generate-event")).await.unwrap(),
         Summary {
             skipped: 1,
             ..Summary::default()
         }
     );
+}
+
+/// A queue that refuses every message, as SQS does in an outage.
+struct Refusing;
+
+impl WorkQueue for Refusing {
+    async fn schedule(&self, _: &intake_core::jobs::Job, _: std::time::Duration) -> Result<(), StoreError> {
+        Err(StoreError::Throttled)
+    }
+}
+
+#[tokio::test]
+async fn objects_over_the_threshold_are_handed_off_unread_and_a_refused_hand_off_is_retried() {
+    use intake_core::jobs::Job;
+
+    let c = cataloguer();
+    put(&c, "incoming/demo/batch/a.pdf", PDF).await;
+    put(&c, "incoming/demo/batch/b.png", PNG).await;
+    put(&c, "incoming/demo/batch/c.txt", b"hello, world").await;
+    // The event states 79, 33 and 12 bytes: over 32, the PDF and the PNG go.
+    let large = LargeObjects {
+        threshold: 32,
+        queue: MemoryQueue::default(),
+    };
+    let multi = pinned("multi-record", &c);
+    let summary = handle(&c, Some(&large), multi.clone()).await.unwrap();
+    assert_eq!(
+        summary,
+        Summary {
+            accepted: 1,
+            handed_off: 2,
+            ..Summary::default()
+        }
+    );
+    let sent: Vec<String> = large
+        .queue
+        .take()
+        .into_iter()
+        .map(|(job, _)| match job {
+            Job::CatalogueLarge { key, version_id, .. } => {
+                assert!(version_id.is_some(), "pinned to the write the event names");
+                key
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(sent, ["incoming/demo/batch/a.pdf", "incoming/demo/batch/b.png"]);
+    // Nothing of theirs was read or written: still under incoming/, no document.
+    let keys = c.blobs.inner.keys();
+    assert!(keys.contains(&"incoming/demo/batch/a.pdf".to_owned()), "{keys:?}");
+    assert!(keys.contains(&"incoming/demo/batch/b.png".to_owned()), "{keys:?}");
+    let docs = c
+        .catalog
+        .list_documents(&"demo".parse().unwrap(), &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(docs.items.len(), 1);
+
+    // A queue that refuses: the large records fail (Lambda retries the event), the small one
+    // is done (already, this time).
+    let refusing = LargeObjects {
+        threshold: 32,
+        queue: Refusing,
+    };
+    let failure = handle(&c, Some(&refusing), multi).await.unwrap_err();
+    assert_eq!((failure.failed, failure.total), (2, 3));
+    assert_eq!(failure.summary.already_catalogued, 1);
 }

@@ -1,8 +1,12 @@
 //! The sqs function: deferred work, one queue message at a time, failures reported per message
 //! (`ReportBatchItemFailures`), so one bad message never holds back or repeats the others.
 //!
-//! Three kinds of message arrive, told apart by their shape:
+//! Four kinds of message arrive, told apart by their shape:
 //! - a [`Job`] from the work queue (a blob sweep, scheduled by the sns function);
+//! - a [`Job::CatalogueLarge`] from the large-object queue: an object the s3 function handed
+//!   off as too large for it, catalogued here. The same binary runs as `LargeObjectFunction`
+//!   (a whole vCPU, 15 minutes) on that queue; on its first [`LARGE_OBJECT_RECEIVES`]
+//!   receives the object is catalogued, after that its document becomes `failed`, saying so;
 //! - Lambda's on-failure record for the s3 function (`requestPayload` holds the S3 event that
 //!   failed every retry): each object is catalogued again here, on the message's first
 //!   [`RECATALOGUE_RECEIVES`] receives (the s3 function fails only on what a retry can fix:
@@ -25,7 +29,8 @@ use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use intake_core::Error;
 use intake_core::contract::EventV1;
-use intake_core::ingest::Cataloguer;
+use intake_core::ingest::large::{self, LargeObjects};
+use intake_core::ingest::{Arrival, Cataloguer};
 use intake_core::jobs::Job;
 use intake_core::ports::{
     BlobInventory, BlobLedger, BlobStore, ContentIndex, Deliveries, Documents, Quotas, RetentionMarkers, ScanLedger,
@@ -46,12 +51,21 @@ pub struct Worker<C, B, Q> {
     /// The sns function's fan-out, for the events it gave up on.
     pub fanout: Fanout<C, Q, Q>,
     pub queue: Q,
+    /// Where a large object of a record the s3 function gave up on is handed (not catalogued
+    /// here, at this function's share of a CPU); `None`: catalogued here.
+    pub large: Option<LargeObjects<Q>>,
 }
 
 /// What a message asks for.
 #[derive(Debug)]
 pub enum Work {
     Job(Job),
+    /// An object handed off by the s3 function as too large for it.
+    LargeObject {
+        arrival: Arrival,
+        /// How many times the queue delivered this message.
+        receives: u32,
+    },
     /// The s3 function gave up on this event.
     IngestFailure {
         event: S3Event,
@@ -88,6 +102,11 @@ struct RequestContext {
 /// The work a message body asks for, or why it asks for none.
 pub fn classify(body: &str) -> Result<Work, String> {
     if let Ok(job) = Job::from_message(body) {
+        if let Some(arrival) = large::handed_off(&job) {
+            return arrival
+                .map(|arrival| Work::LargeObject { arrival, receives: 1 })
+                .map_err(|e| format!("a large object that cannot be catalogued: {e}"));
+        }
         return match job {
             Job::DeliverWebhook { .. } | Job::NotifyDisabled { .. } => {
                 Err("a webhook delivery belongs on the webhook queue".into())
@@ -144,6 +163,11 @@ pub fn classify(body: &str) -> Result<Work, String> {
 /// cause that lasts longer than about 12 minutes beyond the s3 function's own retries fails
 /// the document, which an operator re-drives (`intake-admin documents redrive`).
 pub const RECATALOGUE_RECEIVES: u32 = 2;
+
+/// Receives of a large-object message on which its object is catalogued; on the next its
+/// document is recorded `failed`. A try that fails or runs out of time comes back after the
+/// queue's visibility timeout (template.yaml, `LargeObjectQueue`).
+pub const LARGE_OBJECT_RECEIVES: u32 = 3;
 
 impl<C, B, Q> Worker<C, B, Q>
 where
@@ -240,6 +264,10 @@ where
             Work::Job(Job::DeliverWebhook { .. } | Job::NotifyDisabled { .. }) => Err(Error::Unavailable(
                 "a webhook delivery belongs on the webhook queue".into(),
             )),
+            // `classify` reads these as `Work::LargeObject`.
+            Work::Job(Job::CatalogueLarge { .. }) => Err(Error::Unavailable(
+                "a large-object job is handled as Work::LargeObject".into(),
+            )),
             // Events the sns function gave up on (it ran out of time or kept being refused, as
             // under overload): fanned out now. What was opened and queued before is not again.
             Work::FanOutAgain { events, reason } => {
@@ -268,6 +296,35 @@ where
                 metrics.flush();
                 Ok(())
             }
+            Work::LargeObject { arrival, receives } => {
+                let span = tracing::info_span!("object", key = %arrival.key, receives);
+                let reason = if receives <= LARGE_OBJECT_RECEIVES {
+                    match self.cataloguer.catalogue(&arrival).instrument(span.clone()).await {
+                        Ok(outcome) => {
+                            span.in_scope(|| tracing::info!(?outcome, "large object catalogued"));
+                            let mut metrics = Metrics::default();
+                            metrics.count("LargeObjectsCatalogued", 1);
+                            metrics.flush();
+                            return Ok(());
+                        }
+                        Err(Error::Invalid(problem)) => {
+                            span.in_scope(|| tracing::warn!(%problem, "cannot be catalogued"));
+                            problem.to_string()
+                        }
+                        Err(e) => {
+                            span.in_scope(|| tracing::warn!(error = %e, "cataloguing failed; the message comes back"));
+                            return Err(e);
+                        }
+                    }
+                } else {
+                    format!(
+                        "cataloguing the large object failed on {} tries (errors or time running out; see the \
+                         large-object function's log)",
+                        receives - 1
+                    )
+                };
+                self.fail(&arrival, &reason).instrument(span).await
+            }
             Work::IngestFailure {
                 event,
                 reason,
@@ -282,6 +339,17 @@ where
                         }
                     };
                     let span = tracing::info_span!("object", key = %arrival.key);
+                    // A large object goes to the function sized for it, as the s3 function
+                    // would have sent it (the queue's own receive limit bounds the tries).
+                    if let Some(large) = &self.large {
+                        let size = record.s3.object.size.and_then(|s| u64::try_from(s).ok());
+                        if large.hand_off(&arrival, size).instrument(span.clone()).await? {
+                            span.in_scope(
+                                || tracing::info!(size, first_failure = %reason, "handed to the large-object function"),
+                            );
+                            continue;
+                        }
+                    }
                     if receives <= RECATALOGUE_RECEIVES {
                         // Once more, as the s3 function would: a cause that passed (throttling,
                         // an outage, time running out under load) lets it through now.
@@ -307,25 +375,29 @@ where
                             }
                         }
                     }
-                    let failed = self
-                        .cataloguer
-                        .record_failure(&arrival, &reason)
-                        .instrument(span.clone())
-                        .await;
-                    span.in_scope(|| match &failed {
-                        Ok(Some(doc)) => {
-                            tracing::error!(document_id = %doc.id, owner = %doc.owner, %reason, "document failed")
-                        }
-                        Ok(None) => tracing::info!("already decided; nothing to mark"),
-                        Err(_) => {}
-                    });
-                    match failed {
-                        Ok(_) | Err(Error::Invalid(_)) => {}
-                        Err(e) => return Err(e),
-                    }
+                    self.fail(&arrival, &reason).instrument(span).await?;
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Records the arrival's document `failed` with `reason` (unless it was decided).
+    async fn fail(&self, arrival: &Arrival, reason: &str) -> Result<(), Error> {
+        match self.cataloguer.record_failure(arrival, reason).await {
+            Ok(Some(doc)) => {
+                tracing::error!(document_id = %doc.id, owner = %doc.owner, %reason, "document failed");
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::info!("already decided; nothing to mark");
+                Ok(())
+            }
+            Err(Error::Invalid(problem)) => {
+                tracing::warn!(%problem, "no document to mark");
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 }
@@ -385,6 +457,10 @@ where
         Ok(Work::IngestFailure { event, reason, .. }) => Work::IngestFailure {
             event,
             reason,
+            receives: receive_count(&message),
+        },
+        Ok(Work::LargeObject { arrival, .. }) => Work::LargeObject {
+            arrival,
             receives: receive_count(&message),
         },
         Ok(work) => work,

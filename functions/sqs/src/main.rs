@@ -1,5 +1,6 @@
 //! The sqs function: deferred work (blob sweeps), documents whose processing failed, and
-//! events the sns function could not fan out.
+//! events the sns function could not fan out. The same binary runs as the large-object
+//! function, on the large-object queue (template.yaml, `LargeObjectFunction`).
 
 // The work futures nest the SDK's deeply; their layout needs more than the default depth.
 #![recursion_limit = "256"]
@@ -36,6 +37,8 @@ async fn main() -> Result<(), Error> {
             grace: setup.config.sweep_grace,
         },
         queue: cataloguer.queue.clone(),
+        // Large objects of records the s3 function gave up on go where it would send them.
+        large: setup.large_objects(),
         cataloguer,
     };
     let worker = &worker;

@@ -60,6 +60,7 @@ fn worker_on(
             grace: Duration::from_secs(900),
         },
         queue: MemoryQueue::default(),
+        large: None,
     }
 }
 
@@ -332,4 +333,114 @@ async fn a_retirement_deletes_a_document_past_its_owners_period_with_the_reason(
         "{:?}",
         stored.status
     );
+}
+
+/// The sample large-object message (`events/sqs/large-object.json`), delivered the
+/// `receives`th time.
+fn large_object(receives: u32) -> SqsEvent {
+    let mut e = event("large-object");
+    e.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), receives.to_string());
+    e
+}
+
+#[tokio::test]
+async fn a_large_object_handed_off_is_catalogued_here_then_failed_if_it_keeps_failing() {
+    use intake_core::ports::{BlobStore, ObjectMeta};
+    use intake_core::{ObjectKey, Status};
+    let deadline = || Instant::now() + Duration::from_secs(30);
+    let key = "incoming/demo/inbox/invoice.pdf";
+    assert!(matches!(
+        classify(large_object(1).records[0].body.as_deref().unwrap()),
+        Ok(Work::LargeObject { ref arrival, .. }) if arrival.key.as_str() == key
+    ));
+    let stored = || async {
+        let (catalog, blobs) = (MemoryCatalog::default(), MemoryBlobStore::default());
+        let body = bytes::Bytes::from_static(b"%PDF-1.7\n%%EOF\n");
+        blobs
+            .put(&ObjectKey::parse(key).unwrap(), body, &ObjectMeta::default())
+            .await
+            .unwrap();
+        (catalog, blobs)
+    };
+
+    // Its first receive: catalogued, as the s3 function would have.
+    let (catalog, blobs) = stored().await;
+    let worker = worker_on(catalog.clone(), blobs.clone(), MemoryQueue::default());
+    let answer = handle(&worker, large_object(1), deadline()).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let docs = catalog.documents();
+    assert_eq!(docs.len(), 1);
+    assert!(matches!(docs[0].status, Status::Accepted), "{:?}", docs[0].status);
+    assert_eq!(docs[0].sha256, Some(intake_core::Sha256::of(b"%PDF-1.7\n%%EOF\n")));
+    // Delivered again: already catalogued, nothing new.
+    let answer = handle(&worker, large_object(2), deadline()).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(catalog.documents().len(), 1);
+
+    // A message that came back past its tries: the document fails, saying why.
+    let (catalog, blobs) = stored().await;
+    let worker = worker_on(catalog.clone(), blobs, MemoryQueue::default());
+    let answer = handle(&worker, large_object(intake_sqs::LARGE_OBJECT_RECEIVES + 1), deadline()).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let docs = catalog.documents();
+    assert_eq!(docs.len(), 1);
+    let Status::Failed { failure } = &docs[0].status else {
+        panic!("{:?}", docs[0].status)
+    };
+    assert!(
+        failure.message.contains("large object failed on 3 tries"),
+        "{}",
+        failure.message
+    );
+}
+
+#[tokio::test]
+async fn a_large_object_the_s3_function_gave_up_on_is_handed_off_not_catalogued_here() {
+    use intake_core::ingest::large::LargeObjects;
+    use intake_core::ports::{BlobStore, ObjectMeta};
+    let key = "incoming/acme/scans/big.pdf";
+    let (catalog, blobs) = (MemoryCatalog::default(), MemoryBlobStore::default());
+    blobs
+        .put(
+            &intake_core::ObjectKey::parse(key).unwrap(),
+            bytes::Bytes::from_static(b"%PDF-1.7\n%%EOF\n"),
+            &ObjectMeta::default(),
+        )
+        .await
+        .unwrap();
+    let mut worker = worker_on(catalog.clone(), blobs, MemoryQueue::default());
+    // The sample record states 79 bytes.
+    let large = LargeObjects {
+        threshold: 78,
+        queue: MemoryQueue::default(),
+    };
+    worker.large = Some(large.clone());
+    let answer = handle(
+        &worker,
+        ingest_failure(key, 1),
+        Instant::now() + Duration::from_secs(30),
+    )
+    .await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert!(catalog.documents().is_empty(), "not catalogued here");
+    let sent = large.queue.take();
+    assert!(
+        matches!(&sent[..], [(Job::CatalogueLarge { key: k, size: 79, .. }, _)] if k == key),
+        "{sent:?}"
+    );
+    // Under the threshold it is catalogued here as before.
+    worker.large = Some(LargeObjects {
+        threshold: 79,
+        queue: MemoryQueue::default(),
+    });
+    let answer = handle(
+        &worker,
+        ingest_failure(key, 1),
+        Instant::now() + Duration::from_secs(30),
+    )
+    .await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(catalog.documents().len(), 1);
 }

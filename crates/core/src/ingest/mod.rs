@@ -15,6 +15,7 @@
 //! is `<hex>`, even when the key is written again meanwhile. Where S3 verified a SHA-256 on
 //! upload, the bytes read must match it.
 
+pub mod large;
 pub mod scan;
 
 use std::sync::Arc;

@@ -52,6 +52,8 @@ pub(super) fn read(cx: &mut Context<'_>, id: &str, res: &Value) -> Result<(), St
         "ParallelizationFactor",
         "MaximumBatchingWindowInSeconds",
         "MaximumRecordAgeInSeconds",
+        // A queue's maximum concurrency: locally the function's environments bound it.
+        "ScalingConfig",
     ] {
         if props.get(ignored).is_some() {
             cx.note(format!("{id}: {ignored} is not emulated"));
