@@ -122,7 +122,8 @@ pub struct Config {
     /// `LARGE_OBJECT_BYTES` (default 2 GiB): the size above which an object is handed off.
     pub large_object_bytes: u64,
     /// `BLOB_SWEEP_GRACE_SECONDS`: how long an unreferenced blob is kept before its sweep
-    /// (default 900). Keep it above the s3 function's timeout (see `intake_core::sweep`);
+    /// (default 1800). Keep it above the longest cataloguing function's timeout (900 s; see
+    /// `intake_core::sweep`);
     /// local runs shorten it to see sweeps happen.
     pub sweep_grace: Duration,
     /// `SCAN_DEADLINE_SECONDS`: replaces the policy's `[scan] deadline_minutes` (how long a

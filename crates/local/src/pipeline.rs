@@ -94,7 +94,7 @@ pub fn local_overrides() -> Vec<(String, String)> {
         // Webhook receivers of a local run are on loopback, which deployed functions refuse.
         ("ALLOW_PRIVATE_WEBHOOKS".into(), "true".into()),
         // Unreferenced blobs are swept seconds after their release, so that sweeps happen
-        // while you watch (deployed: 15 minutes).
+        // while you watch (deployed: 30 minutes).
         ("BLOB_SWEEP_GRACE_SECONDS".into(), "5".into()),
         // A document waits at most a minute for its malware verdict (the stand-in answers in
         // seconds; deployed: the policy's 60 minutes), so that the deadline checks of decided
