@@ -37,9 +37,10 @@ pub struct Settings {
     pub multipart_ttl: Duration,
 }
 
-/// The default of [`Settings::received_grace`]: seven hours, past the s3 function's six-hour
-/// maximum event age and its retries.
-pub const RECEIVED_GRACE_DEFAULT_SECS: u64 = 7 * 60 * 60;
+/// The default of [`Settings::received_grace`]: nine hours, past the s3 function's six-hour
+/// maximum event age and its retries, and then a large object's tries on the large-object
+/// queue (up to 1 h 45 min; `scripts/check-template` holds them together).
+pub const RECEIVED_GRACE_DEFAULT_SECS: u64 = 9 * 60 * 60;
 
 /// The default of [`Settings::multipart_ttl`]: seven days, as the bucket's lifecycle rule
 /// for incomplete multipart uploads (template.yaml).

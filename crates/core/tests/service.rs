@@ -61,8 +61,8 @@ async fn submitted_upload_is_received_and_written_under_incoming() {
         .expect("a received document waits for its bytes");
     assert_eq!(
         deadline,
-        datetime!(2026-11-27 16:00 UTC),
-        "seven hours (past the s3 function's backlog), then the catalog forgets it"
+        datetime!(2026-11-27 18:00 UTC),
+        "nine hours (past the s3 function's backlog and a large object's tries), then the catalog forgets it"
     );
 }
 
@@ -239,8 +239,8 @@ async fn presigned_upload_records_a_received_document() {
     assert_eq!(w.app.get(&acme, &doc.id).await.unwrap().status, Status::Received);
     assert_eq!(
         doc.upload_deadline,
-        Some(datetime!(2026-11-27 16:15 UTC)),
-        "the link's 15 minutes, then seven hours' grace (the s3 function's backlog)"
+        Some(datetime!(2026-11-27 18:15 UTC)),
+        "the link's 15 minutes, then nine hours' grace (the s3 function's backlog)"
     );
 
     let too_big = UploadIntent {

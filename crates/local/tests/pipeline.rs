@@ -1014,6 +1014,9 @@ async fn a_file_sent_in_parts_resumes_and_is_catalogued_by_its_own_hash_on_the_l
         .plan
         .parameters
         .insert("LargeObjectBytes".into(), (8u64 << 20).to_string());
+    // Its reads go ahead of the hash in 4 MiB ranges (deployed: 16 MiB), so a 17 MiB object is
+    // read ahead.
+    options.set("READ_AHEAD_CHUNK_MIB", "4");
     let pipeline = Pipeline::start(options, door).await.unwrap();
     let api = Client {
         http: reqwest::Client::new(),
@@ -1116,29 +1119,50 @@ async fn a_file_sent_in_parts_resumes_and_is_catalogued_by_its_own_hash_on_the_l
     assert_eq!(doc["sha256"], hex(&body));
     assert_eq!(doc["size"], body.len());
     // Catalogued by the large-object function (one message, one invocation; more only if a
-    // try failed), not the s3 function.
+    // try failed): it read the object, the s3 function never did.
     let large = pipeline
         .function("LargeObjectFunction")
         .expect("the large-object function runs");
     assert!(large.invocations() >= 1, "the large-object function was never invoked");
-    let large_invocations = large.invocations();
+    let read_by = |function: &str, id: &str| {
+        pipeline.local.ledger.decisions.lock().unwrap().iter().any(|d| {
+            d.function == function && d.operation == "GetObject" && d.resource.contains(&format!("/http/{id}/"))
+        })
+    };
+    assert!(read_by("LargeObjectFunction", &id), "the large-object function read it");
+    assert!(!read_by("S3Function", &id), "the s3 function read a large object");
 
-    // A declared SHA-256 that is not the file's: rejected, saying why.
-    let small = &body[..(6 << 20)];
+    // A small file: the s3 function catalogues it itself.
+    let large_invocations = large.invocations();
+    let small = api.upload("small.pdf", "application/pdf", intake_testkit::PDF).await;
+    assert_eq!(api.settled(&small).await["status"], "accepted");
+    assert_eq!(large.invocations(), large_invocations, "a small object was handed off");
+
+    // A declared SHA-256 that is not the file's: rejected on the large-object path (9 MiB),
+    // saying why, its bytes set aside under that function's role as the policy says.
+    let wrong_body = &body[..(9 << 20)];
     let (_, wrong) = send(
         reqwest::Method::POST,
         "/v1/multipart-uploads".into(),
-        Some(json!({"name": "wrong.pdf", "content_type": "application/pdf", "size": small.len(), "sha256": hex(b"other")})),
+        Some(json!({"name": "wrong.pdf", "content_type": "application/pdf", "size": wrong_body.len(), "sha256": hex(b"other")})),
     )
     .await;
     let wrong_id = wrong["id"].as_str().unwrap().to_owned();
+    let chunks: Vec<&[u8]> = wrong_body.chunks(part_size).collect();
+    let parts: Vec<Value> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"number": i + 1, "sha256": hex(c)}))
+        .collect();
     let (_, asked) = send(
         reqwest::Method::POST,
         format!("/v1/multipart-uploads/{wrong_id}/parts"),
-        Some(json!({"parts": [{"number": 1, "sha256": hex(small)}]})),
+        Some(json!({ "parts": parts })),
     )
     .await;
-    assert_eq!(put(&asked["parts"][0], small.to_vec()).await.0, 200);
+    for (i, c) in chunks.iter().enumerate() {
+        assert_eq!(put(&asked["parts"][i], c.to_vec()).await.0, 200);
+    }
     let (status, _) = send(
         reqwest::Method::POST,
         format!("/v1/multipart-uploads/{wrong_id}/complete"),
@@ -1149,8 +1173,7 @@ async fn a_file_sent_in_parts_resumes_and_is_catalogued_by_its_own_hash_on_the_l
     let rejected = api.settled(&wrong_id).await;
     assert_eq!(rejected["status"], "rejected", "{rejected}");
     assert_eq!(rejected["rejection"]["code"], "sha256_mismatch", "{rejected}");
-    // 6 MiB, under the threshold: the s3 function catalogued it itself.
-    assert_eq!(large.invocations(), large_invocations, "a small object was handed off");
+    assert!(read_by("LargeObjectFunction", &wrong_id) && !read_by("S3Function", &wrong_id));
 
     // An abort: the document is deleted; aborting again is no error.
     let (_, aborted) = send(

@@ -340,8 +340,11 @@ where
                     };
                     let span = tracing::info_span!("object", key = %arrival.key);
                     // A large object goes to the function sized for it, as the s3 function
-                    // would have sent it (the queue's own receive limit bounds the tries).
-                    if let Some(large) = &self.large {
+                    // would have sent it; past its receives here (the hand-off kept failing),
+                    // its document is recorded failed below like any other.
+                    if let Some(large) = &self.large
+                        && receives <= RECATALOGUE_RECEIVES
+                    {
                         let size = record.s3.object.size.and_then(|s| u64::try_from(s).ok());
                         if large.hand_off(&arrival, size).instrument(span.clone()).await? {
                             span.in_scope(

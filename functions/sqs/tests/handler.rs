@@ -444,3 +444,79 @@ async fn a_large_object_the_s3_function_gave_up_on_is_handed_off_not_catalogued_
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
     assert_eq!(catalog.documents().len(), 1);
 }
+
+/// A queue that refuses every message, as SQS does in an outage (or with a grant missing).
+#[derive(Clone)]
+struct Refusing;
+
+impl intake_core::ports::WorkQueue for Refusing {
+    async fn schedule(&self, _: &Job, _: Duration) -> Result<(), intake_core::ports::StoreError> {
+        Err(intake_core::ports::StoreError::Throttled)
+    }
+}
+
+#[tokio::test]
+async fn a_hand_off_that_keeps_failing_ends_in_the_document_failed_not_the_dead_letter_queue() {
+    use intake_core::ingest::large::LargeObjects;
+    use intake_core::ports::{BlobStore, ObjectMeta};
+    use intake_core::{ObjectKey, Status};
+    let key = "incoming/acme/scans/big.pdf";
+    let (catalog, blobs) = (MemoryCatalog::default(), MemoryBlobStore::default());
+    blobs
+        .put(
+            &ObjectKey::parse(key).unwrap(),
+            bytes::Bytes::from_static(b"%PDF-1.7\n%%EOF\n"),
+            &ObjectMeta::default(),
+        )
+        .await
+        .unwrap();
+    // The worker's queues are one type: a refusing one stands for all of them here, which the
+    // ingest-failure path does not otherwise use.
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
+    let worker = Worker {
+        sweeper: Sweeper {
+            ledger: catalog.clone(),
+            blobs: blobs.clone(),
+            clock: clock.clone(),
+            ids: Arc::new(SequentialIds::default()),
+            grace: Duration::from_secs(900),
+        },
+        cataloguer: Cataloguer {
+            catalog: catalog.clone(),
+            blobs,
+            queue: Refusing,
+            policy: Arc::new(intake_core::testing::ungated_policy(include_str!(
+                "../../../shared/policy.toml"
+            ))),
+            clock: clock.clone(),
+        },
+        fanout: Fanout {
+            catalog: catalog.clone(),
+            deliveries: Refusing,
+            work: Refusing,
+            clock,
+            grace: Duration::from_secs(900),
+        },
+        queue: Refusing,
+        large: Some(LargeObjects {
+            threshold: 1,
+            queue: Refusing,
+        }),
+    };
+    let deadline = || Instant::now() + Duration::from_secs(30);
+    // While it may still be handed off, a refused hand-off sends the message back.
+    let answer = handle(&worker, ingest_failure(key, 1), deadline()).await;
+    assert_eq!(answer.batch_item_failures.len(), 1, "{answer:?}");
+    assert!(catalog.documents().is_empty());
+    // Past its receives, the document is recorded failed with the s3 function's reason.
+    let answer = handle(
+        &worker,
+        ingest_failure(key, intake_sqs::RECATALOGUE_RECEIVES + 1),
+        deadline(),
+    )
+    .await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let docs = catalog.documents();
+    assert_eq!(docs.len(), 1);
+    assert!(matches!(docs[0].status, Status::Failed { .. }), "{:?}", docs[0].status);
+}
