@@ -70,10 +70,13 @@ struct Message {
 impl Job {
     /// Whose share of the queue the job takes (SQS fair queues' message group on a standard
     /// queue): a webhook delivery's endpoint, so one endpoint's backlog (a dead one's retries)
-    /// does not hold back the deliveries of others. Other jobs share one group.
+    /// does not hold back the deliveries of others; a large object's owner
+    /// (`incoming/<owner>/…`), so one owner's batch of large files does not take every
+    /// large-object slot from the others. Other jobs share one group.
     pub fn fair_group(&self) -> Option<String> {
         match self {
             Job::DeliverWebhook { webhook, .. } => Some(webhook.to_string()),
+            Job::CatalogueLarge { key, .. } => key.split('/').nth(1).map(str::to_owned),
             _ => None,
         }
     }
@@ -121,5 +124,26 @@ mod tests {
             Job::ReconcileBlobs { after: None }
         );
         assert!(Job::from_message("not json").is_err());
+    }
+
+    #[test]
+    fn deliveries_are_fair_by_endpoint_and_large_objects_by_owner() {
+        let large = Job::CatalogueLarge {
+            key: "incoming/acme/http/01JDZ0000000000000000000AA/scan.pdf".into(),
+            event_time: time::OffsetDateTime::UNIX_EPOCH,
+            sequencer: None,
+            version_id: Some("v1".into()),
+            etag: None,
+            size: 3 << 30,
+        };
+        assert_eq!(large.fair_group().as_deref(), Some("acme"));
+        let round_trip = Job::from_message(&large.to_message()).unwrap();
+        assert_eq!(round_trip, large);
+        let deliver = Job::DeliverWebhook {
+            event_id: "e1".into(),
+            webhook: "01JDZ0000000000000000000AA".parse().unwrap(),
+        };
+        assert_eq!(deliver.fair_group().as_deref(), Some("01JDZ0000000000000000000AA"));
+        assert_eq!(Job::ReconcileBlobs { after: None }.fair_group(), None);
     }
 }
