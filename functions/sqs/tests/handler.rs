@@ -34,6 +34,17 @@ fn worker_on(
     blobs: MemoryBlobStore,
     webhooks: MemoryQueue,
 ) -> Worker<MemoryCatalog, MemoryBlobStore, MemoryQueue> {
+    worker_of(catalog, blobs, webhooks, MemoryQueue::default)
+}
+
+/// A worker on `catalog` and `blobs`, queueing webhook deliveries on `deliveries` and every
+/// other job on a queue of its own from `queue`.
+fn worker_of<Q: intake_core::ports::WorkQueue>(
+    catalog: MemoryCatalog,
+    blobs: MemoryBlobStore,
+    deliveries: Q,
+    queue: impl Fn() -> Q,
+) -> Worker<MemoryCatalog, MemoryBlobStore, Q> {
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
     Worker {
         sweeper: Sweeper {
@@ -46,7 +57,7 @@ fn worker_on(
         cataloguer: Cataloguer {
             catalog: catalog.clone(),
             blobs,
-            queue: MemoryQueue::default(),
+            queue: queue(),
             policy: Arc::new(intake_core::testing::ungated_policy(include_str!(
                 "../../../shared/policy.toml"
             ))),
@@ -54,12 +65,12 @@ fn worker_on(
         },
         fanout: Fanout {
             catalog,
-            deliveries: webhooks,
-            work: MemoryQueue::default(),
+            deliveries,
+            work: queue(),
             clock,
             grace: Duration::from_secs(900),
         },
-        queue: MemoryQueue::default(),
+        queue: queue(),
         large: None,
     }
 }
@@ -446,7 +457,6 @@ async fn a_large_object_the_s3_function_gave_up_on_is_handed_off_not_catalogued_
 }
 
 /// A queue that refuses every message, as SQS does in an outage (or with a grant missing).
-#[derive(Clone)]
 struct Refusing;
 
 impl intake_core::ports::WorkQueue for Refusing {
@@ -472,37 +482,11 @@ async fn a_hand_off_that_keeps_failing_ends_in_the_document_failed_not_the_dead_
         .unwrap();
     // The worker's queues are one type: a refusing one stands for all of them here, which the
     // ingest-failure path does not otherwise use.
-    let clock = Arc::new(ManualClock::new(datetime!(2026-11-28 10:00 UTC)));
-    let worker = Worker {
-        sweeper: Sweeper {
-            ledger: catalog.clone(),
-            blobs: blobs.clone(),
-            clock: clock.clone(),
-            ids: Arc::new(SequentialIds::default()),
-            grace: Duration::from_secs(900),
-        },
-        cataloguer: Cataloguer {
-            catalog: catalog.clone(),
-            blobs,
-            queue: Refusing,
-            policy: Arc::new(intake_core::testing::ungated_policy(include_str!(
-                "../../../shared/policy.toml"
-            ))),
-            clock: clock.clone(),
-        },
-        fanout: Fanout {
-            catalog: catalog.clone(),
-            deliveries: Refusing,
-            work: Refusing,
-            clock,
-            grace: Duration::from_secs(900),
-        },
+    let mut worker = worker_of(catalog.clone(), blobs, Refusing, || Refusing);
+    worker.large = Some(LargeObjects {
+        threshold: 1,
         queue: Refusing,
-        large: Some(LargeObjects {
-            threshold: 1,
-            queue: Refusing,
-        }),
-    };
+    });
     let deadline = || Instant::now() + Duration::from_secs(30);
     // While it may still be handed off, a refused hand-off sends the message back.
     let answer = handle(&worker, ingest_failure(key, 1), deadline()).await;
